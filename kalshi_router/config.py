@@ -1,0 +1,168 @@
+"""Typed configuration, decoded from TOML with msgspec.
+
+Every section is a frozen Struct that forbids unknown fields, so a misspelt key is an error
+rather than a silently ignored setting. Every key has a default: an empty file is valid and
+targets the embedded simulator. Range errors name the key as ``section.key``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from kalshi_router.errors import ConfigError
+from kalshi_router.sim.config import SimConfig
+
+__all__ = [
+    "Config",
+    "CredentialsConfig",
+    "ExchangeConfig",
+    "LimitsConfig",
+    "RouterConfig",
+    "load_config",
+]
+
+API_PATH_SUFFIX = "/trade-api/v2"
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Where orders go and how to talk to it."""
+
+    target: Literal["sim", "url"] = "sim"
+    base_url: str = "https://external-api.demo.kalshi.co/trade-api/v2"
+    dialect: Literal["v2", "v1"] = "v2"
+    request_timeout_s: float = 10.0
+    verify_tls: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.request_timeout_s > 0:
+            raise ConfigError("exchange.request_timeout_s: must be > 0")
+        url = urlsplit(self.base_url)
+        # The signed path is "/trade-api/v2" + endpoint, so the base URL must end exactly there
+        # (a trailing slash would make every request path, and so every signature, wrong).
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError("exchange.base_url: must be an absolute http(s) URL")
+        if url.query or url.fragment or not url.path.endswith(API_PATH_SUFFIX):
+            raise ConfigError(
+                f"exchange.base_url: must end with {API_PATH_SUFFIX} (no trailing slash or query)"
+            )
+        # Unencrypted or unverified connections are acceptable only to this machine; anything
+        # else would expose signed requests to interception.
+        local = self.target == "sim" or _is_loopback(url.hostname)
+        if not self.verify_tls and not local:
+            raise ConfigError(
+                "exchange.verify_tls: may be false only when target = 'sim' or the host is "
+                "loopback; TLS is always verified for real hosts"
+            )
+        if url.scheme == "http" and not _is_loopback(url.hostname):
+            raise ConfigError("exchange.base_url: must use https for a non-loopback host")
+
+
+class CredentialsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Names of the environment variables that hold the credentials; never the secrets."""
+
+    key_id_env: str = "KALSHI_API_KEY_ID"
+    private_key_env: str = "KALSHI_PRIVATE_KEY"
+    private_key_path_env: str = "KALSHI_PRIVATE_KEY_PATH"
+    key_type: Literal["rsa", "ed25519"] = "rsa"
+
+    def __post_init__(self) -> None:
+        for name in ("key_id_env", "private_key_env", "private_key_path_env"):
+            # The value is not quoted: if it fails, it may be a secret pasted in by mistake.
+            if not _ENV_NAME.fullmatch(getattr(self, name)):
+                raise ConfigError(
+                    f"credentials.{name}: must be an environment variable name "
+                    "(letters, digits, underscore), not a value"
+                )
+
+
+class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Write-bucket overrides, in tokens; 0 means use what the exchange reports at start."""
+
+    write_refill_rate: int = 0
+    write_bucket_capacity: int = 0
+    create_cost: int = 10
+    cancel_cost: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("write_refill_rate", "write_bucket_capacity"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"limits.{name}: must be >= 0 (0 = read from the exchange)")
+        for name in ("create_cost", "cancel_cost"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"limits.{name}: must be >= 1")
+        # A bucket smaller than one request's cost could never admit that request.
+        largest = max(self.create_cost, self.cancel_cost)
+        if 0 < self.write_bucket_capacity < largest:
+            raise ConfigError(
+                f"limits.write_bucket_capacity: must be >= the largest cost ({largest}) or 0"
+            )
+
+
+class RouterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Batching, concurrency, back-pressure and time limits of the router."""
+
+    max_batch_size: int = 20
+    max_in_flight: int = 4
+    queue_size: int = 10_000
+    linger_ms: float = 0.0
+    deadline_s: float = 5.0
+    drain_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_in_flight", "queue_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"router.{name}: must be >= 1")
+        for name in ("linger_ms", "drain_timeout_s"):
+            # "not >= 0" rather than "< 0" so that NaN is refused too.
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"router.{name}: must be >= 0")
+        if not self.deadline_s > 0:
+            raise ConfigError("router.deadline_s: must be > 0")
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """The whole configuration file."""
+
+    exchange: ExchangeConfig = msgspec.field(default_factory=ExchangeConfig)
+    credentials: CredentialsConfig = msgspec.field(default_factory=CredentialsConfig)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    router: RouterConfig = msgspec.field(default_factory=RouterConfig)
+    sim: SimConfig = msgspec.field(default_factory=SimConfig)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the TOML file at ``path``; any problem is a ``ConfigError``."""
+    config_path = Path(path)
+    try:
+        data = config_path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {config_path}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config file {config_path}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    try:
+        return msgspec.toml.decode(data, type=Config)
+    except msgspec.ValidationError as exc:
+        # msgspec's text already names the key path, e.g. "... - at `$.router`"; range checks
+        # raised in __post_init__ arrive here too, wrapped with their path.
+        raise ConfigError(f"{config_path}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None

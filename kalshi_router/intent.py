@@ -1,0 +1,254 @@
+"""The caller's order and cancel intents: one type for every API version, validated when built.
+
+Money is exact: prices and counts are ``Decimal`` (never ``float``), normalised at construction to
+Kalshi's fixed-point forms, 4 places for a dollar price and 2 for a count, so every encoder can
+write them as they stand.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+from msgspec.structs import force_setattr
+
+from kalshi_router.errors import IntentError
+
+BookSide: TypeAlias = Literal["bid", "ask"]
+Action: TypeAlias = Literal["buy", "sell"]
+OutcomeSide: TypeAlias = Literal["yes", "no"]
+TimeInForce: TypeAlias = Literal["fill_or_kill", "good_till_canceled", "immediate_or_cancel"]
+SelfTradePrevention: TypeAlias = Literal["taker_at_cross", "maker"]
+# int means cents; str and Decimal mean dollars. float is refused: it cannot say 0.1 exactly.
+PriceLike: TypeAlias = Decimal | str | int
+CountLike: TypeAlias = Decimal | str | int
+
+PRICE_PLACES = Decimal("0.0001")
+COUNT_PLACES = Decimal("0.01")
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_CENT = Decimal("0.01")
+MAX_CLIENT_ORDER_ID = 64
+MAX_SUBACCOUNT = 63
+# Kalshi documents no REST format for client_order_id; its FIX ClOrdID rule (<= 64 characters,
+# alphanumerics and _ + = : / -) is the strictest published one, so we hold REST to it too.
+_CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9_+=:/\-]{1,64}")
+_TICKER = re.compile(r"[\x21-\x7e]{1,128}")
+_SIDES = ("bid", "ask")
+_TIFS = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")
+_STPS = ("taker_at_cross", "maker")
+
+
+def new_client_order_id() -> str:
+    """A fresh UUID4: single-use forever, as Kalshi treats client order ids."""
+    return str(uuid.uuid4())
+
+
+def _decimal(field: str, value: object) -> Decimal:
+    if isinstance(value, bool | float):
+        raise IntentError(field, "must be exact: a str or Decimal in dollars, or int cents")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise IntentError(field, f"not a decimal number: {value!r}") from None
+    else:
+        raise IntentError(field, f"must be a str, Decimal or int, not {type(value).__name__}")
+    if not result.is_finite():
+        raise IntentError(field, "must be a finite number")
+    return result
+
+
+def _exact(field: str, value: Decimal, places: Decimal, what: str) -> Decimal:
+    quantized = value.quantize(places)
+    if quantized != value:
+        raise IntentError(field, f"at most {what} decimal places, got {value}")
+    return quantized
+
+
+def parse_price(value: object, field: str = "price") -> Decimal:
+    """A YES price in dollars, strictly between 0 and 1, 4 places; an int is read as cents."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        price = Decimal(value) * _CENT
+    else:
+        price = _decimal(field, value)
+    if not _ZERO < price < _ONE:
+        raise IntentError(field, f"must be between 0 and 1 dollar exclusive, got {price}")
+    return _exact(field, price, PRICE_PLACES, "4")
+
+
+def parse_count(value: object, field: str = "count") -> Decimal:
+    """A contract count > 0 with at most 2 decimal places (Kalshi's 0.01 granularity)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = Decimal(value)
+    else:
+        count = _decimal(field, value)
+    if count <= _ZERO:
+        raise IntentError(field, f"must be > 0, got {count}")
+    return _exact(field, count, COUNT_PLACES, "2")
+
+
+def _check_int(field: str, value: object, low: int, high: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise IntentError(field, f"must be an int, not {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise IntentError(field, f"must be {bound}, got {value}")
+
+
+def check_client_order_id(value: object, field: str = "client_order_id") -> None:
+    """Kalshi's FIX ClOrdID rule: 1-64 characters of A-Z a-z 0-9 _ + = : / -."""
+    if not isinstance(value, str):
+        raise IntentError(field, f"must be a str, not {type(value).__name__}")
+    if len(value) > MAX_CLIENT_ORDER_ID:
+        raise IntentError(field, f"at most {MAX_CLIENT_ORDER_ID} characters, got {len(value)}")
+    if not _CLIENT_ORDER_ID.fullmatch(value):
+        raise IntentError(field, "1-64 characters of A-Z a-z 0-9 _ + = : / - only")
+
+
+def check_ticker(value: object, field: str = "ticker") -> None:
+    if not isinstance(value, str) or not _TICKER.fullmatch(value):
+        raise IntentError(field, "must be 1-128 printable ASCII characters without spaces")
+
+
+def _check_choice(field: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise IntentError(field, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One order a bot wants placed, independent of the wire dialect.
+
+    ``side`` is on Kalshi's YES book (bid = buy YES, ask = sell YES) and ``price`` is the YES
+    price; use :meth:`legacy` for the original buy/sell + yes/no form. A bad field raises
+    :class:`IntentError` naming it, so nothing invalid ever reaches the wire.
+    """
+
+    ticker: str
+    side: BookSide
+    price: Decimal
+    count: Decimal
+    time_in_force: TimeInForce = "good_till_canceled"
+    self_trade_prevention: SelfTradePrevention = "taker_at_cross"
+    client_order_id: str = msgspec.field(default_factory=new_client_order_id)
+    post_only: bool = False
+    reduce_only: bool = False
+    expiration_time: int | None = None
+    """Unix seconds; only with good_till_canceled."""
+    order_group_id: str | None = None
+    subaccount: int | None = None
+    cancel_order_on_pause: bool = False
+    exchange_index: int | None = None
+    buy_max_cost: int | None = None
+    """V1 only: cost cap in cents (implies fill-or-kill)."""
+    sell_position_floor: int | None = None
+    """V1 only and deprecated by Kalshi: only 0 is accepted."""
+
+    def __post_init__(self) -> None:
+        check_ticker(self.ticker)
+        _check_choice("side", self.side, _SIDES)
+        force_setattr(self, "price", parse_price(self.price))
+        force_setattr(self, "count", parse_count(self.count))
+        _check_choice("time_in_force", self.time_in_force, _TIFS)
+        _check_choice("self_trade_prevention", self.self_trade_prevention, _STPS)
+        check_client_order_id(self.client_order_id)
+        for flag in ("post_only", "reduce_only", "cancel_order_on_pause"):
+            if not isinstance(getattr(self, flag), bool):
+                raise IntentError(flag, "must be true or false")
+        ioc = self.time_in_force == "immediate_or_cancel"
+        if self.reduce_only and not ioc:
+            raise IntentError("reduce_only", "only allowed with time_in_force immediate_or_cancel")
+        if self.post_only and self.time_in_force != "good_till_canceled":
+            # A post-only order that may not rest can never do anything.
+            raise IntentError("post_only", "only allowed with time_in_force good_till_canceled")
+        if self.expiration_time is not None:
+            self._check_expiration(self.expiration_time)
+        if self.order_group_id is not None and (
+            not isinstance(self.order_group_id, str) or not self.order_group_id
+        ):
+            raise IntentError("order_group_id", "must be a non-empty str")
+        if self.subaccount is not None:
+            _check_int("subaccount", self.subaccount, 0, MAX_SUBACCOUNT)
+        if self.exchange_index is not None:
+            _check_int("exchange_index", self.exchange_index, -1)
+        if self.buy_max_cost is not None:
+            _check_int("buy_max_cost", self.buy_max_cost, 1)
+            if self.side != "bid":
+                raise IntentError("buy_max_cost", "only for buys (side bid)")
+        if self.sell_position_floor is not None:
+            _check_int("sell_position_floor", self.sell_position_floor, 0, 0)
+
+    def _check_expiration(self, expiration: object) -> None:
+        _check_int("expiration_time", expiration, 1)
+        if self.time_in_force == "immediate_or_cancel":
+            raise IntentError("expiration_time", "immediate_or_cancel cannot have an expiration")
+        if self.time_in_force != "good_till_canceled":
+            raise IntentError("expiration_time", "only allowed with good_till_canceled")
+        if isinstance(expiration, int) and expiration <= time.time():
+            raise IntentError("expiration_time", f"must be in the future, got {expiration}")
+
+    @classmethod
+    def bid(cls, ticker: str, price: PriceLike, count: CountLike, **fields: Any) -> OrderIntent:
+        """Buy YES at ``price`` (dollars as str/Decimal, or int cents)."""
+        return cls(
+            ticker=ticker, side="bid", price=parse_price(price), count=parse_count(count), **fields
+        )
+
+    @classmethod
+    def ask(cls, ticker: str, price: PriceLike, count: CountLike, **fields: Any) -> OrderIntent:
+        """Sell YES at ``price`` (the same as buying NO at 1 - price)."""
+        return cls(
+            ticker=ticker, side="ask", price=parse_price(price), count=parse_count(count), **fields
+        )
+
+    @classmethod
+    def legacy(
+        cls,
+        *,
+        ticker: str,
+        action: Action,
+        side: OutcomeSide,
+        price: PriceLike,
+        count: CountLike,
+        **fields: Any,
+    ) -> OrderIntent:
+        """The original brief's form: buy/sell YES or NO at that side's own price.
+
+        Buying NO at q is selling YES at 1 - q, so it becomes an ask at 1 - q (and so on).
+        """
+        _check_choice("action", action, ("buy", "sell"))
+        _check_choice("side", side, ("yes", "no"))
+        own = parse_price(price)
+        yes_price = own if side == "yes" else _ONE - own
+        book: BookSide = "bid" if (action == "buy") == (side == "yes") else "ask"
+        return cls(ticker=ticker, side=book, price=yes_price, count=parse_count(count), **fields)
+
+    @property
+    def outcome_side(self) -> OutcomeSide:
+        """The exposure the order adds: a bid is long YES, an ask is long NO."""
+        return "yes" if self.side == "bid" else "no"
+
+
+class CancelIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Cancel one resting order. ``ticker`` is required: Kalshi routes a cancel to the market's
+    exchange shard by it, and an order id alone may land on the wrong shard."""
+
+    order_id: str
+    ticker: str
+    subaccount: int | None = None
+    exchange_index: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.order_id, str) or not self.order_id:
+            raise IntentError("order_id", "must be a non-empty str")
+        check_ticker(self.ticker)
+        if self.subaccount is not None:
+            _check_int("subaccount", self.subaccount, 0, MAX_SUBACCOUNT)
+        if self.exchange_index is not None:
+            _check_int("exchange_index", self.exchange_index, -1)

@@ -1,0 +1,65 @@
+"""What became of each intent: exactly one of these settles its future.
+
+Creates are keyed by ``client_order_id``, cancels by ``order_id``. Money fields are ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TypeAlias
+
+import msgspec
+
+
+class ApiError(msgspec.Struct, frozen=True):
+    """Kalshi's error triple, whichever of its three envelope shapes carried it."""
+
+    code: str = ""
+    message: str = ""
+    details: str = ""
+
+
+class Accepted(msgspec.Struct, frozen=True, kw_only=True, tag="accepted"):
+    """The exchange took the order. ``remaining_count`` is what rests after placement."""
+
+    client_order_id: str
+    order_id: str
+    fill_count: Decimal
+    remaining_count: Decimal
+    average_fill_price: Decimal | None = None
+    average_fee_paid: Decimal | None = None
+    ts_ms: int | None = None
+
+    ok = True
+
+
+class Cancelled(msgspec.Struct, frozen=True, kw_only=True, tag="cancelled"):
+    """The exchange took the cancel; ``reduced_by`` contracts were taken off the book."""
+
+    order_id: str
+    reduced_by: Decimal
+    client_order_id: str | None = None
+    ts_ms: int | None = None
+
+    ok = True
+
+
+class Rejected(msgspec.Struct, frozen=True, kw_only=True, tag="rejected"):
+    """The exchange (or the router, before sending) refused this intent, definitively.
+
+    ``http_status`` is the status of the answer that carried the error (201 for a per-item error
+    inside a batch answer, 0 when the router refused it itself).
+    """
+
+    code: str
+    message: str
+    details: str = ""
+    http_status: int = 0
+    client_order_id: str | None = None
+    order_id: str | None = None
+
+    ok = False
+
+
+OrderOutcome: TypeAlias = Accepted | Rejected
+CancelOutcome: TypeAlias = Cancelled | Rejected

@@ -1,0 +1,1 @@
+"""Everything Kalshi-specific: JSON models, the two batch dialects, signing and HTTP."""

@@ -1,0 +1,101 @@
+"""Kalshi's order surface as typed calls: one batch in, one classified :class:`BatchReply` out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+import msgspec
+
+from kalshi_router.errors import WireError
+from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.wire.dialect import Dialect
+from kalshi_router.wire.http import HttpTransport, Response, TransportError
+from kalshi_router.wire.models import (
+    GetAccountApiLimitsResponse,
+    GetAccountEndpointCostsResponse,
+    GetOrdersResponse,
+)
+from kalshi_router.wire.reply import BatchReply, decode_error
+
+T = TypeVar("T")
+_limits = msgspec.json.Decoder(GetAccountApiLimitsResponse)
+_costs = msgspec.json.Decoder(GetAccountEndpointCostsResponse)
+_orders = msgspec.json.Decoder(GetOrdersResponse)
+
+
+class ExchangeError(WireError):
+    """A read answered with an error status; carries Kalshi's code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+def _unreachable(keys: Sequence[str], exc: TransportError) -> BatchReply:
+    return BatchReply(
+        "ambiguous" if exc.sent else "retry", 0, unanswered=list(keys), anomalies=[str(exc)]
+    )
+
+
+class ExchangeClient:
+    """Batches go through ``dialect``; reads use the paths every dialect shares."""
+
+    def __init__(self, transport: HttpTransport, dialect: Dialect) -> None:
+        self.transport = transport
+        self.dialect = dialect
+
+    async def create_batch(self, intents: Sequence[OrderIntent]) -> BatchReply:
+        keys = [intent.client_order_id for intent in intents]
+        body = self.dialect.encode_create(intents)
+        try:
+            response = await self.transport.request("POST", self.dialect.create_path, body=body)
+        except TransportError as exc:
+            return _unreachable(keys, exc)
+        return self.dialect.decode_create(response.status, response.body, keys)
+
+    async def cancel_batch(self, cancels: Sequence[CancelIntent]) -> BatchReply:
+        keys = [cancel.order_id for cancel in cancels]
+        body = self.dialect.encode_cancel(cancels)
+        try:
+            response = await self.transport.request("DELETE", self.dialect.cancel_path, body=body)
+        except TransportError as exc:
+            return _unreachable(keys, exc)
+        return self.dialect.decode_cancel(response.status, response.body, keys)
+
+    async def get_orders(
+        self,
+        *,
+        ticker: str | None = None,
+        min_ts: int | None = None,
+        cursor: str | None = None,
+        limit: int = 1000,
+    ) -> GetOrdersResponse:
+        """One page of ``GET /portfolio/orders`` (it has no client_order_id filter)."""
+        params = {"limit": str(limit)}
+        if ticker is not None:
+            params["ticker"] = ticker
+        if min_ts is not None:
+            params["min_ts"] = str(min_ts)
+        if cursor:
+            params["cursor"] = cursor
+        return self._read(
+            await self.transport.request("GET", "/portfolio/orders", params=params), _orders
+        )
+
+    async def get_limits(self) -> GetAccountApiLimitsResponse:
+        return self._read(await self.transport.request("GET", "/account/limits"), _limits)
+
+    async def get_endpoint_costs(self) -> GetAccountEndpointCostsResponse:
+        return self._read(await self.transport.request("GET", "/account/endpoint_costs"), _costs)
+
+    @staticmethod
+    def _read(response: Response, decoder: msgspec.json.Decoder[T]) -> T:
+        if response.status != 200:
+            error = decode_error(response.status, response.body)
+            raise ExchangeError(response.status, error.code, error.message)
+        try:
+            return decoder.decode(response.body)
+        except msgspec.DecodeError as exc:
+            raise WireError(f"unreadable answer: {exc}") from None

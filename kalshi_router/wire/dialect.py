@@ -1,0 +1,67 @@
+"""The interface both wire dialects share: encode a batch, decode its answer per intent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
+
+from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.wire.reply import BatchReply, Outcome, build_reply
+
+C = TypeVar("C")
+X = TypeVar("X")
+
+DialectName: TypeAlias = Literal["v2", "v1"]
+
+
+class Dialect(Protocol):
+    """A Kalshi batch format. Paths are relative to the API root (``.../trade-api/v2``).
+
+    ``check`` raises :class:`~kalshi_router.errors.DialectError` for an intent the dialect cannot
+    express; the router calls it at submit so such an intent is refused before it is queued.
+    """
+
+    name: ClassVar[DialectName]
+    create_path: ClassVar[str]
+    cancel_path: ClassVar[str]
+
+    def check(self, intent: OrderIntent) -> None: ...
+
+    def encode_create(self, intents: Sequence[OrderIntent]) -> bytes: ...
+
+    def decode_create(self, status: int, body: bytes, keys: Sequence[str]) -> BatchReply: ...
+
+    def encode_cancel(self, cancels: Sequence[CancelIntent]) -> bytes: ...
+
+    def decode_cancel(self, status: int, body: bytes, keys: Sequence[str]) -> BatchReply: ...
+
+
+class AnswerDecoder(Generic[C, X]):
+    """The half every dialect shares: read an answer's items and match them to the keys."""
+
+    def __init__(
+        self,
+        create_items: Callable[[bytes], Iterable[C]],
+        settle_create: Callable[[C], tuple[str | None, Outcome | None]],
+        cancel_items: Callable[[bytes], Iterable[X]],
+        settle_cancel: Callable[[X], tuple[str | None, Outcome | None]],
+    ) -> None:
+        self._create_items = create_items
+        self._settle_create = settle_create
+        self._cancel_items = cancel_items
+        self._settle_cancel = settle_cancel
+
+    def decode_create(self, status: int, body: bytes, keys: Sequence[str]) -> BatchReply:
+        return build_reply(
+            status, body, keys, self._create_items, self._settle_create, "client_order_id"
+        )
+
+    def decode_cancel(self, status: int, body: bytes, keys: Sequence[str]) -> BatchReply:
+        return build_reply(status, body, keys, self._cancel_items, self._settle_cancel, "order_id")
+
+
+def dialect_for(name: DialectName) -> Dialect:
+    from kalshi_router.wire.v1 import V1Dialect
+    from kalshi_router.wire.v2 import V2Dialect
+
+    return V2Dialect() if name == "v2" else V1Dialect()

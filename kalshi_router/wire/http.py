@@ -1,0 +1,116 @@
+"""Signed HTTP to Kalshi over one pooled aiohttp session.
+
+Each request is signed just before it goes out, with a fresh timestamp, over the full path from
+the root (``/trade-api/v2/...``) without the query. Transport failures are split in two, because
+the router's retry rule depends on it: ``sent=False`` means the request certainly never reached
+the exchange (connection refused), ``sent=True`` means it may have been processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from types import TracebackType
+from typing import NamedTuple, Self
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from kalshi_router.errors import WireError
+from kalshi_router.wire.signer import Signer
+
+_JSON = "application/json"
+
+
+class Response(NamedTuple):
+    status: int
+    body: bytes
+    date: str | None
+    """The server's ``Date`` header, for clock-skew checks."""
+
+
+class TransportError(WireError):
+    """No answer was read. ``sent`` says whether the exchange may have acted on the request."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class HttpTransport:
+    """Owns its aiohttp session (made on first use, inside the running loop) unless given one."""
+
+    def __init__(
+        self,
+        base_url: str,
+        signer: Signer,
+        *,
+        timeout_s: float = 10.0,
+        max_connections: int = 8,
+        verify_tls: bool = True,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._root_path = urlsplit(self._base_url).path
+        self._signer = signer
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_connections = max_connections
+        self._verify_tls = verify_tls
+        self._session = session
+        self._owns_session = session is None
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._verify_tls)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send one signed request; raise :class:`TransportError` when no answer was read."""
+        headers = self._signer.headers(method, self._root_path + path)
+        if body is not None:
+            headers["Content-Type"] = _JSON
+        session = self._get_session()
+        try:
+            async with session.request(
+                method, self._base_url + path, data=body, params=params, headers=headers
+            ) as response:
+                payload = await response.read()
+                return Response(response.status, payload, response.headers.get("Date"))
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError(f"{method} {path}: cannot connect: {exc}", sent=False) from None
+        except TimeoutError:
+            raise TransportError(f"{method} {path}: no answer in time", sent=True) from None
+        except aiohttp.ClientError as exc:
+            # Reset, disconnect, truncated body: the request may have been processed.
+            kind = type(exc).__name__
+            raise TransportError(f"{method} {path}: {kind}: {exc}", sent=True) from None
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+            # Give the connector's transports a turn to close before the loop may go away.
+            await asyncio.sleep(0)
+        self._session = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,205 @@
+"""Kalshi's JSON bodies as msgspec Structs (OpenAPI 3.31.0 names and shapes).
+
+Requests omit unset fields (``omit_defaults``) so that what we send is exactly what the spec
+allows. Responses ignore unknown fields: Kalshi adds fields often and that must not break us.
+Fixed-point strings decode straight into ``Decimal``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+from kalshi_router.intent import BookSide, SelfTradePrevention, TimeInForce
+from kalshi_router.outcome import ApiError
+
+
+class _Request(msgspec.Struct, omit_defaults=True, kw_only=True):
+    pass
+
+
+# V2 "event orders" family (current).
+
+
+class CreateOrderV2Request(_Request):
+    ticker: str
+    side: BookSide
+    count: Decimal
+    price: Decimal
+    time_in_force: TimeInForce
+    self_trade_prevention_type: SelfTradePrevention
+    client_order_id: str | None = None
+    expiration_time: int | None = None
+    post_only: bool = False
+    cancel_order_on_pause: bool = False
+    reduce_only: bool = False
+    subaccount: int | None = None
+    order_group_id: str | None = None
+    exchange_index: int | None = None
+
+
+class BatchCreateOrdersV2Request(_Request):
+    orders: list[CreateOrderV2Request]
+
+
+class CreateOrderV2Item(msgspec.Struct, kw_only=True):
+    order_id: str | None = None
+    client_order_id: str | None = None
+    fill_count: Decimal | None = None
+    remaining_count: Decimal | None = None
+    average_fill_price: Decimal | None = None
+    average_fee_paid: Decimal | None = None
+    ts_ms: int | None = None
+    error: ApiError | None = None
+
+
+class BatchCreateOrdersV2Response(msgspec.Struct):
+    orders: list[CreateOrderV2Item]
+
+
+class CancelOrderV2Item(_Request):
+    order_id: str
+    subaccount: int | None = None
+    exchange_index: int | None = None
+    market_ticker: str | None = None
+
+
+class BatchCancelOrdersV2Request(_Request):
+    orders: list[CancelOrderV2Item]
+
+
+class CancelOrderV2Result(msgspec.Struct, kw_only=True):
+    order_id: str | None = None
+    client_order_id: str | None = None
+    reduced_by: Decimal | None = None
+    ts_ms: int | None = None
+    error: ApiError | None = None
+
+
+class BatchCancelOrdersV2Response(msgspec.Struct):
+    orders: list[CancelOrderV2Result]
+
+
+# Legacy V1 batch format (the original brief's `/portfolio/orders/batched`).
+
+
+class CreateOrderV1Request(_Request):
+    ticker: str
+    side: Literal["yes", "no"]
+    action: Literal["buy", "sell"]
+    client_order_id: str | None = None
+    count: int | None = None
+    count_fp: Decimal | None = None
+    yes_price: int | None = None
+    no_price: int | None = None
+    yes_price_dollars: Decimal | None = None
+    no_price_dollars: Decimal | None = None
+    expiration_ts: int | None = None
+    time_in_force: TimeInForce | None = None
+    buy_max_cost: int | None = None
+    post_only: bool = False
+    reduce_only: bool = False
+    sell_position_floor: int | None = None
+    self_trade_prevention_type: SelfTradePrevention | None = None
+    order_group_id: str | None = None
+    cancel_order_on_pause: bool = False
+    subaccount: int | None = None
+    exchange_index: int | None = None
+
+
+class BatchCreateOrdersV1Request(_Request):
+    orders: list[CreateOrderV1Request]
+
+
+class CancelOrderV1Item(_Request):
+    order_id: str
+    subaccount: int | None = None
+    exchange_index: int | None = None
+    market_ticker: str | None = None
+
+
+class BatchCancelOrdersV1Request(_Request):
+    orders: list[CancelOrderV1Item]
+
+
+# Reads: orders (for reconciliation), account limits and endpoint costs (for the limiter).
+
+
+class Order(msgspec.Struct, kw_only=True):
+    order_id: str
+    client_order_id: str
+    ticker: str
+    status: Literal["resting", "canceled", "executed"]
+    book_side: BookSide | None = None
+    outcome_side: Literal["yes", "no"] | None = None
+    yes_price_dollars: Decimal | None = None
+    fill_count_fp: Decimal = Decimal(0)
+    remaining_count_fp: Decimal = Decimal(0)
+    initial_count_fp: Decimal | None = None
+    created_time: str | None = None
+    subaccount_number: int | None = None
+    exchange_index: int | None = None
+
+
+class BatchCreateOrdersV1Item(msgspec.Struct, kw_only=True):
+    client_order_id: str | None = None
+    order: Order | None = None
+    error: ApiError | None = None
+
+
+class BatchCreateOrdersV1Response(msgspec.Struct):
+    orders: list[BatchCreateOrdersV1Item]
+
+
+class BatchCancelOrdersV1Item(msgspec.Struct, kw_only=True):
+    order_id: str | None = None
+    order: Order | None = None
+    reduced_by_fp: Decimal | None = None
+    error: ApiError | None = None
+
+
+class BatchCancelOrdersV1Response(msgspec.Struct):
+    orders: list[BatchCancelOrdersV1Item]
+
+
+class GetOrdersResponse(msgspec.Struct):
+    orders: list[Order]
+    cursor: str | None = None
+
+
+class GetOrderResponse(msgspec.Struct):
+    order: Order
+
+
+class BucketLimit(msgspec.Struct):
+    refill_rate: int
+    bucket_capacity: int
+
+
+class GetAccountApiLimitsResponse(msgspec.Struct):
+    usage_tier: str
+    read: BucketLimit
+    write: BucketLimit
+
+
+class EndpointTokenCost(msgspec.Struct):
+    method: str
+    path: str
+    cost: int
+
+
+class GetAccountEndpointCostsResponse(msgspec.Struct):
+    default_cost: int
+    endpoint_costs: list[EndpointTokenCost]
+
+
+class ErrorEnvelope(msgspec.Struct):
+    """Every error body Kalshi sends: ``{"error": {...}}``, ``{"error": "text"}`` (429), or the
+    flat ``{code, message, details}`` of the OpenAPI ErrorResponse."""
+
+    error: ApiError | str | None = None
+    code: str | None = None
+    message: str | None = None
+    details: str | None = None

@@ -1,0 +1,131 @@
+"""One HTTP answer to a batch, decoded and classified, with an outcome per intent matched by key.
+
+The three failure classes (design §2) are decided here, from Kalshi's statuses:
+``rejected`` is definitive (never retry), ``retry`` means nothing was executed (resend the same
+ids), ``ambiguous`` means the orders may exist (reconcile before any resend).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias, TypeVar
+
+import msgspec
+
+from kalshi_router.outcome import Accepted, ApiError, Cancelled, Rejected
+from kalshi_router.wire.models import ErrorEnvelope
+
+Disposition: TypeAlias = Literal["answered", "rejected", "retry", "ambiguous"]
+Outcome: TypeAlias = Accepted | Cancelled | Rejected
+T = TypeVar("T")
+
+# 503 is Kalshi's "service unavailable": refused before processing. 500/502/504 may come after
+# the matching engine acted, so the orders may exist.
+_NOT_EXECUTED = frozenset({429, 503})
+_MAX_TEXT = 200
+_error_decoder = msgspec.json.Decoder(ErrorEnvelope)
+
+
+@dataclass(slots=True)
+class BatchReply:
+    """``outcomes`` holds every key the answer settled; ``unanswered`` the keys it did not (all
+    of them unless the disposition is ``answered`` or ``rejected``)."""
+
+    disposition: Disposition
+    http_status: int
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    unanswered: list[str] = field(default_factory=list)
+    error: ApiError | None = None
+    anomalies: list[str] = field(default_factory=list)
+
+
+def classify_status(status: int) -> Disposition:
+    if 200 <= status < 300:
+        return "answered"
+    if status in _NOT_EXECUTED:
+        return "retry"
+    if status >= 500:
+        return "ambiguous"
+    return "rejected"
+
+
+def decode_error(status: int, body: bytes) -> ApiError:
+    """Kalshi's error in any of its three shapes; a body that is none of them is kept as text."""
+    try:
+        envelope = _error_decoder.decode(body)
+    except msgspec.DecodeError:
+        text = body[:_MAX_TEXT].decode("utf-8", "replace").strip()
+        return ApiError(code=f"http_{status}", message=text or f"HTTP {status}")
+    if isinstance(envelope.error, ApiError):
+        return envelope.error
+    if isinstance(envelope.error, str):
+        return ApiError(code=envelope.error.replace(" ", "_"), message=envelope.error)
+    if envelope.code is not None:
+        return ApiError(envelope.code, envelope.message or "", envelope.details or "")
+    return ApiError(code=f"http_{status}", message=f"HTTP {status}")
+
+
+def rejection(key_field: str, key: str, error: ApiError, status: int) -> Rejected:
+    if key_field == "order_id":
+        return Rejected(
+            code=error.code,
+            message=error.message,
+            details=error.details,
+            http_status=status,
+            order_id=key,
+        )
+    return Rejected(
+        code=error.code,
+        message=error.message,
+        details=error.details,
+        http_status=status,
+        client_order_id=key,
+    )
+
+
+def build_reply(
+    status: int,
+    body: bytes,
+    keys: Sequence[str],
+    decode: Callable[[bytes], Iterable[T]],
+    settle: Callable[[T], tuple[str | None, Outcome | None]],
+    key_field: str,
+) -> BatchReply:
+    """Decode ``body`` and give each key its own outcome, matched by key, never by position."""
+    disposition = classify_status(status)
+    if disposition != "answered":
+        error = decode_error(status, body)
+        if disposition == "rejected":
+            return BatchReply(
+                disposition,
+                status,
+                outcomes={key: rejection(key_field, key, error, status) for key in keys},
+                error=error,
+            )
+        return BatchReply(disposition, status, unanswered=list(keys), error=error)
+    try:
+        items = list(decode(body))
+    except msgspec.DecodeError as exc:
+        # A 2xx we cannot read: the exchange acted, we do not know how.
+        return BatchReply("ambiguous", status, unanswered=list(keys), anomalies=[str(exc)])
+    wanted = set(keys)
+    reply = BatchReply("answered", status)
+    twice: set[str] = set()
+    for item in items:
+        key, outcome = settle(item)
+        if key is None or key not in wanted:
+            reply.anomalies.append(f"answer item for unknown {key_field} {key!r}")
+        elif outcome is None:
+            reply.anomalies.append(f"answer item for {key_field} {key!r} lacks required fields")
+            twice.add(key)
+        elif key in reply.outcomes:
+            twice.add(key)
+        else:
+            reply.outcomes[key] = outcome
+    for key in twice:
+        # Two answers for one order, or an unreadable one: trust neither, reconcile instead.
+        if reply.outcomes.pop(key, None) is not None:
+            reply.anomalies.append(f"{key_field} {key!r} answered twice")
+    reply.unanswered = [key for key in keys if key not in reply.outcomes]
+    return reply

@@ -1,0 +1,127 @@
+"""The legacy V1 batch dialect of the original brief: ``/portfolio/orders/batched``.
+
+Kalshi retired these paths in June 2026 (they answer 410 ``deprecated_v1_order_endpoint``); the
+dialect stays for the simulator's V1 mode and for anyone still holding that format. An intent's
+bid is sent as "buy yes" and its ask as "sell yes" at the YES price, which Kalshi nets the same
+way as "buy no" at 1 - price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import ClassVar
+
+import msgspec
+
+from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.outcome import Accepted, Cancelled
+from kalshi_router.wire.dialect import AnswerDecoder, DialectName
+from kalshi_router.wire.models import (
+    BatchCancelOrdersV1Item,
+    BatchCancelOrdersV1Request,
+    BatchCancelOrdersV1Response,
+    BatchCreateOrdersV1Item,
+    BatchCreateOrdersV1Request,
+    BatchCreateOrdersV1Response,
+    CancelOrderV1Item,
+    CreateOrderV1Request,
+)
+from kalshi_router.wire.reply import Outcome, rejection
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_create_decoder = msgspec.json.Decoder(BatchCreateOrdersV1Response)
+_cancel_decoder = msgspec.json.Decoder(BatchCancelOrdersV1Response)
+_HUNDRED = Decimal(100)
+
+
+def to_v1(intent: OrderIntent) -> CreateOrderV1Request:
+    # Whole cents and whole contracts go in the original integer fields; anything finer needs
+    # the fixed-point ones.
+    cents = intent.price * _HUNDRED
+    whole_cents = cents == cents.to_integral_value()
+    whole_count = intent.count == intent.count.to_integral_value()
+    return CreateOrderV1Request(
+        ticker=intent.ticker,
+        side="yes",
+        action="buy" if intent.side == "bid" else "sell",
+        client_order_id=intent.client_order_id,
+        count=int(intent.count) if whole_count else None,
+        count_fp=None if whole_count else intent.count,
+        yes_price=int(cents) if whole_cents else None,
+        yes_price_dollars=None if whole_cents else intent.price,
+        expiration_ts=intent.expiration_time,
+        time_in_force=intent.time_in_force,
+        buy_max_cost=intent.buy_max_cost,
+        post_only=intent.post_only,
+        reduce_only=intent.reduce_only,
+        sell_position_floor=intent.sell_position_floor,
+        self_trade_prevention_type=intent.self_trade_prevention,
+        order_group_id=intent.order_group_id,
+        cancel_order_on_pause=intent.cancel_order_on_pause,
+        subaccount=intent.subaccount,
+        exchange_index=intent.exchange_index,
+    )
+
+
+def _settle_create(item: BatchCreateOrdersV1Item) -> tuple[str | None, Outcome | None]:
+    key = item.client_order_id or (item.order.client_order_id if item.order else None)
+    if key is None:
+        return None, None
+    if item.error is not None:
+        return key, rejection("client_order_id", key, item.error, 201)
+    if item.order is None:
+        return key, None
+    return key, Accepted(
+        client_order_id=key,
+        order_id=item.order.order_id,
+        fill_count=item.order.fill_count_fp,
+        remaining_count=item.order.remaining_count_fp,
+    )
+
+
+def _settle_cancel(item: BatchCancelOrdersV1Item) -> tuple[str | None, Outcome | None]:
+    key = item.order_id
+    if key is None:
+        return None, None
+    if item.error is not None:
+        return key, rejection("order_id", key, item.error, 200)
+    if item.reduced_by_fp is None:
+        return key, None
+    return key, Cancelled(
+        order_id=key,
+        reduced_by=item.reduced_by_fp,
+        client_order_id=item.order.client_order_id if item.order else None,
+    )
+
+
+class V1Dialect(AnswerDecoder[BatchCreateOrdersV1Item, BatchCancelOrdersV1Item]):
+    name: ClassVar[DialectName] = "v1"
+    create_path: ClassVar[str] = "/portfolio/orders/batched"
+    cancel_path: ClassVar[str] = "/portfolio/orders/batched"
+
+    def __init__(self) -> None:
+        super().__init__(
+            lambda raw: _create_decoder.decode(raw).orders,
+            _settle_create,
+            lambda raw: _cancel_decoder.decode(raw).orders,
+            _settle_cancel,
+        )
+
+    def check(self, intent: OrderIntent) -> None:
+        """Every intent field has a V1 form."""
+
+    def encode_create(self, intents: Sequence[OrderIntent]) -> bytes:
+        return _encoder.encode(BatchCreateOrdersV1Request(orders=[to_v1(i) for i in intents]))
+
+    def encode_cancel(self, cancels: Sequence[CancelIntent]) -> bytes:
+        items = [
+            CancelOrderV1Item(
+                order_id=c.order_id,
+                subaccount=c.subaccount,
+                exchange_index=c.exchange_index,
+                market_ticker=c.ticker,
+            )
+            for c in cancels
+        ]
+        return _encoder.encode(BatchCancelOrdersV1Request(orders=items))

@@ -1,0 +1,120 @@
+"""The V2 "event orders" dialect: ``/portfolio/events/orders/batched``, Kalshi's live surface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import msgspec
+
+from kalshi_router.errors import DialectError
+from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.outcome import Accepted, Cancelled
+from kalshi_router.wire.dialect import AnswerDecoder, DialectName
+from kalshi_router.wire.models import (
+    BatchCancelOrdersV2Request,
+    BatchCancelOrdersV2Response,
+    BatchCreateOrdersV2Request,
+    BatchCreateOrdersV2Response,
+    CancelOrderV2Item,
+    CancelOrderV2Result,
+    CreateOrderV2Item,
+    CreateOrderV2Request,
+)
+from kalshi_router.wire.reply import Outcome, rejection
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+_create_decoder = msgspec.json.Decoder(BatchCreateOrdersV2Response)
+_cancel_decoder = msgspec.json.Decoder(BatchCancelOrdersV2Response)
+
+
+def to_v2(intent: OrderIntent) -> CreateOrderV2Request:
+    return CreateOrderV2Request(
+        ticker=intent.ticker,
+        side=intent.side,
+        count=intent.count,
+        price=intent.price,
+        time_in_force=intent.time_in_force,
+        self_trade_prevention_type=intent.self_trade_prevention,
+        client_order_id=intent.client_order_id,
+        expiration_time=intent.expiration_time,
+        post_only=intent.post_only,
+        cancel_order_on_pause=intent.cancel_order_on_pause,
+        reduce_only=intent.reduce_only,
+        subaccount=intent.subaccount,
+        order_group_id=intent.order_group_id,
+        exchange_index=intent.exchange_index,
+    )
+
+
+def cancel_item(cancel: CancelIntent) -> CancelOrderV2Item:
+    # market_ticker on every cancel: without it Kalshi may route the cancel to shard 0.
+    return CancelOrderV2Item(
+        order_id=cancel.order_id,
+        subaccount=cancel.subaccount,
+        exchange_index=cancel.exchange_index,
+        market_ticker=cancel.ticker,
+    )
+
+
+def _settle_create(item: CreateOrderV2Item) -> tuple[str | None, Outcome | None]:
+    key = item.client_order_id
+    if key is None:
+        return None, None
+    if item.error is not None:
+        return key, rejection("client_order_id", key, item.error, 201)
+    if item.order_id is None or item.fill_count is None or item.remaining_count is None:
+        return key, None
+    return key, Accepted(
+        client_order_id=key,
+        order_id=item.order_id,
+        fill_count=item.fill_count,
+        remaining_count=item.remaining_count,
+        average_fill_price=item.average_fill_price,
+        average_fee_paid=item.average_fee_paid,
+        ts_ms=item.ts_ms,
+    )
+
+
+def _settle_cancel(item: CancelOrderV2Result) -> tuple[str | None, Outcome | None]:
+    key = item.order_id
+    if key is None:
+        return None, None
+    if item.error is not None:
+        return key, rejection("order_id", key, item.error, 200)
+    if item.reduced_by is None:
+        return key, None
+    return key, Cancelled(
+        order_id=key,
+        reduced_by=item.reduced_by,
+        client_order_id=item.client_order_id,
+        ts_ms=item.ts_ms,
+    )
+
+
+class V2Dialect(AnswerDecoder[CreateOrderV2Item, CancelOrderV2Result]):
+    name: ClassVar[DialectName] = "v2"
+    create_path: ClassVar[str] = "/portfolio/events/orders/batched"
+    cancel_path: ClassVar[str] = "/portfolio/events/orders/batched"
+
+    def __init__(self) -> None:
+        super().__init__(
+            lambda raw: _create_decoder.decode(raw).orders,
+            _settle_create,
+            lambda raw: _cancel_decoder.decode(raw).orders,
+            _settle_cancel,
+        )
+
+    def check(self, intent: OrderIntent) -> None:
+        if intent.buy_max_cost is not None:
+            raise DialectError("buy_max_cost", "V1-only field; the V2 API has no cost cap")
+        if intent.sell_position_floor is not None:
+            raise DialectError("sell_position_floor", "V1-only field; use reduce_only in V2")
+
+    def encode_create(self, intents: Sequence[OrderIntent]) -> bytes:
+        for intent in intents:
+            self.check(intent)
+        return _encoder.encode(BatchCreateOrdersV2Request(orders=[to_v2(i) for i in intents]))
+
+    def encode_cancel(self, cancels: Sequence[CancelIntent]) -> bytes:
+        return _encoder.encode(BatchCancelOrdersV2Request(orders=[cancel_item(c) for c in cancels]))
