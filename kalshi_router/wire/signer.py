@@ -22,7 +22,7 @@ from typing import Any, Literal, NoReturn, Self, TypeAlias
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa
 
 from kalshi_router.errors import KeyLoadError
 
@@ -65,9 +65,13 @@ def _check_key(key: object) -> PrivateKey:
         return key
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
-    raise KeyLoadError(
-        f"unsupported key type {type(key).__name__}: Kalshi accepts RSA or Ed25519 keys only"
-    )
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        kind = "EC"
+    elif isinstance(key, dsa.DSAPrivateKey):
+        kind = "DSA"
+    else:
+        kind = type(key).__name__
+    raise KeyLoadError(f"unsupported key type {kind}: Kalshi accepts RSA or Ed25519 keys only")
 
 
 def load_private_key(pem: bytes) -> PrivateKey:

@@ -246,12 +246,12 @@ def test_encrypted_keys_are_refused(rsa_pair: tuple[bytes, bytes]) -> None:
             lambda: _pem(
                 ec.generate_private_key(ec.SECP256R1()), serialization.PrivateFormat.PKCS8
             ),
-            "EllipticCurvePrivateKey",
+            "type EC:",
             id="ec",
         ),
         pytest.param(
             lambda: _pem(dsa.generate_private_key(2048), serialization.PrivateFormat.PKCS8),
-            "DSAPrivateKey",
+            "type DSA:",
             id="dsa",
         ),
         pytest.param(
@@ -287,7 +287,7 @@ def test_garbage_is_refused(rsa_pair: tuple[bytes, bytes]) -> None:
 
 
 def test_signer_refuses_unsupported_key_objects() -> None:
-    with pytest.raises(KeyLoadError, match="EllipticCurvePrivateKey"):
+    with pytest.raises(KeyLoadError, match="type EC:"):
         Signer(KEY_ID, ec.generate_private_key(ec.SECP256R1()))  # type: ignore[arg-type]
 
 

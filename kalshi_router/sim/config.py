@@ -1,0 +1,186 @@
+"""The simulator's configuration: strict msgspec Structs, loadable from TOML or JSON."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Literal
+
+import msgspec
+
+from kalshi_router.sim.buckets import TIERS, Tier
+
+# Method + path template (without /trade-api/v2) of every order-mutation endpoint, V2 and V1.
+ORDER_WRITE_PATHS: tuple[str, ...] = (
+    "POST /portfolio/events/orders",
+    "DELETE /portfolio/events/orders",
+    "POST /portfolio/events/orders/batched",
+    "DELETE /portfolio/events/orders/batched",
+    "DELETE /portfolio/events/orders/{order_id}",
+    "POST /portfolio/events/orders/{order_id}/amend",
+    "POST /portfolio/events/orders/{order_id}/decrease",
+    "POST /portfolio/orders",
+    "POST /portfolio/orders/batched",
+    "DELETE /portfolio/orders/batched",
+)
+
+_HTTP_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    pass
+
+
+def _check_rate(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {value}")
+
+
+class LatencyConfig(_Strict):
+    """Added delay before a faulted endpoint is processed; ``kind`` picks which fields count."""
+
+    kind: Literal["none", "fixed", "uniform", "exponential"] = "none"
+    fixed_ms: float = 0.0
+    min_ms: float = 0.0
+    max_ms: float = 0.0
+    mean_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.fixed_ms, self.min_ms, self.max_ms, self.mean_ms) < 0:
+            raise ValueError("latency values must not be negative")
+        if self.min_ms > self.max_ms:
+            raise ValueError("latency.min_ms must not exceed latency.max_ms")
+
+
+class FaultConfig(_Strict):
+    """What can go wrong, per request, on the endpoints in ``paths``. All off by default.
+
+    The outcome rates (503, reset before, reset after, 500, malformed, truncated, hang) are
+    mutually exclusive per request and must sum to at most 1.
+    """
+
+    latency: LatencyConfig = LatencyConfig()
+    error_503_rate: float = 0.0
+    error_500_rate: float = 0.0
+    reset_before_rate: float = 0.0
+    reset_after_rate: float = 0.0
+    malformed_rate: float = 0.0
+    truncated_rate: float = 0.0
+    hang_rate: float = 0.0
+    hang_s: float = 30.0
+    storm_429_rate: float = 0.0
+    storm_429_s: float = 1.0
+    # "METHOD /path/template" (or "/path/template" for any method), without /trade-api/v2.
+    paths: list[str] = msgspec.field(default_factory=lambda: list(ORDER_WRITE_PATHS))
+
+    def __post_init__(self) -> None:
+        for name in (
+            "error_503_rate",
+            "error_500_rate",
+            "reset_before_rate",
+            "reset_after_rate",
+            "malformed_rate",
+            "truncated_rate",
+            "hang_rate",
+            "storm_429_rate",
+        ):
+            _check_rate(name, getattr(self, name))
+        if self.outcome_total() > 1.0:
+            raise ValueError("the fault outcome rates must sum to at most 1")
+        if self.hang_s < 0 or self.storm_429_s < 0:
+            raise ValueError("hang_s and storm_429_s must not be negative")
+        for entry in self.paths:
+            method, _, path = entry.rpartition(" ")
+            if not path.startswith("/") or (method and method not in _HTTP_METHODS):
+                raise ValueError(f"faults.paths entry {entry!r} is not '[METHOD ]/path'")
+
+    def outcome_total(self) -> float:
+        """The probability that a request gets one of the exclusive fault outcomes."""
+        return (
+            self.error_503_rate
+            + self.error_500_rate
+            + self.reset_before_rate
+            + self.reset_after_rate
+            + self.malformed_rate
+            + self.truncated_rate
+            + self.hang_rate
+        )
+
+
+class MarketConfig(_Strict):
+    """A market known at start; prices are dollar strings like Kalshi's ("0.01")."""
+
+    ticker: str
+    tick: str = "0.01"
+    min_price: str = "0.01"
+    max_price: str = "0.99"
+    fractional: bool = True
+    trading_active: bool = True
+
+
+class ApiKeyConfig(_Strict):
+    """One API key: its id and exactly one of an inline PEM public key or a path to one."""
+
+    key_id: str
+    public_key_pem: str | None = None
+    public_key_path: str | None = None
+    user_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.public_key_pem is None) == (self.public_key_path is None):
+            raise ValueError(
+                f"api key {self.key_id!r}: give exactly one of public_key_pem or public_key_path"
+            )
+
+    @property
+    def owner(self) -> str:
+        """The user the key acts for (the key id unless configured)."""
+        return self.user_id if self.user_id is not None else self.key_id
+
+
+class SimConfig(_Strict):
+    """Everything the simulator can be told at start."""
+
+    tier: str = "basic"
+    write_refill: int | None = None
+    write_capacity: int | None = None
+    read_refill: int | None = None
+    read_capacity: int | None = None
+    # Kalshi does not say whether a 429'd request spends tokens (UNCONFIRMED).
+    rejected_requests_spend_tokens: bool = False
+    v1_mode: Literal["gone", "serve"] = "gone"
+    max_clock_skew_ms: int = 10_000
+    markets: list[MarketConfig] = msgspec.field(default_factory=list)
+    auto_create_markets: bool = True
+    seed_liquidity: bool = True
+    api_keys: list[ApiKeyConfig] = msgspec.field(default_factory=list)
+    faults: FaultConfig = FaultConfig()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            raise ValueError(f"unknown tier {self.tier!r}; known tiers: {', '.join(TIERS)}")
+        for name in ("write_refill", "write_capacity", "read_refill", "read_capacity"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.max_clock_skew_ms < 0:
+            raise ValueError("max_clock_skew_ms must not be negative")
+
+    def effective_tier(self) -> Tier:
+        """The named tier with any configured overrides applied."""
+        base = TIERS[self.tier]
+        return replace(
+            base,
+            read_refill=self.read_refill or base.read_refill,
+            read_capacity=self.read_capacity or base.read_capacity,
+            write_refill=self.write_refill or base.write_refill,
+            write_capacity=self.write_capacity or base.write_capacity,
+        )
+
+
+_fault_decoder = msgspec.json.Decoder(FaultConfig)
+
+
+def decode_faults(body: bytes) -> FaultConfig:
+    """Decode a FaultConfig from JSON; raises msgspec.ValidationError/DecodeError."""
+    return _fault_decoder.decode(body)

@@ -1,0 +1,24 @@
+"""The test command also holds the code to ``mypy --strict`` and ``ruff``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param([sys.executable, "-m", "mypy"], id="mypy-strict"),
+        pytest.param([sys.executable, "-m", "ruff", "check", "."], id="ruff-check"),
+        pytest.param([sys.executable, "-m", "ruff", "format", "--check", "."], id="ruff-format"),
+    ],
+)
+def test_static_checks(command: list[str]) -> None:
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
