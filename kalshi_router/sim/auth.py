@@ -92,7 +92,12 @@ class KeyRing:
             self.add(cfg.key_id, pem, cfg.owner)
 
     def verify(
-        self, key_id: str | None, timestamp: str | None, signature: str | None, method: str, path: str
+        self,
+        key_id: str | None,
+        timestamp: str | None,
+        signature: str | None,
+        method: str,
+        path: str,
     ) -> str:
         """Return the user id the request acts for, or raise AuthError."""
         if not key_id or not timestamp or not signature:

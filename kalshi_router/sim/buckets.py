@@ -98,6 +98,7 @@ CANCEL_ITEM_COST = 2
 # Third-party reports (pmxt-dev/pmxt#903, #1731): legacy V1 creates cost ten times the V2 price.
 V1_CREATE_ITEM_COST = 100
 
+
 class AccountBuckets:
     """The independent read and write buckets of one account."""
 
