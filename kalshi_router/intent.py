@@ -66,7 +66,12 @@ def _decimal(field: str, value: object) -> Decimal:
 
 
 def _exact(field: str, value: Decimal, places: Decimal, what: str) -> Decimal:
-    quantized = value.quantize(places)
+    try:
+        quantized = value.quantize(places)
+    except InvalidOperation:
+        # More digits than the decimal context holds (e.g. a count of "1e30"): quantize raises
+        # ArithmeticError, which must not escape as anything but this field's IntentError.
+        raise IntentError(field, f"too many digits: {value}") from None
     if quantized != value:
         raise IntentError(field, f"at most {what} decimal places, got {value}")
     return quantized

@@ -20,13 +20,16 @@ SPEC_FILE = SPEC / "kalshi-openapi-3.31.0-orders.yaml"
 
 
 def _wrap_nullable_refs(node: Any) -> Any:
-    # OpenAPI 3.0 ignores siblings of $ref, so `nullable: true` beside a $ref does nothing and a
-    # JSON null fails. The spec's README says to wrap such refs in allOf when loading.
+    # OpenAPI 3.0 ignores siblings of $ref, and openapi-schema-validator also refuses null for a
+    # `nullable: true` beside `allOf`; the spec's README says to fix such fields when loading.
+    # "either the schema or null" says what the spec means.
     if isinstance(node, dict):
         fixed = {key: _wrap_nullable_refs(value) for key, value in node.items()}
-        if "$ref" in fixed and fixed.get("nullable") is True:
-            ref = fixed.pop("$ref")
-            fixed["allOf"] = [{"$ref": ref}]
+        if fixed.get("nullable") is True and ("$ref" in fixed or "allOf" in fixed):
+            del fixed["nullable"]
+            if "$ref" in fixed:
+                fixed["allOf"] = [{"$ref": fixed.pop("$ref")}]
+            return {"anyOf": [fixed, {"nullable": True, "enum": [None]}]}
         return fixed
     if isinstance(node, list):
         return [_wrap_nullable_refs(value) for value in node]

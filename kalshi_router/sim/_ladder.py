@@ -1,4 +1,4 @@
-"""One side of one order book (price levels, FIFO queues) and the exchange's money arithmetic.
+"""Order books (sorted price levels of FIFO queues), matching plans, and Kalshi's taker fee.
 
 Units: prices in $0.0001, counts in hundredths of a contract, money in micro-dollars, so
 ``price * count`` is already micro-dollars.
@@ -9,13 +9,10 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field
 
-if TYPE_CHECKING:
-    from kalshi_router.sim.book import SimOrder
+from kalshi_router.sim._model import PRICE_ONE, Market, Side, SimOrder, Stp, unit_cost
 
-# $1 in price units; also the micro-dollars one hundredth of a contract pays out.
-PRICE_ONE = 10_000
 # Dead entries are skipped lazily; once they outnumber the live ones a queue is rebuilt, so heavy
 # cancelling at a price that never trades cannot grow it without bound.
 _COMPACT_AFTER = 32
@@ -26,11 +23,6 @@ def taker_fee(price: int, count: int) -> int:
     # 0.07 * (count / 100) * (price / 1e4) * (1 - price / 1e4) dollars, counted in cents.
     cents = -(-7 * count * price * (PRICE_ONE - price) // 10**10)
     return cents * 10_000
-
-
-def unit_cost(side: Literal["bid", "ask"], price: int) -> int:
-    """Micro-dollars one hundredth of a contract costs: YES at ``price``, or NO at 1 - price."""
-    return price if side == "bid" else PRICE_ONE - price
 
 
 class Entry:
@@ -61,7 +53,7 @@ class Ladder:
 
     __slots__ = ("_keys", "_levels", "_sign")
 
-    def __init__(self, side: Literal["bid", "ask"]) -> None:
+    def __init__(self, side: Side) -> None:
         # Keying asks by -price makes "best" the largest key on both sides.
         self._sign = 1 if side == "bid" else -1
         self._keys: list[int] = []
@@ -122,3 +114,64 @@ class Ladder:
             for entry in self._levels[key].queue:
                 if entry.live:
                     yield entry
+
+
+@dataclass(slots=True)
+class Book:
+    """One market: its structure and both sides of its book."""
+
+    market: Market
+    bids: Ladder = field(default_factory=lambda: Ladder("bid"))
+    asks: Ladder = field(default_factory=lambda: Ladder("ask"))
+
+    def side(self, side: Side) -> Ladder:
+        return self.bids if side == "bid" else self.asks
+
+    def opposite(self, side: Side) -> Ladder:
+        return self.asks if side == "bid" else self.bids
+
+
+@dataclass(slots=True)
+class Plan:
+    """The fills an incoming order would make, worked out before anything changes."""
+
+    fills: list[tuple[Entry, int]] = field(default_factory=list)
+    self_trades: list[Entry] = field(default_factory=list)  # own makers that "maker" STP cancels
+    stopped: bool = False  # "taker_at_cross" STP ended matching
+    qty: int = 0
+    notional: int = 0  # sum of price * count: the fill cost Kalshi reports
+    cost: int = 0  # what the taker pays: YES at price, or NO at 1 - price
+    fees: int = 0
+
+    @property
+    def self_crossed(self) -> bool:
+        return self.stopped or bool(self.self_trades)
+
+    def averages(self) -> tuple[int | None, int | None]:
+        if not self.qty:
+            return None, None
+        return self.notional * 100 // self.qty, self.fees * 100 // self.qty
+
+
+def plan_match(opposite: Ladder, user_id: str, side: Side, price: int, qty: int, stp: Stp) -> Plan:
+    """What an order for ``qty`` at ``price`` would do against the ``opposite`` side."""
+    plan = Plan()
+    left = qty
+    for entry in opposite.crossing(price):
+        if not left:
+            break
+        maker = entry.order
+        if maker.user_id == user_id:
+            if stp == "taker_at_cross":
+                plan.stopped = True
+                break
+            plan.self_trades.append(entry)
+            continue
+        fill = min(left, maker.remaining_count)
+        left -= fill
+        plan.fills.append((entry, fill))
+        plan.qty += fill
+        plan.notional += maker.price * fill
+        plan.cost += unit_cost(side, maker.price) * fill
+        plan.fees += taker_fee(maker.price, fill)
+    return plan

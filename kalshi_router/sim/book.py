@@ -11,205 +11,51 @@ import heapq
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from typing import Literal, TypeAlias
+from dataclasses import replace
 
-from kalshi_router.sim._ladder import PRICE_ONE, Entry, Ladder, taker_fee, unit_cost
+from kalshi_router.sim._ladder import Book, Entry, Plan, plan_match, taker_fee
+from kalshi_router.sim._model import (
+    Account,
+    Market,
+    NewOrder,
+    OrderRejected,
+    Placed,
+    Reduced,
+    Side,
+    SimOrder,
+    Status,
+    Stp,
+    TimeInForce,
+    balance_too_low,
+    check_amend_target,
+    check_count,
+    check_expiration,
+    check_new_order,
+    check_price,
+    check_trading,
+    duplicate,
+    invalid_parameters,
+    new_record,
+    not_found,
+    not_resting,
+    post_only_cross,
+    settle,
+    unit_cost,
+)
 
-Side: TypeAlias = Literal["bid", "ask"]
-TimeInForce: TypeAlias = Literal["fill_or_kill", "good_till_canceled", "immediate_or_cancel"]
-Stp: TypeAlias = Literal["taker_at_cross", "maker"]
-Status: TypeAlias = Literal["resting", "canceled", "executed"]
-
-
-@dataclass(frozen=True, slots=True)
-class Market:
-    """A market's price structure and trading state."""
-
-    ticker: str
-    tick: int = 100
-    min_price: int = 100
-    max_price: int = 9900
-    fractional: bool = True
-    trading_active: bool = True
-
-    def __post_init__(self) -> None:
-        if not (self.tick > 0 and 0 < self.min_price <= self.max_price < PRICE_ONE):
-            raise ValueError(f"bad price structure for {self.ticker}")
-
-
-@dataclass(frozen=True, slots=True)
-class NewOrder:
-    """A create request, already parsed into integer units."""
-
-    user_id: str
-    ticker: str
-    client_order_id: str
-    side: Side
-    price: int
-    count: int
-    time_in_force: TimeInForce
-    stp: Stp
-    post_only: bool = False
-    reduce_only: bool = False
-    expiration_time: int | None = None
-    order_group_id: str | None = None
-    subaccount: int = 0
-    cancel_order_on_pause: bool = False
-    exchange_index: int = 0
-    buy_max_cost: int | None = None
-
-
-class OrderRejected(Exception):
-    """The exchange refused a request; carries Kalshi's error triple and the HTTP status."""
-
-    def __init__(self, code: str, message: str, details: str = "", http_status: int = 400) -> None:
-        super().__init__(f"{code}: {message}" + (f" ({details})" if details else ""))
-        self.code = code
-        self.message = message
-        self.details = details
-        self.http_status = http_status
-
-
-@dataclass(slots=True)
-class SimOrder:
-    """The exchange's record of one order; mutable, owned by ``Exchange``."""
-
-    order_id: str
-    user_id: str
-    client_order_id: str
-    ticker: str
-    side: Side
-    price: int
-    initial_count: int
-    fill_count: int
-    remaining_count: int
-    time_in_force: TimeInForce
-    stp: Stp
-    post_only: bool
-    reduce_only: bool
-    expiration_time: int | None
-    order_group_id: str | None
-    subaccount: int
-    cancel_order_on_pause: bool
-    exchange_index: int
-    status: Status
-    taker_fill_cost: int
-    maker_fill_cost: int
-    taker_fees: int
-    maker_fees: int
-    created_ts_ms: int
-    last_update_ts_ms: int
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """What a create did; averages are micro-dollars per contract, None when nothing filled."""
-
-    order: SimOrder
-    fill_count: int
-    remaining_count: int
-    average_fill_price: int | None
-    average_fee_paid: int | None
-    ts_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Reduced:
-    """What a cancel, decrease or amend did; ``fill_count`` counts fills an amend caused."""
-
-    order: SimOrder
-    reduced_by: int
-    fill_count: int
-    average_fill_price: int | None
-    average_fee_paid: int | None
-    ts_ms: int
-
-
-@dataclass(slots=True)
-class _Account:
-    cash: int
-    reserved: int = 0
-    positions: dict[str, int] = field(default_factory=dict)
-    orders: list[SimOrder] = field(default_factory=list)
-    resting: dict[str, SimOrder] = field(default_factory=dict)
-    used_client_ids: set[str] = field(default_factory=set)
-    by_client_id: dict[str, SimOrder] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Book:
-    market: Market
-    bids: Ladder = field(default_factory=lambda: Ladder("bid"))
-    asks: Ladder = field(default_factory=lambda: Ladder("ask"))
-
-    def side(self, side: Side) -> Ladder:
-        return self.bids if side == "bid" else self.asks
-
-    def opposite(self, side: Side) -> Ladder:
-        return self.asks if side == "bid" else self.bids
-
-
-@dataclass(slots=True)
-class _Plan:
-    """The fills an incoming order would make, worked out before anything changes."""
-
-    fills: list[tuple[Entry, int]] = field(default_factory=list)
-    self_trades: list[Entry] = field(default_factory=list)  # own makers that "maker" STP cancels
-    stopped: bool = False  # "taker_at_cross" STP ended matching
-    qty: int = 0
-    notional: int = 0  # sum of price * count: the fill cost Kalshi reports
-    cost: int = 0  # what the taker pays: YES at price, or NO at 1 - price
-    fees: int = 0
-
-    @property
-    def self_crossed(self) -> bool:
-        return self.stopped or bool(self.self_trades)
-
-    def averages(self) -> tuple[int | None, int | None]:
-        if not self.qty:
-            return None, None
-        return self.notional * 100 // self.qty, self.fees * 100 // self.qty
-
-
-def _invalid_order(details: str, message: str = "invalid order") -> OrderRejected:
-    return OrderRejected("invalid_order", message, details)
-
-
-def _check_price(market: Market, price: int) -> None:
-    if not market.min_price <= price <= market.max_price or price % market.tick:
-        raise OrderRejected("invalid_price", "invalid price", f"{market.ticker}: {price}")
-
-
-def _check_count(market: Market, count: int, what: str = "count") -> None:
-    if count < 1 or (not market.fractional and count % 100):
-        raise OrderRejected("invalid_order_size", "invalid order size", f"{what}: {count}")
-
-
-def _check_expiration(expiration_time: int, now_ms: int) -> None:
-    if expiration_time * 1000 <= now_ms:
-        raise _invalid_order(str(expiration_time), "Expiration timestamp must be in the future")
-
-
-def _check_trading(market: Market) -> None:
-    # Sim assumption: Kalshi documents no code for orders on a paused market.
-    if not market.trading_active:
-        raise OrderRejected("trading_is_paused", "trading is paused", market.ticker)
-
-
-def _not_found(order_id: str) -> OrderRejected:
-    return OrderRejected("not_found", "order not found", order_id, http_status=404)
-
-
-def _not_resting(order: SimOrder) -> OrderRejected:
-    return OrderRejected("order_not_resting", "order is not resting", order.status)
-
-
-def _duplicate(client_order_id: str) -> OrderRejected:
-    return OrderRejected(
-        "duplicate_client_order_id", "client order id already exists", client_order_id, 409
-    )
+__all__ = [
+    "Exchange",
+    "Market",
+    "NewOrder",
+    "OrderRejected",
+    "Placed",
+    "Reduced",
+    "Side",
+    "SimOrder",
+    "Status",
+    "Stp",
+    "TimeInForce",
+]
 
 
 class Exchange:
@@ -228,8 +74,8 @@ class Exchange:
         self._auto_create = auto_create_markets
         self._starting_balance = starting_balance
         self._new_id = id_factory or (lambda: str(uuid.uuid4()))
-        self._books = {m.ticker: _Book(m) for m in markets}
-        self._accounts: dict[str, _Account] = {}
+        self._books = {m.ticker: Book(m) for m in markets}
+        self._accounts: dict[str, Account] = {}
         self._orders: dict[str, SimOrder] = {}
         self._entries: dict[str, Entry] = {}
         self._expiries: list[tuple[int, int, str]] = []
@@ -237,12 +83,12 @@ class Exchange:
 
     # -- markets ---------------------------------------------------------------------------
 
-    def _book(self, ticker: str) -> _Book:
+    def _book(self, ticker: str) -> Book:
         book = self._books.get(ticker)
         if book is None:
             if not self._auto_create:
                 raise OrderRejected("market_not_found", "market not found", ticker, 404)
-            book = self._books[ticker] = _Book(Market(ticker))
+            book = self._books[ticker] = Book(Market(ticker))
         return book
 
     def market(self, ticker: str) -> Market:
@@ -275,84 +121,43 @@ class Exchange:
         return self._place(order, check_balance=True)
 
     def seed(self, ticker: str, user_id: str, side: Side, price: int, count: int) -> SimOrder:
-        """Add GTC liquidity for a house user whose balance is never checked (it may go negative)."""
+        """GTC liquidity from a house user whose balance is never checked (it may go negative).
+
+        Its ``maker`` STP lets fresh house quotes replace crossing older ones.
+        """
         new = NewOrder(user_id, ticker, "", side, price, count, "good_till_canceled", "maker")
         return self._place(new, check_balance=False).order
 
     def _place(self, new: NewOrder, *, check_balance: bool) -> Placed:
         now = self._clock_ms()
         book = self._book(new.ticker)
-        market = book.market
-        _check_trading(market)
-        _check_price(market, new.price)
-        _check_count(market, new.count)
-        # V1's buy_max_cost "will automatically have Fill-or-Kill (FoK) behavior".
-        tif: TimeInForce = "fill_or_kill" if new.buy_max_cost is not None else new.time_in_force
-        if new.reduce_only and tif != "immediate_or_cancel":
-            raise _invalid_order("reduce_only requires time_in_force immediate_or_cancel")
-        if new.expiration_time is not None:
-            if tif == "immediate_or_cancel":
-                raise _invalid_order(
-                    "immediate_or_cancel with expiration_time",
-                    "Cannot specify both immediate_or_cancel and expiration_time",
-                )
-            _check_expiration(new.expiration_time, now)
+        tif = check_new_order(book.market, new, now)
         acct = self._account(new.user_id)
         if new.client_order_id in acct.used_client_ids:
-            raise _duplicate(new.client_order_id)
+            raise duplicate(new.client_order_id)
         self._expire(now)
         qty = new.count
         if new.reduce_only:
             position = acct.positions.get(new.ticker, 0)
             qty = min(qty, max(-position if new.side == "bid" else position, 0))
-        if new.post_only and book.opposite(new.side).crosses(new.price):
-            # Kalshi's changelog (Oct 24, 2025) spells this code with a space.
-            raise OrderRejected("invalid order", "invalid order", "post only cross")
-        plan = self._plan(book, new.user_id, new.side, new.price, qty, new.stp)
-        # Checked against the limit price, which no fill can be worse than, plus the exact fees.
-        if check_balance and unit_cost(new.side, new.price) * qty + plan.fees > self._available(
-            acct
-        ):
-            raise OrderRejected(
-                "available_balance_too_low", "available balance too low", new.client_order_id
-            )
+        opposite = book.opposite(new.side)
+        if new.post_only and opposite.crosses(new.price):
+            raise post_only_cross()
+        plan = plan_match(opposite, new.user_id, new.side, new.price, qty, new.stp)
+        # Checked at the limit price, which no fill can be worse than, plus the exact fees.
+        needed = unit_cost(new.side, new.price) * qty + plan.fees
+        if check_balance and needed > self._available(acct):
+            raise balance_too_low(new.client_order_id)
         # A FoK that meets its own order is not rolled back: it finishes like an IoC
         # (changelog Sep 25, 2025). buy_max_cost (cents) is taken to exclude fees.
         if tif == "fill_or_kill" and (
             (plan.qty < new.count and not plan.self_crossed)
             or (new.buy_max_cost is not None and plan.cost > new.buy_max_cost * 10_000)
         ):
-            plan = _Plan()
+            plan = Plan()
 
         self._seq += 1
-        order = SimOrder(
-            order_id=self._new_id(),
-            user_id=new.user_id,
-            client_order_id=new.client_order_id,
-            ticker=new.ticker,
-            side=new.side,
-            price=new.price,
-            initial_count=new.count,
-            fill_count=0,
-            remaining_count=new.count,
-            time_in_force=tif,
-            stp=new.stp,
-            post_only=new.post_only,
-            reduce_only=new.reduce_only,
-            expiration_time=new.expiration_time,
-            order_group_id=new.order_group_id,
-            subaccount=new.subaccount,
-            cancel_order_on_pause=new.cancel_order_on_pause,
-            exchange_index=new.exchange_index,
-            status="resting",
-            taker_fill_cost=0,
-            maker_fill_cost=0,
-            taker_fees=0,
-            maker_fees=0,
-            created_ts_ms=now,
-            last_update_ts_ms=now,
-            seq=self._seq,
-        )
+        order = new_record(new, self._new_id(), tif, now, self._seq)
         self._orders[order.order_id] = order
         acct.orders.append(order)
         self._use_client_id(acct, order, new.client_order_id)
@@ -366,9 +171,11 @@ class Exchange:
         """Cancel a resting order; ``reduced_by`` is what was still resting."""
         now = self._clock_ms()
         self._expire(now)
-        order = self._resting_order(user_id, order_id)
+        order = self._owned(user_id, order_id)
         if subaccount is not None and order.subaccount != subaccount:
-            raise _not_found(order_id)
+            raise not_found(order_id)
+        if order.status != "resting":
+            raise not_resting(order)
         reduced = order.remaining_count
         self._cancel_resting(order, now)
         return Reduced(order, reduced, 0, None, None, now)
@@ -397,24 +204,20 @@ class Exchange:
     ) -> Reduced:
         """Shrink a resting order in place (keeping its queue position); to zero cancels it."""
         if (reduce_by is None) == (reduce_to is None):
-            raise OrderRejected(
-                "invalid_parameters", "invalid parameters", "exactly one of reduce_by or reduce_to"
-            )
+            raise invalid_parameters("exactly one of reduce_by or reduce_to")
         now = self._clock_ms()
         self._expire(now)
         order = self._resting_order(user_id, order_id)
         market = self._books[order.ticker].market
         if reduce_to is None:
-            _check_count(market, reduce_by or 0, "reduce_by")
+            check_count(market, reduce_by or 0, "reduce_by")
             # Sim assumption: reducing by more than rests cancels rather than errs.
             target = max(order.remaining_count - (reduce_by or 0), 0)
         else:
             if reduce_to:
-                _check_count(market, reduce_to, "reduce_to")
+                check_count(market, reduce_to, "reduce_to")
             if not 0 <= reduce_to <= order.remaining_count:
-                raise OrderRejected(
-                    "invalid_parameters", "invalid parameters", "reduce_to must not increase"
-                )
+                raise invalid_parameters("reduce_to must not exceed the remaining count")
             target = reduce_to
         reduced = order.remaining_count - target
         if target == 0:
@@ -443,22 +246,11 @@ class Exchange:
         now = self._clock_ms()
         self._expire(now)
         order = self._owned(user_id, order_id)
-        if order.ticker != ticker:
-            raise OrderRejected("order_ticker_mismatch", "order ticker mismatch", ticker)
-        if order.side != side:
-            raise OrderRejected("order_side_mismatch", "order side mismatch", side)
-        if client_order_id is not None and client_order_id != order.client_order_id:
-            raise OrderRejected(
-                "order_id_and_client_order_id_mismatch",
-                "order id and client order id mismatch",
-                client_order_id,
-            )
-        if order.status != "resting":
-            raise _not_resting(order)
+        check_amend_target(order, ticker, side, client_order_id)
         book = self._books[ticker]
-        _check_trading(book.market)
-        _check_price(book.market, price)
-        _check_count(book.market, count)
+        check_trading(book.market)
+        check_price(book.market, price)
+        check_count(book.market, count)
         if count <= order.fill_count:
             raise OrderRejected(
                 "invalid_order_size", "invalid order size", "count must exceed the filled count"
@@ -466,7 +258,7 @@ class Exchange:
         expiry = order.expiration_time
         if expiration_time is not None:
             if expiration_time:
-                _check_expiration(expiration_time, now)
+                check_expiration(expiration_time, now)
             expiry = expiration_time or None
         acct = self._accounts[user_id]
         rename = (
@@ -475,21 +267,20 @@ class Exchange:
             else None
         )
         if rename is not None and rename in acct.used_client_ids:
-            raise _duplicate(rename)
+            raise duplicate(rename)
         new_remaining = count - order.fill_count
         old_remaining = order.remaining_count
         requeue = price != order.price or new_remaining > old_remaining
-        plan = _Plan()
+        plan = Plan()
         if requeue:
-            if order.post_only and book.opposite(side).crosses(price):
-                raise OrderRejected("invalid order", "invalid order", "post only cross")
-            plan = self._plan(book, user_id, side, price, new_remaining, order.stp)
+            opposite = book.opposite(side)
+            if order.post_only and opposite.crosses(price):
+                raise post_only_cross()
+            plan = plan_match(opposite, user_id, side, price, new_remaining, order.stp)
             released = unit_cost(side, order.price) * old_remaining
             needed = unit_cost(side, price) * new_remaining + plan.fees
             if needed > self._available(acct) + released:
-                raise OrderRejected(
-                    "available_balance_too_low", "available balance too low", order_id
-                )
+                raise balance_too_low(order_id)
 
         if rename is not None:
             acct.by_client_id.pop(order.client_order_id, None)
@@ -570,18 +361,18 @@ class Exchange:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _account(self, user_id: str) -> _Account:
+    def _account(self, user_id: str) -> Account:
         acct = self._accounts.get(user_id)
         if acct is None:
-            acct = self._accounts[user_id] = _Account(self._starting_balance)
+            acct = self._accounts[user_id] = Account(self._starting_balance)
         return acct
 
     @staticmethod
-    def _available(acct: _Account) -> int:
+    def _available(acct: Account) -> int:
         return acct.cash - acct.reserved
 
     @staticmethod
-    def _use_client_id(acct: _Account, order: SimOrder, client_order_id: str) -> None:
+    def _use_client_id(acct: Account, order: SimOrder, client_order_id: str) -> None:
         # An omitted client_order_id is stored as "" and never collides.
         order.client_order_id = client_order_id
         if client_order_id:
@@ -591,13 +382,13 @@ class Exchange:
     def _owned(self, user_id: str, order_id: str) -> SimOrder:
         order = self._orders.get(order_id)
         if order is None or order.user_id != user_id:
-            raise _not_found(order_id)
+            raise not_found(order_id)
         return order
 
     def _resting_order(self, user_id: str, order_id: str) -> SimOrder:
         order = self._owned(user_id, order_id)
         if order.status != "resting":
-            raise _not_resting(order)
+            raise not_resting(order)
         return order
 
     def _expire(self, now_ms: int) -> None:
@@ -609,29 +400,7 @@ class Exchange:
             if order.status == "resting" and order.expiration_time == expiry:
                 self._cancel_resting(order, now_ms)
 
-    def _plan(self, book: _Book, user_id: str, side: Side, price: int, qty: int, stp: Stp) -> _Plan:
-        plan = _Plan()
-        left = qty
-        for entry in book.opposite(side).crossing(price):
-            if not left:
-                break
-            maker = entry.order
-            if maker.user_id == user_id:
-                if stp == "taker_at_cross":
-                    plan.stopped = True
-                    break
-                plan.self_trades.append(entry)
-                continue
-            fill = min(left, maker.remaining_count)
-            left -= fill
-            plan.fills.append((entry, fill))
-            plan.qty += fill
-            plan.notional += maker.price * fill
-            plan.cost += unit_cost(side, maker.price) * fill
-            plan.fees += taker_fee(maker.price, fill)
-        return plan
-
-    def _execute(self, book: _Book, order: SimOrder, plan: _Plan, *, rest: bool, now: int) -> None:
+    def _execute(self, book: Book, order: SimOrder, plan: Plan, *, rest: bool, now: int) -> None:
         """Apply a plan to a taker that is off the book, then rest or close what is left."""
         for entry in plan.self_trades:
             self._cancel_resting(entry.order, now)
@@ -649,7 +418,7 @@ class Exchange:
             order.remaining_count = 0
             order.status = "executed" if order.fill_count == order.initial_count else "canceled"
 
-    def _fill(self, book: _Book, taker: SimOrder, entry: Entry, qty: int, now: int) -> None:
+    def _fill(self, book: Book, taker: SimOrder, entry: Entry, qty: int, now: int) -> None:
         maker = entry.order
         price = maker.price
         fee = taker_fee(price, qty)
@@ -666,24 +435,15 @@ class Exchange:
             book.side(maker.side).remove(entry, qty)
             del self._entries[maker.order_id]
             del maker_acct.resting[maker.order_id]
-        self._settle(maker_acct, maker.side, maker.ticker, price, qty)
+        settle(maker_acct, maker.side, maker.ticker, price, qty)
         taker.fill_count += qty
         taker.remaining_count -= qty
         taker.taker_fill_cost += price * qty
         taker.taker_fees += fee
         taker.last_update_ts_ms = now
         taker_acct = self._accounts[taker.user_id]
-        self._settle(taker_acct, taker.side, taker.ticker, price, qty)
+        settle(taker_acct, taker.side, taker.ticker, price, qty)
         taker_acct.cash -= fee
-
-    @staticmethod
-    def _settle(acct: _Account, side: Side, ticker: str, price: int, qty: int) -> None:
-        # Buying YES against a short (or NO against a long) closes pairs that pay out $1 each.
-        position = acct.positions.get(ticker, 0)
-        acct.cash -= unit_cost(side, price) * qty
-        closing = -position if side == "bid" else position
-        acct.cash += PRICE_ONE * min(qty, max(closing, 0))
-        acct.positions[ticker] = position + (qty if side == "bid" else -qty)
 
     def _unrest(self, order: SimOrder) -> None:
         """Take a resting order off its book and release its reservation (status unchanged)."""

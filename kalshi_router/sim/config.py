@@ -7,7 +7,9 @@ from typing import Literal
 
 import msgspec
 
+from kalshi_router.sim.book import Market
 from kalshi_router.sim.buckets import TIERS, Tier
+from kalshi_router.sim.validate import SimError, parse_price
 
 # Method + path template (without /trade-api/v2) of every order-mutation endpoint, V2 and V1.
 ORDER_WRITE_PATHS: tuple[str, ...] = (
@@ -35,7 +37,7 @@ def _check_rate(name: str, value: float) -> None:
         raise ValueError(f"{name} must be between 0 and 1, got {value}")
 
 
-class LatencyConfig(_Strict):
+class LatencyConfig(_Strict, frozen=True, kw_only=True):
     """Added delay before a faulted endpoint is processed; ``kind`` picks which fields count."""
 
     kind: Literal["none", "fixed", "uniform", "exponential"] = "none"
@@ -51,7 +53,7 @@ class LatencyConfig(_Strict):
             raise ValueError("latency.min_ms must not exceed latency.max_ms")
 
 
-class FaultConfig(_Strict):
+class FaultConfig(_Strict, frozen=True, kw_only=True):
     """What can go wrong, per request, on the endpoints in ``paths``. All off by default.
 
     The outcome rates (503, reset before, reset after, 500, malformed, truncated, hang) are
@@ -106,7 +108,7 @@ class FaultConfig(_Strict):
         )
 
 
-class MarketConfig(_Strict):
+class MarketConfig(_Strict, frozen=True, kw_only=True):
     """A market known at start; prices are dollar strings like Kalshi's ("0.01")."""
 
     ticker: str
@@ -116,8 +118,26 @@ class MarketConfig(_Strict):
     fractional: bool = True
     trading_active: bool = True
 
+    def __post_init__(self) -> None:
+        self.to_market()
 
-class ApiKeyConfig(_Strict):
+    def to_market(self) -> Market:
+        """The engine's Market ($0.0001 ints); raises ValueError naming a bad field."""
+        where = f"markets[{self.ticker!r}]"
+        try:
+            return Market(
+                ticker=self.ticker,
+                tick=parse_price(self.tick, f"{where}.tick"),
+                min_price=parse_price(self.min_price, f"{where}.min_price"),
+                max_price=parse_price(self.max_price, f"{where}.max_price"),
+                fractional=self.fractional,
+                trading_active=self.trading_active,
+            )
+        except SimError as exc:
+            raise ValueError(exc.details) from None
+
+
+class ApiKeyConfig(_Strict, frozen=True, kw_only=True):
     """One API key: its id and exactly one of an inline PEM public key or a path to one."""
 
     key_id: str
@@ -137,7 +157,7 @@ class ApiKeyConfig(_Strict):
         return self.user_id if self.user_id is not None else self.key_id
 
 
-class SimConfig(_Strict):
+class SimConfig(_Strict, frozen=True, kw_only=True):
     """Everything the simulator can be told at start."""
 
     tier: str = "basic"
@@ -176,11 +196,3 @@ class SimConfig(_Strict):
             write_refill=self.write_refill or base.write_refill,
             write_capacity=self.write_capacity or base.write_capacity,
         )
-
-
-_fault_decoder = msgspec.json.Decoder(FaultConfig)
-
-
-def decode_faults(body: bytes) -> FaultConfig:
-    """Decode a FaultConfig from JSON; raises msgspec.ValidationError/DecodeError."""
-    return _fault_decoder.decode(body)

@@ -71,8 +71,8 @@ class AmendOrderV2Request(_Request, kw_only=True):
 
 class DecreaseOrderV2Request(_Request, kw_only=True):
     # The only request fields the spec marks nullable.
-    reduce_by: str | None | UnsetType = UNSET
-    reduce_to: str | None | UnsetType = UNSET
+    reduce_by: str | UnsetType | None = UNSET
+    reduce_to: str | UnsetType | None = UNSET
     exchange_index: int | UnsetType = UNSET
     market_ticker: str | UnsetType = UNSET
 
@@ -83,7 +83,7 @@ class CreateOrderV1Request(_Request, kw_only=True):
     action: Literal["buy", "sell"]
     client_order_id: str | UnsetType = UNSET
     count: int | UnsetType = UNSET
-    count_fp: str | None | UnsetType = UNSET
+    count_fp: str | UnsetType | None = UNSET
     yes_price: int | UnsetType = UNSET
     no_price: int | UnsetType = UNSET
     yes_price_dollars: str | UnsetType = UNSET

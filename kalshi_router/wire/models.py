@@ -20,6 +20,23 @@ class _Request(msgspec.Struct, omit_defaults=True, kw_only=True):
     pass
 
 
+class ErrorResponse(msgspec.Struct, frozen=True):
+    """Kalshi's error triple as it arrives, any field absent or null.
+
+    Decoding it leniently matters: a strict ``str`` field would turn one per-item error with a
+    ``null`` detail into an unreadable body, and so a whole batch of definitive answers into an
+    ambiguous one.
+    """
+
+    code: str | None = None
+    message: str | None = None
+    details: str | None = None
+
+    def api_error(self) -> ApiError:
+        # An error without a code is still an error; give callers something to match on.
+        return ApiError(self.code or "unknown_error", self.message or "", self.details or "")
+
+
 # V2 "event orders" family (current).
 
 
@@ -52,7 +69,7 @@ class CreateOrderV2Item(msgspec.Struct, kw_only=True):
     average_fill_price: Decimal | None = None
     average_fee_paid: Decimal | None = None
     ts_ms: int | None = None
-    error: ApiError | None = None
+    error: ErrorResponse | None = None
 
 
 class BatchCreateOrdersV2Response(msgspec.Struct):
@@ -75,7 +92,7 @@ class CancelOrderV2Result(msgspec.Struct, kw_only=True):
     client_order_id: str | None = None
     reduced_by: Decimal | None = None
     ts_ms: int | None = None
-    error: ApiError | None = None
+    error: ErrorResponse | None = None
 
 
 class BatchCancelOrdersV2Response(msgspec.Struct):
@@ -131,9 +148,10 @@ class Order(msgspec.Struct, kw_only=True):
     order_id: str
     client_order_id: str
     ticker: str
-    status: Literal["resting", "canceled", "executed"]
-    book_side: BookSide | None = None
-    outcome_side: Literal["yes", "no"] | None = None
+    # Plain strings: a status or side Kalshi adds later must not make a whole answer unreadable.
+    status: str
+    book_side: str | None = None
+    outcome_side: str | None = None
     yes_price_dollars: Decimal | None = None
     fill_count_fp: Decimal = Decimal(0)
     remaining_count_fp: Decimal = Decimal(0)
@@ -146,7 +164,7 @@ class Order(msgspec.Struct, kw_only=True):
 class BatchCreateOrdersV1Item(msgspec.Struct, kw_only=True):
     client_order_id: str | None = None
     order: Order | None = None
-    error: ApiError | None = None
+    error: ErrorResponse | None = None
 
 
 class BatchCreateOrdersV1Response(msgspec.Struct):
@@ -157,7 +175,7 @@ class BatchCancelOrdersV1Item(msgspec.Struct, kw_only=True):
     order_id: str | None = None
     order: Order | None = None
     reduced_by_fp: Decimal | None = None
-    error: ApiError | None = None
+    error: ErrorResponse | None = None
 
 
 class BatchCancelOrdersV1Response(msgspec.Struct):
@@ -199,7 +217,7 @@ class ErrorEnvelope(msgspec.Struct):
     """Every error body Kalshi sends: ``{"error": {...}}``, ``{"error": "text"}`` (429), or the
     flat ``{code, message, details}`` of the OpenAPI ErrorResponse."""
 
-    error: ApiError | str | None = None
+    error: ErrorResponse | str | None = None
     code: str | None = None
     message: str | None = None
     details: str | None = None

@@ -14,15 +14,16 @@ from typing import Literal, TypeAlias, TypeVar
 import msgspec
 
 from kalshi_router.outcome import Accepted, ApiError, Cancelled, Rejected
-from kalshi_router.wire.models import ErrorEnvelope
+from kalshi_router.wire.models import ErrorEnvelope, ErrorResponse
 
 Disposition: TypeAlias = Literal["answered", "rejected", "retry", "ambiguous"]
 Outcome: TypeAlias = Accepted | Cancelled | Rejected
 T = TypeVar("T")
 
-# 503 is Kalshi's "service unavailable": refused before processing. 500/502/504 may come after
-# the matching engine acted, so the orders may exist.
-_NOT_EXECUTED = frozenset({429, 503})
+# 503 is Kalshi's "service unavailable" and 408 a request the server never finished reading:
+# both refused before processing. 500/502/504 may come after the matching engine acted, so the
+# orders may exist.
+_NOT_EXECUTED = frozenset({408, 429, 503})
 _MAX_TEXT = 200
 _error_decoder = msgspec.json.Decoder(ErrorEnvelope)
 
@@ -57,13 +58,21 @@ def decode_error(status: int, body: bytes) -> ApiError:
     except msgspec.DecodeError:
         text = body[:_MAX_TEXT].decode("utf-8", "replace").strip()
         return ApiError(code=f"http_{status}", message=text or f"HTTP {status}")
-    if isinstance(envelope.error, ApiError):
-        return envelope.error
-    if isinstance(envelope.error, str):
+    if isinstance(envelope.error, str) and envelope.error:
         return ApiError(code=envelope.error.replace(" ", "_"), message=envelope.error)
-    if envelope.code is not None:
-        return ApiError(envelope.code, envelope.message or "", envelope.details or "")
-    return ApiError(code=f"http_{status}", message=f"HTTP {status}")
+    if isinstance(envelope.error, ErrorResponse):
+        found = envelope.error
+    else:
+        found = ErrorResponse(envelope.code, envelope.message, envelope.details)
+    if found.code:
+        return found.api_error()
+    # No code (``{"error": {}}``, or a gateway's ``{"message": "..."}``): name the status, but
+    # keep whatever text came with it.
+    return ApiError(
+        code=f"http_{status}",
+        message=found.message or f"HTTP {status}",
+        details=found.details or "",
+    )
 
 
 def rejection(key_field: str, key: str, error: ApiError, status: int) -> Rejected:

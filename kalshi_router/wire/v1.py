@@ -4,6 +4,10 @@ Kalshi retired these paths in June 2026 (they answer 410 ``deprecated_v1_order_e
 dialect stays for the simulator's V1 mode and for anyone still holding that format. An intent's
 bid is sent as "buy yes" and its ask as "sell yes" at the YES price, which Kalshi nets the same
 way as "buy no" at 1 - price.
+
+V1 routes differently from V2: an omitted ``exchange_index`` means shard 0, and only ``-1``
+auto-routes by ticker. An intent without an ``exchange_index`` asks for routing by its ticker (as
+V2 does when the field is omitted), so V1 bodies say ``-1`` for it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ _encoder = msgspec.json.Encoder(decimal_format="string")
 _create_decoder = msgspec.json.Decoder(BatchCreateOrdersV1Response)
 _cancel_decoder = msgspec.json.Decoder(BatchCancelOrdersV1Response)
 _HUNDRED = Decimal(100)
+AUTO_ROUTE = -1
+
+
+def _route(exchange_index: int | None) -> int:
+    return AUTO_ROUTE if exchange_index is None else exchange_index
 
 
 def to_v1(intent: OrderIntent) -> CreateOrderV1Request:
@@ -60,7 +69,7 @@ def to_v1(intent: OrderIntent) -> CreateOrderV1Request:
         order_group_id=intent.order_group_id,
         cancel_order_on_pause=intent.cancel_order_on_pause,
         subaccount=intent.subaccount,
-        exchange_index=intent.exchange_index,
+        exchange_index=_route(intent.exchange_index),
     )
 
 
@@ -69,7 +78,7 @@ def _settle_create(item: BatchCreateOrdersV1Item) -> tuple[str | None, Outcome |
     if key is None:
         return None, None
     if item.error is not None:
-        return key, rejection("client_order_id", key, item.error, 201)
+        return key, rejection("client_order_id", key, item.error.api_error(), 201)
     if item.order is None:
         return key, None
     return key, Accepted(
@@ -85,7 +94,7 @@ def _settle_cancel(item: BatchCancelOrdersV1Item) -> tuple[str | None, Outcome |
     if key is None:
         return None, None
     if item.error is not None:
-        return key, rejection("order_id", key, item.error, 200)
+        return key, rejection("order_id", key, item.error.api_error(), 200)
     if item.reduced_by_fp is None:
         return key, None
     return key, Cancelled(
@@ -119,7 +128,7 @@ class V1Dialect(AnswerDecoder[BatchCreateOrdersV1Item, BatchCancelOrdersV1Item])
             CancelOrderV1Item(
                 order_id=c.order_id,
                 subaccount=c.subaccount,
-                exchange_index=c.exchange_index,
+                exchange_index=_route(c.exchange_index),
                 market_ticker=c.ticker,
             )
             for c in cancels

@@ -62,7 +62,7 @@ def _settle_create(item: CreateOrderV2Item) -> tuple[str | None, Outcome | None]
     if key is None:
         return None, None
     if item.error is not None:
-        return key, rejection("client_order_id", key, item.error, 201)
+        return key, rejection("client_order_id", key, item.error.api_error(), 201)
     if item.order_id is None or item.fill_count is None or item.remaining_count is None:
         return key, None
     return key, Accepted(
@@ -81,7 +81,7 @@ def _settle_cancel(item: CancelOrderV2Result) -> tuple[str | None, Outcome | Non
     if key is None:
         return None, None
     if item.error is not None:
-        return key, rejection("order_id", key, item.error, 200)
+        return key, rejection("order_id", key, item.error.api_error(), 200)
     if item.reduced_by is None:
         return key, None
     return key, Cancelled(

@@ -1,0 +1,187 @@
+"""What one running simulator holds, and the per-request context its handlers get."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from kalshi_router.sim.auth import KeyRing
+from kalshi_router.sim.book import Exchange, OrderRejected, Side
+from kalshi_router.sim.buckets import AccountBuckets, TokenBucket
+from kalshi_router.sim.config import SimConfig
+from kalshi_router.sim.faults import FaultInjector
+from kalshi_router.sim.schema import RATE_LIMIT_BODY, ErrorBody, ErrorEnvelope
+from kalshi_router.sim.validate import SimError, decode
+
+T = TypeVar("T")
+BucketName = Literal["read", "write"]
+
+HOUSE_USER = "house"
+# Seeded liquidity: asks $0.55-0.60 and bids $0.40-0.45, a cent apart, 100 contracts a level.
+_HOUSE_LEVELS: tuple[tuple[Side, range], ...] = (
+    ("ask", range(5500, 6001, 100)),
+    ("bid", range(4000, 4501, 100)),
+)
+_HOUSE_COUNT = 100 * 100
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    """Encode ``obj`` (a Struct, or plain data) with the shared encoder."""
+    return web.Response(body=_encoder.encode(obj), status=status, content_type="application/json")
+
+
+def error_response(status: int, code: str, message: str, details: str) -> web.Response:
+    """Kalshi's wrapped error body, ``{"error": {code, message, details}}``."""
+    return json_response(
+        ErrorEnvelope(error=ErrorBody(code=code, message=message, details=details)), status
+    )
+
+
+def rejection_response(exc: SimError | OrderRejected) -> web.Response:
+    """A whole-request rejection from validation or the engine."""
+    status = exc.status if isinstance(exc, SimError) else exc.http_status
+    return error_response(status, exc.code, exc.message, exc.details)
+
+
+def rate_limited_response() -> web.Response:
+    """429 with Kalshi's bare-string body and, as documented, no Retry-After header."""
+    return web.Response(body=RATE_LIMIT_BODY, status=429, content_type="application/json")
+
+
+class RateLimited(Exception):
+    """The bucket could not cover the request's cost."""
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters for GET /_sim/stats."""
+
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rate_limited: int = 0
+    tokens_spent: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "write": 0.0})
+
+    def as_json(self) -> dict[str, Any]:
+        """Requests by route and outcome, 429s, and tokens spent per bucket."""
+        by_route: dict[str, dict[str, int]] = {}
+        for (route, outcome), n in sorted(self.requests.items()):
+            by_route.setdefault(route, {})[outcome] = n
+        return {
+            "requests": by_route,
+            "rate_limited": self.rate_limited,
+            "tokens_spent": self.tokens_spent,
+        }
+
+
+class SimState:
+    """The exchange, the keys, every account's buckets, the fault injector and the stats."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+        exchange: Exchange | None = None,
+    ) -> None:
+        self.config = config
+        self.clock_ms: Callable[[], int] = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        # Buckets follow a fake clock when one is given, else the monotonic one. Seconds since
+        # start, not since the epoch: at 1.7e9 s a float cannot hold 0.1 s steps exactly.
+        self.clock_s: Callable[[], float] = time.monotonic
+        if clock_ms is not None:
+            fake, origin = clock_ms, clock_ms()
+            self.clock_s = lambda: (fake() - origin) / 1000
+        markets = [m.to_market() for m in config.markets]
+        self.exchange = exchange or Exchange(
+            clock_ms=self.clock_ms,
+            markets=markets,
+            auto_create_markets=config.auto_create_markets,
+        )
+        self.keys = KeyRing(config.max_clock_skew_ms, self.clock_ms)
+        self.keys.add_configured(config.api_keys)
+        self.tier = config.effective_tier()
+        # Sim assumption: limits are per user (Kalshi: "your tier"), shared by a user's keys.
+        self.buckets: dict[str, AccountBuckets] = {}
+        self.faults = FaultInjector(config.faults, config.seed, self.clock_s)
+        self.stats = Stats()
+        self._seeded: set[str] = set()
+        self._closing = asyncio.Event()
+        for market in markets:
+            self.prepare_market(market.ticker)
+
+    def buckets_for(self, user_id: str) -> AccountBuckets:
+        """The user's read and write buckets, created full on first use."""
+        buckets = self.buckets.get(user_id)
+        if buckets is None:
+            buckets = self.buckets[user_id] = AccountBuckets(self.tier, self.clock_s)
+        return buckets
+
+    def spend(self, bucket: TokenBucket, name: BucketName, cost: int) -> None:
+        """Take ``cost`` tokens or raise RateLimited (draining if refusals spend, by config)."""
+        if bucket.try_spend(cost):
+            self.stats.tokens_spent[name] += cost
+            return
+        self.stats.rate_limited += 1
+        if self.config.rejected_requests_spend_tokens:
+            # A refused cost exceeds what is left, and buckets never go below zero.
+            self.stats.tokens_spent[name] += bucket.tokens
+            bucket.drain()
+        raise RateLimited
+
+    def prepare_market(self, ticker: str) -> None:
+        """Make sure the market exists (or raise OrderRejected) and, once, seed house orders."""
+        market = self.exchange.market(ticker)
+        if not self.config.seed_liquidity or ticker in self._seeded:
+            return
+        self._seeded.add(ticker)
+        for side, prices in _HOUSE_LEVELS:
+            for price in prices:
+                if market.min_price <= price <= market.max_price and price % market.tick == 0:
+                    self.exchange.seed(ticker, HOUSE_USER, side, price, _HOUSE_COUNT)
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, but wake at once when the server shuts down (so a hang cannot block it)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._closing.wait()
+
+    def close(self) -> None:
+        """Wake every pending pause; called before the server stops."""
+        self._closing.set()
+
+
+@dataclass(slots=True)
+class Call:
+    """One authenticated request as a handler sees it."""
+
+    request: web.Request
+    state: SimState
+    user_id: str
+    bucket_name: BucketName
+    default_cost: int
+
+    @property
+    def exchange(self) -> Exchange:
+        return self.state.exchange
+
+    def spend(self, cost: int | None = None) -> None:
+        """Charge the endpoint's bucket (its listed cost unless ``cost`` is given)."""
+        buckets = self.state.buckets_for(self.user_id)
+        bucket = buckets.write if self.bucket_name == "write" else buckets.read
+        self.state.spend(bucket, self.bucket_name, self.default_cost if cost is None else cost)
+
+    async def body(self, decoder: msgspec.json.Decoder[T]) -> T:
+        """The request body decoded strictly (a whole-request 400 on any problem)."""
+        return decode(decoder, await self.request.read())
+
+
+Handler = Callable[[Call], Awaitable[web.StreamResponse]]
