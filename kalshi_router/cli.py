@@ -34,7 +34,6 @@ def _config(path: str | None) -> Config:
 
 def demo_intents() -> list[OrderIntent]:
     """A small market-making batch that shows each kind of answer the exchange gives."""
-    same_id = "demo-duplicate-id"
     return [
         OrderIntent.bid(TICKER, "0.45", 10, post_only=True),
         OrderIntent.ask(TICKER, "0.62", 10, post_only=True),
@@ -44,12 +43,19 @@ def demo_intents() -> list[OrderIntent]:
         OrderIntent.bid(TICKER, "0.60", 3, time_in_force="immediate_or_cancel"),
         # Post-only that would cross the book: Kalshi refuses it per item.
         OrderIntent.bid(TICKER, "0.70", 1, post_only=True),
-        OrderIntent.bid(TICKER, "0.30", 1, client_order_id=same_id),
-        OrderIntent.bid(TICKER, "0.31", 1, client_order_id=same_id),
+        # Off the market's one-cent tick.
+        OrderIntent.bid(TICKER, "0.3050", 1),
     ]
 
 
-def _describe(intent: OrderIntent | CancelIntent, outcome: object) -> str:
+_NO_ANSWER = {
+    "retry": "not executed (resend with the same ids)",
+    "ambiguous": "no answer (may exist: look it up before resending)",
+    "answered": "left out of the answer (look it up before resending)",
+}
+
+
+def _describe(intent: OrderIntent | CancelIntent, outcome: object, disposition: str) -> str:
     if isinstance(intent, OrderIntent):
         what = f"{intent.side:<3} {intent.count:>6} @ {intent.price} {intent.time_in_force}"
     else:
@@ -61,7 +67,7 @@ def _describe(intent: OrderIntent | CancelIntent, outcome: object) -> str:
     if isinstance(outcome, Rejected):
         detail = f" ({outcome.details})" if outcome.details else ""
         return f"{what:<48} rejected  {outcome.code}: {outcome.message}{detail}"
-    return f"{what:<48} no answer (unanswered: reconcile before resending)"
+    return f"{what:<48} {_NO_ANSWER.get(disposition, disposition)}"
 
 
 def _print_reply(
@@ -70,7 +76,7 @@ def _print_reply(
     print(f"\n{title}: HTTP {reply.http_status}, {reply.disposition}")
     for intent in intents:
         key = intent.client_order_id if isinstance(intent, OrderIntent) else intent.order_id
-        print("  " + _describe(intent, reply.outcomes.get(key)))
+        print("  " + _describe(intent, reply.outcomes.get(key), reply.disposition))
     for anomaly in reply.anomalies:
         print(f"  ! {anomaly}")
 
@@ -81,7 +87,9 @@ async def run_demo(config: Config) -> int:
     private_pem, public_pem = generate_key(config.credentials.key_type)
     sim_config = config.sim
     if config.exchange.dialect == "v1":
-        sim_config = msgspec.structs.replace(sim_config, v1_mode="serve")
+        # V1 orders cost 100 tokens each: a Basic bucket (100) could take one per batch.
+        tier = "premier" if sim_config.tier == "basic" else sim_config.tier
+        sim_config = msgspec.structs.replace(sim_config, v1_mode="serve", tier=tier)
     dialect = dialect_for(config.exchange.dialect)
     signer = Signer(DEMO_KEY_ID, load_private_key(private_pem))
     async with SimServer(sim_config) as sim:
@@ -100,6 +108,12 @@ async def run_demo(config: Config) -> int:
             intents = demo_intents()
             reply = await client.create_batch(intents)
             _print_reply(f"{dialect.name} batch create of {len(intents)}", intents, reply)
+            # A resend of an order that landed: client order ids are single-use, so the exchange
+            # refuses it rather than placing the order twice.
+            again = [intents[0]]
+            _print_reply(
+                "resend of the first order, same id", again, await client.create_batch(again)
+            )
             resting = [
                 o
                 for o in reply.outcomes.values()

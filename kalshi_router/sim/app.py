@@ -19,6 +19,12 @@ from kalshi_router.sim.auth import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAM
 from kalshi_router.sim.book import Exchange, OrderRejected
 from kalshi_router.sim.buckets import DEFAULT_COST, ENDPOINT_COSTS
 from kalshi_router.sim.config import FaultConfig, SimConfig
+from kalshi_router.sim.render import (
+    error_response,
+    json_response,
+    rate_limited_response,
+    rejection_response,
+)
 from kalshi_router.sim.schema import (
     BucketLimit,
     EndpointTokenCost,
@@ -26,17 +32,7 @@ from kalshi_router.sim.schema import (
     GetAccountApiLimitsResponse,
     GetAccountEndpointCostsResponse,
 )
-from kalshi_router.sim.state import (
-    BucketName,
-    Call,
-    Handler,
-    RateLimited,
-    SimState,
-    error_response,
-    json_response,
-    rate_limited_response,
-    rejection_response,
-)
+from kalshi_router.sim.state import BucketName, Call, Handler, RateLimited, SimState
 from kalshi_router.sim.validate import SimError, decode
 
 PREFIX = "/trade-api/v2"
@@ -60,9 +56,14 @@ class Endpoint:
     def key(self) -> str:
         return f"{self.method} {self.path}"
 
+    @property
+    def cost(self) -> int:
+        """The listed cost (per request; batch handlers charge per item instead)."""
+        return _COSTS.get((self.method, self.path), DEFAULT_COST)
 
-async def exchange_status(call: Call) -> web.StreamResponse:
-    """GET /exchange/status (no auth)."""
+
+async def exchange_status(call: Call) -> web.Response:
+    """GET /exchange/status (no auth). Sim assumption: the sim's exchange never closes."""
     return json_response(
         ExchangeStatus(
             exchange_active=True,
@@ -73,8 +74,11 @@ async def exchange_status(call: Call) -> web.StreamResponse:
     )
 
 
-async def endpoint_costs(call: Call) -> web.StreamResponse:
-    """GET /account/endpoint_costs (no auth): only the costs that differ from the default."""
+async def endpoint_costs(call: Call) -> web.Response:
+    """GET /account/endpoint_costs (no auth): only the costs that differ from the default.
+
+    Sim assumption: paths are route templates without /trade-api/v2, as SDK fixtures show.
+    """
     return json_response(
         GetAccountEndpointCostsResponse(
             default_cost=DEFAULT_COST,
@@ -85,7 +89,7 @@ async def endpoint_costs(call: Call) -> web.StreamResponse:
     )
 
 
-async def account_limits(call: Call) -> web.StreamResponse:
+async def account_limits(call: Call) -> web.Response:
     """GET /account/limits: the tier and both buckets' refill rate and capacity."""
     call.spend()
     tier = call.state.tier
@@ -99,14 +103,15 @@ async def account_limits(call: Call) -> web.StreamResponse:
     )
 
 
-async def _v1_gone(call: Call) -> web.StreamResponse:
+async def _v1_gone(call: Call) -> web.Response:
     return routes_v1.gone()
 
 
 def endpoints(config: SimConfig) -> list[Endpoint]:
     """Every Kalshi route the sim answers; the V1 ones depend on ``v1_mode``."""
     serve_v1 = config.v1_mode == "serve"
-    v1_auth = serve_v1  # a gone endpoint answers 410 before any authentication
+    # Sim assumption: a gone endpoint answers 410 before any authentication or bucket.
+    v1_auth = serve_v1
     return [
         Endpoint("GET", "/exchange/status", exchange_status, auth=False),
         Endpoint("GET", "/account/endpoint_costs", endpoint_costs, auth=False),
@@ -155,7 +160,9 @@ def endpoints(config: SimConfig) -> list[Endpoint]:
     ]
 
 
-async def _process(request: web.Request, state: SimState, endpoint: Endpoint) -> web.Response:
+async def _process(
+    request: web.Request, state: SimState, endpoint: Endpoint, cost: int
+) -> web.Response:
     """Authenticate and run the handler, turning every rejection into Kalshi's answer."""
     user_id = ""
     try:
@@ -168,66 +175,37 @@ async def _process(request: web.Request, state: SimState, endpoint: Endpoint) ->
                 request.method,
                 request.rel_url.raw_path,
             )
-        call = Call(
-            request,
-            state,
-            user_id,
-            endpoint.bucket,
-            _COSTS.get((endpoint.method, endpoint.path), DEFAULT_COST),
-        )
-        response = await endpoint.handler(call)
+        call = Call(request, state, user_id, endpoint.bucket, cost)
+        return await endpoint.handler(call)
     except AuthError as exc:
         return error_response(401, "authentication_error", "authentication_error", exc.details)
     except RateLimited:
         return rate_limited_response()
     except (SimError, OrderRejected) as exc:
         return rejection_response(exc)
-    assert isinstance(response, web.Response)  # handlers answer whole bodies
-    return response
 
 
 def _route(
     state: SimState, endpoint: Endpoint
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler for one endpoint: faults around processing, then the stats."""
-    key = endpoint.key
-    stats = state.stats.requests
+    key, path, cost = endpoint.key, endpoint.path, endpoint.cost
 
     async def handle(request: web.Request) -> web.StreamResponse:
         injector = state.faults
-        plan = injector.plan() if injector.applies(endpoint.method, endpoint.path) else None
+        plan = injector.plan() if injector.applies(key, path) else None
         if plan is None:
-            response = await _process(request, state, endpoint)
-            stats[key, str(response.status)] += 1
-            return response
-        if plan.latency_s:
-            await state.pause(plan.latency_s)
-        if plan.storm:
-            state.stats.rate_limited += 1
-            stats[key, "429_storm"] += 1
-            return rate_limited_response()
-        if plan.outcome == "reset_before":
-            stats[key, "reset_before"] += 1
-            return faults.drop_connection(request)
-        if plan.outcome == "error_503":
-            stats[key, "503"] += 1
-            return error_response(
-                503, "service_unavailable", "service unavailable", "sim fault: not processed"
+            response: web.StreamResponse = await _process(request, state, endpoint, cost)
+            outcome = str(response.status)
+        else:
+            response, outcome = await faults.apply(
+                plan,
+                request,
+                lambda: _process(request, state, endpoint, cost),
+                state.pause,
+                injector.config.hang_s,
             )
-        response = await _process(request, state, endpoint)
-        stats[key, plan.outcome if plan.outcome != "none" else str(response.status)] += 1
-        if plan.outcome == "error_500":
-            return error_response(
-                500, "internal_server_error", "internal server error", "sim fault: processed"
-            )
-        if plan.outcome == "reset_after":
-            return faults.drop_connection(request)
-        if plan.outcome == "malformed":
-            return faults.malformed(response)
-        if plan.outcome == "truncated":
-            return await faults.truncated(request, response)
-        if plan.outcome == "hang":
-            await state.pause(injector.config.hang_s)
+        state.stats.record(key, outcome)
         return response
 
     return handle
@@ -237,6 +215,8 @@ def _route(
 
 
 async def _sim_orders(request: web.Request) -> web.StreamResponse:
+    """Every order of every user (the house's too), newest first, in the sim's integer units:
+    price in $0.0001, counts in 0.01 contract."""
     state = request.app[SIM_STATE]
     return json_response(
         [
@@ -263,6 +243,7 @@ async def _get_faults(request: web.Request) -> web.StreamResponse:
 
 
 async def _put_faults(request: web.Request) -> web.StreamResponse:
+    """Replace the FaultConfig; the body is a whole FaultConfig (omitted fields: defaults)."""
     try:
         config = decode(_fault_config, await request.read())
     except SimError as exc:
@@ -273,6 +254,10 @@ async def _put_faults(request: web.Request) -> web.StreamResponse:
 
 async def _stats(request: web.Request) -> web.StreamResponse:
     return json_response(request.app[SIM_STATE].stats.as_json())
+
+
+async def _wake_pauses(app: web.Application) -> None:
+    app[SIM_STATE].close()
 
 
 def build_app(
@@ -289,8 +274,11 @@ def build_app(
     state = SimState(config, clock_ms=clock_ms, exchange=exchange)
     app = web.Application()
     app[SIM_STATE] = state
+    # Shutdown waits for handlers; waking pending hangs and latencies keeps that short.
+    app.on_shutdown.append(_wake_pauses)
     for endpoint in endpoints(config):
         app.router.add_route(endpoint.method, PREFIX + endpoint.path, _route(state, endpoint))
+    # Sim assumption: unknown paths and methods get aiohttp's plain-text 404/405.
     app.router.add_get("/_sim/orders", _sim_orders)
     app.router.add_get("/_sim/faults", _get_faults)
     app.router.add_put("/_sim/faults", _put_faults)

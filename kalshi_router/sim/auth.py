@@ -3,6 +3,9 @@
 The signed text is ``timestamp_ms + METHOD + path``, where the path runs from the root (it
 includes /trade-api/v2) and stops before the query. RSA keys sign with RSA-PSS, SHA-256, MGF1
 SHA-256 and a salt exactly as long as the digest; Ed25519 keys sign the same text.
+
+Sim assumptions: every key has both the read and the write scope and no subaccount lock; the
+timestamp window (Kalshi documents none) is symmetric, ``max_clock_skew_ms`` either way.
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ class FaultConfig(_Strict, frozen=True, kw_only=True):
     """What can go wrong, per request, on the endpoints in ``paths``. All off by default.
 
     The outcome rates (503, reset before, reset after, 500, malformed, truncated, hang) are
-    mutually exclusive per request and must sum to at most 1.
+    mutually exclusive per request and must sum to at most 1. A 429 storm, once started by a
+    request, answers every request on ``paths`` for ``storm_429_s`` seconds.
     """
 
     latency: LatencyConfig = LatencyConfig()

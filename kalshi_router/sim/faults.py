@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from aiohttp import web
 
 from kalshi_router.sim.config import FaultConfig
+from kalshi_router.sim.render import error_response, rate_limited_response
 
 Outcome = Literal[
     "none",
@@ -27,9 +28,6 @@ Outcome = Literal[
     "truncated",
     "hang",
 ]
-# Outcomes that happen instead of processing; the others happen after it.
-BEFORE: frozenset[Outcome] = frozenset({"error_503", "reset_before"})
-
 MALFORMED_BODY = b'<html><body>sim fault: this is not JSON {"orders": [</body></html>'
 
 
@@ -70,9 +68,9 @@ class FaultInjector:
             (config.hang_rate, "hang"),
         )
 
-    def applies(self, method: str, path: str) -> bool:
-        """Whether ``METHOD /path/template`` is one of the faulted endpoints."""
-        return f"{method} {path}" in self._paths or path in self._paths
+    def applies(self, key: str, path: str) -> bool:
+        """Whether the endpoint (``key`` is "METHOD /path/template") is faulted."""
+        return key in self._paths or path in self._paths
 
     def plan(self) -> FaultPlan | None:
         """Draw this request's faults (always three draws, in a fixed order); None: no fault."""
@@ -104,7 +102,47 @@ class FaultInjector:
         return FaultPlan(storm=storm, latency_s=latency_ms / 1000, outcome=outcome)
 
 
-def drop_connection(request: web.BaseRequest) -> web.Response:
+async def apply(
+    plan: FaultPlan,
+    request: web.BaseRequest,
+    process: Callable[[], Awaitable[web.Response]],
+    pause: Callable[[float], Awaitable[None]],
+    hang_s: float,
+) -> tuple[web.StreamResponse, str]:
+    """Answer a request under ``plan``; also returns what happened, for the stats.
+
+    ``process`` runs the request for real; it is skipped by a storm, a 503 and a reset before.
+    """
+    if plan.latency_s:
+        await pause(plan.latency_s)
+    if plan.storm:
+        # Sim assumption: a storm is an overload in front of the exchange; no bucket is charged.
+        return rate_limited_response(), "storm_429"
+    if plan.outcome == "reset_before":
+        return _drop_connection(request), plan.outcome
+    # Sim assumption: the 5xx bodies use Kalshi's wrapped error envelope with these codes.
+    if plan.outcome == "error_503":
+        return error_response(
+            503, "service_unavailable", "service unavailable", "sim fault: not processed"
+        ), plan.outcome
+    response = await process()
+    if plan.outcome == "none":
+        return response, str(response.status)
+    if plan.outcome == "error_500":
+        return error_response(
+            500, "internal_server_error", "internal server error", "sim fault: processed"
+        ), plan.outcome
+    if plan.outcome == "reset_after":
+        return _drop_connection(request), plan.outcome
+    if plan.outcome == "malformed":
+        return _malformed(response), plan.outcome
+    if plan.outcome == "truncated":
+        return await _truncated(request, response), plan.outcome
+    await pause(hang_s)
+    return response, plan.outcome
+
+
+def _drop_connection(request: web.BaseRequest) -> web.Response:
     """Close the TCP connection with no answer at all.
 
     The returned response is never sent: aiohttp finds the transport closing and gives up
@@ -116,19 +154,19 @@ def drop_connection(request: web.BaseRequest) -> web.Response:
     return web.Response(status=500)
 
 
-def malformed(response: web.Response) -> web.Response:
+def _malformed(response: web.Response) -> web.Response:
     """The same status, with a body that is not JSON."""
     return web.Response(
         body=MALFORMED_BODY, status=response.status, content_type="application/json"
     )
 
 
-async def truncated(request: web.BaseRequest, response: web.Response) -> web.StreamResponse:
+async def _truncated(request: web.BaseRequest, response: web.Response) -> web.StreamResponse:
     """Announce the full Content-Length, send half the body, then close the connection."""
     body = response.body
     if not isinstance(body, bytes) or not body:
         # Nothing to cut short (e.g. a 204): the client sees a dropped connection instead.
-        return drop_connection(request)
+        return _drop_connection(request)
     stream = web.StreamResponse(status=response.status)
     stream.content_type = "application/json"
     stream.content_length = len(body)

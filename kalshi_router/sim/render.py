@@ -1,4 +1,5 @@
-"""Integers back to Kalshi's strings, and engine orders to the spec's ``Order`` object.
+"""Integers back to Kalshi's strings, engine orders to the spec's ``Order``, and the
+responses that carry them.
 
 Units: prices in $0.0001, counts in 0.01 contract, money in micro-dollars. Integer arithmetic
 only: no float ever touches a price, a count or an amount.
@@ -7,9 +8,14 @@ only: no float ever touches a price, a count or an amount.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from kalshi_router.sim.book import SimOrder
-from kalshi_router.sim.schema import OrderOut
+import msgspec
+from aiohttp import web
+
+from kalshi_router.sim.book import OrderRejected, SimOrder
+from kalshi_router.sim.schema import RATE_LIMIT_BODY, ErrorBody, ErrorEnvelope, OrderOut
+from kalshi_router.sim.validate import SimError
 
 _PRICE_ONE = 10_000
 
@@ -77,3 +83,29 @@ def order_out(order: SimOrder) -> OrderOut:
         subaccount_number=order.subaccount,
         exchange_index=order.exchange_index,
     )
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    """Encode ``obj`` (a Struct, or plain data) with the shared encoder."""
+    return web.Response(body=_encoder.encode(obj), status=status, content_type="application/json")
+
+
+def error_response(status: int, code: str, message: str, details: str) -> web.Response:
+    """Kalshi's wrapped error body, ``{"error": {code, message, details}}``."""
+    return json_response(
+        ErrorEnvelope(error=ErrorBody(code=code, message=message, details=details)), status
+    )
+
+
+def rejection_response(exc: SimError | OrderRejected) -> web.Response:
+    """A whole-request rejection from validation or the engine."""
+    status = exc.status if isinstance(exc, SimError) else exc.http_status
+    return error_response(status, exc.code, exc.message, exc.details)
+
+
+def rate_limited_response() -> web.Response:
+    """429 with Kalshi's bare-string body and, as documented, no Retry-After header."""
+    return web.Response(body=RATE_LIMIT_BODY, status=429, content_type="application/json")

@@ -13,6 +13,7 @@ from msgspec import UNSET
 from kalshi_router.sim import render, validate
 from kalshi_router.sim.book import Placed, Reduced
 from kalshi_router.sim.buckets import CANCEL_ITEM_COST, CREATE_ITEM_COST, V1_CREATE_ITEM_COST
+from kalshi_router.sim.render import error_response, json_response
 from kalshi_router.sim.routes_v2 import cancel_each, place, place_each
 from kalshi_router.sim.schema import (
     BatchCancelItemV1,
@@ -25,10 +26,10 @@ from kalshi_router.sim.schema import (
     CreateOrderV1Request,
     CreateOrderV1Response,
 )
-from kalshi_router.sim.state import Call, error_response, json_response
+from kalshi_router.sim.state import Call
 from kalshi_router.sim.validate import invalid
 
-# Third-party reports say V1 costs ten times V2; cancels are assumed to follow creates.
+# Third-party reports say V1 creates cost ten times V2's; sim assumption: V1 cancels too.
 V1_CANCEL_ITEM_COST = CANCEL_ITEM_COST * V1_CREATE_ITEM_COST // CREATE_ITEM_COST
 
 _create = msgspec.json.Decoder(CreateOrderV1Request)
@@ -46,7 +47,7 @@ def gone() -> web.Response:
     )
 
 
-async def create(call: Call) -> web.StreamResponse:
+async def create(call: Call) -> web.Response:
     """POST /portfolio/orders: one V1 order; answers ``{order}``."""
     req = await call.body(_create)
     call.spend(V1_CREATE_ITEM_COST)
@@ -54,7 +55,7 @@ async def create(call: Call) -> web.StreamResponse:
     return json_response(CreateOrderV1Response(order=render.order_out(placed.order)), 201)
 
 
-async def batch_create(call: Call) -> web.StreamResponse:
+async def batch_create(call: Call) -> web.Response:
     """POST /portfolio/orders/batched: ``{orders: [{client_order_id, order, error}]}``."""
     req = await call.body(_batch_create)
     if not req.orders:
@@ -72,8 +73,11 @@ async def batch_create(call: Call) -> web.StreamResponse:
     return json_response(BatchCreateOrdersV1Response(orders=items), 201)
 
 
-async def batch_cancel(call: Call) -> web.StreamResponse:
-    """DELETE /portfolio/orders/batched: ``{orders: [...]}`` or the deprecated ``{ids: [...]}``."""
+async def batch_cancel(call: Call) -> web.Response:
+    """DELETE /portfolio/orders/batched: ``{orders: [...]}`` or the deprecated ``{ids: [...]}``.
+
+    Sim assumption: giving both, or neither, is a 400.
+    """
     req = await call.body(_batch_cancel)
     if req.ids is not UNSET and req.orders is UNSET:
         # "ids" is deprecated and "maps to subaccount 0".

@@ -15,6 +15,7 @@ from kalshi_router.sim import render, validate
 from kalshi_router.sim._model import duplicate, not_found
 from kalshi_router.sim.book import NewOrder, OrderRejected, Placed, Reduced, SimOrder, Status
 from kalshi_router.sim.buckets import CANCEL_ITEM_COST, CREATE_ITEM_COST
+from kalshi_router.sim.render import json_response
 from kalshi_router.sim.schema import (
     AmendOrderV2Request,
     AmendOrderV2Response,
@@ -35,7 +36,7 @@ from kalshi_router.sim.schema import (
     GetOrderResponse,
     GetOrdersResponse,
 )
-from kalshi_router.sim.state import Call, json_response
+from kalshi_router.sim.state import Call
 from kalshi_router.sim.validate import SimError, invalid
 
 _create = msgspec.json.Decoder(CreateOrderV2Request)
@@ -149,7 +150,7 @@ def _optional_count(value: str | UnsetType | None, field: str) -> int | None:
     return None if value is None or value is UNSET else validate.parse_count(value, field)
 
 
-async def create(call: Call) -> web.StreamResponse:
+async def create(call: Call) -> web.Response:
     """POST /portfolio/events/orders: one order; every problem is a whole-request error."""
     req = await call.body(_create)
     call.spend()
@@ -172,6 +173,8 @@ async def create(call: Call) -> web.StreamResponse:
 def _create_item(
     req: CreateOrderV2Request, result: Placed | SimError | OrderRejected
 ) -> BatchCreateItemV2:
+    # Sim assumption for a failed item: no order_id, ts_ms absent ("Absent when the request
+    # errored"), the x-omitempty:false counts and averages null, client_order_id echoed.
     if not isinstance(result, Placed):
         return BatchCreateItemV2(
             client_order_id=req.client_order_id or None,
@@ -192,7 +195,7 @@ def _create_item(
     )
 
 
-async def batch_create(call: Call) -> web.StreamResponse:
+async def batch_create(call: Call) -> web.Response:
     """POST /portfolio/events/orders/batched: per-item results, in request order."""
     req = await call.body(_batch_create)
     if not req.orders:
@@ -203,7 +206,7 @@ async def batch_create(call: Call) -> web.StreamResponse:
     return json_response(BatchCreateOrdersV2Response(orders=items), 201)
 
 
-async def cancel(call: Call) -> web.StreamResponse:
+async def cancel(call: Call) -> web.Response:
     """DELETE /portfolio/events/orders/{order_id}."""
     call.spend()
     query = call.request.query
@@ -243,7 +246,7 @@ def _cancel_item(
     )
 
 
-async def batch_cancel(call: Call) -> web.StreamResponse:
+async def batch_cancel(call: Call) -> web.Response:
     """DELETE /portfolio/events/orders/batched: per-item results, in request order."""
     req = await call.body(_batch_cancel)
     if not req.orders:
@@ -254,14 +257,14 @@ async def batch_cancel(call: Call) -> web.StreamResponse:
     return json_response(BatchCancelOrdersV2Response(orders=items))
 
 
-async def cancel_all(call: Call) -> web.StreamResponse:
+async def cancel_all(call: Call) -> web.Response:
     """DELETE /portfolio/events/orders: 204; no subaccount means every subaccount."""
     call.spend()
     call.exchange.cancel_all(call.user_id, _subaccount_query(call))
     return web.Response(status=204)
 
 
-async def amend(call: Call) -> web.StreamResponse:
+async def amend(call: Call) -> web.Response:
     """POST /portfolio/events/orders/{order_id}/amend."""
     req = await call.body(_amend)
     call.spend()
@@ -301,7 +304,7 @@ async def amend(call: Call) -> web.StreamResponse:
     )
 
 
-async def decrease(call: Call) -> web.StreamResponse:
+async def decrease(call: Call) -> web.Response:
     """POST /portfolio/events/orders/{order_id}/decrease: exactly one of reduce_by/reduce_to."""
     req = await call.body(_decrease)
     call.spend()
@@ -349,8 +352,11 @@ def _event_of(ticker: str) -> str:
     return ticker.rpartition("-")[0] or ticker
 
 
-async def get_orders(call: Call) -> web.StreamResponse:
-    """GET /portfolio/orders: newest first, paged by an opaque cursor."""
+async def get_orders(call: Call) -> web.Response:
+    """GET /portfolio/orders: newest first, paged by an opaque cursor.
+
+    Sim assumption: unknown query parameters are ignored, as Go handlers do.
+    """
     call.spend()
     query = call.request.query
     raw_status = query.get("status")
@@ -389,7 +395,7 @@ async def get_orders(call: Call) -> web.StreamResponse:
     )
 
 
-async def get_order(call: Call) -> web.StreamResponse:
+async def get_order(call: Call) -> web.Response:
     """GET /portfolio/orders/{order_id}: the caller's order or 404."""
     call.spend()
     order = owned(call, call.request.match_info["order_id"], None)

@@ -194,7 +194,11 @@ class DecreaseOrderV2Response(Struct, kw_only=True):
 
 
 class OrderOut(Struct, kw_only=True):
-    """Kalshi's ``Order``; the deprecated ``side``/``action`` are left out on purpose."""
+    """Kalshi's ``Order``.
+
+    Sim assumption: the deprecated ``side``/``action`` (kept "not before May 14, 2026") are
+    left out, so that no client comes to depend on them.
+    """
 
     order_id: str
     user_id: str

@@ -79,7 +79,6 @@ class SimServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.state.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -14,12 +14,11 @@ import msgspec
 from aiohttp import web
 
 from kalshi_router.sim.auth import KeyRing
-from kalshi_router.sim.book import Exchange, OrderRejected, Side
+from kalshi_router.sim.book import Exchange, Side
 from kalshi_router.sim.buckets import AccountBuckets, TokenBucket
 from kalshi_router.sim.config import SimConfig
 from kalshi_router.sim.faults import FaultInjector
-from kalshi_router.sim.schema import RATE_LIMIT_BODY, ErrorBody, ErrorEnvelope
-from kalshi_router.sim.validate import SimError, decode
+from kalshi_router.sim.validate import decode
 
 T = TypeVar("T")
 BucketName = Literal["read", "write"]
@@ -31,31 +30,6 @@ _HOUSE_LEVELS: tuple[tuple[Side, range], ...] = (
     ("bid", range(4000, 4501, 100)),
 )
 _HOUSE_COUNT = 100 * 100
-
-_encoder = msgspec.json.Encoder()
-
-
-def json_response(obj: Any, status: int = 200) -> web.Response:
-    """Encode ``obj`` (a Struct, or plain data) with the shared encoder."""
-    return web.Response(body=_encoder.encode(obj), status=status, content_type="application/json")
-
-
-def error_response(status: int, code: str, message: str, details: str) -> web.Response:
-    """Kalshi's wrapped error body, ``{"error": {code, message, details}}``."""
-    return json_response(
-        ErrorEnvelope(error=ErrorBody(code=code, message=message, details=details)), status
-    )
-
-
-def rejection_response(exc: SimError | OrderRejected) -> web.Response:
-    """A whole-request rejection from validation or the engine."""
-    status = exc.status if isinstance(exc, SimError) else exc.http_status
-    return error_response(status, exc.code, exc.message, exc.details)
-
-
-def rate_limited_response() -> web.Response:
-    """429 with Kalshi's bare-string body and, as documented, no Retry-After header."""
-    return web.Response(body=RATE_LIMIT_BODY, status=429, content_type="application/json")
 
 
 class RateLimited(Exception):
@@ -69,6 +43,12 @@ class Stats:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     rate_limited: int = 0
     tokens_spent: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "write": 0.0})
+
+    def record(self, route: str, outcome: str) -> None:
+        """Count one answer: its status, or the fault that replaced or spoiled it."""
+        self.requests[route, outcome] += 1
+        if outcome in ("429", "storm_429"):
+            self.rate_limited += 1
 
     def as_json(self) -> dict[str, Any]:
         """Requests by route and outcome, 429s, and tokens spent per bucket."""
@@ -130,7 +110,6 @@ class SimState:
         if bucket.try_spend(cost):
             self.stats.tokens_spent[name] += cost
             return
-        self.stats.rate_limited += 1
         if self.config.rejected_requests_spend_tokens:
             # A refused cost exceeds what is left, and buckets never go below zero.
             self.stats.tokens_spent[name] += bucket.tokens
@@ -155,7 +134,7 @@ class SimState:
                 await self._closing.wait()
 
     def close(self) -> None:
-        """Wake every pending pause; called before the server stops."""
+        """Wake every pending pause; the app does this when it shuts down."""
         self._closing.set()
 
 
@@ -180,8 +159,12 @@ class Call:
         self.state.spend(bucket, self.bucket_name, self.default_cost if cost is None else cost)
 
     async def body(self, decoder: msgspec.json.Decoder[T]) -> T:
-        """The request body decoded strictly (a whole-request 400 on any problem)."""
+        """The request body decoded strictly (a whole-request 400 on any problem).
+
+        Sim assumptions: the Content-Type header is not checked; handlers decode before they
+        spend, so a body that fails to decode costs no tokens.
+        """
         return decode(decoder, await self.request.read())
 
 
-Handler = Callable[[Call], Awaitable[web.StreamResponse]]
+Handler = Callable[[Call], Awaitable[web.Response]]

@@ -26,6 +26,7 @@ _PRICE_RE = re.compile(r"(0|[1-9][0-9]*)\.([0-9]{2,4})")
 _COUNT_RE = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]{1,2}))?")
 # Kalshi documents no REST format; this is FIX's ClOrdID rule (max 64, ^[\-\w:+=/]*$, ASCII).
 _CLIENT_ORDER_ID_RE = re.compile(r"[A-Za-z0-9_+=:/-]{1,64}")
+_QUERY_INT_RE = re.compile(r"-?[0-9]{1,18}")
 MAX_SUBACCOUNT = 63
 # Sim assumption: a single exchange shard, index 0; -1 asks for auto-routing, which lands there.
 _SHARDS = (-1, 0)
@@ -153,6 +154,7 @@ def v2_order(req: CreateOrderV2Request, user_id: str, prefix: str = "") -> NewOr
         post_only=req.post_only,
         reduce_only=req.reduce_only,
         expiration_time=expiration(req.expiration_time, _prefixed("expiration_time", prefix)),
+        # Sim assumption: order groups are recorded, not simulated (no group limits).
         order_group_id=None if req.order_group_id is UNSET else req.order_group_id,
         subaccount=subaccount(req.subaccount, _prefixed("subaccount", prefix)),
         cancel_order_on_pause=req.cancel_order_on_pause,
@@ -245,7 +247,7 @@ def query_int(
     text = query.get(name)
     if text is None:
         return None
-    if re.fullmatch(r"-?[0-9]{1,19}", text) is None:
+    if _QUERY_INT_RE.fullmatch(text) is None:
         raise invalid(f"{name}: {text!r} is not an integer")
     value = int(text)
     if (low is not None and value < low) or (high is not None and value > high):

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import msgspec
 
-from kalshi_router.errors import WireError
+from kalshi_router.errors import IntentError, WireError
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.wire.dialect import Dialect
 from kalshi_router.wire.http import HttpTransport, Response, TransportError
@@ -48,6 +48,9 @@ class ExchangeClient:
 
     async def create_batch(self, intents: Sequence[OrderIntent]) -> BatchReply:
         keys = [intent.client_order_id for intent in intents]
+        if len(set(keys)) != len(keys):
+            # Answers are matched by id, so a repeated id could never be told apart.
+            raise IntentError("client_order_id", "used more than once in one batch")
         body = self.dialect.encode_create(intents)
         try:
             response = await self.transport.request("POST", self.dialect.create_path, body=body)

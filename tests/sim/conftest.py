@@ -3,18 +3,16 @@ on loopback, and validators for Kalshi's published schemas."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
-import yaml
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import hashes, serialization
@@ -24,13 +22,8 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from kalshi_router.sim import SimConfig, build_app
 from kalshi_router.sim.app import PREFIX, SIM_STATE
 from kalshi_router.sim.state import SimState
+from tests.spec_schema import _components, _spec_paths, require_spec
 
-SPEC_PATH = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "spec"
-    / "kalshi-openapi-3.31.0-orders.yaml"
-)
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -164,6 +157,15 @@ def order(coid: str | None = None, **fields: Any) -> dict[str, Any]:
 MakeSim = Callable[..., Awaitable[Sim]]
 
 
+async def wait_until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Poll ``predicate`` until it holds; fail after ``seconds``."""
+    for _ in range(round(seconds / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("condition not reached in time")
+
+
 @pytest.fixture
 async def make_sim(rsa_key: TestKey, ed_key: TestKey) -> AsyncIterator[MakeSim]:
     """Start sims on loopback: ``await make_sim(**SimConfig fields)``.
@@ -180,7 +182,6 @@ async def make_sim(rsa_key: TestKey, ed_key: TestKey) -> AsyncIterator[MakeSim]:
             state.keys.add(ed_key.key_id, ed_key.private.public_key(), "bob")
             client: TestClient[Any, Any] = TestClient(TestServer(app))
             await stack.enter_async_context(client)
-            stack.callback(state.close)
             return Sim(client, state, clock, rsa_key)
 
         yield start
@@ -195,53 +196,51 @@ async def sim(make_sim: MakeSim) -> Sim:
 # --- the published schemas -------------------------------------------------------------------
 
 
-def _loadable(node: Any) -> Any:
-    """The spec made checkable, and stricter where that catches our mistakes.
-
-    OpenAPI 3.0 ignores keywords beside a ``$ref``, and a ``nullable`` beside ``allOf`` does
-    not reach the referenced schema's ``type``; so "nullable reference" becomes "the reference,
-    or null". Unknown properties are forbidden, so that a misspelt field fails.
-    """
+def _forbid_unknown(node: Any) -> Any:
+    """Make every object schema refuse properties it does not name, so a misspelt or invented
+    response field fails (the spec itself allows extras)."""
     if isinstance(node, list):
-        return [_loadable(n) for n in node]
+        return [_forbid_unknown(n) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _loadable(v) for k, v in node.items()}
-    if out.get("nullable") and ("$ref" in out or "allOf" in out):
-        inner = {"$ref": out["$ref"]} if "$ref" in out else {"allOf": out["allOf"]}
-        return {"anyOf": [inner, {"enum": [None]}]}
-    if "$ref" in out and len(out) > 1:
-        return {"$ref": out["$ref"]}
+    out = {k: _forbid_unknown(v) for k, v in node.items()}
     if "properties" in out and "additionalProperties" not in out:
         out["additionalProperties"] = False
     return out
 
 
 class SpecChecker:
-    """Validates bodies against components/schemas of the 3.31.0 extract."""
+    """The 3.31.0 extract (loaded by tests.spec_schema), strict about unknown fields."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
-        self.components = _loadable(copy.deepcopy(spec["components"]))
+    def __init__(self) -> None:
+        self.components = _forbid_unknown(copy.deepcopy(_components()))
+        self.paths = _spec_paths()
 
-    def check(self, schema_name: str, body: Any) -> None:
+    def _validate(self, schema: dict[str, Any], body: Any) -> None:
         OAS30Validator(
-            {"$ref": f"#/components/schemas/{schema_name}", "components": self.components},
-            format_checker=oas30_format_checker,
+            schema | {"components": self.components}, format_checker=oas30_format_checker
         ).validate(body)
 
+    def check(self, schema_name: str, body: Any) -> None:
+        """``body`` fits components/schemas/<schema_name>."""
+        self._validate({"$ref": f"#/components/schemas/{schema_name}"}, body)
+
+    def check_operation(self, path: str, method: str, status: int, body: Any) -> None:
+        """``body`` fits what the spec declares for that operation's success answer."""
+        response = self.paths[path][method.lower()]["responses"][str(status)]
+        self._validate(response["content"]["application/json"]["schema"], body)
+
     def check_error(self, body: Any) -> None:
-        """Kalshi's HTTP error envelope: ``{"error": ErrorResponse}``."""
+        """Kalshi's HTTP error envelope: ``{"error": ErrorResponse}`` with all three fields."""
         assert set(body) == {"error"}
         self.check("ErrorResponse", body["error"])
         assert set(body["error"]) == {"code", "message", "details"}
 
+    def example(self, schema_name: str) -> Any:
+        return self.components["schemas"][schema_name]["example"]
+
 
 @pytest.fixture(scope="session")
 def spec() -> SpecChecker:
-    if not SPEC_PATH.is_file():
-        reason = f"Kalshi's OpenAPI extract is missing at {SPEC_PATH}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return SpecChecker(yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8")))
+    require_spec()
+    return SpecChecker()

@@ -16,7 +16,7 @@ import pytest
 from kalshi_router.sim import FaultConfig, SimConfig, SimServer, serve_forever
 from kalshi_router.sim.faults import FaultInjector
 
-from .conftest import FakeClock, MakeSim, Sim, TestKey, order
+from .conftest import FakeClock, MakeSim, Sim, TestKey, order, wait_until
 
 EVENTS = "/portfolio/events/orders"
 BATCH = "/portfolio/events/orders/batched"
@@ -113,7 +113,7 @@ async def test_a_429_storm_refuses_every_write_until_it_passes(make_sim: MakeSim
     status, _ = await sim.call("GET", "/portfolio/orders")
     assert status == 200
     assert sim.state.exchange.orders("alice") == []
-    # A storm runs its course even when no new one would start.
+    # Replacing the fault settings ends the storm.
     sim.state.faults.configure(FaultConfig(storm_429_rate=0.0))
     assert (await sim.create("s3"))[0] == 201
 
@@ -172,32 +172,47 @@ async def test_sim_server_lifecycle(rsa_key: TestKey) -> None:
         server.register_key(rsa_key.key_id, rsa_key.private.public_key(), user_id="dana")
         path = "/trade-api/v2/account/limits"
         headers = rsa_key.headers("GET", path, time.time_ns() // 1_000_000)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(server.url + "/account/limits", headers=headers) as resp:
-                assert resp.status == 200
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(server.url + "/account/limits", headers=headers) as resp,
+        ):
+            assert resp.status == 200
         assert server.state.config.tier == "basic"
     with pytest.raises(RuntimeError):
         _ = server.port
 
 
-async def test_shutdown_does_not_wait_for_a_hang() -> None:
-    config = SimConfig(faults=FaultConfig(hang_rate=1.0, hang_s=30, paths=["/exchange/status"]))
+async def test_shutdown_does_not_wait_for_a_hang(ed_key: TestKey) -> None:
+    config = SimConfig(faults=FaultConfig(hang_rate=1.0, hang_s=30))
     async with aiohttp.ClientSession() as session:
         started = time.monotonic()
         async with SimServer(config) as server:
-            request = asyncio.create_task(session.get(server.url + "/exchange/status"))
-            while not server.state.stats.requests:
-                await asyncio.sleep(0.01)
+            server.register_key(ed_key.key_id, ed_key.public_pem())
+            path = "/trade-api/v2" + EVENTS
+            request = asyncio.create_task(
+                session.post(
+                    server.url + EVENTS,
+                    data=msgspec.json.encode(order("h")),
+                    headers=ed_key.headers("POST", path, time.time_ns() // 1_000_000),
+                )
+            )
+            exchange = server.state.exchange
+            await wait_until(lambda: exchange.find_client_order_id(ed_key.key_id, "h") is not None)
         assert time.monotonic() - started < 5
         async with await request as response:
-            assert response.status == 200
+            assert response.status == 201
 
 
 async def test_serve_forever_prints_its_url(capsys: pytest.CaptureFixture[str]) -> None:
     task = asyncio.create_task(serve_forever(SimConfig(), "127.0.0.1", 0))
-    while "listening on" not in (out := capsys.readouterr().out):
-        await asyncio.sleep(0.01)
-    url = out.split("listening on ")[1].strip()
+    printed: list[str] = []
+
+    def listening() -> bool:
+        printed.append(capsys.readouterr().out)
+        return "listening on" in "".join(printed)
+
+    await wait_until(listening)
+    url = "".join(printed).split("listening on ")[1].strip()
     async with aiohttp.ClientSession() as session, session.get(url + "/exchange/status") as resp:
         assert resp.status == 200
     task.cancel()

@@ -60,7 +60,7 @@ def test_count_rejects_other_formats(text: str) -> None:
 @given(st.integers(min_value=0, max_value=10**9))
 def test_count_round_trips(hundredths: int) -> None:
     assert parse_count(count_str(hundredths), "count") == hundredths
-    assert count_str(hundredths).split(".")[1].__len__() == 2
+    assert len(count_str(hundredths).split(".")[1]) == 2
 
 
 @given(st.integers(min_value=0, max_value=10**8))
