@@ -1,27 +1,59 @@
 """kalshi-router: an asyncio batched order router for Kalshi's Trade API v2."""
 
+from kalshi_router.config import Config, load_config
 from kalshi_router.errors import (
     ConfigError,
     DialectError,
     IntentError,
     KalshiRouterError,
     KeyLoadError,
+    QueueFull,
+    RouterClosed,
+    RouterCrashed,
     WireError,
 )
-from kalshi_router.intent import CancelIntent, OrderIntent
-from kalshi_router.outcome import Accepted, ApiError, Cancelled, Rejected
+from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
+from kalshi_router.loop import run
+from kalshi_router.outcome import (
+    Accepted,
+    Amended,
+    ApiError,
+    Cancelled,
+    Closed,
+    Expired,
+    Rejected,
+    Unknown,
+)
+from kalshi_router.router import OrderRouter
+from kalshi_router.stats import RouterStats
+from kalshi_router.wire.signer import Signer
 
 __all__ = [
     "Accepted",
+    "AmendIntent",
+    "Amended",
     "ApiError",
     "CancelIntent",
     "Cancelled",
+    "Closed",
+    "Config",
     "ConfigError",
+    "DecreaseIntent",
     "DialectError",
+    "Expired",
     "IntentError",
     "KalshiRouterError",
     "KeyLoadError",
     "OrderIntent",
+    "OrderRouter",
+    "QueueFull",
     "Rejected",
+    "RouterClosed",
+    "RouterCrashed",
+    "RouterStats",
+    "Signer",
+    "Unknown",
     "WireError",
+    "load_config",
+    "run",
 ]

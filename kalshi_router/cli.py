@@ -6,7 +6,6 @@ This module wires the simulator and the wire layer together; neither imports the
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -16,6 +15,7 @@ import msgspec
 from kalshi_router.config import Config, load_config
 from kalshi_router.errors import KalshiRouterError
 from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.loop import run
 from kalshi_router.outcome import Accepted, Cancelled, Rejected
 from kalshi_router.sim import SimConfig, SimServer, serve_forever
 from kalshi_router.wire.client import ExchangeClient
@@ -165,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.dialect:
                 exchange = msgspec.structs.replace(config.exchange, dialect=args.dialect)
                 config = msgspec.structs.replace(config, exchange=exchange)
-            return asyncio.run(run_demo(config))
-        return asyncio.run(_run_sim(args))
+            return run(run_demo(config))
+        return run(_run_sim(args))
     except KalshiRouterError as exc:
         print(f"kalshi-router: {exc}", file=sys.stderr)
         return 2

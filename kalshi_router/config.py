@@ -93,22 +93,30 @@ class CredentialsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
 
 
 class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    """Write-bucket overrides, in tokens; 0 means use what the exchange reports at start."""
+    """Write-bucket overrides, in tokens; 0 means use what the exchange reports at start.
+
+    ``headroom_s`` keeps that many seconds of the exchange's bucket unspent, to absorb network
+    jitter at full speed (see ``kalshi_router.limiter``).
+    """
 
     write_refill_rate: int = 0
     write_bucket_capacity: int = 0
-    create_cost: int = 10
-    cancel_cost: int = 2
+    create_cost: int = 0
+    cancel_cost: int = 0
+    headroom_s: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("write_refill_rate", "write_bucket_capacity"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"limits.{name}: must be >= 0 (0 = read from the exchange)")
         for name in ("create_cost", "cancel_cost"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"limits.{name}: must be >= 1")
-        # A bucket smaller than one request's cost could never admit that request.
-        largest = max(self.create_cost, self.cancel_cost)
+            if getattr(self, name) < 0:
+                raise ConfigError(f"limits.{name}: must be >= 0 (0 = from the exchange)")
+        if not 0 <= self.headroom_s <= 1:
+            raise ConfigError("limits.headroom_s: must be between 0 and 1")
+        # A bucket smaller than one request's cost could never admit that request (0 costs are
+        # read from the exchange later; Kalshi's create cost is 10).
+        largest = max(self.create_cost or 10, self.cancel_cost)
         if 0 < self.write_bucket_capacity < largest:
             raise ConfigError(
                 f"limits.write_bucket_capacity: must be >= the largest cost ({largest}) or 0"
@@ -124,8 +132,12 @@ class RouterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
     linger_ms: float = 0.0
     deadline_s: float = 5.0
     drain_timeout_s: float = 5.0
+    backoff_base_s: float = 0.05
+    backoff_cap_s: float = 2.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.backoff_base_s <= self.backoff_cap_s:
+            raise ConfigError("router.backoff_base_s: must be > 0 and <= router.backoff_cap_s")
         for name in ("max_batch_size", "max_in_flight", "queue_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"router.{name}: must be >= 1")

@@ -30,3 +30,15 @@ class KeyLoadError(KalshiRouterError):
 
 class WireError(KalshiRouterError):
     """An answer from the exchange did not fit the protocol (malformed, truncated, wrong shape)."""
+
+
+class QueueFull(KalshiRouterError):
+    """The router's intake queue is full; wait (``submit_wait``) or shed load."""
+
+
+class RouterClosed(KalshiRouterError):
+    """The router is shutting down or closed and takes no new intents."""
+
+
+class RouterCrashed(KalshiRouterError):
+    """The router's dispatcher died; every intent still pending fails with this, loudly."""

@@ -88,14 +88,14 @@ def parse_price(value: object, field: str = "price") -> Decimal:
     return _exact(field, price, PRICE_PLACES, "4")
 
 
-def parse_count(value: object, field: str = "count") -> Decimal:
-    """A contract count > 0 with at most 2 decimal places (Kalshi's 0.01 granularity)."""
+def parse_count(value: object, field: str = "count", *, allow_zero: bool = False) -> Decimal:
+    """A contract count > 0 (or >= 0) with at most 2 decimal places (Kalshi's 0.01 step)."""
     if isinstance(value, int) and not isinstance(value, bool):
         count = Decimal(value)
     else:
         count = _decimal(field, value)
-    if count <= _ZERO:
-        raise IntentError(field, f"must be > 0, got {count}")
+    if count < _ZERO or (count == _ZERO and not allow_zero):
+        raise IntentError(field, f"must be {'>= 0' if allow_zero else '> 0'}, got {count}")
     return _exact(field, count, COUNT_PLACES, "2")
 
 
@@ -250,10 +250,78 @@ class CancelIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     exchange_index: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.order_id, str) or not self.order_id:
-            raise IntentError("order_id", "must be a non-empty str")
-        check_ticker(self.ticker)
-        if self.subaccount is not None:
-            _check_int("subaccount", self.subaccount, 0, MAX_SUBACCOUNT)
-        if self.exchange_index is not None:
-            _check_int("exchange_index", self.exchange_index, -1)
+        _check_order_ref(self.order_id, self.ticker, self.subaccount, self.exchange_index)
+
+
+class AmendIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Change a resting order's price and/or size (Kalshi's V2 amend).
+
+    ``count`` is the new *total*: contracts already filled plus those that should rest after.
+    Only an expiry-only change or a size decrease keeps the order's place in the queue.
+    """
+
+    order_id: str
+    ticker: str
+    side: BookSide
+    price: Decimal
+    count: Decimal
+    client_order_id: str | None = None
+    updated_client_order_id: str | None = None
+    expiration_time: int | None = None
+    """Unix seconds; 0 removes the expiry, None keeps it."""
+    subaccount: int | None = None
+    exchange_index: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_order_ref(self.order_id, self.ticker, self.subaccount, self.exchange_index)
+        _check_choice("side", self.side, _SIDES)
+        force_setattr(self, "price", parse_price(self.price))
+        force_setattr(self, "count", parse_count(self.count))
+        for name in ("client_order_id", "updated_client_order_id"):
+            value = getattr(self, name)
+            if value is not None:
+                check_client_order_id(value, name)
+        if self.expiration_time is not None:
+            _check_int("expiration_time", self.expiration_time, 0)
+            if 0 < self.expiration_time <= time.time():
+                raise IntentError("expiration_time", "must be in the future (or 0 to remove it)")
+
+
+class DecreaseIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Take contracts off a resting order: exactly one of ``reduce_by`` and ``reduce_to``."""
+
+    order_id: str
+    ticker: str
+    reduce_by: Decimal | None = None
+    reduce_to: Decimal | None = None
+    subaccount: int | None = None
+    exchange_index: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_order_ref(self.order_id, self.ticker, self.subaccount, self.exchange_index)
+        if (self.reduce_by is None) == (self.reduce_to is None):
+            raise IntentError("reduce_by", "give exactly one of reduce_by and reduce_to")
+        if self.reduce_by is not None:
+            force_setattr(self, "reduce_by", parse_count(self.reduce_by, "reduce_by"))
+        if self.reduce_to is not None:
+            to = (
+                _decimal("reduce_to", self.reduce_to)
+                if not isinstance(self.reduce_to, int)
+                else None
+            )
+            if to is not None and to == 0:
+                force_setattr(self, "reduce_to", _exact("reduce_to", to, COUNT_PLACES, "2"))
+            else:
+                force_setattr(self, "reduce_to", parse_count(self.reduce_to, "reduce_to"))
+
+
+def _check_order_ref(
+    order_id: object, ticker: object, subaccount: object, exchange_index: object
+) -> None:
+    if not isinstance(order_id, str) or not order_id:
+        raise IntentError("order_id", "must be a non-empty str")
+    check_ticker(ticker)
+    if subaccount is not None:
+        _check_int("subaccount", subaccount, 0, MAX_SUBACCOUNT)
+    if exchange_index is not None:
+        _check_int("exchange_index", exchange_index, -1)

@@ -44,6 +44,19 @@ class Cancelled(msgspec.Struct, frozen=True, kw_only=True, tag="cancelled"):
     ok = True
 
 
+class Amended(msgspec.Struct, frozen=True, kw_only=True, tag="amended"):
+    """An amend or decrease took effect. Counts are absent when Kalshi leaves them out (an
+    amend that changed neither fills nor resting size)."""
+
+    order_id: str
+    client_order_id: str | None = None
+    remaining_count: Decimal | None = None
+    fill_count: Decimal | None = None
+    ts_ms: int | None = None
+
+    ok = True
+
+
 class Rejected(msgspec.Struct, frozen=True, kw_only=True, tag="rejected"):
     """The exchange (or the router, before sending) refused this intent, definitively.
 
@@ -61,5 +74,38 @@ class Rejected(msgspec.Struct, frozen=True, kw_only=True, tag="rejected"):
     ok = False
 
 
-OrderOutcome: TypeAlias = Accepted | Rejected
-CancelOutcome: TypeAlias = Cancelled | Rejected
+class Expired(msgspec.Struct, frozen=True, kw_only=True, tag="expired"):
+    """The intent's deadline passed and it was never placed: a stale quote is not sent late."""
+
+    reason: str
+    client_order_id: str | None = None
+    order_id: str | None = None
+
+    ok = False
+
+
+class Closed(msgspec.Struct, frozen=True, kw_only=True, tag="closed"):
+    """The router shut down (or the caller gave up) before the intent was sent."""
+
+    reason: str
+    client_order_id: str | None = None
+    order_id: str | None = None
+
+    ok = False
+
+
+class Unknown(msgspec.Struct, frozen=True, kw_only=True, tag="unknown"):
+    """The intent may or may not have reached the exchange, and looking it up did not finish
+    in time. Check ``client_order_id`` (or ``order_id``) at the exchange."""
+
+    reason: str
+    client_order_id: str | None = None
+    order_id: str | None = None
+
+    ok = False
+
+
+OrderOutcome: TypeAlias = Accepted | Rejected | Expired | Closed | Unknown
+CancelOutcome: TypeAlias = Cancelled | Rejected | Expired | Closed | Unknown
+AmendOutcome: TypeAlias = Amended | Rejected | Expired | Closed | Unknown
+Outcome: TypeAlias = Accepted | Cancelled | Amended | Rejected | Expired | Closed | Unknown

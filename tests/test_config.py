@@ -67,8 +67,10 @@ def test_empty_file_is_all_defaults(tmp_path: Path) -> None:
     config = _load(tmp_path, "")
     assert config == Config()
     assert config.router.max_batch_size == 20
-    assert config.limits.create_cost == 10
-    assert config.limits.cancel_cost == 2
+    # 0: the router reads the costs from GET /account/endpoint_costs at start.
+    assert config.limits.create_cost == 0
+    assert config.limits.cancel_cost == 0
+    assert config.limits.headroom_s == 0.05
     assert config.credentials.key_type == "rsa"
 
 
@@ -191,8 +193,10 @@ def test_missing_file(tmp_path: Path) -> None:
         ("limits", "write_refill_rate", "-1"),
         ("limits", "write_bucket_capacity", "-1"),
         ("limits", "write_bucket_capacity", "5"),
-        ("limits", "create_cost", "0"),
-        ("limits", "cancel_cost", "0"),
+        ("limits", "create_cost", "-1"),
+        ("limits", "cancel_cost", "-1"),
+        ("limits", "headroom_s", "1.5"),
+        ("router", "backoff_base_s", "0"),
     ],
 )
 def test_bad_range_names_key(tmp_path: Path, section: str, key: str, value: str) -> None:

@@ -8,7 +8,7 @@ from typing import TypeVar
 import msgspec
 
 from kalshi_router.errors import IntentError, WireError
-from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.wire.dialect import Dialect
 from kalshi_router.wire.http import HttpTransport, Response, TransportError
 from kalshi_router.wire.models import (
@@ -17,6 +17,7 @@ from kalshi_router.wire.models import (
     GetOrdersResponse,
 )
 from kalshi_router.wire.reply import BatchReply, decode_error
+from kalshi_router.wire.single import decode_single, encode_single
 
 T = TypeVar("T")
 _limits = msgspec.json.Decoder(GetAccountApiLimitsResponse)
@@ -66,6 +67,17 @@ class ExchangeClient:
         except TransportError as exc:
             return _unreachable(keys, exc)
         return self.dialect.decode_cancel(response.status, response.body, keys)
+
+    async def single(self, intent: AmendIntent | DecreaseIntent) -> BatchReply:
+        """An amend or a decrease: its own request, keyed by the order id."""
+        request = encode_single(intent)
+        try:
+            response = await self.transport.request(
+                "POST", request.path, body=request.body, params=request.params or None
+            )
+        except TransportError as exc:
+            return _unreachable([intent.order_id], exc)
+        return decode_single(intent.order_id, response.status, response.body)
 
     async def get_orders(
         self,

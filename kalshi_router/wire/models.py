@@ -99,6 +99,37 @@ class BatchCancelOrdersV2Response(msgspec.Struct):
     orders: list[CancelOrderV2Result]
 
 
+# V2 single-order requests (no batch form exists).
+
+
+class AmendOrderV2Request(_Request):
+    ticker: str
+    side: BookSide
+    price: Decimal
+    count: Decimal
+    client_order_id: str | None = None
+    updated_client_order_id: str | None = None
+    expiration_time: int | None = None
+    exchange_index: int | None = None
+
+
+class DecreaseOrderV2Request(_Request):
+    reduce_by: Decimal | None = None
+    reduce_to: Decimal | None = None
+    exchange_index: int | None = None
+    market_ticker: str | None = None
+
+
+class SingleOrderV2Response(msgspec.Struct, kw_only=True):
+    """The answer to an amend or a decrease (their shapes differ only in optional fields)."""
+
+    order_id: str
+    client_order_id: str | None = None
+    remaining_count: Decimal | None = None
+    fill_count: Decimal | None = None
+    ts_ms: int | None = None
+
+
 # Legacy V1 batch format (the original brief's `/portfolio/orders/batched`).
 
 

@@ -13,11 +13,11 @@ from typing import Literal, TypeAlias, TypeVar
 
 import msgspec
 
-from kalshi_router.outcome import Accepted, ApiError, Cancelled, Rejected
+from kalshi_router.outcome import Accepted, Amended, ApiError, Cancelled, Rejected
 from kalshi_router.wire.models import ErrorEnvelope, ErrorResponse
 
 Disposition: TypeAlias = Literal["answered", "rejected", "retry", "ambiguous"]
-Outcome: TypeAlias = Accepted | Cancelled | Rejected
+Outcome: TypeAlias = Accepted | Cancelled | Amended | Rejected
 T = TypeVar("T")
 
 # 503 is Kalshi's "service unavailable" and 408 a request the server never finished reading:

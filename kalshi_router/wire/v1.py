@@ -20,7 +20,7 @@ import msgspec
 
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Cancelled
-from kalshi_router.wire.dialect import AnswerDecoder, DialectName
+from kalshi_router.wire.dialect import AnswerDecoder, DialectName, cost_of, v2_costs
 from kalshi_router.wire.models import (
     BatchCancelOrdersV1Item,
     BatchCancelOrdersV1Request,
@@ -30,6 +30,7 @@ from kalshi_router.wire.models import (
     BatchCreateOrdersV1Response,
     CancelOrderV1Item,
     CreateOrderV1Request,
+    GetAccountEndpointCostsResponse,
 )
 from kalshi_router.wire.reply import Outcome, rejection
 
@@ -37,6 +38,7 @@ _encoder = msgspec.json.Encoder(decimal_format="string")
 _create_decoder = msgspec.json.Decoder(BatchCreateOrdersV1Response)
 _cancel_decoder = msgspec.json.Decoder(BatchCancelOrdersV1Response)
 _HUNDRED = Decimal(100)
+V1_PENALTY = 10
 AUTO_ROUTE = -1
 
 
@@ -119,6 +121,16 @@ class V1Dialect(AnswerDecoder[BatchCreateOrdersV1Item, BatchCancelOrdersV1Item])
 
     def check(self, intent: OrderIntent) -> None:
         """Every intent field has a V1 form."""
+
+    def costs(self, table: GetAccountEndpointCostsResponse | None) -> dict[str, int]:
+        # Reported since June 2026 (not in Kalshi's text we hold): legacy order writes cost ten
+        # times the V2 price. A listed cost wins.
+        v2 = v2_costs(table)
+        return {
+            "create": cost_of(table, "POST", self.create_path, V1_PENALTY * v2["create"]),
+            "cancel": cost_of(table, "DELETE", self.cancel_path, V1_PENALTY * v2["cancel"]),
+            "single": v2["single"],
+        }
 
     def encode_create(self, intents: Sequence[OrderIntent]) -> bytes:
         return _encoder.encode(BatchCreateOrdersV1Request(orders=[to_v1(i) for i in intents]))

@@ -10,7 +10,7 @@ import msgspec
 from kalshi_router.errors import DialectError
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Cancelled
-from kalshi_router.wire.dialect import AnswerDecoder, DialectName
+from kalshi_router.wire.dialect import AnswerDecoder, DialectName, v2_costs
 from kalshi_router.wire.models import (
     BatchCancelOrdersV2Request,
     BatchCancelOrdersV2Response,
@@ -20,6 +20,7 @@ from kalshi_router.wire.models import (
     CancelOrderV2Result,
     CreateOrderV2Item,
     CreateOrderV2Request,
+    GetAccountEndpointCostsResponse,
 )
 from kalshi_router.wire.reply import Outcome, rejection
 
@@ -110,6 +111,9 @@ class V2Dialect(AnswerDecoder[CreateOrderV2Item, CancelOrderV2Result]):
             raise DialectError("buy_max_cost", "V1-only field; the V2 API has no cost cap")
         if intent.sell_position_floor is not None:
             raise DialectError("sell_position_floor", "V1-only field; use reduce_only in V2")
+
+    def costs(self, table: GetAccountEndpointCostsResponse | None) -> dict[str, int]:
+        return v2_costs(table)
 
     def encode_create(self, intents: Sequence[OrderIntent]) -> bytes:
         for intent in intents:

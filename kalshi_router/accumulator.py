@@ -1,0 +1,127 @@
+"""Lanes of waiting intents and the batch cut: synchronous decisions, no awaiting.
+
+Three lanes in priority order: cancels (risk off first), single-order requests (amend,
+decrease), creates. Within a lane, first in first out. An intent sent back for a retry waits in
+a delay heap until its backoff ends, then rejoins the *front* of its lane: it is older than
+everything behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+Kind: TypeAlias = Literal["cancel", "single", "create"]
+KINDS: tuple[Kind, ...] = ("cancel", "single", "create")
+
+
+@dataclass(eq=False, slots=True)
+class Pending:
+    """One intent from submit to its outcome. ``key`` is its client_order_id (creates) or the
+    order id it acts on (cancels, single-order requests)."""
+
+    kind: Kind
+    key: str
+    ticker: str
+    payload: Any
+    future: asyncio.Future[Any]
+    submitted: float
+    deadline: float
+    submitted_wall: float = 0.0
+    attempts: int = 0
+    not_before: float = 0.0
+    # A previous attempt may have reached the exchange: a resend is safe only with the same id,
+    # and a duplicate-id answer then means the order is there.
+    maybe_placed: bool = False
+    settled: bool = False
+    queued_at: float = 0.0
+
+    def ids(self) -> dict[str, str]:
+        """The identifying field for this intent's outcome."""
+        return {"client_order_id" if self.kind == "create" else "order_id": self.key}
+
+
+@dataclass(slots=True)
+class Cut:
+    batch: list[Pending] = field(default_factory=list)
+    expired: list[Pending] = field(default_factory=list)
+    dropped: list[Pending] = field(default_factory=list)
+    """Cancelled by their callers before being sent."""
+
+
+class Accumulator:
+    """Holds what is waiting to be sent. ``capacity`` bounds new submissions only: a retry always
+    gets back in, so nothing once accepted is ever turned away."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._lanes: dict[Kind, deque[Pending]] = {kind: deque() for kind in KINDS}
+        self._delayed: list[tuple[float, int, Pending]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return sum(len(lane) for lane in self._lanes.values()) + len(self._delayed)
+
+    def full(self) -> bool:
+        return len(self) >= self.capacity
+
+    def push(self, pending: Pending) -> None:
+        self._lanes[pending.kind].append(pending)
+
+    def push_retry(self, pending: Pending, not_before: float) -> None:
+        pending.not_before = not_before
+        heapq.heappush(self._delayed, (not_before, next(self._order), pending))
+
+    def promote(self, now: float) -> None:
+        """Move retries whose backoff has ended to the front of their lanes, oldest first."""
+        due: list[Pending] = []
+        while self._delayed and self._delayed[0][0] <= now:
+            due.append(heapq.heappop(self._delayed)[2])
+        for pending in sorted(due, key=lambda p: p.submitted, reverse=True):
+            self._lanes[pending.kind].appendleft(pending)
+
+    def next_due(self) -> float | None:
+        return self._delayed[0][0] if self._delayed else None
+
+    def next_kind(self) -> Kind | None:
+        for kind in KINDS:
+            if self._lanes[kind]:
+                return kind
+        return None
+
+    def count(self, kind: Kind) -> int:
+        return len(self._lanes[kind])
+
+    def oldest(self, kind: Kind) -> Pending | None:
+        lane = self._lanes[kind]
+        return lane[0] if lane else None
+
+    def cut(self, kind: Kind, limit: int, now: float) -> Cut:
+        """Take up to ``limit`` sendable intents from the front of ``kind``'s lane; settle-bound
+        ones (expired, cancelled by the caller) come out too, but not into the batch."""
+        lane = self._lanes[kind]
+        cut = Cut()
+        while lane and len(cut.batch) < limit:
+            pending = lane.popleft()
+            if pending.settled:
+                continue
+            if pending.future.cancelled():
+                cut.dropped.append(pending)
+            elif now >= pending.deadline:
+                cut.expired.append(pending)
+            else:
+                cut.batch.append(pending)
+        return cut
+
+    def drain(self) -> Iterator[Pending]:
+        """Everything still waiting, for shutdown."""
+        for lane in self._lanes.values():
+            while lane:
+                yield lane.popleft()
+        while self._delayed:
+            yield heapq.heappop(self._delayed)[2]

@@ -1,0 +1,339 @@
+"""The one task that sends: in-flight slot, then write tokens, then the batch cut, then send.
+
+Cutting *after* the tokens arrive lets intents that came in while we waited join the batch, so
+batches fill by themselves under load and an idle router sends a lone intent at once. Only this
+module touches the write budget, one spend at a time, so the order of the lanes is the order of
+the wire.
+
+Every answer is classified (see ``wire.reply``): definitive answers settle, "not executed" ones
+are retried with the same client_order_ids after a jittered backoff, and ambiguous ones are
+looked up before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kalshi_router.accumulator import Accumulator, Kind, Pending
+from kalshi_router.errors import WireError
+from kalshi_router.limiter import WriteBudget
+from kalshi_router.outcome import Closed, Expired, Outcome, Rejected, Unknown
+from kalshi_router.reconcile import Reconciler, accepted_from
+from kalshi_router.stats import StatsRecorder
+from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.reply import BatchReply
+
+log = logging.getLogger("kalshi_router.dispatcher")
+
+# Sim assumption shared with kalshi_router.sim: Kalshi documents 409 for a reused id but not its
+# code; any of these on a resend of an order that may have landed means "it is there".
+DUPLICATE_CODES = frozenset({"duplicate_client_order_id", "order_already_exists", "conflict"})
+Settle = Callable[[Pending, Outcome], None]
+
+
+class Backoff:
+    """Exponential backoff with full jitter (no Retry-After exists to honour)."""
+
+    def __init__(self, base: float, cap: float, rng: random.Random) -> None:
+        self.base = base
+        self.cap = cap
+        self._rng = rng
+
+    def delay(self, attempt: int) -> float:
+        return self._rng.uniform(0.0, min(self.cap, self.base * 2 ** max(0, attempt - 1)))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        client: ExchangeClient,
+        accumulator: Accumulator,
+        budget: WriteBudget,
+        reconciler: Reconciler,
+        stats: StatsRecorder,
+        settle: Settle,
+        max_batch: int,
+        max_in_flight: int,
+        linger_s: float,
+        backoff: Backoff,
+    ) -> None:
+        self._client = client
+        self._acc = accumulator
+        self._budget = budget
+        self._reconciler = reconciler
+        self._stats = stats
+        self._settle = settle
+        self._limits = {kind: budget.batch_limit(kind, max_batch) for kind in budget.costs}
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._linger_s = linger_s
+        self._backoff = backoff
+        self._wakeup = asyncio.Event()
+        self._urgent = asyncio.Event()
+        self._space = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._crash: BaseException | None = None
+        self.in_flight: set[Pending] = set()
+        self._time = asyncio.get_running_loop().time
+
+    @property
+    def batch_limits(self) -> dict[str, int]:
+        return dict(self._limits)
+
+    def notify(self, *, priority: bool = False) -> None:
+        self._wakeup.set()
+        if priority:
+            self._urgent.set()
+
+    def close(self) -> None:
+        """Stop lingering; ``run`` returns once nothing is waiting or in flight."""
+        self._closing = True
+        self.notify(priority=True)
+
+    async def stop(self) -> None:
+        """Cancel what is still sending or reconciling (the drain ran out of time)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait_for_space(self) -> None:
+        self._space.clear()
+        await self._space.wait()
+
+    async def run(self) -> None:
+        while True:
+            kind = await self._next_kind()
+            if kind is None:
+                return
+            await self._slots.acquire()
+            sent = False
+            try:
+                sent = await self._dispatch(kind)
+            finally:
+                if not sent:
+                    self._slots.release()
+
+    async def _next_kind(self) -> Kind | None:
+        while True:
+            if self._crash is not None:
+                raise self._crash
+            now = self._time()
+            self._acc.promote(now)
+            kind = self._acc.next_kind()
+            if kind is not None:
+                return kind
+            if self._closing and not self._acc and not self._tasks:
+                return None
+            self._wakeup.clear()
+            due = self._acc.next_due()
+            timeout = None if due is None else max(0.0, due - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    async def _dispatch(self, kind: Kind) -> bool:
+        cost = self._budget.costs[kind]
+        limit = self._limits[kind]
+        if self._linger_s > 0 and kind == "create":
+            await self._linger(limit)
+        want = min(limit, self._acc.count(kind))
+        started = self._time()
+        if not await self._spend(kind, cost * want):
+            return False
+        waited = self._time() - started
+        # Intents that arrived while we waited join the batch if the bucket covers them too.
+        extra = min(limit, self._acc.count(kind)) - want
+        if extra > 0 and self._budget.can_spend(cost * extra):
+            await self._budget.spend(cost * extra)
+            want += extra
+        now = self._time()
+        cut = self._acc.cut(kind, want, now)
+        self._space.set()
+        for pending in cut.expired:
+            self._settle(pending, Expired(reason="deadline passed before sending", **pending.ids()))
+        for pending in cut.dropped:
+            self._settle(
+                pending, Closed(reason="cancelled by the caller before sending", **pending.ids())
+            )
+        if unused := want - len(cut.batch):
+            self._budget.refund(cost * unused)
+        if not cut.batch:
+            return False
+        for pending in cut.batch:
+            self._stats.queue_wait.append(now - pending.queued_at)
+        self._stats.limiter_wait.append(waited)
+        self._spawn(self._send(kind, cut.batch))
+        return True
+
+    async def _spend(self, kind: Kind, amount: int) -> bool:
+        """Take ``amount`` tokens; give way (and take nothing) if a higher lane fills meanwhile."""
+        if kind != "create" or self._budget.can_spend(amount):
+            await self._budget.spend(amount)
+            return True
+        self._urgent.clear()
+        spend = asyncio.ensure_future(self._budget.spend(amount))
+        urgent = asyncio.ensure_future(self._urgent.wait())
+        try:
+            await asyncio.wait((spend, urgent), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            urgent.cancel()
+            if not spend.done():
+                spend.cancel()
+            await asyncio.gather(spend, urgent, return_exceptions=True)
+        if spend.cancelled():
+            return False
+        if self._acc.next_kind() != "create":
+            # Both finished in the same turn: hand the tokens back and serve the higher lane.
+            self._budget.refund(amount)
+            return False
+        return True
+
+    async def _linger(self, limit: int) -> None:
+        oldest = self._acc.oldest("create")
+        if oldest is None:
+            return
+        end = oldest.queued_at + self._linger_s
+        while self._acc.count("create") < limit and not self._closing:
+            remaining = end - self._time()
+            if remaining <= 0 or self._urgent.is_set():
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Our own bug, not the network's (the client turns those into replies): stop
+            # dispatching so that the router fails every pending intent loudly.
+            self._crash = exc
+        self.notify()
+
+    async def _send(self, kind: Kind, batch: list[Pending]) -> None:
+        self.in_flight.update(batch)
+        try:
+            for pending in batch:
+                pending.attempts += 1
+            started = self._time()
+            payloads = [pending.payload for pending in batch]
+            if kind == "create":
+                reply = await self._client.create_batch(payloads)
+            elif kind == "cancel":
+                reply = await self._client.cancel_batch(payloads)
+            else:
+                reply = await self._client.single(payloads[0])
+            self._stats.round_trip.append(self._time() - started)
+            self._stats.batch(len(batch))
+        finally:
+            self.in_flight.difference_update(batch)
+            self._slots.release()
+        self._handle(kind, batch, reply)
+
+    def _handle(self, kind: Kind, batch: list[Pending], reply: BatchReply) -> None:
+        if reply.anomalies:
+            log.warning("answer anomalies: %s", "; ".join(reply.anomalies))
+        by_key = {pending.key: pending for pending in batch}
+        if reply.disposition == "retry":
+            if reply.http_status == 429:
+                self._stats.http_429 += 1
+                self._budget.rate_limited()
+            reason = reply.error.code if reply.error else "not executed"
+            for pending in batch:
+                self.retry(pending, reason)
+            return
+        unsure = [by_key[key] for key in reply.unanswered]
+        landed: list[Pending] = []
+        for key, outcome in reply.outcomes.items():
+            pending = by_key[key]
+            if (
+                kind == "create"
+                and pending.maybe_placed
+                and isinstance(outcome, Rejected)
+                and outcome.code in DUPLICATE_CODES
+            ):
+                landed.append(pending)
+            else:
+                self._settle(pending, outcome)
+        if landed:
+            self._spawn(self._reconcile(landed, duplicate=True))
+        if unsure:
+            self._ambiguous(kind, unsure, reply)
+
+    def _ambiguous(self, kind: Kind, batch: list[Pending], reply: BatchReply) -> None:
+        reason = reply.error.code if reply.error else "no answer"
+        if kind == "cancel":
+            # Cancelling twice cannot hurt, and the second answer says where the order stands.
+            for pending in batch:
+                self.retry(pending, reason)
+        elif kind == "single":
+            for pending in batch:
+                self._settle(
+                    pending,
+                    Unknown(
+                        reason=f"{reason}: an amend/decrease is not safe to resend", **pending.ids()
+                    ),
+                )
+        else:
+            for pending in batch:
+                pending.maybe_placed = True
+            log.info(
+                "reconciling %d orders after %s: %s",
+                len(batch),
+                reason,
+                " ".join(p.key for p in batch),
+            )
+            self._spawn(self._reconcile(batch, duplicate=False))
+
+    def retry(self, pending: Pending, reason: str) -> None:
+        now = self._time()
+        delay = self._backoff.delay(pending.attempts)
+        if now + delay >= pending.deadline:
+            self._settle(
+                pending,
+                Expired(reason=f"deadline passed while retrying ({reason})", **pending.ids()),
+            )
+            return
+        self._stats.retries += 1
+        self._acc.push_retry(pending, now + delay)
+        self.notify()
+
+    async def _reconcile(self, batch: Sequence[Pending], *, duplicate: bool) -> None:
+        self._stats.reconciliations += 1
+        waiting = list(batch)
+        attempt = 0
+        while waiting:
+            attempt += 1
+            try:
+                found = await self._reconciler.find(waiting)
+            except WireError as exc:
+                now = self._time()
+                for pending in waiting:
+                    if now >= pending.deadline:
+                        reason = f"could not look the order up before its deadline: {exc}"
+                        self._settle(pending, Unknown(reason=reason, **pending.ids()))
+                waiting = [p for p in waiting if not p.settled]
+                await asyncio.sleep(self._backoff.delay(attempt))
+                continue
+            for pending in waiting:
+                order = found.get(pending.key)
+                if order is not None:
+                    self._settle(pending, accepted_from(order))
+                elif duplicate:
+                    reason = "the exchange holds this client_order_id but does not list it yet"
+                    self._settle(pending, Unknown(reason=reason, **pending.ids()))
+                else:
+                    # Not there: resending the same id is safe, the exchange refuses a second.
+                    self.retry(pending, "not found after an ambiguous attempt")
+            return

@@ -1,0 +1,93 @@
+"""The account's write budget, mirrored locally so our own traffic never earns a 429.
+
+Kalshi's write limit is a token bucket: it refills ``refill_rate`` tokens/s up to ``capacity``
+and a request passes only if the bucket covers its whole cost. aiolimiter's leaky bucket with
+``max_rate = capacity`` over ``capacity / refill_rate`` seconds is exactly that bucket, seen
+from the other side (its *level* is the tokens spent and not yet refilled).
+
+Our clock and the exchange's differ by the network: a request that waited longer on the wire
+than the one before it reaches the exchange "early". We therefore keep ``headroom`` tokens of
+the exchange's bucket unused (local capacity = capacity - headroom), which absorbs that much
+jitter at full speed without lowering the sustained rate at all.
+"""
+
+from __future__ import annotations
+
+from aiolimiter import AsyncLimiter
+
+
+class _Bucket(AsyncLimiter):
+    """aiolimiter plus the two moves a 429 and a dropped batch need. They touch ``_level``, the
+    leaky-bucket level of aiolimiter 1.x (pinned below 2 in pyproject)."""
+
+    __slots__ = ()
+
+    def tokens(self) -> float:
+        self._leak()
+        return self.max_rate - self._level
+
+    def overdraw(self, debt: float) -> None:
+        """Empty the bucket and owe ``debt`` more, so the next spend waits for it too."""
+        self._leak()
+        self._level = self.max_rate + debt
+        self._wake_next()
+
+    def refund(self, amount: float) -> None:
+        self._leak()
+        self._level = max(self._level - amount, 0.0)
+        self._wake_next()
+
+
+class WriteBudget:
+    """Costs per created and cancelled order, the batch sizes they allow, and the bucket."""
+
+    def __init__(
+        self,
+        *,
+        refill_rate: float,
+        capacity: float,
+        create_cost: int,
+        cancel_cost: int,
+        single_cost: int,
+        headroom: float = 0.0,
+    ) -> None:
+        local = capacity - headroom
+        if refill_rate <= 0 or local < max(create_cost, cancel_cost, single_cost):
+            raise ValueError(
+                f"write bucket of {capacity} tokens (refill {refill_rate}/s, headroom "
+                f"{headroom}) cannot hold one request costing {max(create_cost, cancel_cost)}"
+            )
+        self.refill_rate = refill_rate
+        self.capacity = capacity
+        self.headroom = headroom
+        self.costs = {"create": create_cost, "cancel": cancel_cost, "single": single_cost}
+        self._bucket = _Bucket(local, local / refill_rate)
+        self.spent = 0
+
+    def batch_limit(self, kind: str, configured_max: int) -> int:
+        """Largest batch of ``kind`` one full local bucket can pay for."""
+        if kind == "single":
+            return 1
+        return max(1, min(configured_max, int(self._bucket.max_rate) // self.costs[kind]))
+
+    def tokens(self) -> float:
+        return self._bucket.tokens()
+
+    def can_spend(self, amount: int) -> bool:
+        return self._bucket.has_capacity(amount)
+
+    async def spend(self, amount: int) -> None:
+        """Wait until the bucket covers ``amount``, then take it. Cancellation-safe: a
+        cancelled wait takes nothing."""
+        await self._bucket.acquire(amount)
+        self.spent += amount
+
+    def refund(self, amount: int) -> None:
+        """Give back tokens taken for orders that were dropped before the request went out."""
+        self._bucket.refund(amount)
+        self.spent -= amount
+
+    def rate_limited(self) -> None:
+        """The exchange said 429: its bucket is empty whatever ours says. Empty ours and owe
+        the headroom too, so that the margin above is rebuilt before we spend again."""
+        self._bucket.overdraw(self.headroom)

@@ -1,0 +1,64 @@
+"""Ambiguous outcomes are looked up, never guessed.
+
+``GET /portfolio/orders`` has no client_order_id filter, so we list each ticker's orders since
+just before the first attempt, page by cursor, and match on client_order_id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiolimiter import AsyncLimiter
+
+from kalshi_router.accumulator import Pending
+from kalshi_router.outcome import Accepted
+from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.models import Order
+
+# Kalshi's min_ts is in seconds and our clock may lead the exchange's; look back further than
+# any sane skew so an order placed "before" we sent it is still found.
+LOOKBACK_S = 120
+READ_COST = 10
+
+
+class Reconciler:
+    def __init__(self, client: ExchangeClient, reads: AsyncLimiter, page_size: int = 1000) -> None:
+        self._client = client
+        self._reads = reads
+        self._page_size = page_size
+        self.lookups = 0
+
+    async def find(self, pendings: Iterable[Pending]) -> dict[str, Order]:
+        """The exchange's order for each pending client_order_id it holds. Raises the client's
+        errors (transport, HTTP status, unreadable answer) for the caller to classify."""
+        wanted: dict[str, list[Pending]] = {}
+        for pending in pendings:
+            wanted.setdefault(pending.ticker, []).append(pending)
+        found: dict[str, Order] = {}
+        for ticker, group in wanted.items():
+            keys = {p.key for p in group}
+            since = int(min(p.submitted_wall for p in group)) - LOOKBACK_S
+            cursor: str | None = None
+            while keys:
+                await self._reads.acquire(READ_COST)
+                self.lookups += 1
+                page = await self._client.get_orders(
+                    ticker=ticker, min_ts=since, cursor=cursor, limit=self._page_size
+                )
+                for order in page.orders:
+                    if order.client_order_id in keys:
+                        keys.discard(order.client_order_id)
+                        found[order.client_order_id] = order
+                cursor = page.cursor
+                if not cursor or not page.orders:
+                    break
+        return found
+
+
+def accepted_from(order: Order) -> Accepted:
+    return Accepted(
+        client_order_id=order.client_order_id,
+        order_id=order.order_id,
+        fill_count=order.fill_count_fp,
+        remaining_count=order.remaining_count_fp,
+    )

@@ -1,0 +1,374 @@
+"""``OrderRouter``: submit intents, get one future each, settled exactly once.
+
+    async with OrderRouter.connect(config, signer) as router:
+        outcome = await router.place(OrderIntent.bid("KX-1", "0.56", 10))
+
+The router sizes its write budget from ``GET /account/limits`` and ``/account/endpoint_costs``
+at start (``[limits]`` in the config overrides them), then one dispatcher task batches what is
+queued under that budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Self
+
+from aiolimiter import AsyncLimiter
+
+from kalshi_router.accumulator import Accumulator, Kind, Pending
+from kalshi_router.config import Config, LimitsConfig, RouterConfig
+from kalshi_router.dispatcher import Backoff, Dispatcher
+from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed, WireError
+from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
+from kalshi_router.limiter import WriteBudget
+from kalshi_router.outcome import (
+    AmendOutcome,
+    CancelOutcome,
+    Closed,
+    OrderOutcome,
+    Outcome,
+    Rejected,
+    Unknown,
+)
+from kalshi_router.reconcile import Reconciler
+from kalshi_router.stats import RouterStats, StatsRecorder
+from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.dialect import dialect_for
+from kalshi_router.wire.http import HttpTransport
+from kalshi_router.wire.signer import Signer
+
+log = logging.getLogger("kalshi_router.router")
+Intent = OrderIntent | CancelIntent | AmendIntent | DecreaseIntent
+
+
+class Budget:
+    """What the router learned (or was told) about the account's buckets and costs."""
+
+    def __init__(
+        self, write_rate: int, write_capacity: int, read_rate: int, costs: dict[str, int]
+    ) -> None:
+        self.write_rate = write_rate
+        self.write_capacity = write_capacity
+        self.read_rate = read_rate
+        self.costs = costs
+
+
+async def discover_budget(client: ExchangeClient, limits: LimitsConfig) -> Budget:
+    """Read the account's limits and costs; config values that are set win."""
+    rate, capacity, read_rate = limits.write_refill_rate, limits.write_bucket_capacity, 0
+    try:
+        account = await client.get_limits()
+        rate = rate or account.write.refill_rate
+        capacity = capacity or account.write.bucket_capacity
+        read_rate = account.read.refill_rate
+    except WireError as exc:
+        if not (rate and capacity):
+            raise WireError(
+                f"cannot read GET /account/limits ({exc}); set limits.write_refill_rate and "
+                "limits.write_bucket_capacity in the config"
+            ) from None
+        log.warning("using configured write limits: GET /account/limits failed: %s", exc)
+    try:
+        table = await client.get_endpoint_costs()
+        costs = client.dialect.costs(table)
+    except WireError as exc:
+        log.warning("using default costs: GET /account/endpoint_costs failed: %s", exc)
+        costs = client.dialect.costs(None)
+    if limits.create_cost:
+        costs["create"] = limits.create_cost
+    if limits.cancel_cost:
+        costs["cancel"] = limits.cancel_cost
+    return Budget(rate, capacity, read_rate or rate, costs)
+
+
+class OrderRouter:
+    """Batches intents to Kalshi under the account's write budget; see the module docstring."""
+
+    def __init__(
+        self,
+        client: ExchangeClient,
+        router: RouterConfig | None = None,
+        limits: LimitsConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+        owns_transport: bool = False,
+    ) -> None:
+        self._client = client
+        self._config = router or RouterConfig()
+        self._limits = limits or LimitsConfig()
+        self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
+        self._owns_transport = owns_transport
+        self._acc = Accumulator(self._config.queue_size)
+        self._stats = StatsRecorder()
+        self._live: dict[tuple[Kind, str], Pending] = {}
+        self._dispatcher: Dispatcher | None = None
+        self._budget: WriteBudget | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._accepting = False
+        self._closed = False
+
+    @classmethod
+    def connect(cls, config: Config, signer: Signer, base_url: str | None = None) -> OrderRouter:
+        """A router with its own signed HTTP transport, as the config describes."""
+        transport = HttpTransport(
+            base_url or config.exchange.base_url,
+            signer,
+            timeout_s=config.exchange.request_timeout_s,
+            max_connections=config.router.max_in_flight + 2,
+            verify_tls=config.exchange.verify_tls,
+        )
+        client = ExchangeClient(transport, dialect_for(config.exchange.dialect))
+        return cls(client, config.router, config.limits, owns_transport=True)
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            return
+        found = await discover_budget(self._client, self._limits)
+        headroom = found.write_rate * self._limits.headroom_s
+        self._budget = WriteBudget(
+            refill_rate=found.write_rate,
+            capacity=found.write_capacity,
+            create_cost=found.costs["create"],
+            cancel_cost=found.costs["cancel"],
+            single_cost=found.costs["single"],
+            headroom=headroom,
+        )
+        reads = AsyncLimiter(found.read_rate, 1.0)
+        self._dispatcher = Dispatcher(
+            client=self._client,
+            accumulator=self._acc,
+            budget=self._budget,
+            reconciler=Reconciler(self._client, reads),
+            stats=self._stats,
+            settle=self._settle,
+            max_batch=self._config.max_batch_size,
+            max_in_flight=self._config.max_in_flight,
+            linger_s=self._config.linger_ms / 1000,
+            backoff=Backoff(self._config.backoff_base_s, self._config.backoff_cap_s, self._rng),
+        )
+        self._runner = asyncio.create_task(self._dispatcher.run(), name="kalshi-router-dispatcher")
+        self._runner.add_done_callback(self._runner_done)
+        self._accepting = True
+
+    @property
+    def batch_limits(self) -> dict[str, int]:
+        """Largest batch per lane, as sized from the budget at start."""
+        return self._running().batch_limits
+
+    def _running(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise RouterClosed("the router is not started: use 'async with' or await start()")
+        return self._dispatcher
+
+    # Intake.
+
+    def submit(
+        self, intent: OrderIntent, *, deadline_s: float | None = None
+    ) -> asyncio.Future[OrderOutcome]:
+        """Queue ``intent`` and return its future at once; raise ``QueueFull`` if no room."""
+        self._client.dialect.check(intent)
+        return self._enqueue("create", intent.client_order_id, intent.ticker, intent, deadline_s)
+
+    async def submit_wait(
+        self,
+        intent: OrderIntent,
+        *,
+        queue_timeout: float | None = None,
+        deadline_s: float | None = None,
+    ) -> asyncio.Future[OrderOutcome]:
+        """Like ``submit``, but wait up to ``queue_timeout`` s (None: forever) for room."""
+        await self._room(queue_timeout)
+        return self.submit(intent, deadline_s=deadline_s)
+
+    async def place(
+        self,
+        intent: OrderIntent,
+        *,
+        queue_timeout: float | None = None,
+        deadline_s: float | None = None,
+    ) -> OrderOutcome:
+        """Submit (waiting for room, as ``submit_wait``) and wait for the outcome."""
+        future = await self.submit_wait(intent, queue_timeout=queue_timeout, deadline_s=deadline_s)
+        return await future
+
+    def submit_many(self, intents: Iterable[OrderIntent]) -> list[asyncio.Future[OrderOutcome]]:
+        """Queue all or none: raises before queueing any if one is invalid or there is no room."""
+        batch = list(intents)
+        keys = [intent.client_order_id for intent in batch]
+        if len(set(keys)) != len(keys):
+            raise IntentError("client_order_id", "used more than once in one submit_many call")
+        for intent in batch:
+            self._client.dialect.check(intent)
+        if len(self._acc) + len(batch) > self._acc.capacity:
+            raise QueueFull(f"no room for {len(batch)} intents ({len(self._acc)} queued)")
+        return [self.submit(intent) for intent in batch]
+
+    def cancel(
+        self,
+        order_id: str | CancelIntent,
+        ticker: str | None = None,
+        *,
+        deadline_s: float | None = None,
+    ) -> asyncio.Future[CancelOutcome]:
+        """Cancel a resting order; ``ticker`` routes it to the market's exchange shard."""
+        intent = order_id if isinstance(order_id, CancelIntent) else None
+        if intent is None:
+            if ticker is None:
+                raise IntentError("ticker", "required: Kalshi routes cancels by market ticker")
+            intent = CancelIntent(order_id=str(order_id), ticker=ticker)
+        return self._enqueue("cancel", intent.order_id, intent.ticker, intent, deadline_s)
+
+    def cancel_many(self, cancels: Iterable[CancelIntent]) -> list[asyncio.Future[CancelOutcome]]:
+        batch = list(cancels)
+        if len(self._acc) + len(batch) > self._acc.capacity:
+            raise QueueFull(f"no room for {len(batch)} cancels ({len(self._acc)} queued)")
+        return [self.cancel(cancel) for cancel in batch]
+
+    def amend(
+        self, intent: AmendIntent, *, deadline_s: float | None = None
+    ) -> asyncio.Future[AmendOutcome]:
+        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s)
+
+    def decrease(
+        self, intent: DecreaseIntent, *, deadline_s: float | None = None
+    ) -> asyncio.Future[AmendOutcome]:
+        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s)
+
+    def _enqueue(
+        self, kind: Kind, key: str, ticker: str, payload: Intent, deadline_s: float | None
+    ) -> asyncio.Future[Any]:
+        if not self._accepting:
+            raise RouterClosed(
+                "the router is closed" if self._closed else "the router is not started"
+            )
+        if self._acc.full():
+            raise QueueFull(f"the queue holds {self._acc.capacity} intents")
+        if (kind, key) in self._live:
+            field = "client_order_id" if kind == "create" else "order_id"
+            raise IntentError(field, f"{key!r} already has a pending {kind}")
+        dispatcher = self._running()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        deadline = now + (self._config.deadline_s if deadline_s is None else deadline_s)
+        pending = Pending(
+            kind=kind,
+            key=key,
+            ticker=ticker,
+            payload=payload,
+            future=loop.create_future(),
+            submitted=now,
+            deadline=deadline,
+            submitted_wall=time.time(),
+            queued_at=now,
+        )
+        self._live[(kind, key)] = pending
+        self._acc.push(pending)
+        dispatcher.notify(priority=kind != "create")
+        return pending.future
+
+    async def _room(self, queue_timeout: float | None) -> None:
+        async def wait() -> None:
+            while self._acc.full():
+                await self._running().wait_for_space()
+
+        try:
+            await asyncio.wait_for(wait(), queue_timeout)
+        except TimeoutError:
+            raise QueueFull(f"no room in the queue within {queue_timeout} s") from None
+
+    # Outcomes.
+
+    def _settle(self, pending: Pending, outcome: Outcome) -> None:
+        """The only place an intent gets its outcome, so it can happen only once."""
+        if pending.settled:
+            return
+        pending.settled = True
+        self._live.pop((pending.kind, pending.key), None)
+        self._stats.outcomes[type(outcome).__name__.lower()] += 1
+        if isinstance(outcome, Rejected):
+            self._stats.rejected_codes[outcome.code] += 1
+        loop_now = asyncio.get_running_loop().time()
+        self._stats.submit_to_outcome.append(loop_now - pending.submitted)
+        if not pending.future.done():
+            pending.future.set_result(outcome)
+
+    def _runner_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("dispatcher crashed; failing %d pending intents", len(self._live), exc_info=exc)
+        self._accepting = False
+        for pending in list(self._live.values()):
+            pending.settled = True
+            if not pending.future.done():
+                pending.future.set_exception(RouterCrashed(f"dispatcher crashed: {exc!r}"))
+        self._live.clear()
+
+    # Control.
+
+    async def flush(self) -> None:
+        """Send everything queued now, ignoring linger, and wait for all of it to settle."""
+        futures = [p.future for p in self._live.values()]
+        self._running().notify(priority=True)
+        if futures:
+            await asyncio.wait(futures)
+
+    async def aclose(self, drain_timeout: float | None = None) -> None:
+        """Stop intake, send what is queued, wait for what is in flight (up to
+        ``drain_timeout``), then settle the rest: queued ones closed, in-flight ones unknown."""
+        if self._closed:
+            return
+        self._closed = True
+        self._accepting = False
+        timeout = self._config.drain_timeout_s if drain_timeout is None else drain_timeout
+        if self._dispatcher is not None and self._runner is not None:
+            self._dispatcher.close()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._runner), timeout)
+            except TimeoutError:
+                log.warning("drain timed out after %s s", timeout)
+            except Exception:  # noqa: S110 - the crash was reported by _runner_done
+                pass
+            await self._dispatcher.stop()
+            if not self._runner.done():
+                self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        for pending in self._acc.drain():
+            reason = "router closed before this intent was sent"
+            self._settle(pending, Closed(reason=reason, **pending.ids()))
+        unsure = list(self._live.values())
+        if unsure:
+            log.warning(
+                "closing with %d intents in flight, outcome unknown: %s",
+                len(unsure),
+                " ".join(p.key for p in unsure),
+            )
+        for pending in unsure:
+            reason = "router closed while this intent was in flight; look it up at the exchange"
+            self._settle(pending, Unknown(reason=reason, **pending.ids()))
+        if self._owns_transport:
+            await self._client.transport.close()
+
+    def stats(self) -> RouterStats:
+        in_flight = len(self._dispatcher.in_flight) if self._dispatcher else 0
+        spent = self._budget.spent if self._budget else 0
+        return self._stats.snapshot(
+            tokens_spent=spent, queue_depth=len(self._acc), in_flight=in_flight
+        )
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
