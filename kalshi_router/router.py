@@ -156,6 +156,13 @@ class OrderRouter:
         self._accepting = True
 
     @property
+    def budget(self) -> WriteBudget:
+        """The write budget as sized at start (capacity, refill rate, costs per order)."""
+        if self._budget is None:
+            raise RouterClosed("the router is not started: use 'async with' or await start()")
+        return self._budget
+
+    @property
     def batch_limits(self) -> dict[str, int]:
         """Largest batch per lane, as sized from the budget at start."""
         return self._running().batch_limits
@@ -196,7 +203,9 @@ class OrderRouter:
         future = await self.submit_wait(intent, queue_timeout=queue_timeout, deadline_s=deadline_s)
         return await future
 
-    def submit_many(self, intents: Iterable[OrderIntent]) -> list[asyncio.Future[OrderOutcome]]:
+    def submit_many(
+        self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
+    ) -> list[asyncio.Future[OrderOutcome]]:
         """Queue all or none: raises before queueing any if one is invalid or there is no room."""
         batch = list(intents)
         keys = [intent.client_order_id for intent in batch]
@@ -206,7 +215,7 @@ class OrderRouter:
             self._client.dialect.check(intent)
         if len(self._acc) + len(batch) > self._acc.capacity:
             raise QueueFull(f"no room for {len(batch)} intents ({len(self._acc)} queued)")
-        return [self.submit(intent) for intent in batch]
+        return [self.submit(intent, deadline_s=deadline_s) for intent in batch]
 
     def cancel(
         self,

@@ -10,18 +10,20 @@ from kalshi_router.cli import main
 
 
 @pytest.mark.parametrize("dialect", ["v2", "v1"])
-def test_demo_prints_each_orders_own_answer(
+def test_demo_routes_every_order_to_its_own_answer(
     dialect: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["demo", "--dialect", dialect]) == 0
+    assert main(["demo", "--dialect", dialect, "--orders", "20"]) == 0
     out = capsys.readouterr().out
-    assert f"{dialect} batch create of 7: HTTP 201, answered" in out
-    assert out.count(" accepted ") == 5
+    assert f"dialect {dialect}" in out
     assert "rejected  invalid order: invalid order (post only cross)" in out
     assert "rejected  invalid_price" in out
-    assert "rejected  duplicate_client_order_id" in out
-    assert "batch cancel of 4: HTTP 200, answered" in out
-    assert out.count(" cancelled reduced by ") == 4
+    assert "resend of the first order, same id           rejected  duplicate_client_order_id" in out
+    assert "20 of 20 accepted" in out
+    # 4 resting from the showcase (the IOC filled, two were refused) plus the 20 quotes.
+    assert "cancelled 24 of 24 resting orders" in out
+    assert "{'accepted': 25, 'cancelled': 24, 'rejected': 3}" in out
+    assert "429s: 0" in out
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
