@@ -82,7 +82,11 @@ class Accumulator:
         due: list[Pending] = []
         while self._delayed and self._delayed[0][0] <= now:
             due.append(heapq.heappop(self._delayed)[2])
-        for pending in sorted(due, key=lambda p: p.submitted, reverse=True):
+        # A stable ascending sort, then pushed to the front last-first, so that ties in
+        # ``submitted`` (one clock tick, a batch retried together) keep their order. (Sorting
+        # with reverse=True instead would reverse the ties.)
+        due.sort(key=lambda p: p.submitted)
+        for pending in reversed(due):
             self._lanes[pending.kind].appendleft(pending)
 
     def next_due(self) -> float | None:

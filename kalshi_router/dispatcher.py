@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from kalshi_router.accumulator import Accumulator, Kind, Pending
@@ -79,6 +80,9 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._crash: BaseException | None = None
+        self._runner: asyncio.Task[Any] | None = None
+        # Creates queued at or before this time were flushed: they do not linger.
+        self._flushed_at = -math.inf
         self.in_flight: set[Pending] = set()
         self._time = asyncio.get_running_loop().time
 
@@ -87,14 +91,21 @@ class Dispatcher:
         return dict(self._limits)
 
     def notify(self, *, priority: bool = False) -> None:
+        """Something was queued; ``priority``: in a lane above creates, so a create batch
+        waiting for tokens must give way."""
         self._wakeup.set()
         if priority:
             self._urgent.set()
 
+    def flush(self) -> None:
+        """Send what is queued now without lingering (later arrivals linger as usual)."""
+        self._flushed_at = self._time()
+        self.notify()
+
     def close(self) -> None:
         """Stop lingering; ``run`` returns once nothing is waiting or in flight."""
         self._closing = True
-        self.notify(priority=True)
+        self.notify()
 
     async def stop(self) -> None:
         """Cancel what is still sending or reconciling (the drain ran out of time)."""
@@ -106,14 +117,31 @@ class Dispatcher:
         self._space.clear()
         await self._space.wait()
 
+    def wake_space_waiters(self) -> None:
+        """Let callers waiting for room look again (the router closed or crashed)."""
+        self._space.set()
+
     async def run(self) -> None:
+        """Dispatch until closed and drained. A send or reconcile task that fails (our bug)
+        ends this at once with its exception, even mid-wait, so nothing more is sent."""
+        self._runner = asyncio.current_task()
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            if self._crash is None:
+                raise
+            raise self._crash from None
+
+    async def _run(self) -> None:
         while True:
-            kind = await self._next_kind()
-            if kind is None:
-                return
+            # The slot first and the lane after: whatever arrived while every slot was busy
+            # then competes for this one in priority order.
             await self._slots.acquire()
             sent = False
             try:
+                kind = await self._next_kind()
+                if kind is None:
+                    return
                 sent = await self._dispatch(kind)
             finally:
                 if not sent:
@@ -141,6 +169,8 @@ class Dispatcher:
         limit = self._limits[kind]
         if self._linger_s > 0 and kind == "create":
             await self._linger(limit)
+            if self._outranked():
+                return False
         want = min(limit, self._acc.count(kind))
         started = self._time()
         if not await self._spend(kind, cost * want):
@@ -170,25 +200,48 @@ class Dispatcher:
         self._spawn(self._send(kind, cut.batch))
         return True
 
+    def _outranked(self) -> bool:
+        """A lane above creates has work (retries that came due included)."""
+        self._acc.promote(self._time())
+        return self._acc.next_kind() not in ("create", None)
+
     async def _spend(self, kind: Kind, amount: int) -> bool:
-        """Take ``amount`` tokens; give way (and take nothing) if a higher lane fills meanwhile."""
-        if kind != "create" or self._budget.can_spend(amount):
+        """Take ``amount`` tokens; a create batch gives way (and takes nothing) as soon as a
+        higher lane has work: one queued while we waited for a slot or lingered, one queued
+        during the token wait, or a retry of one coming due during it."""
+        if kind != "create":
             await self._budget.spend(amount)
             return True
-        self._urgent.clear()
+        if self._outranked():
+            return False
+        if self._budget.can_spend(amount):
+            await self._budget.spend(amount)
+            return True
         spend = asyncio.ensure_future(self._budget.spend(amount))
-        urgent = asyncio.ensure_future(self._urgent.wait())
         try:
-            await asyncio.wait((spend, urgent), return_when=asyncio.FIRST_COMPLETED)
+            while not spend.done():
+                self._urgent.clear()
+                if self._outranked():
+                    break
+                due = self._acc.next_due()
+                timeout = None if due is None else max(0.0, due - self._time())
+                urgent = asyncio.ensure_future(self._urgent.wait())
+                try:
+                    await asyncio.wait(
+                        (spend, urgent), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    urgent.cancel()
+                    await asyncio.gather(urgent, return_exceptions=True)
         finally:
-            urgent.cancel()
             if not spend.done():
                 spend.cancel()
-            await asyncio.gather(spend, urgent, return_exceptions=True)
+            await asyncio.gather(spend, return_exceptions=True)
         if spend.cancelled():
             return False
-        if self._acc.next_kind() != "create":
-            # Both finished in the same turn: hand the tokens back and serve the higher lane.
+        spend.result()
+        if self._outranked():
+            # Both happened in the same turn: hand the tokens back and serve the higher lane.
             self._budget.refund(amount)
             return False
         return True
@@ -199,29 +252,43 @@ class Dispatcher:
             return
         end = oldest.queued_at + self._linger_s
         while self._acc.count("create") < limit and not self._closing:
-            remaining = end - self._time()
-            if remaining <= 0 or self._urgent.is_set():
+            now = self._time()
+            if now >= end or oldest.queued_at <= self._flushed_at or self._outranked():
                 return
+            due = self._acc.next_due()
+            timeout = end - now if due is None else min(end - now, max(0.0, due - now))
             self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
-                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
 
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(self._guarded(coro))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
+    async def _guarded(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except Exception as exc:
+            # Our own bug, not the network's (the client turns those into replies). Stop
+            # dispatching before anything else runs: a send's slot is already free, and the
+            # dispatcher must not use it. The router then fails every pending intent loudly.
+            if self._crash is None:
+                self._crash = exc
+                if self._runner is not None:
+                    self._runner.cancel()
+            raise
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            # Our own bug, not the network's (the client turns those into replies): stop
-            # dispatching so that the router fails every pending intent loudly.
-            self._crash = exc
+        if not task.cancelled():
+            task.exception()  # retrieved: ``_guarded`` already acted on it
         self.notify()
 
     async def _send(self, kind: Kind, batch: list[Pending]) -> None:
+        if self._crash is not None:
+            self._slots.release()
+            return
         self.in_flight.update(batch)
         try:
             for pending in batch:
@@ -249,9 +316,7 @@ class Dispatcher:
             if reply.http_status == 429:
                 self._stats.http_429 += 1
                 self._budget.rate_limited()
-            reason = reply.error.code if reply.error else "not executed"
-            for pending in batch:
-                self.retry(pending, reason)
+            self.retry_all(batch, reply.error.code if reply.error else "not executed")
             return
         unsure = [by_key[key] for key in reply.unanswered]
         landed: list[Pending] = []
@@ -275,8 +340,7 @@ class Dispatcher:
         reason = reply.error.code if reply.error else "no answer"
         if kind == "cancel":
             # Cancelling twice cannot hurt, and the second answer says where the order stands.
-            for pending in batch:
-                self.retry(pending, reason)
+            self.retry_all(batch, reason)
         elif kind == "single":
             for pending in batch:
                 self._settle(
@@ -297,43 +361,58 @@ class Dispatcher:
             self._spawn(self._reconcile(batch, duplicate=False))
 
     def retry(self, pending: Pending, reason: str) -> None:
+        self.retry_all([pending], reason)
+
+    def retry_all(self, batch: Sequence[Pending], reason: str) -> None:
+        """Queue ``batch`` again after one backoff: what failed together is retried together
+        (one jittered delay each would split a batch into as many requests)."""
         now = self._time()
-        delay = self._backoff.delay(pending.attempts)
-        if now + delay >= pending.deadline:
-            self._settle(
-                pending,
-                Expired(reason=f"deadline passed while retrying ({reason})", **pending.ids()),
-            )
-            return
-        self._stats.retries += 1
-        self._acc.push_retry(pending, now + delay)
-        self.notify()
+        delay = self._backoff.delay(max(pending.attempts for pending in batch))
+        for pending in batch:
+            if now + delay >= pending.deadline:
+                self._settle(
+                    pending,
+                    Expired(reason=f"deadline passed while retrying ({reason})", **pending.ids()),
+                )
+                continue
+            self._stats.retries += 1
+            self._acc.push_retry(pending, now + delay)
+        # A create batch waiting for tokens must learn when a cancel's retry comes due.
+        self.notify(priority=any(pending.kind != "create" for pending in batch))
 
     async def _reconcile(self, batch: Sequence[Pending], *, duplicate: bool) -> None:
+        """Look ``batch`` up until each is found (accepted), known absent (resent with the same
+        id) or out of time (unknown). After a duplicate-id answer the order is known to exist,
+        so it is looked for until its deadline, never resent."""
         self._stats.reconciliations += 1
         waiting = list(batch)
         attempt = 0
-        while waiting:
+        while True:
             attempt += 1
             try:
                 found = await self._reconciler.find(waiting)
             except WireError as exc:
-                now = self._time()
+                why = f"could not look the order up before its deadline: {exc}"
+            else:
+                why = "the exchange holds this client_order_id but did not list it in time"
+                absent: list[Pending] = []
                 for pending in waiting:
-                    if now >= pending.deadline:
-                        reason = f"could not look the order up before its deadline: {exc}"
-                        self._settle(pending, Unknown(reason=reason, **pending.ids()))
-                waiting = [p for p in waiting if not p.settled]
-                await asyncio.sleep(self._backoff.delay(attempt))
-                continue
-            for pending in waiting:
-                order = found.get(pending.key)
-                if order is not None:
-                    self._settle(pending, accepted_from(order))
-                elif duplicate:
-                    reason = "the exchange holds this client_order_id but does not list it yet"
-                    self._settle(pending, Unknown(reason=reason, **pending.ids()))
-                else:
+                    order = found.get(pending.key)
+                    if order is not None:
+                        self._settle(pending, accepted_from(order))
+                    elif not duplicate:
+                        absent.append(pending)
+                if absent:
                     # Not there: resending the same id is safe, the exchange refuses a second.
-                    self.retry(pending, "not found after an ambiguous attempt")
-            return
+                    self.retry_all(absent, "not found after an ambiguous attempt")
+                    waiting = [p for p in waiting if p not in absent]
+            now = self._time()
+            for pending in waiting:
+                if now >= pending.deadline:
+                    self._settle(pending, Unknown(reason=why, **pending.ids()))
+            waiting = [p for p in waiting if not p.settled]
+            if not waiting:
+                return
+            # Never sleep past a deadline: the last lookup happens at it, not after it.
+            until = min(p.deadline for p in waiting) - now
+            await asyncio.sleep(min(self._backoff.delay(attempt), until))

@@ -35,7 +35,7 @@ from kalshi_router.outcome import (
     Rejected,
     Unknown,
 )
-from kalshi_router.reconcile import Reconciler
+from kalshi_router.reconcile import READ_COST, Reconciler
 from kalshi_router.stats import RouterStats, StatsRecorder
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.dialect import dialect_for
@@ -111,6 +111,7 @@ class OrderRouter:
         self._runner: asyncio.Task[None] | None = None
         self._accepting = False
         self._closed = False
+        self._crashed: BaseException | None = None
 
     @classmethod
     def connect(cls, config: Config, signer: Signer, base_url: str | None = None) -> OrderRouter:
@@ -138,7 +139,10 @@ class OrderRouter:
             single_cost=found.costs["single"],
             headroom=headroom,
         )
-        reads = AsyncLimiter(found.read_rate, 1.0)
+        # A bucket smaller than one lookup's cost would make aiolimiter refuse every lookup:
+        # keep the account's rate, but let the bucket hold one.
+        size = max(found.read_rate, READ_COST)
+        reads = AsyncLimiter(size, size / found.read_rate)
         self._dispatcher = Dispatcher(
             client=self._client,
             accumulator=self._acc,
@@ -208,13 +212,9 @@ class OrderRouter:
     ) -> list[asyncio.Future[OrderOutcome]]:
         """Queue all or none: raises before queueing any if one is invalid or there is no room."""
         batch = list(intents)
-        keys = [intent.client_order_id for intent in batch]
-        if len(set(keys)) != len(keys):
-            raise IntentError("client_order_id", "used more than once in one submit_many call")
         for intent in batch:
             self._client.dialect.check(intent)
-        if len(self._acc) + len(batch) > self._acc.capacity:
-            raise QueueFull(f"no room for {len(batch)} intents ({len(self._acc)} queued)")
+        self._check_batch("create", [intent.client_order_id for intent in batch])
         return [self.submit(intent, deadline_s=deadline_s) for intent in batch]
 
     def cancel(
@@ -233,10 +233,30 @@ class OrderRouter:
         return self._enqueue("cancel", intent.order_id, intent.ticker, intent, deadline_s)
 
     def cancel_many(self, cancels: Iterable[CancelIntent]) -> list[asyncio.Future[CancelOutcome]]:
+        """Queue all or none, as ``submit_many``."""
         batch = list(cancels)
-        if len(self._acc) + len(batch) > self._acc.capacity:
-            raise QueueFull(f"no room for {len(batch)} cancels ({len(self._acc)} queued)")
+        self._check_batch("cancel", [cancel.order_id for cancel in batch])
         return [self.cancel(cancel) for cancel in batch]
+
+    def _check_batch(self, kind: Kind, keys: list[str]) -> None:
+        """Everything that could stop one of ``keys`` from queueing, checked before any is."""
+        self._check_open()
+        field = "client_order_id" if kind == "create" else "order_id"
+        if len(set(keys)) != len(keys):
+            raise IntentError(field, f"used more than once in one {kind} batch")
+        for key in keys:
+            if (kind, key) in self._live:
+                raise IntentError(field, f"{key!r} already has a pending {kind}")
+        if len(self._acc) + len(keys) > self._acc.capacity:
+            raise QueueFull(f"no room for {len(keys)} intents ({len(self._acc)} queued)")
+
+    def _check_open(self) -> None:
+        if self._crashed is not None:
+            raise RouterCrashed(f"dispatcher crashed: {self._crashed!r}")
+        if not self._accepting:
+            raise RouterClosed(
+                "the router is closed" if self._closed else "the router is not started"
+            )
 
     def amend(
         self, intent: AmendIntent, *, deadline_s: float | None = None
@@ -251,10 +271,7 @@ class OrderRouter:
     def _enqueue(
         self, kind: Kind, key: str, ticker: str, payload: Intent, deadline_s: float | None
     ) -> asyncio.Future[Any]:
-        if not self._accepting:
-            raise RouterClosed(
-                "the router is closed" if self._closed else "the router is not started"
-            )
+        self._check_open()
         if self._acc.full():
             raise QueueFull(f"the queue holds {self._acc.capacity} intents")
         if (kind, key) in self._live:
@@ -283,8 +300,13 @@ class OrderRouter:
     async def _room(self, queue_timeout: float | None) -> None:
         async def wait() -> None:
             while self._acc.full():
+                # Closed or crashed while we waited: say so now, not at the timeout.
+                self._check_open()
                 await self._running().wait_for_space()
 
+        if not self._acc.full():
+            # wait_for with a timeout of 0 times out even when its awaitable would not wait.
+            return
         try:
             await asyncio.wait_for(wait(), queue_timeout)
         except TimeoutError:
@@ -312,6 +334,9 @@ class OrderRouter:
         exc = task.exception()
         log.error("dispatcher crashed; failing %d pending intents", len(self._live), exc_info=exc)
         self._accepting = False
+        self._crashed = exc
+        if self._dispatcher is not None:
+            self._dispatcher.wake_space_waiters()
         for pending in list(self._live.values()):
             pending.settled = True
             if not pending.future.done():
@@ -323,7 +348,7 @@ class OrderRouter:
     async def flush(self) -> None:
         """Send everything queued now, ignoring linger, and wait for all of it to settle."""
         futures = [p.future for p in self._live.values()]
-        self._running().notify(priority=True)
+        self._running().flush()
         if futures:
             await asyncio.wait(futures)
 
@@ -336,6 +361,7 @@ class OrderRouter:
         self._accepting = False
         timeout = self._config.drain_timeout_s if drain_timeout is None else drain_timeout
         if self._dispatcher is not None and self._runner is not None:
+            self._dispatcher.wake_space_waiters()
             self._dispatcher.close()
             try:
                 await asyncio.wait_for(asyncio.shield(self._runner), timeout)
@@ -343,10 +369,12 @@ class OrderRouter:
                 log.warning("drain timed out after %s s", timeout)
             except Exception:  # noqa: S110 - the crash was reported by _runner_done
                 pass
-            await self._dispatcher.stop()
+            # The dispatcher first: stopping the sends frees their slots, which it would
+            # otherwise fill with what is still queued.
             if not self._runner.done():
                 self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
+            await self._dispatcher.stop()
         for pending in self._acc.drain():
             reason = "router closed before this intent was sent"
             self._settle(pending, Closed(reason=reason, **pending.ids()))

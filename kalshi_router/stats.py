@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 
 import msgspec
@@ -41,12 +42,13 @@ def percentiles(samples: deque[float]) -> Percentiles:
     if not samples:
         return Percentiles(0, 0.0, 0.0, 0.0, 0.0)
     ordered = sorted(samples)
-    last = len(ordered) - 1
 
     def at(q: float) -> float:
-        return ordered[min(last, int(q * len(ordered)))]
+        # Nearest rank: the smallest sample with at least q of all samples at or below it
+        # (rounded first: 0.9 * 70 is 63.00000000000001 in binary floating point).
+        return ordered[max(0, math.ceil(round(q * len(ordered), 9)) - 1)]
 
-    return Percentiles(len(ordered), at(0.50), at(0.90), at(0.99), ordered[last])
+    return Percentiles(len(ordered), at(0.50), at(0.90), at(0.99), ordered[-1])
 
 
 class StatsRecorder:

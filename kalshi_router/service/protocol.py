@@ -1,0 +1,130 @@
+"""The service's own intake protocol (not Kalshi's): bodies and stream messages.
+
+Intents travel as the library's own Structs (``OrderIntent`` and friends) in JSON or msgpack;
+each one is decoded on its own, so one bad intent in a request gets its own error naming the
+field and the others go ahead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, TypeAlias, TypeVar
+
+import msgspec
+
+from kalshi_router.errors import IntentError
+from kalshi_router.outcome import Outcome
+
+T = TypeVar("T")
+MessageId: TypeAlias = int | str
+
+
+class ItemError(msgspec.Struct, frozen=True):
+    """Why one intent was refused before it reached the router."""
+
+    field: str
+    message: str
+
+
+class ItemResult(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    """One intent's answer, at its index in the request."""
+
+    index: int
+    key: str | None = None
+    """client_order_id for orders, order_id for cancels, amends and decreases."""
+    status: str = "settled"
+    outcome: Outcome | None = None
+    error: ItemError | None = None
+
+
+class ResultsBody(msgspec.Struct, frozen=True):
+    results: list[ItemResult]
+
+
+class IntentsBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /v1/orders``, ``/v1/cancels``, ``/v1/amends``, ``/v1/decreases``."""
+
+    items: list[msgspec.Raw]
+    wait: bool = True
+    """False: answer at once with each intent's key; ask ``GET /v1/orders/{key}`` later."""
+    deadline_s: float | None = None
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    error: str
+    field: str | None = None
+
+
+class OrderStatus(msgspec.Struct, frozen=True, omit_defaults=True):
+    key: str
+    status: str
+    outcome: Outcome | None = None
+
+
+# The stream (WebSocket): one message per frame, JSON text or msgpack binary.
+
+
+Verb: TypeAlias = Literal["submit", "cancel", "amend", "decrease"]
+
+
+class StreamRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``item`` is the intent for ``type``: an OrderIntent to submit, a CancelIntent, ..."""
+
+    type: Verb
+    id: MessageId
+    item: msgspec.Raw
+    deadline_s: float | None = None
+
+
+class StreamAck(msgspec.Struct, frozen=True, tag_field="type", tag="ack"):
+    id: MessageId
+    key: str
+
+
+class StreamOutcome(msgspec.Struct, frozen=True, tag_field="type", tag="outcome"):
+    id: MessageId
+    key: str
+    outcome: Outcome
+
+
+class StreamError(msgspec.Struct, frozen=True, tag_field="type", tag="error"):
+    id: MessageId | None
+    field: str
+    message: str
+
+
+StreamReply: TypeAlias = StreamAck | StreamOutcome | StreamError
+
+_AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+_UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
+
+
+def item_error(exc: msgspec.ValidationError | msgspec.DecodeError | IntentError) -> ItemError:
+    """Turn a decode or validation failure into the field it concerns and a message."""
+    cause = exc if isinstance(exc, IntentError) else exc.__cause__
+    if isinstance(cause, IntentError):
+        return ItemError(cause.field, cause.rule)
+    text = str(exc)
+    if found := _UNKNOWN.search(text):
+        return ItemError(found["name"], "unknown field")
+    if found := _AT.search(text):
+        return ItemError(found["path"] or "body", text[: found.start()])
+    return ItemError("body", text)
+
+
+class Codec:
+    """JSON or msgpack, chosen per connection; encoders and decoders made once."""
+
+    def __init__(self, binary: bool) -> None:
+        self.binary = binary
+        self._encode = (msgspec.msgpack.Encoder() if binary else msgspec.json.Encoder()).encode
+
+    def encode(self, value: Any) -> bytes:
+        return self._encode(value)
+
+    def decode(self, data: bytes | str, kind: type[T]) -> T:
+        if self.binary:
+            return msgspec.msgpack.decode(
+                data if isinstance(data, bytes) else data.encode(), type=kind
+            )
+        return msgspec.json.decode(data, type=kind)
