@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 Kind: TypeAlias = Literal["cancel", "single", "create"]
+Where: TypeAlias = Literal["lane", "retry"] | None
 KINDS: tuple[Kind, ...] = ("cancel", "single", "create")
 
 
@@ -40,6 +41,10 @@ class Pending:
     maybe_placed: bool = False
     settled: bool = False
     queued_at: float = 0.0
+    where: Where = None
+    """Where it waits in the accumulator, if it does: its lane, or the retry heap."""
+    expiry: asyncio.TimerHandle | None = None
+    """Settles it as expired at its deadline if it is still waiting then."""
 
     def ids(self) -> dict[str, str]:
         """The identifying field for this intent's outcome."""
@@ -56,53 +61,86 @@ class Cut:
 
 class Accumulator:
     """Holds what is waiting to be sent. ``capacity`` bounds new submissions only: a retry always
-    gets back in, so nothing once accepted is ever turned away."""
+    gets back in, so nothing once accepted is ever turned away.
+
+    ``discard`` takes an intent out in O(1): its entry stays in the deque or heap, marked dead by
+    ``Pending.where``, and is dropped when it reaches the front. The counts are exact at all
+    times, so batch sizes and token spends are never computed from dead entries.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._lanes: dict[Kind, deque[Pending]] = {kind: deque() for kind in KINDS}
+        self._counts: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self._delayed: list[tuple[float, int, Pending]] = []
+        self._retrying = 0
         self._order = itertools.count()
 
     def __len__(self) -> int:
-        return sum(len(lane) for lane in self._lanes.values()) + len(self._delayed)
+        return sum(self._counts.values()) + self._retrying
 
     def full(self) -> bool:
         return len(self) >= self.capacity
 
     def push(self, pending: Pending) -> None:
+        assert pending.where is None, "queued twice"
+        pending.where = "lane"
+        self._counts[pending.kind] += 1
         self._lanes[pending.kind].append(pending)
 
     def push_retry(self, pending: Pending, not_before: float) -> None:
+        assert pending.where is None, "queued twice"
+        pending.where = "retry"
         pending.not_before = not_before
+        self._retrying += 1
         heapq.heappush(self._delayed, (not_before, next(self._order), pending))
+
+    def discard(self, pending: Pending) -> bool:
+        """Take ``pending`` out if it is waiting here; False if it is not (sent, say)."""
+        if pending.where == "lane":
+            self._counts[pending.kind] -= 1
+        elif pending.where == "retry":
+            self._retrying -= 1
+        else:
+            return False
+        pending.where = None
+        return True
 
     def promote(self, now: float) -> None:
         """Move retries whose backoff has ended to the front of their lanes, oldest first."""
         due: list[Pending] = []
         while self._delayed and self._delayed[0][0] <= now:
-            due.append(heapq.heappop(self._delayed)[2])
+            pending = heapq.heappop(self._delayed)[2]
+            if pending.where == "retry":
+                due.append(pending)
         # A stable ascending sort, then pushed to the front last-first, so that ties in
         # ``submitted`` (one clock tick, a batch retried together) keep their order. (Sorting
         # with reverse=True instead would reverse the ties.)
         due.sort(key=lambda p: p.submitted)
         for pending in reversed(due):
+            self._retrying -= 1
+            self._counts[pending.kind] += 1
+            pending.where = "lane"
             self._lanes[pending.kind].appendleft(pending)
 
     def next_due(self) -> float | None:
+        while self._delayed and self._delayed[0][2].where != "retry":
+            heapq.heappop(self._delayed)
         return self._delayed[0][0] if self._delayed else None
 
     def next_kind(self) -> Kind | None:
         for kind in KINDS:
-            if self._lanes[kind]:
+            if self._counts[kind]:
                 return kind
         return None
 
     def count(self, kind: Kind) -> int:
-        return len(self._lanes[kind])
+        return self._counts[kind]
 
     def oldest(self, kind: Kind) -> Pending | None:
         lane = self._lanes[kind]
+        while lane and lane[0].where != "lane":
+            lane.popleft()
         return lane[0] if lane else None
 
     def cut(self, kind: Kind, limit: int, now: float) -> Cut:
@@ -112,7 +150,7 @@ class Accumulator:
         cut = Cut()
         while lane and len(cut.batch) < limit:
             pending = lane.popleft()
-            if pending.settled:
+            if not self.discard(pending) or pending.settled:
                 continue
             if pending.future.cancelled():
                 cut.dropped.append(pending)
@@ -126,6 +164,10 @@ class Accumulator:
         """Everything still waiting, for shutdown."""
         for lane in self._lanes.values():
             while lane:
-                yield lane.popleft()
+                pending = lane.popleft()
+                if self.discard(pending):
+                    yield pending
         while self._delayed:
-            yield heapq.heappop(self._delayed)[2]
+            pending = heapq.heappop(self._delayed)[2]
+            if self.discard(pending):
+                yield pending

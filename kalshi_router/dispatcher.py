@@ -1,9 +1,11 @@
 """The one task that sends: in-flight slot, then write tokens, then the batch cut, then send.
 
-Cutting *after* the tokens arrive lets intents that came in while we waited join the batch, so
-batches fill by themselves under load and an idle router sends a lone intent at once. Only this
-module touches the write budget, one spend at a time, so the order of the lanes is the order of
-the wire.
+Cutting *after* the slot and the tokens lets intents that came in while we waited join the
+batch (all of them after a slot wait; after a token wait, as many as the bucket already covers:
+the wait is sized when it starts and never grows, which would be a hidden linger). So batches
+fill by themselves under load and an idle router sends a lone intent at once. Only this module
+touches the write budget, one spend at a time, so the order of the lanes is the order of the
+wire.
 
 Every answer is classified (see ``wire.reply``): definitive answers settle, "not executed" ones
 are retried with the same client_order_ids after a jittered backoff, and ambiguous ones are
@@ -35,6 +37,16 @@ log = logging.getLogger("kalshi_router.dispatcher")
 # code; any of these on a resend of an order that may have landed means "it is there".
 DUPLICATE_CODES = frozenset({"duplicate_client_order_id", "order_already_exists", "conflict"})
 Settle = Callable[[Pending, Outcome], None]
+
+
+def given_up(pending: Pending, reason: str, outcome: type[Expired | Closed]) -> Outcome:
+    """``outcome`` for an intent we stop trying to send, unless an earlier attempt may have
+    reached the exchange: a negative lookup does not prove a request still on its way will not
+    land, and only a resend (answered "duplicate" if it did) could, so it is unknown."""
+    if pending.maybe_placed:
+        why = f"{reason}; an earlier attempt may have reached the exchange"
+        return Unknown(reason=why, **pending.ids())
+    return outcome(reason=reason, **pending.ids())
 
 
 class Backoff:
@@ -95,6 +107,17 @@ class Dispatcher:
         waiting for tokens must give way."""
         self._wakeup.set()
         if priority:
+            self._urgent.set()
+
+    def give_up_waiting(
+        self, pending: Pending, reason: str, outcome: type[Expired | Closed]
+    ) -> None:
+        """Settle ``pending`` now if it is still waiting to be sent (its deadline passed, or its
+        caller cancelled it); one already sent is left to its answer."""
+        if self._acc.discard(pending):
+            self._settle(pending, given_up(pending, reason, outcome))
+            self._space.set()
+            # A create batch waiting for tokens may now be waiting for more than it needs.
             self._urgent.set()
 
     def flush(self) -> None:
@@ -185,11 +208,10 @@ class Dispatcher:
         cut = self._acc.cut(kind, want, now)
         self._space.set()
         for pending in cut.expired:
-            self._settle(pending, Expired(reason="deadline passed before sending", **pending.ids()))
+            self._settle(pending, given_up(pending, "deadline passed before sending", Expired))
         for pending in cut.dropped:
-            self._settle(
-                pending, Closed(reason="cancelled by the caller before sending", **pending.ids())
-            )
+            reason = "cancelled by the caller before sending"
+            self._settle(pending, given_up(pending, reason, Closed))
         if unused := want - len(cut.batch):
             self._budget.refund(cost * unused)
         if not cut.batch:
@@ -206,9 +228,10 @@ class Dispatcher:
         return self._acc.next_kind() not in ("create", None)
 
     async def _spend(self, kind: Kind, amount: int) -> bool:
-        """Take ``amount`` tokens; a create batch gives way (and takes nothing) as soon as a
-        higher lane has work: one queued while we waited for a slot or lingered, one queued
-        during the token wait, or a retry of one coming due during it."""
+        """Take ``amount`` tokens. A create batch gives way (and takes nothing) as soon as a
+        higher lane has work (queued while we waited for a slot or lingered, queued during the
+        token wait, or a retry coming due during it), or as soon as its lane no longer holds
+        what ``amount`` pays for (expired or cancelled meanwhile), to be sized again."""
         if kind != "create":
             await self._budget.spend(amount)
             return True
@@ -221,7 +244,7 @@ class Dispatcher:
         try:
             while not spend.done():
                 self._urgent.clear()
-                if self._outranked():
+                if self._outranked() or self._acc.count(kind) * self._budget.costs[kind] < amount:
                     break
                 due = self._acc.next_due()
                 timeout = None if due is None else max(0.0, due - self._time())
@@ -240,8 +263,8 @@ class Dispatcher:
         if spend.cancelled():
             return False
         spend.result()
-        if self._outranked():
-            # Both happened in the same turn: hand the tokens back and serve the higher lane.
+        if self._outranked() or self._acc.count(kind) * self._budget.costs[kind] < amount:
+            # Both happened in the same turn: hand the tokens back and decide again.
             self._budget.refund(amount)
             return False
         return True
@@ -320,19 +343,36 @@ class Dispatcher:
             return
         unsure = [by_key[key] for key in reply.unanswered]
         landed: list[Pending] = []
+        refused: dict[Pending, Rejected] = {}
         for key, outcome in reply.outcomes.items():
             pending = by_key[key]
-            if (
-                kind == "create"
-                and pending.maybe_placed
-                and isinstance(outcome, Rejected)
-                and outcome.code in DUPLICATE_CODES
-            ):
+            if not (pending.maybe_placed and isinstance(outcome, Rejected)):
+                self._settle(pending, outcome)
+            elif kind == "create" and outcome.code in DUPLICATE_CODES:
                 landed.append(pending)
+            elif kind == "create":
+                # The first attempt may have landed after our lookup (and, say, taken the
+                # balance the resend then lacked): look again before believing the refusal.
+                refused[pending] = outcome
+            elif kind == "cancel":
+                # Refusing the resend ("not resting", say) is what the exchange would answer
+                # had the first attempt cancelled the order: that cannot be told apart.
+                why = (
+                    f"the resend was refused ({outcome.code}: {outcome.message}), but an "
+                    "earlier attempt may have cancelled the order"
+                )
+                self._settle(pending, Unknown(reason=why, **pending.ids()))
             else:
                 self._settle(pending, outcome)
         if landed:
-            self._spawn(self._reconcile(landed, duplicate=True))
+            self._spawn(self._reconcile(landed, if_absent=None))
+        if refused:
+
+            def believe(absent: list[Pending]) -> None:
+                for pending in absent:
+                    self._settle(pending, refused[pending])
+
+            self._spawn(self._reconcile(list(refused), if_absent=believe))
         if unsure:
             self._ambiguous(kind, unsure, reply)
 
@@ -340,6 +380,8 @@ class Dispatcher:
         reason = reply.error.code if reply.error else "no answer"
         if kind == "cancel":
             # Cancelling twice cannot hurt, and the second answer says where the order stands.
+            for pending in batch:
+                pending.maybe_placed = True
             self.retry_all(batch, reason)
         elif kind == "single":
             for pending in batch:
@@ -358,7 +400,7 @@ class Dispatcher:
                 reason,
                 " ".join(p.key for p in batch),
             )
-            self._spawn(self._reconcile(batch, duplicate=False))
+            self._spawn(self._reconcile(batch, if_absent=self._resend))
 
     def retry(self, pending: Pending, reason: str) -> None:
         self.retry_all([pending], reason)
@@ -369,21 +411,23 @@ class Dispatcher:
         now = self._time()
         delay = self._backoff.delay(max(pending.attempts for pending in batch))
         for pending in batch:
+            if pending.settled:  # failed loudly after a crash, say: nothing left to retry
+                continue
             if now + delay >= pending.deadline:
-                self._settle(
-                    pending,
-                    Expired(reason=f"deadline passed while retrying ({reason})", **pending.ids()),
-                )
+                why = f"deadline passed while retrying ({reason})"
+                self._settle(pending, given_up(pending, why, Expired))
                 continue
             self._stats.retries += 1
             self._acc.push_retry(pending, now + delay)
         # A create batch waiting for tokens must learn when a cancel's retry comes due.
         self.notify(priority=any(pending.kind != "create" for pending in batch))
 
-    async def _reconcile(self, batch: Sequence[Pending], *, duplicate: bool) -> None:
-        """Look ``batch`` up until each is found (accepted), known absent (resent with the same
-        id) or out of time (unknown). After a duplicate-id answer the order is known to exist,
-        so it is looked for until its deadline, never resent."""
+    async def _reconcile(
+        self, batch: Sequence[Pending], *, if_absent: Callable[[list[Pending]], None] | None
+    ) -> None:
+        """Look ``batch`` up until each is found (accepted), not found (``if_absent``) or out of
+        time (unknown). ``if_absent`` None: the order is known to exist (a duplicate-id answer),
+        so it is looked for until its deadline."""
         self._stats.reconciliations += 1
         waiting = list(batch)
         attempt = 0
@@ -400,11 +444,10 @@ class Dispatcher:
                     order = found.get(pending.key)
                     if order is not None:
                         self._settle(pending, accepted_from(order))
-                    elif not duplicate:
+                    elif if_absent is not None:
                         absent.append(pending)
-                if absent:
-                    # Not there: resending the same id is safe, the exchange refuses a second.
-                    self.retry_all(absent, "not found after an ambiguous attempt")
+                if if_absent is not None and absent:
+                    if_absent(absent)
                     waiting = [p for p in waiting if p not in absent]
             now = self._time()
             for pending in waiting:
@@ -416,3 +459,7 @@ class Dispatcher:
             # Never sleep past a deadline: the last lookup happens at it, not after it.
             until = min(p.deadline for p in waiting) - now
             await asyncio.sleep(min(self._backoff.delay(attempt), until))
+
+    def _resend(self, absent: list[Pending]) -> None:
+        # Not there: resending the same id is safe, the exchange refuses a second.
+        self.retry_all(absent, "not found after an ambiguous attempt")

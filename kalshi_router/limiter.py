@@ -5,15 +5,20 @@ and a request passes only if the bucket covers its whole cost. aiolimiter's leak
 ``max_rate = capacity`` over ``capacity / refill_rate`` seconds is exactly that bucket, seen
 from the other side (its *level* is the tokens spent and not yet refilled).
 
-Our clock and the exchange's differ by the network: a request that waited longer on the wire
-than the one before it reaches the exchange "early". We therefore keep ``headroom`` tokens of
-the exchange's bucket unused (local capacity = capacity - headroom), which absorbs that much
-jitter at full speed without lowering the sustained rate at all.
+Our clock and the exchange's differ by the network: a request that spent less time on the wire
+than the one before it reaches the exchange "early". That costs a 429 only once the exchange's
+bucket has been full: at start, after an idle spell, and every cycle where one batch costs
+nearly the whole bucket (Basic, whose bucket holds one second). We keep ``headroom`` tokens
+unused (local capacity = capacity - headroom) and size batches from the local capacity, so an
+early arrival of up to (capacity - batch cost) / refill seconds, and at least headroom / refill,
+is absorbed. The sustained rate is not lowered at all.
 """
 
 from __future__ import annotations
 
 from aiolimiter import AsyncLimiter
+
+from kalshi_router.errors import ConfigError
 
 
 class _Bucket(AsyncLimiter):
@@ -52,15 +57,22 @@ class WriteBudget:
         headroom: float = 0.0,
     ) -> None:
         local = capacity - headroom
-        if refill_rate <= 0 or local < max(create_cost, cancel_cost, single_cost):
-            raise ValueError(
-                f"write bucket of {capacity} tokens (refill {refill_rate}/s, headroom "
-                f"{headroom}) cannot hold one request costing {max(create_cost, cancel_cost)}"
+        costs = {"create": create_cost, "cancel": cancel_cost, "single": single_cost}
+        kind = max(costs, key=costs.__getitem__)
+        if refill_rate <= 0:
+            raise ConfigError(f"limits.write_refill_rate: must be > 0, got {refill_rate}")
+        if local < costs[kind]:
+            # A ConfigError (the library's tree, and a ValueError): the config is what can fix
+            # it, e.g. V1 orders (100 tokens) at Basic (bucket 100) need headroom_s = 0.
+            raise ConfigError(
+                f"limits: a write bucket of {capacity:g} tokens less {headroom:g} of headroom "
+                f"cannot hold one request costing {costs[kind]} ({kind}); lower "
+                "limits.headroom_s or raise limits.write_bucket_capacity"
             )
         self.refill_rate = refill_rate
         self.capacity = capacity
         self.headroom = headroom
-        self.costs = {"create": create_cost, "cancel": cancel_cost, "single": single_cost}
+        self.costs = costs
         self._bucket = _Bucket(local, local / refill_rate)
         self.spent = 0
 

@@ -11,6 +11,7 @@ queued under that budget.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -22,7 +23,7 @@ from aiolimiter import AsyncLimiter
 
 from kalshi_router.accumulator import Accumulator, Kind, Pending
 from kalshi_router.config import Config, LimitsConfig, RouterConfig
-from kalshi_router.dispatcher import Backoff, Dispatcher
+from kalshi_router.dispatcher import Backoff, Dispatcher, given_up
 from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed, WireError
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.limiter import WriteBudget
@@ -30,6 +31,7 @@ from kalshi_router.outcome import (
     AmendOutcome,
     CancelOutcome,
     Closed,
+    Expired,
     OrderOutcome,
     Outcome,
     Rejected,
@@ -167,6 +169,12 @@ class OrderRouter:
         return self._budget
 
     @property
+    def queue_depth(self) -> int:
+        """Intents waiting to be sent, retries in backoff included. Constant time: poll this
+        rather than ``stats()``, which sorts every latency sample."""
+        return len(self._acc)
+
+    @property
     def batch_limits(self) -> dict[str, int]:
         """Largest batch per lane, as sized from the budget at start."""
         return self._running().batch_limits
@@ -294,8 +302,20 @@ class OrderRouter:
         )
         self._live[(kind, key)] = pending
         self._acc.push(pending)
+        # Settled the moment it is past its deadline or given up by its caller, if it has not
+        # been sent by then, rather than whenever a batch cut reaches it.
+        reason = "deadline passed before sending"
+        pending.expiry = loop.call_at(
+            deadline, dispatcher.give_up_waiting, pending, reason, Expired
+        )
+        pending.future.add_done_callback(functools.partial(self._future_done, pending))
         dispatcher.notify(priority=kind != "create")
         return pending.future
+
+    def _future_done(self, pending: Pending, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() and self._dispatcher is not None:
+            reason = "cancelled by the caller before sending"
+            self._dispatcher.give_up_waiting(pending, reason, Closed)
 
     async def _room(self, queue_timeout: float | None) -> None:
         async def wait() -> None:
@@ -319,6 +339,8 @@ class OrderRouter:
         if pending.settled:
             return
         pending.settled = True
+        if pending.expiry is not None:
+            pending.expiry.cancel()
         self._live.pop((pending.kind, pending.key), None)
         self._stats.outcomes[type(outcome).__name__.lower()] += 1
         if isinstance(outcome, Rejected):
@@ -339,6 +361,8 @@ class OrderRouter:
             self._dispatcher.wake_space_waiters()
         for pending in list(self._live.values()):
             pending.settled = True
+            if pending.expiry is not None:
+                pending.expiry.cancel()
             if not pending.future.done():
                 pending.future.set_exception(RouterCrashed(f"dispatcher crashed: {exc!r}"))
         self._live.clear()
@@ -377,7 +401,7 @@ class OrderRouter:
             await self._dispatcher.stop()
         for pending in self._acc.drain():
             reason = "router closed before this intent was sent"
-            self._settle(pending, Closed(reason=reason, **pending.ids()))
+            self._settle(pending, given_up(pending, reason, Closed))
         unsure = list(self._live.values())
         if unsure:
             log.warning(
@@ -399,7 +423,12 @@ class OrderRouter:
         )
 
     async def __aenter__(self) -> Self:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            # No __aexit__ follows a failed __aenter__: let go of the transport here.
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(

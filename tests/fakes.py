@@ -520,17 +520,23 @@ def kinds(futures: Sequence[asyncio.Future[Any]]) -> list[str]:
     return [type(future.result()).__name__ for future in futures]
 
 
+TEST_LIMITS = LimitsConfig(headroom_s=0.05)
+
+
 def make_router(
     client: ScriptedClient,
     router: RouterConfig | None = None,
     limits: LimitsConfig | None = None,
     *,
     seed: int = 0,
+    owns_transport: bool = False,
 ) -> OrderRouter:
-    """A router on the scripted client, with seeded jitter so that runs repeat exactly."""
+    """A router on the scripted client, with seeded jitter so that runs repeat exactly. The
+    timings the tests expect are worked out for a 0.05 s headroom (5 tokens at Basic)."""
     return OrderRouter(
         cast(ExchangeClient, client),
         router or RouterConfig(),
-        limits or LimitsConfig(),
+        limits or TEST_LIMITS,
         rng=random.Random(seed),
+        owns_transport=owns_transport,
     )

@@ -153,9 +153,52 @@ async def test_capacity_counts_lanes_and_waiting_retries_but_never_refuses_a_ret
     assert (len(acc), acc.full()) == (2, False)
 
 
+async def test_discard_takes_an_intent_out_of_its_lane_or_the_retry_heap_at_once() -> None:
+    acc = Accumulator(capacity=3)
+    first, second, retried = pending("a"), pending("b"), pending("r")
+    acc.push(first)
+    acc.push(second)
+    acc.push_retry(retried, not_before=1.0)
+    assert acc.full()
+    assert acc.discard(first)
+    assert acc.discard(retried)
+    assert not acc.discard(first), "already out"
+    # The counts are exact at once, so nothing is sized (or paid for) by a dead entry.
+    assert (len(acc), acc.count("create"), acc.full()) == (1, 1, False)
+    assert acc.oldest("create") is second
+    assert acc.next_due() is None
+    acc.promote(5.0)
+    assert keys(acc.cut("create", 10, now=5.0).batch) == ["b"]
+    assert (len(acc), acc.next_kind()) == (0, None)
+
+
+async def test_only_what_waits_can_be_discarded() -> None:
+    acc = Accumulator(capacity=10)
+    sent = pending("sent")
+    acc.push(sent)
+    acc.cut("create", 1, now=0.0)
+    assert not acc.discard(sent)
+    assert len(acc) == 0
+    acc.push_retry(sent, not_before=1.0)  # back after a 429, say
+    acc.promote(1.0)
+    assert acc.discard(sent)
+    assert len(acc) == 0
+
+
+async def test_an_intent_cannot_be_queued_twice() -> None:
+    acc = Accumulator(capacity=10)
+    item = pending("a")
+    acc.push(item)
+    with pytest.raises(AssertionError, match="queued twice"):
+        acc.push_retry(item, not_before=1.0)
+
+
 async def test_drain_yields_everything_waiting_and_leaves_it_empty() -> None:
     acc = filled(("c1", "create"), ("x1", "cancel"), ("s1", "single"))
     acc.push_retry(pending("r1"), not_before=50.0)
+    gone = pending("gone")
+    acc.push(gone)
+    acc.discard(gone)
     assert sorted(keys(list(acc.drain()))) == ["c1", "r1", "s1", "x1"]
     assert (len(acc), acc.next_kind(), acc.next_due()) == (0, None, None)
 

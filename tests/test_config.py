@@ -70,7 +70,7 @@ def test_empty_file_is_all_defaults(tmp_path: Path) -> None:
     # 0: the router reads the costs from GET /account/endpoint_costs at start.
     assert config.limits.create_cost == 0
     assert config.limits.cancel_cost == 0
-    assert config.limits.headroom_s == 0.05
+    assert config.limits.headroom_s == 0.25
     assert config.credentials.key_type == "rsa"
 
 

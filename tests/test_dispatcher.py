@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from kalshi_router.config import RouterConfig
@@ -32,6 +32,7 @@ from kalshi_router.router import OrderRouter
 from kalshi_router.wire.models import Order
 from tests.fakes import (
     TICKER,
+    CallKind,
     Lookup,
     ScriptedClient,
     Step,
@@ -119,6 +120,20 @@ async def test_a_burst_fills_batches_up_to_the_limit(
         assert set(await outcomes(futures)) == {"Accepted"}
     assert sizes(client, clock) == expected
     assert [key for keys in client.sent() for key in keys] == [f"a{i}" for i in range(n)]
+
+
+@pytest.mark.parametrize("slots", [1, 3])
+async def test_no_more_requests_are_in_flight_than_there_are_slots(
+    clock: VirtualClock, slots: int
+) -> None:
+    client = ScriptedClient()
+    client.default = delayed(0.1)
+    config = RouterConfig(max_in_flight=slots, max_batch_size=5)
+    async with make_router(client, config) as router:
+        await outcomes(submit_all(router, "a", 30))
+    assert client.max_active == slots
+    # Six batches of five, `slots` at a time, one round trip apart.
+    assert sizes(client, clock) == [("create", 5, round(0.1 * (i // slots), 6)) for i in range(6)]
 
 
 async def test_intents_that_arrive_while_the_dispatcher_waits_for_a_slot_join_its_batch(
@@ -286,13 +301,18 @@ async def test_linger_is_a_deadline_for_filling_a_batch(
 # Deadlines.
 
 
-async def test_an_intent_past_its_deadline_is_expired_and_never_sent(clock: VirtualClock) -> None:
+async def test_an_intent_past_its_deadline_is_expired_at_once_and_never_sent(
+    clock: VirtualClock,
+) -> None:
     client = basic()
     async with make_router(client) as router:
         futures = submit_all(router, "a", 9)
         late = router.submit(order("late"), deadline_s=0.01)
         stale_cancel = router.cancel("ord-x", TICKER, deadline_s=0.0)
         fresh = router.submit(order("fresh"))
+        await late
+        # Settled at its deadline, not 0.15 s later when the batch it waited for is cut.
+        assert clock.elapsed() == pytest.approx(0.01)
         assert await outcomes([*futures, late, stale_cancel, fresh]) == [
             *(["Accepted"] * 9),
             "Expired",
@@ -304,10 +324,26 @@ async def test_an_intent_past_its_deadline_is_expired_and_never_sent(clock: Virt
     assert stale_cancel.result() == Expired(
         reason="deadline passed before sending", order_id="ord-x"
     )
-    assert client.sent() == [[f"a{i}" for i in range(9)], ["fresh"]]
-    # Tokens taken for the expired one are given back.
+    # The second batch waited for 20 tokens (late and fresh); once late expired, it waits for
+    # fresh's 10 only.
+    assert timeline(client, clock) == [
+        ("create", [f"a{i}" for i in range(9)], 0.0),
+        ("create", ["fresh"], 0.05),
+    ]
     assert stats.tokens_spent == 100
     assert stats.outcomes == {"accepted": 10, "expired": 2}
+    assert stats.queue_depth == 0
+
+
+async def test_a_retry_waiting_for_tokens_expires_at_its_deadline(clock: VirtualClock) -> None:
+    # At Basic a 429 leaves the bucket owing: the retry's 10 tokens take until 0.15 s.
+    client = basic().then(http(429))
+    async with make_router(client) as router:
+        expired = await router.submit(order("a0"), deadline_s=0.1)
+        assert clock.elapsed() == pytest.approx(0.1)
+    assert isinstance(expired, Expired)
+    assert "deadline passed" in expired.reason
+    assert client.sent() == [["a0"]]
 
 
 # Definitive answers.
@@ -526,6 +562,35 @@ async def test_a_duplicate_answer_to_a_resend_means_the_order_landed(
     assert len(client.order_pages) == lagging_lookups + 1
 
 
+@pytest.mark.parametrize(
+    ("second_lookup", "expected"),
+    [pytest.param(truthful(), Accepted, id="there"), pytest.param(failing(), Unknown, id="unsure")],
+)
+async def test_a_refused_resend_of_an_order_that_may_have_landed_is_looked_up_again(
+    clock: VirtualClock, second_lookup: Lookup, expected: type[Accepted | Unknown]
+) -> None:
+    # The first attempt landed after (or unseen by) the lookup; the resend is refused for
+    # another reason than the duplicate id. Believing "rejected" would hide a live order.
+    client = ScriptedClient().then(
+        lost(sent=True, processed=True), accept(reject={"a0": "insufficient_balance"})
+    )
+    client.lookups.append(truthful(hide=["a0"]))
+    client.default_lookup = second_lookup
+    async with make_router(client) as router:
+        outcome = await router.place(order("a0"), deadline_s=1.0)
+    assert isinstance(outcome, expected)
+    assert client.sent() == [["a0"], ["a0"]]
+
+
+async def test_a_refused_resend_of_an_order_still_absent_is_rejected(clock: VirtualClock) -> None:
+    client = ScriptedClient().then(lost(sent=True), accept(reject={"a0": "insufficient_balance"}))
+    async with make_router(client) as router:
+        outcome = await router.place(order("a0"))
+    assert isinstance(outcome, Rejected)
+    assert outcome.code == "insufficient_balance"
+    assert len(client.order_pages) == 2
+
+
 async def test_a_lookup_failing_until_the_deadline_settles_unknown_with_the_id_at_the_deadline(
     clock: VirtualClock,
 ) -> None:
@@ -576,6 +641,44 @@ async def test_an_ambiguous_cancel_is_simply_sent_again(clock: VirtualClock) -> 
     assert cancelled == Cancelled(order_id="ord-x", reduced_by=Decimal(1))
     assert client.sent() == [["ord-x"], ["ord-x"]]
     assert not client.order_pages
+
+
+async def test_a_refused_resend_of_an_ambiguous_cancel_is_unknown_not_rejected(
+    clock: VirtualClock,
+) -> None:
+    client = ScriptedClient().then(
+        lost(sent=True, processed=True), accept(reject={"ord-x": "order_not_resting"})
+    )
+    async with make_router(client) as router:
+        unknown = await router.cancel("ord-x", TICKER)
+        # A first attempt that got a clear answer keeps its refusal: it is definitive.
+        client.then(accept(reject={"ord-y": "order_not_resting"}))
+        rejected = await router.cancel("ord-y", TICKER)
+    assert isinstance(unknown, Unknown)
+    assert unknown.order_id == "ord-x"
+    assert "order_not_resting" in unknown.reason
+    assert isinstance(rejected, Rejected)
+    assert client.sent() == [["ord-x"], ["ord-x"], ["ord-y"]]
+
+
+@pytest.mark.parametrize("kind", ["create", "cancel"])
+async def test_giving_up_after_an_ambiguous_attempt_is_unknown_not_expired(
+    clock: VirtualClock, kind: CallKind
+) -> None:
+    # Not found (create) or not answered (cancel), and no time left to send it again: the first
+    # attempt may still land, so "expired" (never placed) would be a guess.
+    client = ScriptedClient()
+    client.default = lost(sent=True)
+    async with make_router(client) as router:
+        if kind == "create":
+            future: asyncio.Future[Any] = router.submit(order("a0"), deadline_s=0.01)
+        else:
+            future = router.cancel("a0", TICKER, deadline_s=0.3)
+        unknown = await future
+    assert isinstance(unknown, Unknown)
+    assert "may have reached the exchange" in unknown.reason
+    assert unknown.client_order_id == ("a0" if kind == "create" else None)
+    assert client.sent(kind)[0] == ["a0"]
 
 
 @pytest.mark.parametrize("intent", ["amend", "decrease"])
@@ -668,7 +771,7 @@ LOOKUPS: dict[str, Lookup] = {"truthful": truthful(), "failing": failing(), "lag
 
 
 @settings(
-    max_examples=60,
+    max_examples=80,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
@@ -682,6 +785,7 @@ LOOKUPS: dict[str, Lookup] = {"truthful": truthful(), "failing": failing(), "lag
     script=st.lists(st.sampled_from(sorted(FAILURES)), max_size=12),
     lookups=st.lists(st.sampled_from(sorted(LOOKUPS)), max_size=6),
     lookup_default=st.sampled_from(["truthful", "failing"]),
+    given_up=st.lists(st.tuples(st.integers(0, 59), st.floats(0.0, 0.3)), max_size=4),
     max_in_flight=st.integers(1, 4),
     token_bound=st.booleans(),
 )
@@ -690,44 +794,58 @@ def test_every_intent_gets_exactly_one_truthful_outcome(
     script: list[str],
     lookups: list[str],
     lookup_default: str,
+    given_up: list[tuple[int, float]],
     max_in_flight: int,
     token_bound: bool,
 ) -> None:
+    """Random traffic, failures and callers giving up (cancelling their futures)."""
+
     async def main(clock: VirtualClock) -> tuple[ScriptedClient, list[asyncio.Future[Any]]]:
         client = basic() if token_bound else ScriptedClient()
         client.then(*(FAILURES[name] for name in script))
         client.lookups.extend(LOOKUPS[name] for name in lookups)
         client.default_lookup = LOOKUPS[lookup_default]
         futures: list[asyncio.Future[Any]] = []
-        async with make_router(client, RouterConfig(max_in_flight=max_in_flight)) as router:
+        router = make_router(client, RouterConfig(max_in_flight=max_in_flight))
+        async with router:
             for index, (pause, count, deadline) in enumerate(bursts):
                 await asyncio.sleep(pause * 0.03)
                 for item in range(count):
                     intent = order(f"a{index}-{item}")
                     futures.append(router.submit(intent, deadline_s=deadline))
+            loop = asyncio.get_running_loop()
+            for index, delay in given_up:
+                if index < len(futures):
+                    loop.call_later(delay, futures[index].cancel)
             await asyncio.wait(futures)
-            stats = router.stats()
-        assert sum(stats.outcomes.values()) == len(futures)
+        # Every intent settled inside the router exactly once, given up on or not.
+        assert sum(router.stats().outcomes.values()) == len(futures)
         return client, futures
 
     client, futures = run_virtual(main)
+    answered = [future.result() for future in futures if not future.cancelled()]
+    for name in sorted({type(outcome).__name__ for outcome in answered}):
+        event(name)  # shown by --hypothesis-show-statistics: what the examples reach
     held = client.exchange.orders
-    if "lagging" not in lookups:
-        # Only a listing that lags behind the exchange can justify sending an id twice.
-        arrivals = client.exchange.arrivals
-        assert len(arrivals) == len(set(arrivals)), "an order that was there was sent again"
-    for future in futures:
-        outcome = future.result()
+    # A listing that lags behind the exchange is the one lie the router cannot see through:
+    # it justifies a resend, and (the scripted refusals ignore the duplicate) a refusal.
+    lied = "lagging" in lookups
+    arrivals = client.exchange.arrivals
+    assert lied or len(arrivals) == len(set(arrivals)), "an order that was there was sent again"
+    for outcome in answered:
         if isinstance(outcome, Accepted):
             assert held[outcome.client_order_id].order_id == outcome.order_id
         elif isinstance(outcome, Unknown):
             assert outcome.client_order_id is not None
-        else:
+        elif not (lied and isinstance(outcome, Rejected)):
             assert isinstance(outcome, Rejected | Expired | Closed)
             assert outcome.client_order_id not in held, f"{outcome} but the exchange holds it"
-    reported = {
-        future.result().client_order_id
-        for future in futures
-        if isinstance(future.result(), Accepted | Unknown)
+    truthful_ids = {
+        o.client_order_id
+        for o in answered
+        if isinstance(o, Accepted | Unknown) or (lied and isinstance(o, Rejected))
     }
-    assert set(held) <= reported
+    abandoned = {f"a{i}-{j}" for i, (_, n, _) in enumerate(bursts) for j in range(n)} - {
+        o.client_order_id for o in answered
+    }
+    assert set(held) <= truthful_ids | abandoned

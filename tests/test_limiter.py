@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from kalshi_router.errors import ConfigError
 from kalshi_router.limiter import WriteBudget
 from tests.fakes import VirtualClock
 from tests.fakes import clock_fixture as clock_fixture
@@ -51,8 +52,13 @@ def test_batch_limit(
     [pytest.param(9, 0, id="smaller-than-a-create"), pytest.param(12, 5, id="headroom-eats-it")],
 )
 def test_a_bucket_that_cannot_hold_one_request_is_refused(capacity: float, headroom: float) -> None:
-    with pytest.raises(ValueError, match="cannot hold one request"):
+    with pytest.raises(ConfigError, match=r"cannot hold one request costing 10 \(create\)"):
         budget(capacity=capacity, headroom=headroom)
+
+
+def test_a_bucket_that_never_refills_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"limits\.write_refill_rate"):
+        budget(refill_rate=0)
 
 
 async def _spend_times(made: WriteBudget, clock: VirtualClock, amounts: list[int]) -> list[float]:

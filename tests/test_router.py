@@ -14,6 +14,7 @@ from msgspec.structs import astuple
 
 from kalshi_router.config import LimitsConfig, RouterConfig
 from kalshi_router.errors import (
+    ConfigError,
     DialectError,
     IntentError,
     QueueFull,
@@ -338,6 +339,23 @@ async def test_a_future_cancelled_before_sending_is_dropped_from_the_batch(
     assert stats.tokens_spent == 20  # the dropped ones' tokens were given back
 
 
+async def test_a_future_cancelled_while_queued_frees_its_room_at_once(clock: VirtualClock) -> None:
+    client = ScriptedClient()
+    gate = asyncio.Event()
+    router, _ = await held_router(client, gate, queue_size=1)
+    queued = router.submit(order("a1"))
+    waiter = asyncio.ensure_future(router.submit_wait(order("a2")))
+    await asyncio.sleep(0.1)
+    queued.cancel()
+    future = await waiter
+    assert clock.elapsed() == pytest.approx(0.101, abs=1e-6)
+    assert router.stats().outcomes == {"closed": 1}
+    gate.set()
+    await future
+    await router.aclose()
+    assert client.sent() == [["a0"], ["a2"]]
+
+
 async def test_a_future_cancelled_in_flight_still_settles_and_is_counted(
     clock: VirtualClock,
 ) -> None:
@@ -393,6 +411,22 @@ async def test_aclose_past_its_timeout_closes_the_queued_and_gives_up_on_the_in_
     assert router.stats().outcomes == {"unknown": 1, "closed": 2}
 
 
+async def test_aclose_cannot_call_a_retry_waiting_after_an_ambiguous_attempt_closed(
+    clock: VirtualClock,
+) -> None:
+    client = ScriptedClient().then(lost(sent=True), http(429))
+    config = RouterConfig(backoff_base_s=1.0, backoff_cap_s=1.0)
+    async with make_router(client, config) as router:
+        ambiguous = router.submit(order("a0"))
+        await asyncio.sleep(0.001)
+        throttled = router.submit(order("b0"))
+        await asyncio.sleep(0.001)
+        await router.aclose(drain_timeout=0.1)
+    # a0 was not found, so it waits to be resent; it may still land. b0 never got in.
+    assert kinds([ambiguous, throttled]) == ["Unknown", "Closed"]
+    assert client.sent() == [["a0"], ["b0"]]
+
+
 async def never_answers(client: ScriptedClient, ticker: str) -> list[Order]:
     await asyncio.Event().wait()
     raise AssertionError("unreachable")
@@ -417,9 +451,7 @@ async def test_aclose_closes_the_transport_only_if_the_router_owns_it(
     clock: VirtualClock, owns: bool
 ) -> None:
     client = ScriptedClient()
-    router = make_router(client)
-    router._owns_transport = owns  # as OrderRouter.connect sets it
-    async with router:
+    async with make_router(client, owns_transport=owns):
         pass
     assert client.transport.closed is owns
 
@@ -523,19 +555,21 @@ def limits_answer(read: int = 200) -> GetAccountApiLimitsResponse:
     [
         pytest.param(
             ScriptedClient(limits=limits_answer()),
-            LimitsConfig(),
+            LimitsConfig(headroom_s=0.05),
             (100, 100, {"create": 9, "cancel": 20, "single": 1}),
             id="from-the-exchange",
         ),
         pytest.param(
             ScriptedClient(limits=limits_answer(), costs=endpoint_costs(create=20, cancel=5)),
-            LimitsConfig(),
+            LimitsConfig(headroom_s=0.05),
             (100, 100, {"create": 4, "cancel": 19, "single": 1}),
             id="costs-from-the-exchange",
         ),
         pytest.param(
             ScriptedClient(limits=limits_answer(), costs=endpoint_costs(create=20)),
-            LimitsConfig(write_refill_rate=1000, write_bucket_capacity=2000, create_cost=10),
+            LimitsConfig(
+                write_refill_rate=1000, write_bucket_capacity=2000, create_cost=10, headroom_s=0.05
+            ),
             (1000, 2000, {"create": 20, "cancel": 20, "single": 1}),
             id="config-wins",
         ),
@@ -547,7 +581,7 @@ def limits_answer(read: int = 200) -> GetAccountApiLimitsResponse:
         ),
         pytest.param(
             ScriptedClient(limits=limits_answer(), costs=ExchangeError(500, "x", "y")),
-            LimitsConfig(cancel_cost=4),
+            LimitsConfig(cancel_cost=4, headroom_s=0.05),
             (100, 100, {"create": 9, "cancel": 20, "single": 1}),
             id="default-costs-when-unreadable",
         ),
@@ -568,13 +602,28 @@ async def test_the_budget_is_read_from_the_exchange_and_config_overrides_win(
 async def test_unreachable_limits_without_overrides_fail_the_start_clearly(
     clock: VirtualClock,
 ) -> None:
-    router = make_router(ScriptedClient(limits=UNREACHABLE))
+    client = ScriptedClient(limits=UNREACHABLE)
+    router = make_router(client, owns_transport=True)
     with pytest.raises(WireError, match=r"limits\.write_refill_rate") as raised:
         async with router:
             pass
     assert "GET /account/limits" in str(raised.value)
-    with pytest.raises(RouterClosed, match="not started"):
+    assert client.transport.closed
+    with pytest.raises(RouterClosed):
         router.submit(order("a0"))
+
+
+async def test_a_budget_that_cannot_pay_for_one_order_fails_the_start_as_a_config_error(
+    clock: VirtualClock,
+) -> None:
+    # V1 orders cost 100 tokens: at Basic (bucket 100) only with no headroom at all.
+    client = ScriptedClient(limits=limits_answer(), costs=endpoint_costs(create=100))
+    with pytest.raises(ConfigError, match=r"limits\.headroom_s"):
+        async with make_router(client, owns_transport=True):
+            pass
+    assert client.transport.closed
+    async with make_router(client, limits=LimitsConfig(headroom_s=0)) as router:
+        assert router.batch_limits["create"] == 1
 
 
 async def test_a_read_bucket_smaller_than_one_lookup_still_lets_reconciliation_run(
