@@ -27,7 +27,7 @@ from kalshi_router.errors import WireError
 from kalshi_router.limiter import WriteBudget
 from kalshi_router.outcome import Closed, Expired, Outcome, Rejected, Unknown
 from kalshi_router.reconcile import Reconciler, accepted_from
-from kalshi_router.stats import StatsRecorder
+from kalshi_router.stats import RouterObserver
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.reply import BatchReply
 
@@ -69,7 +69,7 @@ class Dispatcher:
         accumulator: Accumulator,
         budget: WriteBudget,
         reconciler: Reconciler,
-        stats: StatsRecorder,
+        stats: RouterObserver,
         settle: Settle,
         max_batch: int,
         max_in_flight: int,
@@ -216,9 +216,8 @@ class Dispatcher:
             self._budget.refund(cost * unused)
         if not cut.batch:
             return False
-        for pending in cut.batch:
-            self._stats.queue_wait.append(now - pending.queued_at)
-        self._stats.limiter_wait.append(waited)
+        waits = [now - pending.queued_at for pending in cut.batch]
+        self._stats.sent(kind, len(cut.batch), waits, waited)
         self._spawn(self._send(kind, cut.batch))
         return True
 
@@ -313,10 +312,10 @@ class Dispatcher:
             self._slots.release()
             return
         self.in_flight.update(batch)
+        started = self._time()
         try:
             for pending in batch:
                 pending.attempts += 1
-            started = self._time()
             payloads = [pending.payload for pending in batch]
             if kind == "create":
                 reply = await self._client.create_batch(payloads)
@@ -324,9 +323,8 @@ class Dispatcher:
                 reply = await self._client.cancel_batch(payloads)
             else:
                 reply = await self._client.single(payloads[0])
-            self._stats.round_trip.append(self._time() - started)
-            self._stats.batch(len(batch))
         finally:
+            self._stats.answered(kind, len(batch), self._time() - started)
             self.in_flight.difference_update(batch)
             self._slots.release()
         self._handle(kind, batch, reply)
@@ -337,7 +335,7 @@ class Dispatcher:
         by_key = {pending.key: pending for pending in batch}
         if reply.disposition == "retry":
             if reply.http_status == 429:
-                self._stats.http_429 += 1
+                self._stats.rate_limited()
                 self._budget.rate_limited()
             self.retry_all(batch, reply.error.code if reply.error else "not executed")
             return
@@ -417,7 +415,7 @@ class Dispatcher:
                 why = f"deadline passed while retrying ({reason})"
                 self._settle(pending, given_up(pending, why, Expired))
                 continue
-            self._stats.retries += 1
+            self._stats.retried(1)
             self._acc.push_retry(pending, now + delay)
         # A create batch waiting for tokens must learn when a cancel's retry comes due.
         self.notify(priority=any(pending.kind != "create" for pending in batch))
@@ -428,7 +426,7 @@ class Dispatcher:
         """Look ``batch`` up until each is found (accepted), not found (``if_absent``) or out of
         time (unknown). ``if_absent`` None: the order is known to exist (a duplicate-id answer),
         so it is looked for until its deadline."""
-        self._stats.reconciliations += 1
+        self._stats.reconciling(len(batch))
         waiting = list(batch)
         attempt = 0
         while True:

@@ -15,7 +15,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -34,11 +34,10 @@ from kalshi_router.outcome import (
     Expired,
     OrderOutcome,
     Outcome,
-    Rejected,
     Unknown,
 )
 from kalshi_router.reconcile import READ_COST, Reconciler
-from kalshi_router.stats import RouterStats, StatsRecorder
+from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.dialect import dialect_for
 from kalshi_router.wire.http import HttpTransport
@@ -98,6 +97,7 @@ class OrderRouter:
         limits: LimitsConfig | None = None,
         *,
         rng: random.Random | None = None,
+        observers: Sequence[RouterObserver] = (),
         owns_transport: bool = False,
     ) -> None:
         self._client = client
@@ -107,6 +107,7 @@ class OrderRouter:
         self._owns_transport = owns_transport
         self._acc = Accumulator(self._config.queue_size)
         self._stats = StatsRecorder()
+        self._observers = Observers([self._stats, *observers])
         self._live: dict[tuple[Kind, str], Pending] = {}
         self._dispatcher: Dispatcher | None = None
         self._budget: WriteBudget | None = None
@@ -150,7 +151,7 @@ class OrderRouter:
             accumulator=self._acc,
             budget=self._budget,
             reconciler=Reconciler(self._client, reads),
-            stats=self._stats,
+            stats=self._observers,
             settle=self._settle,
             max_batch=self._config.max_batch_size,
             max_in_flight=self._config.max_in_flight,
@@ -342,11 +343,8 @@ class OrderRouter:
         if pending.expiry is not None:
             pending.expiry.cancel()
         self._live.pop((pending.kind, pending.key), None)
-        self._stats.outcomes[type(outcome).__name__.lower()] += 1
-        if isinstance(outcome, Rejected):
-            self._stats.rejected_codes[outcome.code] += 1
-        loop_now = asyncio.get_running_loop().time()
-        self._stats.submit_to_outcome.append(loop_now - pending.submitted)
+        seconds = asyncio.get_running_loop().time() - pending.submitted
+        self._observers.settled(pending.kind, outcome, seconds)
         if not pending.future.done():
             pending.future.set_result(outcome)
 

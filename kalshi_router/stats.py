@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Sequence
+from typing import Protocol
 
 import msgspec
+
+from kalshi_router.outcome import Outcome, Rejected
 
 # Enough for stable p99s; stats() sorts them, so more would make every snapshot slow.
 SAMPLES = 4_096
@@ -53,8 +57,59 @@ def percentiles(samples: deque[float]) -> Percentiles:
     return Percentiles(len(ordered), at(0.50), at(0.90), at(0.99), ordered[-1])
 
 
+class RouterObserver(Protocol):
+    """What the router reports as it works (the service's metrics are one observer). Called on
+    the loop thread, inline: keep each call cheap and never let it raise."""
+
+    def sent(self, kind: str, size: int, queue_waits: Sequence[float], limiter_wait: float) -> None:
+        """A request of ``size`` intents of ``kind`` is about to go out."""
+
+    def answered(self, kind: str, size: int, round_trip: float) -> None:
+        """An answer (or a transport failure) came back for it."""
+
+    def rate_limited(self) -> None: ...
+
+    def retried(self, count: int) -> None: ...
+
+    def reconciling(self, count: int) -> None: ...
+
+    def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
+        """An intent got its one outcome, ``seconds`` after it was submitted."""
+
+
+class Observers:
+    """Fans each report out to every observer."""
+
+    def __init__(self, observers: Sequence[RouterObserver]) -> None:
+        self._all = tuple(observers)
+
+    def sent(self, kind: str, size: int, queue_waits: Sequence[float], limiter_wait: float) -> None:
+        for observer in self._all:
+            observer.sent(kind, size, queue_waits, limiter_wait)
+
+    def answered(self, kind: str, size: int, round_trip: float) -> None:
+        for observer in self._all:
+            observer.answered(kind, size, round_trip)
+
+    def rate_limited(self) -> None:
+        for observer in self._all:
+            observer.rate_limited()
+
+    def retried(self, count: int) -> None:
+        for observer in self._all:
+            observer.retried(count)
+
+    def reconciling(self, count: int) -> None:
+        for observer in self._all:
+            observer.reconciling(count)
+
+    def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
+        for observer in self._all:
+            observer.settled(kind, outcome, seconds)
+
+
 class StatsRecorder:
-    """Mutable tallies; only the router's own tasks touch them, on the loop thread."""
+    """The tallies behind ``OrderRouter.stats()``."""
 
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
@@ -70,10 +125,30 @@ class StatsRecorder:
         self.round_trip: deque[float] = deque(maxlen=SAMPLES)
         self.submit_to_outcome: deque[float] = deque(maxlen=SAMPLES)
 
-    def batch(self, size: int) -> None:
+    def sent(self, kind: str, size: int, queue_waits: Sequence[float], limiter_wait: float) -> None:
+        self.queue_wait.extend(queue_waits)
+        self.limiter_wait.append(limiter_wait)
+
+    def answered(self, kind: str, size: int, round_trip: float) -> None:
+        self.round_trip.append(round_trip)
         self.batches += 1
         self.batched_items += size
         self.max_fill = max(self.max_fill, size)
+
+    def rate_limited(self) -> None:
+        self.http_429 += 1
+
+    def retried(self, count: int) -> None:
+        self.retries += count
+
+    def reconciling(self, count: int) -> None:
+        self.reconciliations += 1
+
+    def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
+        self.outcomes[type(outcome).__name__.lower()] += 1
+        if isinstance(outcome, Rejected):
+            self.rejected_codes[outcome.code] += 1
+        self.submit_to_outcome.append(seconds)
 
     def snapshot(self, *, tokens_spent: int, queue_depth: int, in_flight: int) -> RouterStats:
         return RouterStats(
