@@ -16,11 +16,30 @@ from kalshi_router.config import Config, load_config
 from kalshi_router.demo import run_demo
 from kalshi_router.errors import KalshiRouterError
 from kalshi_router.loop import run
+from kalshi_router.service.logs import setup_logging
+from kalshi_router.service.serve import serve
 from kalshi_router.sim import SimConfig, serve_forever
 
 
 def _config(path: str | None) -> Config:
     return load_config(path) if path else Config()
+
+
+def _serve_config(args: argparse.Namespace) -> Config:
+    config = _config(args.config)
+    changes = {
+        name: value
+        for name, value in (
+            ("host", args.host),
+            ("port", args.port),
+            ("unix_socket", args.unix_socket),
+            ("log_format", args.log_format),
+        )
+        if value is not None
+    }
+    service = msgspec.structs.replace(config.service, **changes)
+    setup_logging(service.log_level, json_lines=service.log_format == "json")
+    return msgspec.structs.replace(config, service=service)
 
 
 def _sim_config(args: argparse.Namespace) -> SimConfig:
@@ -47,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--dialect", choices=("v2", "v1"), help="override exchange.dialect")
     demo.add_argument("--orders", type=int, default=60, help="size of the burst (default 60)")
     demo.add_argument("--tier", help="the simulator's rate-limit tier (default: the config's)")
+    serve_cmd = commands.add_parser("serve", help="run the router as a local service")
+    serve_cmd.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    serve_cmd.add_argument("--host", help="override service.host")
+    serve_cmd.add_argument("--port", type=int, help="override service.port (0: any free port)")
+    serve_cmd.add_argument("--unix-socket", help="override service.unix_socket")
+    serve_cmd.add_argument(
+        "--log-format", choices=("text", "json"), help="override service.log_format"
+    )
     sim = commands.add_parser("sim", help="run the exchange simulator on its own")
     sim.add_argument("--config", help="TOML config file whose [sim] table is used")
     sim.add_argument("--host", default="127.0.0.1")
@@ -69,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     config, sim=msgspec.structs.replace(config.sim, tier=args.tier)
                 )
             return run(run_demo(config, orders=args.orders))
+        if args.command == "serve":
+            return run(serve(_serve_config(args)))
         return run(_run_sim(args))
     except KalshiRouterError as exc:
         print(f"kalshi-router: {exc}", file=sys.stderr)

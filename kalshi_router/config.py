@@ -24,6 +24,7 @@ __all__ = [
     "ExchangeConfig",
     "LimitsConfig",
     "RouterConfig",
+    "ServiceConfig",
     "load_config",
 ]
 
@@ -153,6 +154,33 @@ class RouterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
             raise ConfigError("router.deadline_s: must be > 0")
 
 
+class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """``kalshi-router serve``: where it listens, who may talk to it, what it accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = 8088
+    unix_socket: str = ""
+    """A path: listen there (mode 0600, no token needed) instead of on TCP."""
+    token_env: str = "KALSHI_ROUTER_TOKEN"  # noqa: S105 - the variable's name, not a secret
+    token_file: str = ""
+    """Where a token generated for a loopback bind is written (0600); default
+    ~/.cache/kalshi-router/token."""
+    max_body_bytes: int = 1_048_576
+    max_items: int = 1000
+    keep_outcomes: int = 100_000
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("service.port: must be between 0 and 65535")
+        for name in ("max_body_bytes", "max_items", "keep_outcomes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"service.{name}: must be >= 1")
+        if not _ENV_NAME.fullmatch(self.token_env):
+            raise ConfigError("service.token_env: must be an environment variable name")
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """The whole configuration file."""
 
@@ -161,6 +189,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     router: RouterConfig = msgspec.field(default_factory=RouterConfig)
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
+    service: ServiceConfig = msgspec.field(default_factory=ServiceConfig)
 
 
 def load_config(path: str | Path) -> Config:

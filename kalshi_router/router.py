@@ -117,7 +117,14 @@ class OrderRouter:
         self._crashed: BaseException | None = None
 
     @classmethod
-    def connect(cls, config: Config, signer: Signer, base_url: str | None = None) -> OrderRouter:
+    def connect(
+        cls,
+        config: Config,
+        signer: Signer,
+        base_url: str | None = None,
+        *,
+        observers: Sequence[RouterObserver] = (),
+    ) -> OrderRouter:
         """A router with its own signed HTTP transport, as the config describes."""
         transport = HttpTransport(
             base_url or config.exchange.base_url,
@@ -127,7 +134,7 @@ class OrderRouter:
             verify_tls=config.exchange.verify_tls,
         )
         client = ExchangeClient(transport, dialect_for(config.exchange.dialect))
-        return cls(client, config.router, config.limits, owns_transport=True)
+        return cls(client, config.router, config.limits, owns_transport=True, observers=observers)
 
     async def start(self) -> None:
         if self._runner is not None:
@@ -413,11 +420,15 @@ class OrderRouter:
         if self._owns_transport:
             await self._client.transport.close()
 
+    @property
+    def in_flight(self) -> int:
+        """Intents in requests that are on the wire now."""
+        return len(self._dispatcher.in_flight) if self._dispatcher else 0
+
     def stats(self) -> RouterStats:
-        in_flight = len(self._dispatcher.in_flight) if self._dispatcher else 0
         spent = self._budget.spent if self._budget else 0
         return self._stats.snapshot(
-            tokens_spent=spent, queue_depth=len(self._acc), in_flight=in_flight
+            tokens_spent=spent, queue_depth=len(self._acc), in_flight=self.in_flight
         )
 
     async def __aenter__(self) -> Self:

@@ -1,0 +1,308 @@
+"""The service's intake: HTTP JSON (or msgpack) endpoints and a WebSocket stream over one router.
+
+    POST /v1/orders | /v1/cancels | /v1/amends | /v1/decreases   {"items": [...], "wait": true}
+    GET  /v1/orders/{key}        an intent's status and outcome, by client_order_id / order_id
+    GET  /v1/stats               the router's stats snapshot
+    GET  /v1/stream              WebSocket: {"type": "submit", "id": 1, "item": {...}} and back
+                                 {"type": "ack" | "outcome" | "error", "id": 1, ...}
+    GET  /healthz /readyz /metrics
+
+Every intent is decoded on its own: a bad one gets an error naming its field and the rest go
+ahead. Whatever the service accepted settles, even if the client goes away: its outcome stays
+available by key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from kalshi_router.config import ServiceConfig
+from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull, RouterClosed
+from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
+from kalshi_router.router import OrderRouter
+from kalshi_router.service.book import OutcomeBook
+from kalshi_router.service.metrics import CONTENT_TYPE, Metrics
+from kalshi_router.service.protocol import (
+    Codec,
+    ErrorBody,
+    IntentsBody,
+    ItemError,
+    ItemResult,
+    OrderStatus,
+    ResultsBody,
+    StreamAck,
+    StreamError,
+    StreamOutcome,
+    StreamReply,
+    StreamRequest,
+    Verb,
+    item_error,
+)
+
+log = logging.getLogger("kalshi_router.service")
+MSGPACK = "application/msgpack"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How one verb turns a decoded intent into a router future."""
+
+    kind: type[OrderIntent] | type[CancelIntent] | type[AmendIntent] | type[DecreaseIntent]
+    key: Callable[[Any], str]
+    call: Callable[[OrderRouter, Any, float | None], asyncio.Future[Any]]
+
+
+ROUTES: dict[Verb, Route] = {
+    "submit": Route(
+        OrderIntent, lambda i: i.client_order_id, lambda r, i, d: r.submit(i, deadline_s=d)
+    ),
+    "cancel": Route(CancelIntent, lambda i: i.order_id, lambda r, i, d: r.cancel(i, deadline_s=d)),
+    "amend": Route(AmendIntent, lambda i: i.order_id, lambda r, i, d: r.amend(i, deadline_s=d)),
+    "decrease": Route(
+        DecreaseIntent, lambda i: i.order_id, lambda r, i, d: r.decrease(i, deadline_s=d)
+    ),
+}
+PATHS: dict[str, Verb] = {
+    "/v1/orders": "submit",
+    "/v1/cancels": "cancel",
+    "/v1/amends": "amend",
+    "/v1/decreases": "decrease",
+}
+
+
+class _GoingAway:
+    """Tells a stream's writer that the service is shutting down."""
+
+
+GOING_AWAY = _GoingAway()
+# None: the client left, stop writing.
+Outbox = asyncio.Queue[StreamReply | _GoingAway | None]
+
+
+@dataclass(slots=True)
+class Service:
+    router: OrderRouter
+    settings: ServiceConfig
+    metrics: Metrics
+    token: str | None
+    book: OutcomeBook
+    draining: bool = False
+    streams: dict[web.WebSocketResponse, Outbox] = field(default_factory=dict)
+
+    async def close_streams(self) -> None:
+        """Once the router has settled everything: each stream's writer sends what it holds
+        (the last outcomes), then closes its socket."""
+        # Outcome callbacks run on the loop's turn after their futures settle.
+        await asyncio.sleep(0)
+        for outbox in self.streams.values():
+            outbox.put_nowait(GOING_AWAY)
+
+
+SERVICE = web.AppKey("service", Service)
+
+
+def _json(status: int, body: Any, codec: Codec | None = None) -> web.Response:
+    codec = codec or Codec(binary=False)
+    return web.Response(
+        status=status,
+        body=codec.encode(body),
+        content_type=MSGPACK if codec.binary else "application/json",
+    )
+
+
+def _problem(status: int, message: str, field_name: str | None = None) -> web.Response:
+    return _json(status, ErrorBody(message, field_name))
+
+
+def _admit(
+    service: Service, verb: Verb, raw: msgspec.Raw, codec: Codec, deadline: float | None
+) -> tuple[str, asyncio.Future[Any]]:
+    """Decode one intent and hand it to the router; raise what the caller should report."""
+    route = ROUTES[verb]
+    intent = codec.decode(raw, route.kind)
+    key = route.key(intent)
+    future = route.call(service.router, intent, deadline)
+    service.book.track(key, future)
+    return key, future
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bearer token on TCP (constant-time compare, no detail on failure); JSON for errors."""
+    service = request.app[SERVICE]
+    public = request.path in ("/healthz", "/readyz")
+    if service.token is not None and not public:
+        sent = request.headers.get("Authorization", "")
+        expected = f"Bearer {service.token}"
+        if not hmac.compare_digest(sent.encode(), expected.encode()):
+            return _problem(401, "unauthorized")
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        limit = service.settings.max_body_bytes
+        return _problem(413, f"request body larger than {limit} bytes")
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return _problem(exc.status, exc.reason)
+        raise
+
+
+async def intents(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    verb = PATHS[request.path]
+    codec = Codec(binary=request.content_type == MSGPACK)
+    if service.draining:
+        return _problem(503, "shutting down: not taking new intents")
+    try:
+        body = codec.decode(await request.read(), IntentsBody)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        problem = item_error(exc)
+        return _problem(400, f"malformed body: {problem.message}", problem.field)
+    if len(body.items) > service.settings.max_items:
+        return _problem(413, f"{len(body.items)} items; at most {service.settings.max_items}")
+    results: list[ItemResult] = []
+    waiting: list[tuple[int, str, asyncio.Future[Any]]] = []
+    for index, raw in enumerate(body.items):
+        try:
+            key, future = _admit(service, verb, raw, codec, body.deadline_s)
+        except (msgspec.DecodeError, msgspec.ValidationError, IntentError) as exc:
+            results.append(ItemResult(index=index, error=item_error(exc)))
+        except (QueueFull, RouterClosed) as exc:
+            results.append(ItemResult(index=index, error=ItemError("queue", str(exc))))
+        else:
+            waiting.append((index, key, future))
+    if body.wait and waiting:
+        # asyncio.wait, not gather: if this handler is cancelled the intents must still settle.
+        await asyncio.wait([future for _, _, future in waiting])
+    for index, key, future in waiting:
+        if not future.done():
+            results.append(ItemResult(index=index, key=key, status="pending"))
+        elif future.exception() is not None:
+            error = ItemError("router", str(future.exception()))
+            results.append(ItemResult(index=index, key=key, error=error))
+        else:
+            results.append(ItemResult(index=index, key=key, outcome=future.result()))
+    results.sort(key=lambda result: result.index)
+    return _json(200 if body.wait else 202, ResultsBody(results), codec)
+
+
+async def status(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    found = request.app[SERVICE].book.lookup(key)
+    if found is None:
+        return _problem(404, f"no intent with key {key!r} (settled long ago, or never sent here)")
+    state, outcome = found
+    return _json(200, OrderStatus(key, state, outcome))
+
+
+async def stats(request: web.Request) -> web.Response:
+    return _json(200, request.app[SERVICE].router.stats())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json(200, {"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    if service.draining:
+        return _json(503, {"status": "draining"})
+    return _json(200, {"status": "ready"})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = request.app[SERVICE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def stream(request: web.Request) -> web.WebSocketResponse:
+    """Pipelined intents: each request is acked with its key at once, its outcome follows."""
+    service = request.app[SERVICE]
+    codec = Codec(binary=request.query.get("format") == "msgpack")
+    socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=service.settings.max_body_bytes)
+    await socket.prepare(request)
+    outbox: Outbox = asyncio.Queue()
+    service.streams[socket] = outbox
+    writer = asyncio.create_task(_write(socket, codec, outbox))
+    try:
+        async for message in socket:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                _on_message(service, codec, message.data, outbox)
+    finally:
+        service.streams.pop(socket, None)
+        outbox.put_nowait(None)
+        await writer
+    return socket
+
+
+def _on_message(service: Service, codec: Codec, data: bytes | str, outbox: Outbox) -> None:
+    try:
+        request = codec.decode(data, StreamRequest)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        problem = item_error(exc)
+        outbox.put_nowait(StreamError(None, problem.field, problem.message))
+        return
+    if service.draining:
+        outbox.put_nowait(StreamError(request.id, "service", "shutting down"))
+        return
+    try:
+        key, future = _admit(service, request.type, request.item, codec, request.deadline_s)
+    except (msgspec.DecodeError, msgspec.ValidationError, IntentError) as exc:
+        problem = item_error(exc)
+        outbox.put_nowait(StreamError(request.id, problem.field, problem.message))
+        return
+    except KalshiRouterError as exc:
+        outbox.put_nowait(StreamError(request.id, "queue", str(exc)))
+        return
+    outbox.put_nowait(StreamAck(request.id, key))
+
+    def done(settled: asyncio.Future[Any]) -> None:
+        if settled.cancelled() or settled.exception() is not None:
+            reason = "cancelled" if settled.cancelled() else str(settled.exception())
+            outbox.put_nowait(StreamError(request.id, "router", reason))
+        else:
+            outbox.put_nowait(StreamOutcome(request.id, key, settled.result()))
+
+    future.add_done_callback(done)
+
+
+async def _write(socket: web.WebSocketResponse, codec: Codec, outbox: Outbox) -> None:
+    # One writer per socket: frames from many callbacks must not interleave.
+    while (reply := await outbox.get()) is not None:
+        if isinstance(reply, _GoingAway):
+            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
+            continue
+        if socket.closed:
+            continue
+        data = codec.encode(reply)
+        with contextlib.suppress(ConnectionError):
+            if codec.binary:
+                await socket.send_bytes(data)
+            else:
+                await socket.send_str(data.decode())
+
+
+def build_service_app(
+    router: OrderRouter, settings: ServiceConfig, metrics: Metrics, token: str | None
+) -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=settings.max_body_bytes)
+    app[SERVICE] = Service(router, settings, metrics, token, OutcomeBook(settings.keep_outcomes))
+    for path in PATHS:
+        app.router.add_post(path, intents)
+    app.router.add_get("/v1/orders/{key}", status)
+    app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/v1/stream", stream)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return app

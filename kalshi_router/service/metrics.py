@@ -1,0 +1,98 @@
+"""Prometheus metrics for the service, fed by the router as one of its observers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from kalshi_router.outcome import Outcome, Rejected
+
+_LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_FILL = (1, 2, 5, 10, 20, 50, 100, 200, 400, 800)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """One registry per service (not the global one), so tests and embedders can run several."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.outcomes = Counter(
+            "kalshi_router_outcomes",
+            "Intents settled, by lane, outcome and (for rejections) Kalshi's code.",
+            ["lane", "outcome", "code"],
+            registry=r,
+        )
+        self.batches = Counter(
+            "kalshi_router_batches", "Requests sent to the exchange, by lane.", ["lane"], registry=r
+        )
+        self.batch_fill = Histogram(
+            "kalshi_router_batch_fill", "Intents per request.", ["lane"], buckets=_FILL, registry=r
+        )
+        self.http_429 = Counter(
+            "kalshi_router_http_429", "429 answers from the exchange.", registry=r
+        )
+        self.retries = Counter("kalshi_router_retries", "Intents sent again.", registry=r)
+        self.reconciliations = Counter(
+            "kalshi_router_reconciliations",
+            "Intents looked up after an ambiguous answer.",
+            registry=r,
+        )
+
+        def latency(name: str, text: str) -> Histogram:
+            return Histogram(name, text, buckets=_LATENCY, registry=r)
+
+        self.queue_wait = latency("kalshi_router_queue_wait_seconds", "Submit to batch cut.")
+        self.limiter_wait = latency(
+            "kalshi_router_limiter_wait_seconds", "Time a request waited for write tokens."
+        )
+        self.round_trip = latency("kalshi_router_round_trip_seconds", "Request to answer.")
+        self.submit_to_outcome = latency(
+            "kalshi_router_submit_to_outcome_seconds", "Submit to the intent's outcome."
+        )
+        self.tokens = Gauge("kalshi_router_tokens_spent", "Write tokens spent.", registry=r)
+        self.queue_depth = Gauge("kalshi_router_queue_depth", "Intents waiting.", registry=r)
+        self.in_flight = Gauge("kalshi_router_in_flight", "Requests in flight.", registry=r)
+
+    def bind(
+        self,
+        *,
+        tokens: Callable[[], float],
+        queue_depth: Callable[[], float],
+        in_flight: Callable[[], float],
+    ) -> None:
+        """Gauges read at scrape time from the running router."""
+        self.tokens.set_function(tokens)
+        self.queue_depth.set_function(queue_depth)
+        self.in_flight.set_function(in_flight)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # RouterObserver
+
+    def sent(self, kind: str, size: int, queue_waits: Sequence[float], limiter_wait: float) -> None:
+        for wait in queue_waits:
+            self.queue_wait.observe(wait)
+        self.limiter_wait.observe(limiter_wait)
+
+    def answered(self, kind: str, size: int, round_trip: float) -> None:
+        self.batches.labels(kind).inc()
+        self.batch_fill.labels(kind).observe(size)
+        self.round_trip.observe(round_trip)
+
+    def rate_limited(self) -> None:
+        self.http_429.inc()
+
+    def retried(self, count: int) -> None:
+        self.retries.inc(count)
+
+    def reconciling(self, count: int) -> None:
+        self.reconciliations.inc(count)
+
+    def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
+        code = outcome.code if isinstance(outcome, Rejected) else ""
+        self.outcomes.labels(kind, type(outcome).__name__.lower(), code).inc()
+        self.submit_to_outcome.observe(seconds)
