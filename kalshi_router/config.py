@@ -45,7 +45,7 @@ def _is_loopback(host: str) -> bool:
 class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """Where orders go and how to talk to it."""
 
-    target: Literal["sim", "url"] = "sim"
+    target: Literal["sim", "url", "service"] = "sim"
     base_url: str = "https://external-api.demo.kalshi.co/trade-api/v2"
     dialect: Literal["v2", "v1"] = "v2"
     request_timeout_s: float = 10.0
@@ -170,6 +170,9 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     keep_outcomes: int = 100_000
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def token_path(self) -> Path:
+        return Path(self.token_file or "~/.cache/kalshi-router/token").expanduser()
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -58,7 +58,7 @@ def resolve_token(
             f"${settings.token_env} to listen there"
         )
     token = secrets.token_urlsafe(32)
-    path = token_path(settings)
+    path = settings.token_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
@@ -66,12 +66,6 @@ def resolve_token(
     os.chmod(path, 0o600)
     log.info("generated a bearer token for this run in %s (mode 0600)", path)
     return token
-
-
-def token_path(settings: ServiceConfig) -> Path:
-    if settings.token_file:
-        return Path(settings.token_file).expanduser()
-    return Path("~/.cache/kalshi-router/token").expanduser()
 
 
 async def serve(config: Config, *, announce: bool = True) -> int:
