@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", help="TOML config file (default: built-in defaults)")
     demo.add_argument("--dialect", choices=("v2", "v1"), help="override exchange.dialect")
     demo.add_argument("--orders", type=int, default=60, help="size of the burst (default 60)")
+    demo.add_argument(
+        "--seconds", type=float, default=10.0, help="how long to make markets (default 10)"
+    )
     demo.add_argument("--tier", help="the simulator's rate-limit tier (default: the config's)")
     serve_cmd = commands.add_parser("serve", help="run the router as a local service")
     serve_cmd.add_argument("--config", help="TOML config file (default: built-in defaults)")
@@ -95,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config = msgspec.structs.replace(
                     config, sim=msgspec.structs.replace(config.sim, tier=args.tier)
                 )
-            return run(run_demo(config, orders=args.orders))
+            return run(run_demo(config, orders=args.orders, seconds=args.seconds))
         if args.command == "serve":
             return run(serve(_serve_config(args)))
         return run(_run_sim(args))

@@ -1,24 +1,27 @@
 """``kalshi-router demo``: the simulator and the router in one process, end to end.
 
-It shows each kind of answer an order can get, then a burst that meets the rate limit, then
-cancels what rests, and ends with the router's own figures.
+It shows each kind of answer an order can get, then runs a small market maker (quotes on both
+sides of several markets, cancel and replace, refused and filled orders, a burst that meets the
+rate limit) with a progress bar, and ends with the router's figures and a latency histogram.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from decimal import Decimal
+from collections.abc import Callable
+from typing import TextIO
 
 import msgspec
 
 from kalshi_router.config import Config
 from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.market_maker import MarketMaker
 from kalshi_router.outcome import Accepted, Cancelled, Outcome, Rejected
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import SimServer
 from kalshi_router.stats import RouterStats
+from kalshi_router.terminal import Progress, histogram
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 
 DEMO_KEY_ID = "demo-key-0000"
@@ -43,19 +46,6 @@ def showcase_intents() -> list[OrderIntent]:
     ]
 
 
-def quotes(count: int) -> list[OrderIntent]:
-    """Two-sided quotes away from the touch, so they rest (a market maker's steady flow)."""
-    out: list[OrderIntent] = []
-    for n in range(count):
-        ticker = QUOTE_TICKERS[n % len(QUOTE_TICKERS)]
-        step = Decimal(n % 10) / 100
-        if n % 2:
-            out.append(OrderIntent.bid(ticker, Decimal("0.20") + step, 1 + n % 5))
-        else:
-            out.append(OrderIntent.ask(ticker, Decimal("0.70") + step, 1 + n % 5))
-    return out
-
-
 def describe(label: str, outcome: Outcome) -> str:
     if isinstance(outcome, Accepted):
         return (
@@ -74,30 +64,32 @@ def _label(intent: OrderIntent) -> str:
     return f"{intent.side} {intent.count:>6} @ {intent.price} {intent.time_in_force}"
 
 
-async def _settle_all(
-    router: OrderRouter, intents: Sequence[OrderIntent], deadline_s: float | None = None
-) -> list[Outcome]:
-    return list(await asyncio.gather(*router.submit_many(intents, deadline_s=deadline_s)))
-
-
 def summary(stats: RouterStats, *, seconds: float, available: float) -> list[str]:
     latency = stats.submit_to_outcome
-    orders = sum(stats.outcomes.values())
+    settled = sum(stats.outcomes.values())
     return [
-        f"outcomes           {dict(sorted(stats.outcomes.items()))}",
+        f"intents            {settled} settled, by outcome {dict(sorted(stats.outcomes.items()))}",
+        f"rejection codes    {dict(sorted(stats.rejected_codes.items())) or '-'}",
         f"batches            {stats.batches_sent} (average fill {stats.average_batch_fill:.1f}, "
         f"largest {stats.max_batch_fill})",
-        f"throughput         {orders} intents settled in {seconds:.2f} s "
-        f"({orders / seconds:.1f}/s)",
+        f"throughput         {stats.items_sent / seconds:.1f} orders and cancels/s sent over "
+        f"{seconds:.1f} s",
         f"write budget used  {stats.tokens_spent} of {available:.0f} tokens available "
         f"({100 * stats.tokens_spent / available:.1f}%), 429s: {stats.http_429}",
-        f"submit to outcome  p50 {1000 * latency.p50:.1f} ms, p99 {1000 * latency.p99:.1f} ms, "
-        f"max {1000 * latency.max:.1f} ms",
+        f"submit to outcome  p50 {1000 * latency.p50:.1f} ms, p90 {1000 * latency.p90:.1f} ms, "
+        f"p99 {1000 * latency.p99:.1f} ms, max {1000 * latency.max:.1f} ms",
     ]
 
 
-async def run_demo(config: Config, *, orders: int = 60, out: Print = print) -> int:
-    """Returns the process exit code: 0 when every intent got its expected kind of answer."""
+async def run_demo(
+    config: Config,
+    *,
+    orders: int = 60,
+    seconds: float = 10.0,
+    out: Print = print,
+    progress: TextIO | None = None,
+) -> int:
+    """Returns the exit code: 0 when every intent got exactly one outcome and no 429 came."""
     private_pem, public_pem = generate_key(config.credentials.key_type)
     sim_config = config.sim
     if config.exchange.dialect == "v1":
@@ -117,40 +109,45 @@ async def run_demo(config: Config, *, orders: int = 60, out: Print = print) -> i
             )
             out("\none of each answer:")
             shown = showcase_intents()
-            results = await _settle_all(router, shown)
+            results = await asyncio.gather(*router.submit_many(shown))
             for intent, outcome in zip(shown, results, strict=True):
                 out("  " + describe(_label(intent), outcome))
             # Client order ids are single-use: a resend of an order that landed is refused by
             # the exchange rather than placed twice.
             again = await router.place(shown[0])
             out("  " + describe("resend of the first order, same id", again))
-
-            out(f"\na burst of {orders} quotes on {len(QUOTE_TICKERS)} markets:")
-            burst_start = time.monotonic()
-            sent = quotes(orders)
-            # More than the bucket holds: the rest wait for tokens, so give them the time the
-            # budget needs rather than the default deadline (which would expire them unsent).
-            patience = 5 + orders * budget.costs["create"] / budget.refill_rate
-            burst = await _settle_all(router, sent, deadline_s=patience)
-            burst_seconds = time.monotonic() - burst_start
-            accepted = [o for o in burst if isinstance(o, Accepted)]
-            out(f"  {len(accepted)} of {orders} accepted in {burst_seconds:.2f} s")
-
-            tickers = {i.client_order_id: i.ticker for i in [*shown, *sent]}
             cancels = [
-                CancelIntent(order_id=o.order_id, ticker=tickers[o.client_order_id])
-                for o in [*results, *burst]
+                CancelIntent(order_id=o.order_id, ticker=TICKER)
+                for o in results
                 if isinstance(o, Accepted) and o.remaining_count
             ]
-            cancelled = await asyncio.gather(*router.cancel_many(cancels))
-            done = sum(isinstance(c, Cancelled) for c in cancelled)
-            out(f"  cancelled {done} of {len(cancels)} resting orders")
+            await asyncio.gather(*router.cancel_many(cancels))
+
+            maker = MarketMaker(router, QUOTE_TICKERS)
+            out(
+                f"\nmarket making for {seconds:g} s on {len(QUOTE_TICKERS)} markets "
+                f"(cancel and replace every {maker.cycle_seconds():.2f} s), "
+                f"with a burst of {orders} orders halfway:"
+            )
+            bar = Progress(seconds, progress)
+            tally = maker.tally
+
+            def tick(elapsed: float) -> None:
+                bar.update(elapsed, f"{tally.submitted} sent, {tally.settled} settled")
+
+            await maker.run(seconds, orders, tick)
+            bar.close()
+            outcomes = dict(sorted(tally.outcomes.items()))
+            out(f"  {tally.submitted} intents, {tally.settled} outcomes: {outcomes}")
             await router.flush()
             stats = router.stats()
-        seconds = time.monotonic() - started
-    available = budget.capacity + budget.refill_rate * seconds
+        elapsed = time.monotonic() - started
+    available = budget.capacity + budget.refill_rate * elapsed
     out("\nrouter figures:")
-    for line in summary(stats, seconds=seconds, available=available):
+    for line in summary(stats, seconds=elapsed, available=available):
         out("  " + line)
-    expected = len(accepted) == orders and done == len(cancels)
-    return 0 if expected else 1
+    out("\nsubmit-to-outcome latency of the market-making intents:")
+    for line in histogram(tally.latencies):
+        out("  " + line)
+    complete = tally.settled == tally.submitted and not tally.crashed
+    return 0 if complete and stats.http_429 == 0 else 1
