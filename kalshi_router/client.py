@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,13 +23,18 @@ import aiohttp
 import msgspec
 
 from kalshi_router.config import Config
-from kalshi_router.errors import ConfigError, IntentError, KalshiRouterError, RouterClosed
+from kalshi_router.errors import (
+    ConfigError,
+    IntentError,
+    KalshiRouterError,
+    QueueFull,
+    RouterClosed,
+)
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.protocol import (
     StreamAck,
-    StreamError,
     StreamOutcome,
     StreamReply,
     Verb,
@@ -36,6 +42,7 @@ from kalshi_router.service.protocol import (
 from kalshi_router.stats import RouterStats
 from kalshi_router.wire.signer import Signer
 
+log = logging.getLogger("kalshi_router.client")
 _encoder = msgspec.json.Encoder()
 _replies = msgspec.json.Decoder(StreamReply)
 _stats = msgspec.json.Decoder(RouterStats)
@@ -50,14 +57,23 @@ class RouterClient:
     socket (``unix_socket=path``, with any ``url`` host)."""
 
     def __init__(
-        self, url: str, *, token: str | None = None, unix_socket: str | None = None
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        unix_socket: str | None = None,
+        drain_timeout: float = 10.0,
     ) -> None:
         self._url = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._unix_socket = unix_socket
+        self._drain_timeout = drain_timeout
         self._session: aiohttp.ClientSession | None = None
         self._socket: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
+        # Frames being written: owned here so that none is collected mid-send or left
+        # pending at close.
+        self._sending: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._closed = False
@@ -75,13 +91,27 @@ class RouterClient:
         await self.aclose()
 
     async def connect(self) -> None:
+        if self._session is not None:
+            raise ServiceError("already connected")
         connector = aiohttp.UnixConnector(self._unix_socket) if self._unix_socket else None
-        self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+        session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+        where = self._unix_socket or self._url
         try:
-            self._socket = await self._session.ws_connect(f"{self._url}/v1/stream", heartbeat=20)
+            self._socket = await session.ws_connect(f"{self._url}/v1/stream", heartbeat=20)
+        except aiohttp.WSServerHandshakeError as exc:
+            await session.close()
+            hint = " (check the token)" if exc.status == 401 else ""
+            raise ServiceError(
+                f"the service at {where} refused the stream: {exc.status}{hint}"
+            ) from None
         except aiohttp.ClientError as exc:
-            await self._session.close()
-            raise ServiceError(f"cannot open the stream at {self._url}: {exc}") from None
+            await session.close()
+            raise ServiceError(f"cannot open the stream at {where}: {exc}") from None
+        except BaseException:
+            # Cancelled or timed out while connecting: no session may outlive this call.
+            await session.close()
+            raise
+        self._session = session
         self._reader = asyncio.create_task(self._read(self._socket))
 
     # The embedded router's API.
@@ -91,7 +121,25 @@ class RouterClient:
     ) -> asyncio.Future[OrderOutcome]:
         return self._send("submit", intent, deadline_s)
 
-    async def place(self, intent: OrderIntent, *, deadline_s: float | None = None) -> OrderOutcome:
+    async def submit_wait(
+        self,
+        intent: OrderIntent,
+        *,
+        queue_timeout: float | None = None,
+        deadline_s: float | None = None,
+    ) -> asyncio.Future[OrderOutcome]:
+        """The embedded router's signature. ``queue_timeout`` has no effect here: the service
+        answers a full queue at once, and the future fails with ``QueueFull``."""
+        return self.submit(intent, deadline_s=deadline_s)
+
+    async def place(
+        self,
+        intent: OrderIntent,
+        *,
+        queue_timeout: float | None = None,
+        deadline_s: float | None = None,
+    ) -> OrderOutcome:
+        """Submit and wait for the outcome (``queue_timeout``: as ``submit_wait``)."""
         return await self.submit(intent, deadline_s=deadline_s)
 
     def submit_many(
@@ -140,14 +188,23 @@ class RouterClient:
                 raise ServiceError(f"GET /v1/stats: HTTP {response.status}")
             return _stats.decode(await response.read())
 
-    async def aclose(self) -> None:
+    async def aclose(self, drain_timeout: float | None = None) -> None:
+        """Stop taking intents, wait up to ``drain_timeout`` (default: the constructor's) for
+        the outcomes still due, as the embedded router drains, then close. What is still
+        unanswered fails with ``ServiceError`` (the service settles it anyway; its outcome is
+        at ``GET /v1/orders/{key}``)."""
         if self._closed:
             return
         self._closed = True
+        timeout = self._drain_timeout if drain_timeout is None else drain_timeout
+        if self._waiting and timeout > 0:
+            await asyncio.wait(list(self._waiting.values()), timeout=timeout)
         if self._socket is not None:
             await self._socket.close()
         if self._reader is not None:
             await self._reader
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
 
@@ -169,11 +226,13 @@ class RouterClient:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[message_id] = future
         # send_str only queues the frame on the transport; the task just surfaces its errors.
-        sending = asyncio.ensure_future(socket.send_str(_encoder.encode(message).decode()))
+        sending = asyncio.create_task(socket.send_str(_encoder.encode(message).decode()))
+        self._sending.add(sending)
         sending.add_done_callback(lambda done: self._sent(message_id, done))
         return future
 
-    def _sent(self, message_id: int, done: asyncio.Future[None]) -> None:
+    def _sent(self, message_id: int, done: asyncio.Task[None]) -> None:
+        self._sending.discard(done)
         if not done.cancelled() and (error := done.exception()) is not None:
             self._fail(message_id, ServiceError(f"could not send: {error}"))
 
@@ -183,29 +242,42 @@ class RouterClient:
             future.set_exception(error)
 
     async def _read(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        reason = "stream closed before the outcome arrived"
         try:
             async for message in socket:
                 if message.type != aiohttp.WSMsgType.TEXT:
                     continue
-                reply = _replies.decode(message.data)
-                if isinstance(reply, StreamAck):
-                    continue
-                if isinstance(reply, StreamOutcome):
-                    future = self._waiting.pop(int(reply.id), None)
-                    if future is not None and not future.done():
-                        future.set_result(reply.outcome)
-                elif isinstance(reply, StreamError) and reply.id is not None:
-                    error: Exception = (
-                        IntentError(reply.field, reply.message)
-                        if reply.field not in ("router", "queue", "service")
-                        else ServiceError(f"{reply.field}: {reply.message}")
-                    )
-                    self._fail(int(reply.id), error)
+                self._on_reply(_replies.decode(message.data))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            # Not the protocol this client speaks: nothing more on this stream can be trusted.
+            reason = f"undecodable reply from the service: {exc}"
+            log.error("%s; closing the stream", reason)
+            await socket.close()
         finally:
             # Whatever was not answered will not be on this connection: say so, loudly. The
             # service still settles it; GET /v1/orders/{key} has its outcome.
             for message_id in list(self._waiting):
-                self._fail(message_id, ServiceError("stream closed before the outcome arrived"))
+                self._fail(message_id, ServiceError(reason))
+
+    def _on_reply(self, reply: StreamReply) -> None:
+        if isinstance(reply, StreamAck):
+            return
+        if isinstance(reply, StreamOutcome):
+            future = self._waiting.pop(int(reply.id), None)
+            if future is not None and not future.done():
+                future.set_result(reply.outcome)
+        elif reply.id is not None:
+            error: Exception
+            if reply.field == "queue":
+                error = QueueFull(reply.message)
+            elif reply.field in ("router", "service"):
+                error = ServiceError(f"{reply.field}: {reply.message}")
+            else:
+                error = IntentError(reply.field, reply.message)
+            self._fail(int(reply.id), error)
+        else:
+            # The service could not read a frame of ours at all: a bug in this client.
+            log.error("the service could not read a request: %s: %s", reply.field, reply.message)
 
 
 def open_router(config: Config, signer: Signer | None = None) -> OrderRouter | RouterClient:
@@ -216,8 +288,13 @@ def open_router(config: Config, signer: Signer | None = None) -> OrderRouter | R
         settings = config.service
         if settings.unix_socket:
             return RouterClient("http://localhost", unix_socket=settings.unix_socket)
+        if settings.port == 0:
+            raise ConfigError(
+                "service.port: 0 lets the service pick a port; clients need the port it announced"
+            )
         token = os.environ.get(settings.token_env) or _read_token(settings.token_path())
-        return RouterClient(f"http://{settings.host}:{settings.port}", token=token)
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        return RouterClient(f"http://{host}:{settings.port}", token=token)
     if target == "url":
         if signer is None:
             credentials = config.credentials

@@ -26,8 +26,9 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from kalshi_router.config import ServiceConfig
-from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull, RouterClosed
+from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
+from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
 from kalshi_router.service.metrics import CONTENT_TYPE, Metrics
@@ -37,6 +38,7 @@ from kalshi_router.service.protocol import (
     IntentsBody,
     ItemError,
     ItemResult,
+    MessageId,
     OrderStatus,
     ResultsBody,
     StreamAck,
@@ -44,6 +46,7 @@ from kalshi_router.service.protocol import (
     StreamOutcome,
     StreamReply,
     StreamRequest,
+    StreamRequestId,
     Verb,
     item_error,
 )
@@ -111,17 +114,32 @@ class Service:
 SERVICE = web.AppKey("service", Service)
 
 
-def _json(status: int, body: Any, codec: Codec | None = None) -> web.Response:
-    codec = codec or Codec(binary=False)
+def _codec(request: web.Request) -> Codec:
+    """msgpack for a client that sends it or asks for it; JSON otherwise. Errors too, so that a
+    msgpack client can always decode the answer."""
+    binary = request.content_type == MSGPACK or MSGPACK in request.headers.get("Accept", "")
+    return Codec(binary=binary)
+
+
+def _json(
+    status: int, body: Any, codec: Codec, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         status=status,
         body=codec.encode(body),
         content_type=MSGPACK if codec.binary else "application/json",
+        headers=headers,
     )
 
 
-def _problem(status: int, message: str, field_name: str | None = None) -> web.Response:
-    return _json(status, ErrorBody(message, field_name))
+def _problem(
+    request: web.Request,
+    status: int,
+    message: str,
+    field_name: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    return _json(status, ErrorBody(message, field_name), _codec(request), headers)
 
 
 def _admit(
@@ -131,6 +149,14 @@ def _admit(
     route = ROUTES[verb]
     intent = codec.decode(raw, route.kind)
     key = route.key(intent)
+    if verb == "submit":
+        # Kalshi would refuse it as a duplicate (at the price of a write), and its outcome
+        # would replace the one the book holds: say so here instead.
+        found = service.book.lookup(key)
+        if found is not None and isinstance(found[1], Accepted):
+            raise IntentError(
+                "client_order_id", f"{key!r} was already accepted as order {found[1].order_id}"
+            )
     future = route.call(service.router, intent, deadline)
     service.book.track(key, future)
     return key, future
@@ -145,31 +171,32 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         sent = request.headers.get("Authorization", "")
         expected = f"Bearer {service.token}"
         if not hmac.compare_digest(sent.encode(), expected.encode()):
-            return _problem(401, "unauthorized")
+            return _problem(request, 401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
         limit = service.settings.max_body_bytes
-        return _problem(413, f"request body larger than {limit} bytes")
+        return _problem(request, 413, f"request body larger than {limit} bytes")
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
-            return _problem(exc.status, exc.reason)
+            return _problem(request, exc.status, exc.reason)
         raise
 
 
 async def intents(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     verb = PATHS[request.path]
-    codec = Codec(binary=request.content_type == MSGPACK)
+    codec = _codec(request)
     if service.draining:
-        return _problem(503, "shutting down: not taking new intents")
+        return _problem(request, 503, "shutting down: not taking new intents")
     try:
         body = codec.decode(await request.read(), IntentsBody)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         problem = item_error(exc)
-        return _problem(400, f"malformed body: {problem.message}", problem.field)
+        return _problem(request, 400, f"malformed body: {problem.message}", problem.field)
     if len(body.items) > service.settings.max_items:
-        return _problem(413, f"{len(body.items)} items; at most {service.settings.max_items}")
+        limit = service.settings.max_items
+        return _problem(request, 413, f"{len(body.items)} items; at most {limit}", "items")
     results: list[ItemResult] = []
     waiting: list[tuple[int, str, asyncio.Future[Any]]] = []
     for index, raw in enumerate(body.items):
@@ -177,8 +204,11 @@ async def intents(request: web.Request) -> web.Response:
             key, future = _admit(service, verb, raw, codec, body.deadline_s)
         except (msgspec.DecodeError, msgspec.ValidationError, IntentError) as exc:
             results.append(ItemResult(index=index, error=item_error(exc)))
-        except (QueueFull, RouterClosed) as exc:
+        except QueueFull as exc:
             results.append(ItemResult(index=index, error=ItemError("queue", str(exc))))
+        except KalshiRouterError as exc:
+            # RouterClosed, RouterCrashed: the item gets the reason (not a 500 for them all).
+            results.append(ItemResult(index=index, error=ItemError("service", str(exc))))
         else:
             waiting.append((index, key, future))
     if body.wait and waiting:
@@ -200,24 +230,25 @@ async def status(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     found = request.app[SERVICE].book.lookup(key)
     if found is None:
-        return _problem(404, f"no intent with key {key!r} (settled long ago, or never sent here)")
+        message = f"no intent with key {key!r} (settled long ago, or never sent here)"
+        return _problem(request, 404, message)
     state, outcome = found
-    return _json(200, OrderStatus(key, state, outcome))
+    return _json(200, OrderStatus(key, state, outcome), _codec(request))
 
 
 async def stats(request: web.Request) -> web.Response:
-    return _json(200, request.app[SERVICE].router.stats())
+    return _json(200, request.app[SERVICE].router.stats(), _codec(request))
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return _json(200, {"status": "alive"})
+    return _json(200, {"status": "alive"}, _codec(request))
 
 
 async def readyz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     if service.draining:
-        return _json(503, {"status": "draining"})
-    return _json(200, {"status": "ready"})
+        return _json(503, {"status": "draining"}, _codec(request))
+    return _json(200, {"status": "ready"}, _codec(request))
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
@@ -225,9 +256,11 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def stream(request: web.Request) -> web.WebSocketResponse:
+async def stream(request: web.Request) -> web.StreamResponse:
     """Pipelined intents: each request is acked with its key at once, its outcome follows."""
     service = request.app[SERVICE]
+    if service.draining:
+        return _problem(request, 503, "shutting down: not taking new streams")
     codec = Codec(binary=request.query.get("format") == "msgpack")
     socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=service.settings.max_body_bytes)
     await socket.prepare(request)
@@ -250,7 +283,7 @@ def _on_message(service: Service, codec: Codec, data: bytes | str, outbox: Outbo
         request = codec.decode(data, StreamRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         problem = item_error(exc)
-        outbox.put_nowait(StreamError(None, problem.field, problem.message))
+        outbox.put_nowait(StreamError(_request_id(codec, data), problem.field, problem.message))
         return
     if service.draining:
         outbox.put_nowait(StreamError(request.id, "service", "shutting down"))
@@ -261,8 +294,11 @@ def _on_message(service: Service, codec: Codec, data: bytes | str, outbox: Outbo
         problem = item_error(exc)
         outbox.put_nowait(StreamError(request.id, problem.field, problem.message))
         return
-    except KalshiRouterError as exc:
+    except QueueFull as exc:
         outbox.put_nowait(StreamError(request.id, "queue", str(exc)))
+        return
+    except KalshiRouterError as exc:
+        outbox.put_nowait(StreamError(request.id, "service", str(exc)))
         return
     outbox.put_nowait(StreamAck(request.id, key))
 
@@ -274,6 +310,15 @@ def _on_message(service: Service, codec: Codec, data: bytes | str, outbox: Outbo
             outbox.put_nowait(StreamOutcome(request.id, key, settled.result()))
 
     future.add_done_callback(done)
+
+
+def _request_id(codec: Codec, data: bytes | str) -> MessageId | None:
+    """The id of a request that did not decode, if it has a readable one: its sender is waiting
+    for an answer to that id, and an error with id null would leave it waiting."""
+    try:
+        return codec.decode(data, StreamRequestId).id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 async def _write(socket: web.WebSocketResponse, codec: Codec, outbox: Outbox) -> None:

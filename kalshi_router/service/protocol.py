@@ -8,7 +8,7 @@ field and the others go ahead.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 import msgspec
 
@@ -17,6 +17,9 @@ from kalshi_router.outcome import Outcome
 
 T = TypeVar("T")
 MessageId: TypeAlias = int | str
+# A deadline the router can keep: positive and finite (msgpack can carry NaN and infinity,
+# which would mean "never expires"), and at most a day, so a stale quote is never sent late.
+Deadline: TypeAlias = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
 
 
 class ItemError(msgspec.Struct, frozen=True):
@@ -47,7 +50,7 @@ class IntentsBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     items: list[msgspec.Raw]
     wait: bool = True
     """False: answer at once with each intent's key; ask ``GET /v1/orders/{key}`` later."""
-    deadline_s: float | None = None
+    deadline_s: Deadline | None = None
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -73,7 +76,13 @@ class StreamRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     type: Verb
     id: MessageId
     item: msgspec.Raw
-    deadline_s: float | None = None
+    deadline_s: Deadline | None = None
+
+
+class StreamRequestId(msgspec.Struct):
+    """Just the id of a stream request that failed to decode, so its error can name it."""
+
+    id: MessageId | None = None
 
 
 class StreamAck(msgspec.Struct, frozen=True, tag_field="type", tag="ack"):
@@ -97,6 +106,7 @@ StreamReply: TypeAlias = StreamAck | StreamOutcome | StreamError
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")
+_MISSING = re.compile(r"missing required field `(?P<name>[^`]+)`")
 
 
 def item_error(exc: msgspec.ValidationError | msgspec.DecodeError | IntentError) -> ItemError:
@@ -107,6 +117,8 @@ def item_error(exc: msgspec.ValidationError | msgspec.DecodeError | IntentError)
     text = str(exc)
     if found := _UNKNOWN.search(text):
         return ItemError(found["name"], "unknown field")
+    if found := _MISSING.search(text):
+        return ItemError(found["name"], "required field missing")
     if found := _AT.search(text):
         return ItemError(found["path"] or "body", text[: found.start()])
     return ItemError("body", text)
@@ -122,9 +134,11 @@ class Codec:
     def encode(self, value: Any) -> bytes:
         return self._encode(value)
 
-    def decode(self, data: bytes | str, kind: type[T]) -> T:
+    def decode(self, data: bytes | str | msgspec.Raw, kind: type[T]) -> T:
+        """``data``: a whole body or frame, or one item of one (a ``Raw``, a buffer)."""
         if self.binary:
+            # A text frame on a msgpack stream: its bytes are tried as msgpack all the same.
             return msgspec.msgpack.decode(
-                data if isinstance(data, bytes) else data.encode(), type=kind
+                data.encode() if isinstance(data, str) else data, type=kind
             )
         return msgspec.json.decode(data, type=kind)

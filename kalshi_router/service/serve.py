@@ -13,7 +13,8 @@ import os
 import secrets
 import signal
 import stat
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 
 from aiohttp import web
@@ -22,12 +23,14 @@ from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.errors import ConfigError
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.app import SERVICE, build_service_app
+from kalshi_router.service.logs import OutcomeLog
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.sim import SimServer
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 
 log = logging.getLogger("kalshi_router.service")
 SIM_KEY_ID = "serve-sim-key"
+_CLOSE_GRACE_S = 5.0
 
 
 def _loopback(host: str) -> bool:
@@ -71,8 +74,17 @@ def resolve_token(
 async def serve(config: Config, *, announce: bool = True) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
     settings = config.service
+    if config.exchange.target == "service":
+        raise ConfigError(
+            'exchange.target: "service" is for clients of a running service; serve needs '
+            '"sim" or "url"'
+        )
     token = resolve_token(settings, os.environ)
+    # Handlers go in before anything else: a signal that arrives once the address is announced
+    # (or while starting) must drain, not kill the process with the default action.
+    stop = asyncio.Event()
     async with AsyncExitStack() as stack:
+        stack.enter_context(_signals_set(stop))
         base_url: str | None = None
         if config.exchange.target == "sim":
             private_pem, public_pem = generate_key(config.credentials.key_type)
@@ -89,22 +101,28 @@ async def serve(config: Config, *, announce: bool = True) -> int:
                 credentials.private_key_path_env,
             )
         metrics = Metrics()
-        router = OrderRouter.connect(config, signer, base_url, observers=[metrics])
-        await router.start()
+        router = OrderRouter.connect(config, signer, base_url, observers=[metrics, OutcomeLog()])
+        # As a context: a router that fails to start (exchange unreachable) still closes its
+        # HTTP session, and one that started is drained however this block is left.
+        await stack.enter_async_context(router)
         metrics.bind(
             tokens=lambda: router.budget.spent,
             queue_depth=lambda: router.queue_depth,
             in_flight=lambda: router.in_flight,
         )
         app = build_service_app(router, settings, metrics, token)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # By the time the runner shuts down the router has settled everything: what is left
+        # is writing the last answers and closing handshakes, which need seconds at most.
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=_CLOSE_GRACE_S
+        )
         await runner.setup()
         try:
             address = await _listen(runner, settings)
             if announce:
                 print(f"kalshi-router serving on {address}", flush=True)
             log.info("serving on %s", address)
-            await _until_signalled()
+            await stop.wait()
             log.info("signal received: draining")
             app[SERVICE].draining = True
             await router.aclose()
@@ -117,25 +135,46 @@ async def serve(config: Config, *, announce: bool = True) -> int:
 
 
 async def _listen(runner: web.AppRunner, settings: ServiceConfig) -> str:
+    """Bind; an address in use or a path that cannot be bound is a ConfigError naming it."""
     if settings.unix_socket:
         path = Path(settings.unix_socket)
         site: web.BaseSite = web.UnixSite(runner, str(path))
-        await site.start()
+        # The socket is created 0600, not chmod-ed after: between the two, any local user
+        # could connect to a service that asks Unix-socket clients for no token.
+        umask = os.umask(0o177)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ConfigError(f"service.unix_socket: cannot listen on {path}: {exc}") from None
+        finally:
+            os.umask(umask)
         os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
         return f"unix:{path}"
     site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        raise ConfigError(f"service.host/port: cannot listen on {where}: {exc}") from None
     host, port = runner.addresses[0][:2]
     return f"http://{host}:{port}"
 
 
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
+@contextmanager
+def _signals_set(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` while the service runs, the drain included: a second
+    signal does not cut the drain short (it is bounded by router.drain_timeout_s anyway)."""
     loop = asyncio.get_running_loop()
+
+    def signalled(signum: signal.Signals) -> None:
+        if stop.is_set():
+            log.info("%s received while draining: still draining", signum.name)
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, signalled, signum)
     try:
-        await stop.wait()
+        yield
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

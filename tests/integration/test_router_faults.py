@@ -36,6 +36,7 @@ from tests.integration.conftest import (
 
 TICKERS = ("KXFAULT-A", "KXFAULT-B", "KXFAULT-C")
 CREATE_ROUTE = "POST /portfolio/events/orders/batched"
+CANCEL_ROUTE = "DELETE /portfolio/events/orders/batched"
 # Small batches make more requests, so each test draws the fault many times.
 SMALL_BATCHES = RouterConfig(
     max_batch_size=4, backoff_base_s=0.01, backoff_cap_s=0.1, deadline_s=20.0
@@ -129,10 +130,23 @@ async def test_fault_mode_settles_every_intent_once(
     check_settled_once(router, len(intents) + 1)
 
 
-CANCEL_ROUTE = "DELETE /portfolio/events/orders/batched"
+# aiohttp resends a DELETE by itself, once, when the connection drops after the request was
+# sent: the router never learns of the first attempt, and takes the resend's answer ("not
+# resting": the first one cancelled it) for the only one.
+SILENT_RESEND = pytest.mark.xfail(
+    strict=True,
+    reason="HttpTransport lets aiohttp silently resend a DELETE after a dropped connection, so "
+    "a batch cancel processed before a reset is reported Rejected order_not_resting",
+)
 
 
-@pytest.mark.parametrize("mode", list(MODES.values()), ids=list(MODES))
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param(mode, id=name, marks=[SILENT_RESEND] if name == "reset_after" else [])
+        for name, mode in MODES.items()
+    ],
+)
 async def test_fault_mode_cancels_every_order_once(
     make_sim: MakeSim, make_router: MakeRouter, mode: Mode
 ) -> None:
@@ -159,20 +173,32 @@ async def test_fault_mode_cancels_every_order_once(
     check_settled_once(router, len(placed) + len(cancels))
 
 
+@pytest.mark.parametrize(
+    ("fault", "faults"),
+    [
+        pytest.param("error_500", FaultConfig(error_500_rate=0.5, paths=[CANCEL_ROUTE]), id="500"),
+        pytest.param(
+            "reset_after",
+            FaultConfig(reset_after_rate=0.5, paths=[CANCEL_ROUTE]),
+            id="reset_after",
+            marks=SILENT_RESEND,
+        ),
+    ],
+)
 async def test_a_cancel_whose_answer_was_lost_is_not_reported_refused(
-    make_sim: MakeSim, make_router: MakeRouter
+    make_sim: MakeSim, make_router: MakeRouter, fault: str, faults: FaultConfig
 ) -> None:
-    # Regression: the resend's "order_not_resting" once settled as Rejected (ok=False), though
-    # the first attempt had cancelled the order. Only cancels draw faults. Seed 2: the first draws 0.057 (< 0.5: answered 500 after
-    # processing), the second 0.736 (clean); the premise is checked below.
-    faults = FaultConfig(error_500_rate=0.5, paths=[CANCEL_ROUTE])
+    # Regression (500): the resend's "order_not_resting" once settled as Rejected (ok=False),
+    # though the first attempt had cancelled the order. Only cancels draw faults. Seed 2: the
+    # first draws 0.057 (< 0.5: the fault, after processing), the second 0.736 (clean); the
+    # premise is checked below.
     sim = await make_sim(SimConfig(faults=faults, seed=2))
     router = await make_router(sim)
     placed = await router.place(OrderIntent.bid(TICKERS[0], "0.30", 2))
     assert isinstance(placed, Accepted)
     outcome = await router.cancel(placed.order_id, TICKERS[0])
 
-    assert (await sim_stats(sim))["requests"][CANCEL_ROUTE] == {"error_500": 1, "200": 1}
+    assert (await sim_stats(sim))["requests"][CANCEL_ROUTE] == {fault: 1, "200": 1}
     order = sim.state.exchange.get(KEY_ID, placed.order_id)
     assert order is not None
     assert order.status == "canceled"
@@ -225,8 +251,9 @@ def fault_configs(draw: st.DrawFn) -> FaultConfig:
     # (<= 1), and always some requests get through.
     chosen = draw(st.sets(st.sampled_from(OUTCOME_RATES), min_size=1, max_size=3))
     rates = {name: draw(st.sampled_from([0.1, 0.2, 0.3])) for name in sorted(chosen)}
-    # Latency stays far below the request timeout: a request still queued in the sim when the
-    # router looks it up is a different race (see the report), not what this test is about.
+    # Latency stays far below the request timeout. A request still on its way when the router
+    # looks it up is another matter: should the resend be refused on its merits (a post-only
+    # cross, say) and the first attempt land after that, no client could have known.
     latency = draw(
         st.sampled_from([LatencyConfig(), LatencyConfig(kind="uniform", min_ms=0, max_ms=5)])
     )
