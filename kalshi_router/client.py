@@ -78,6 +78,11 @@ class RouterClient:
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._closed = False
 
+    @property
+    def url(self) -> str:
+        """The service's base URL (its host is not used on a Unix socket)."""
+        return self._url
+
     async def __aenter__(self) -> Self:
         await self.connect()
         return self

@@ -66,7 +66,15 @@ class HttpTransport:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._verify_tls)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            # aiohttp resends an idempotent request (DELETE included) once, by itself, when the
+            # connection drops: a batch cancel processed before the drop would be sent again and
+            # the second answer ("not resting") taken for the only one. The dispatcher must see
+            # every drop to classify it, so no silent resends. aiohttp has no public switch; its
+            # own test client clears the same flag (tests/integration pins the behaviour).
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False
+            self._session = session
         return self._session
 
     async def request(

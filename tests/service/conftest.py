@@ -7,7 +7,8 @@ the router drains (settling every future), then the simulator stops.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,6 +32,16 @@ TICKER = "KXSERVICE-26DEC31-T50"
 def resting(price: object = "0.30", count: object = "1", **fields: Any) -> dict[str, Any]:
     """An order intent as a client sends it: below the house's bids, so it rests."""
     return {"ticker": TICKER, "side": "bid", "price": price, "count": count, **fields}
+
+
+async def eventually(condition: Callable[[], bool], within_s: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail (not hang) after ``within_s``."""
+    step = 0.01
+    for _ in range(int(within_s / step)):
+        if condition():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"condition not met within {within_s} s")
 
 
 @dataclass

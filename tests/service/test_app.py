@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kalshi_router.config import ServiceConfig
+from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.outcome import Accepted, Amended, Cancelled, Rejected
 from kalshi_router.service.protocol import (
     OrderStatus,
@@ -22,8 +22,16 @@ from kalshi_router.service.protocol import (
     StreamReply,
 )
 from kalshi_router.sim import FaultConfig, LatencyConfig
-from tests.integration.conftest import KEY_ID
-from tests.service.conftest import AUTH, TICKER, TOKEN, MakeService, Running, resting
+from tests.integration.conftest import FAST_RETRIES, KEY_ID
+from tests.service.conftest import (
+    AUTH,
+    TICKER,
+    TOKEN,
+    MakeService,
+    Running,
+    eventually,
+    resting,
+)
 
 MSGPACK = "application/msgpack"
 _results = msgspec.json.Decoder(ResultsBody)
@@ -588,9 +596,7 @@ async def test_metrics_count_429s_and_retries(running: Running) -> None:
     # A 429 storm until the router has met one; then the exchange lets the retries through.
     running.sim.state.faults.configure(FaultConfig(storm_429_rate=1.0, storm_429_s=10))
     results = await submit(running, "/v1/orders", [resting(), resting()], wait=False)
-    async with asyncio.timeout(10):
-        while running.router.stats().http_429 == 0:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: running.router.stats().http_429 > 0)
     running.sim.state.faults.configure(FaultConfig())
     await running.router.flush()
     for result in results.results:
@@ -601,14 +607,24 @@ async def test_metrics_count_429s_and_retries(running: Running) -> None:
     assert metrics[("kalshi_router_retries_total", ())] == running.router.stats().retries >= 2
 
 
-async def test_queue_depth_and_in_flight_while_the_exchange_is_slow(running: Running) -> None:
+async def test_queue_depth_and_in_flight_while_the_exchange_is_slow(
+    make_service: MakeService,
+) -> None:
+    # One request at a time, of at most 20: 25 intents are 20 on the wire and 5 waiting.
+    router = msgspec.structs.replace(FAST_RETRIES, max_in_flight=1, max_batch_size=20)
+    running = await make_service(config=Config(router=router))
     slow_exchange(running, 400)
-    await submit(running, "/v1/orders", [resting() for _ in range(3)], wait=False)
-    await asyncio.sleep(0.1)
+    await submit(running, "/v1/orders", [resting() for _ in range(25)], wait=False)
+    await eventually(lambda: running.router.in_flight > 0)
     during = await scrape(running)
-    assert during[("kalshi_router_in_flight", ())] == 3
+    assert during[("kalshi_router_in_flight", ())] == 20
+    assert during[("kalshi_router_queue_depth", ())] == 5
     await running.router.flush()
-    assert (await scrape(running))[("kalshi_router_in_flight", ())] == 0
+    after = await scrape(running)
+    assert (after[("kalshi_router_in_flight", ())], after[("kalshi_router_queue_depth", ())]) == (
+        0,
+        0,
+    )
 
 
 # --- draining ----------------------------------------------------------------------------------
