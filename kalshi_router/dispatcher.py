@@ -392,11 +392,13 @@ class Dispatcher:
         else:
             for pending in batch:
                 pending.maybe_placed = True
+            keys = [p.key for p in batch]
             log.info(
                 "reconciling %d orders after %s: %s",
                 len(batch),
                 reason,
-                " ".join(p.key for p in batch),
+                " ".join(keys),
+                extra={"client_order_ids": keys},
             )
             self._spawn(self._reconcile(batch, if_absent=self._resend))
 

@@ -34,6 +34,7 @@ from kalshi_router.outcome import (
     Expired,
     OrderOutcome,
     Outcome,
+    Rejected,
     Unknown,
 )
 from kalshi_router.reconcile import READ_COST, Reconciler
@@ -352,6 +353,21 @@ class OrderRouter:
         self._live.pop((pending.kind, pending.key), None)
         seconds = asyncio.get_running_loop().time() - pending.submitted
         self._observers.settled(pending.kind, outcome, seconds)
+        # One line per order that did not go through (debug for the rest), its id as a field.
+        level = logging.DEBUG if outcome.ok else logging.INFO
+        if log.isEnabledFor(level):
+            detail = (
+                outcome.code if isinstance(outcome, Rejected) else getattr(outcome, "reason", "")
+            )
+            log.log(
+                level,
+                "%s %s %s: %s",
+                pending.kind,
+                pending.key,
+                type(outcome).__name__.lower(),
+                detail,
+                extra=pending.ids(),
+            )
         if not pending.future.done():
             pending.future.set_result(outcome)
 
@@ -409,10 +425,12 @@ class OrderRouter:
             self._settle(pending, given_up(pending, reason, Closed))
         unsure = list(self._live.values())
         if unsure:
+            keys = [p.key for p in unsure]
             log.warning(
                 "closing with %d intents in flight, outcome unknown: %s",
                 len(unsure),
-                " ".join(p.key for p in unsure),
+                " ".join(keys),
+                extra={"client_order_ids": keys},
             )
         for pending in unsure:
             reason = "router closed while this intent was in flight; look it up at the exchange"

@@ -16,7 +16,9 @@ import msgspec
 
 from kalshi_router.outcome import Accepted, Amended, Cancelled, Outcome, Rejected, Unknown
 
-_encoder = msgspec.json.Encoder()
+# A field of a type msgspec cannot encode is written as its str: a log line must never fail
+# (logging would print a traceback to stderr instead, breaking the one-object-per-line form).
+_encoder = msgspec.json.Encoder(enc_hook=str)
 _FIELDS = ("client_order_id", "client_order_ids", "order_id", "order_ids", "path", "status")
 
 

@@ -13,7 +13,7 @@ import os
 import secrets
 import signal
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 
@@ -42,9 +42,17 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def resolve_token(
-    settings: ServiceConfig, environ: dict[str, str] | os._Environ[str]
-) -> str | None:
+def check_bind(settings: ServiceConfig, environ: Mapping[str, str]) -> None:
+    """Refuse a TCP bind beyond this machine without a token, before anything starts."""
+    if settings.unix_socket or environ.get(settings.token_env) or _loopback(settings.host):
+        return
+    raise ConfigError(
+        f"service.host: {settings.host} is not loopback; set a bearer token in "
+        f"${settings.token_env} to listen there"
+    )
+
+
+def resolve_token(settings: ServiceConfig, environ: Mapping[str, str]) -> str | None:
     """The bearer token TCP clients must send; None on a Unix socket (its 0600 mode guards it).
 
     A loopback bind without a configured token gets a random one, written to a 0600 file for
@@ -55,11 +63,7 @@ def resolve_token(
     token = environ.get(settings.token_env, "")
     if token:
         return token
-    if not _loopback(settings.host):
-        raise ConfigError(
-            f"service.host: {settings.host} is not loopback; set a bearer token in "
-            f"${settings.token_env} to listen there"
-        )
+    check_bind(settings, environ)
     token = secrets.token_urlsafe(32)
     path = settings.token_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,12 +83,9 @@ async def serve(config: Config, *, announce: bool = True) -> int:
             'exchange.target: "service" is for clients of a running service; serve needs '
             '"sim" or "url"'
         )
-    token = resolve_token(settings, os.environ)
-    # Handlers go in before anything else: a signal that arrives once the address is announced
-    # (or while starting) must drain, not kill the process with the default action.
+    check_bind(settings, os.environ)
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
-        stack.enter_context(_signals_set(stop))
         base_url: str | None = None
         if config.exchange.target == "sim":
             private_pem, public_pem = generate_key(config.credentials.key_type)
@@ -110,6 +111,13 @@ async def serve(config: Config, *, announce: bool = True) -> int:
             queue_depth=lambda: router.queue_depth,
             in_flight=lambda: router.in_flight,
         )
+        # Only now: a service that failed to start must not replace the token file that the
+        # clients of one already running read.
+        token = resolve_token(settings, os.environ)
+        # The handlers go in before the address is announced: a signal sent as soon as a
+        # supervisor sees the line must drain, not kill the process (the default action, which
+        # still applies while starting, when nothing has been accepted yet).
+        stack.enter_context(_signals_set(stop))
         app = build_service_app(router, settings, metrics, token)
         # By the time the runner shuts down the router has settled everything: what is left
         # is writing the last answers and closing handshakes, which need seconds at most.
