@@ -267,22 +267,24 @@ class RouterClient:
     def _on_reply(self, reply: StreamReply) -> None:
         if isinstance(reply, StreamAck):
             return
+        if not isinstance(reply.id, int):
+            # Ours are ints: null means the service could not read a frame of ours at all (a
+            # bug in this client); anything else is no request of this client's.
+            log.error("reply to no request of ours: %r", reply)
+            return
         if isinstance(reply, StreamOutcome):
-            future = self._waiting.pop(int(reply.id), None)
+            future = self._waiting.pop(reply.id, None)
             if future is not None and not future.done():
                 future.set_result(reply.outcome)
-        elif reply.id is not None:
-            error: Exception
-            if reply.field == "queue":
-                error = QueueFull(reply.message)
-            elif reply.field in ("router", "service"):
-                error = ServiceError(f"{reply.field}: {reply.message}")
-            else:
-                error = IntentError(reply.field, reply.message)
-            self._fail(int(reply.id), error)
+            return
+        error: Exception
+        if reply.field == "queue":
+            error = QueueFull(reply.message)
+        elif reply.field in ("router", "service"):
+            error = ServiceError(f"{reply.field}: {reply.message}")
         else:
-            # The service could not read a frame of ours at all: a bug in this client.
-            log.error("the service could not read a request: %s: %s", reply.field, reply.message)
+            error = IntentError(reply.field, reply.message)
+        self._fail(reply.id, error)
 
 
 def open_router(config: Config, signer: Signer | None = None) -> OrderRouter | RouterClient:

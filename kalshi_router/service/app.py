@@ -350,4 +350,15 @@ def build_service_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
+    app.on_shutdown.append(_shutdown)
     return app
+
+
+async def _shutdown(app: web.Application) -> None:
+    """The server is stopping: streams are told so and closed, rather than held open until
+    the runner's shutdown timeout. (``serve`` drains the router and closes them itself first;
+    this covers the other ways out, such as an error, or an embedder's own runner.)"""
+    service = app[SERVICE]
+    service.draining = True
+    if service.streams:
+        await service.close_streams()

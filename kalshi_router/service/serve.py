@@ -23,7 +23,6 @@ from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.errors import ConfigError
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.app import SERVICE, build_service_app
-from kalshi_router.service.logs import OutcomeLog
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.sim import SimServer
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
@@ -102,7 +101,7 @@ async def serve(config: Config, *, announce: bool = True) -> int:
                 credentials.private_key_path_env,
             )
         metrics = Metrics()
-        router = OrderRouter.connect(config, signer, base_url, observers=[metrics, OutcomeLog()])
+        router = OrderRouter.connect(config, signer, base_url, observers=[metrics])
         # As a context: a router that fails to start (exchange unreachable) still closes its
         # HTTP session, and one that started is drained however this block is left.
         await stack.enter_async_context(router)

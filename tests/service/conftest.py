@@ -21,7 +21,7 @@ from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
 from kalshi_router.service.app import SERVICE, Service
-from kalshi_router.sim import SimConfig, SimServer
+from kalshi_router.sim import FaultConfig, LatencyConfig, SimConfig, SimServer
 from tests.integration.conftest import FAST_RETRIES, make_signer, running_sim
 
 TOKEN = "test-token-not-a-secret"
@@ -68,6 +68,12 @@ class MakeService(Protocol):
         config: Config | None = None,
         sim: SimConfig | None = None,
     ) -> Running: ...
+
+
+def slow_exchange(running: Running, ms: float) -> None:
+    """Every order write takes ``ms`` at the sim: outcomes stay pending that long."""
+    latency = LatencyConfig(kind="fixed", fixed_ms=ms)
+    running.sim.state.faults.configure(FaultConfig(latency=latency))
 
 
 @pytest.fixture

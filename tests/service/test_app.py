@@ -21,7 +21,7 @@ from kalshi_router.service.protocol import (
     StreamOutcome,
     StreamReply,
 )
-from kalshi_router.sim import FaultConfig, LatencyConfig
+from kalshi_router.sim import FaultConfig
 from tests.integration.conftest import FAST_RETRIES, KEY_ID
 from tests.service.conftest import (
     AUTH,
@@ -31,6 +31,7 @@ from tests.service.conftest import (
     Running,
     eventually,
     resting,
+    slow_exchange,
 )
 
 MSGPACK = "application/msgpack"
@@ -60,12 +61,6 @@ async def submit(running: Running, path: str, items: list[Any], **body: Any) -> 
 def at_exchange(running: Running) -> dict[str, Any]:
     """The sim's orders for our key, by client_order_id."""
     return {o.client_order_id: o for o in running.sim.state.exchange.orders(KEY_ID)}
-
-
-def slow_exchange(running: Running, ms: float) -> None:
-    """Every order write takes ``ms`` at the sim: outcomes stay pending that long."""
-    latency = LatencyConfig(kind="fixed", fixed_ms=ms)
-    running.sim.state.faults.configure(FaultConfig(latency=latency))
 
 
 # --- POST /v1/orders ---------------------------------------------------------------------------
@@ -380,6 +375,12 @@ async def test_msgpack_in_msgpack_out(running: Running) -> None:
     assert results[0].outcome.client_order_id == "svc-mp"
     assert results[1].error is not None
     assert results[1].error.field == "price"
+    # A GET has no body: Accept asks for msgpack.
+    headers = {**AUTH, "Accept": MSGPACK}
+    async with running.http.get("/v1/orders/svc-mp", headers=headers) as response:
+        assert response.content_type == MSGPACK
+        found = msgspec.msgpack.decode(await response.read(), type=OrderStatus)
+    assert found.outcome == results[0].outcome
 
 
 @pytest.mark.parametrize(
@@ -473,7 +474,11 @@ async def test_stream_acks_then_answers_each_id(running: Running, binary: bool) 
     for request in requests:
         await stream.send(request)
     # Two acks, two outcomes, one error; nothing more.
-    replies = by_type(await stream.receive(5))
+    received = await stream.receive(5)
+    sequence = [(type(reply).__name__, reply.id) for reply in received]
+    for n in (1, 3):
+        assert sequence.index(("StreamAck", n)) < sequence.index(("StreamOutcome", n))
+    replies = by_type(received)
     assert replies["ack"] == {1: "svc-ws-1", 3: "svc-ws-3"}
     assert set(replies["outcome"]) == {1, 3}
     assert all(isinstance(o, Accepted) for o in replies["outcome"].values())
@@ -666,3 +671,14 @@ async def test_close_streams_delivers_pending_outcomes_then_closes(running: Runn
     assert closing.type == aiohttp.WSMsgType.CLOSE
     assert closing.data == aiohttp.WSCloseCode.GOING_AWAY
     assert closing.extra == "shutting down"
+
+
+async def test_a_server_shutdown_closes_open_streams_at_once(running: Running) -> None:
+    # Without serve's own drain (an error path, or an embedder's runner): streams are not
+    # held open until the runner's shutdown timeout runs out.
+    stream = await open_stream(running, binary=False)
+    async with asyncio.timeout(3):
+        await running.http.server.close()
+        closing = await stream.socket.receive()
+    assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, aiohttp.WSCloseCode.GOING_AWAY)
+    assert running.service.draining
