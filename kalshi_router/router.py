@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -178,6 +179,11 @@ class OrderRouter:
         return self._budget
 
     @property
+    def crashed(self) -> BaseException | None:
+        """Why the dispatcher died, if it did (the router then takes nothing new)."""
+        return self._crashed
+
+    @property
     def queue_depth(self) -> int:
         """Intents waiting to be sent, retries in backoff included. Constant time: poll this
         rather than ``stats()``, which sorts every latency sample."""
@@ -289,6 +295,9 @@ class OrderRouter:
         self, kind: Kind, key: str, ticker: str, payload: Intent, deadline_s: float | None
     ) -> asyncio.Future[Any]:
         self._check_open()
+        if deadline_s is not None and not (deadline_s >= 0 and math.isfinite(deadline_s)):
+            # NaN or infinity would mean "never expires", which no intent may have.
+            raise IntentError("deadline_s", f"must be a finite number >= 0, got {deadline_s}")
         if self._acc.full():
             raise QueueFull(f"the queue holds {self._acc.capacity} intents")
         if (kind, key) in self._live:
@@ -353,8 +362,11 @@ class OrderRouter:
         self._live.pop((pending.kind, pending.key), None)
         seconds = asyncio.get_running_loop().time() - pending.submitted
         self._observers.settled(pending.kind, outcome, seconds)
-        # One line per order that did not go through (debug for the rest), its id as a field.
+        # One line per order that did not go through (debug for the rest), its id as a field;
+        # a warning for the ones a person has to look up.
         level = logging.DEBUG if outcome.ok else logging.INFO
+        if isinstance(outcome, Unknown):
+            level = logging.WARNING
         if log.isEnabledFor(level):
             detail = (
                 outcome.code if isinstance(outcome, Rejected) else getattr(outcome, "reason", "")
@@ -425,12 +437,14 @@ class OrderRouter:
             self._settle(pending, given_up(pending, reason, Closed))
         unsure = list(self._live.values())
         if unsure:
-            keys = [p.key for p in unsure]
             log.warning(
                 "closing with %d intents in flight, outcome unknown: %s",
                 len(unsure),
-                " ".join(keys),
-                extra={"client_order_ids": keys},
+                " ".join(p.key for p in unsure),
+                extra={
+                    "client_order_ids": [p.key for p in unsure if p.kind == "create"],
+                    "order_ids": [p.key for p in unsure if p.kind != "create"],
+                },
             )
         for pending in unsure:
             reason = "router closed while this intent was in flight; look it up at the exchange"

@@ -36,6 +36,7 @@ class RouterStats(msgspec.Struct, frozen=True, kw_only=True):
     http_429: int
     retries: int
     reconciliations: int
+    """Intents looked up after an ambiguous answer."""
     queue_depth: int
     in_flight: int
     queue_wait: Percentiles
@@ -142,7 +143,7 @@ class StatsRecorder:
         self.retries += count
 
     def reconciling(self, count: int) -> None:
-        self.reconciliations += 1
+        self.reconciliations += count
 
     def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
         self.outcomes[type(outcome).__name__.lower()] += 1

@@ -511,7 +511,8 @@ async def test_an_ambiguous_failure_that_landed_is_found_and_accepted_without_a_
         assert accepted.order_id == client.exchange.orders[accepted.client_order_id].order_id
     assert client.sent() == [["a0", "a1", "a2"]]
     assert client.order_pages == [(TICKER, None)]
-    assert (stats.reconciliations, stats.retries) == (1, 0)
+    # Three intents looked up (one lookup request: client.order_pages above).
+    assert (stats.reconciliations, stats.retries) == (3, 0)
 
 
 @pytest.mark.parametrize("failure", sorted(AMBIGUOUS))

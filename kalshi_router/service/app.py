@@ -248,6 +248,8 @@ async def readyz(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     if service.draining:
         return _json(503, {"status": "draining"}, _codec(request))
+    if service.router.crashed is not None:
+        return _json(503, {"status": "crashed"}, _codec(request))
     return _json(200, {"status": "ready"}, _codec(request))
 
 

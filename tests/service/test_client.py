@@ -328,12 +328,7 @@ async def test_open_router_finds_the_token(
 # --- what the embedded router should refuse too ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OrderRouter._enqueue does not check deadline_s: NaN or infinity means the intent "
-    "never expires (and a NaN timer sits in the loop's heap); the service refuses both",
-)
-@pytest.mark.parametrize("deadline", [math.nan, math.inf])
+@pytest.mark.parametrize("deadline", [math.nan, math.inf, -1.0])
 async def test_the_embedded_router_refuses_a_deadline_it_cannot_keep(
     running: Running, deadline: float
 ) -> None:
