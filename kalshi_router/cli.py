@@ -14,11 +14,11 @@ import msgspec
 
 from kalshi_router.config import Config, load_config
 from kalshi_router.demo import run_demo
-from kalshi_router.errors import KalshiRouterError
+from kalshi_router.errors import ConfigError, KalshiRouterError
 from kalshi_router.loop import run
 from kalshi_router.service.logs import setup_logging
 from kalshi_router.service.serve import serve
-from kalshi_router.sim import SimConfig, serve_forever
+from kalshi_router.sim import FaultConfig, SimConfig, serve_forever
 
 
 def _config(path: str | None) -> Config:
@@ -49,7 +49,29 @@ def _sim_config(args: argparse.Namespace) -> SimConfig:
         changes["tier"] = args.tier
     if args.v1:
         changes["v1_mode"] = args.v1
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.fault:
+        changes["faults"] = _faults(config.faults, args.fault)
     return msgspec.structs.replace(config, **changes) if changes else config
+
+
+def _faults(base: FaultConfig, settings: list[str]) -> FaultConfig:
+    """``--fault error_503_rate=0.1 --fault hang_s=2``: numeric FaultConfig fields."""
+    raw = msgspec.to_builtins(base)
+    for setting in settings:
+        name, sep, value = setting.partition("=")
+        if not sep or name not in raw or not isinstance(raw[name], int | float):
+            numeric = sorted(k for k, v in raw.items() if isinstance(v, int | float))
+            raise ConfigError(f"--fault {setting!r}: expected NAME=NUMBER, NAME one of {numeric}")
+        try:
+            raw[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"--fault {setting!r}: {value!r} is not a number") from None
+    try:
+        return msgspec.convert(raw, FaultConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"--fault: {exc}") from None
 
 
 async def _run_sim(args: argparse.Namespace) -> int:
@@ -83,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8765)
     sim.add_argument("--tier", help="rate-limit tier: basic, advanced, premier, paragon, prime")
     sim.add_argument("--v1", choices=("gone", "serve"), help="legacy V1 routes: 410 or served")
+    sim.add_argument("--seed", type=int, help="seed of the fault draws")
+    sim.add_argument(
+        "--fault",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a fault setting, e.g. error_503_rate=0.1, reset_after_rate=0.05, hang_s=2 "
+        "(repeatable; see FaultConfig)",
+    )
     return parser
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kalshi_router.cli import main
+from kalshi_router.cli import _parser, _sim_config, main
 
 
 @pytest.mark.parametrize("dialect", ["v2", "v1"])
@@ -35,3 +35,27 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["demo", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "max_batch_sise" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        pytest.param(["--fault", "nope=1"], "expected NAME=NUMBER", id="unknown-name"),
+        pytest.param(["--fault", "hang_s=soon"], "is not a number", id="not-a-number"),
+        pytest.param(["--fault", "error_503_rate=3"], "between 0 and 1", id="out-of-range"),
+    ],
+)
+def test_sim_fault_flags_are_checked_before_listening(
+    flags: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sim", "--port", "0", *flags]) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_sim_fault_flags_set_the_fault_config() -> None:
+    args = _parser().parse_args(
+        ["sim", "--fault", "error_503_rate=0.25", "--fault", "hang_s=2", "--seed", "9"]
+    )
+    config = _sim_config(args)
+    assert (config.faults.error_503_rate, config.faults.hang_s, config.seed) == (0.25, 2.0, 9)
+    assert config.faults.reset_after_rate == 0.0
