@@ -26,27 +26,40 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import aiohttp
 
+from kalshi_router.intent import OrderIntent
+from kalshi_router.outcome import Accepted, Rejected
 from kalshi_router.sim.buckets import TIERS, Tier
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 
 __all__ = [
     "TIER_NAMES",
+    "UNLIMITED_WRITES",
     "BenchKey",
+    "SignedPoster",
     "SimProcess",
     "SimStartError",
+    "answer_labels",
+    "child_key",
     "describe_machine",
     "format_machine",
+    "key_spec",
+    "outcome_label",
     "percentile",
-    "tier",
+    "read_child_spec",
+    "run_child",
+    "run_on",
+    "stdlib_order",
+    "table",
 ]
 
 TIER_NAMES: tuple[str, ...] = ("basic", "advanced", "premier", "paragon", "prime")
@@ -58,6 +71,7 @@ LIBRARIES: tuple[str, ...] = (
     "cryptography",
     "uvloop",
 )
+T = TypeVar("T")
 KeyKind = Literal["rsa", "ed25519"]
 SimOption = str | int | float | bool
 
@@ -397,3 +411,153 @@ def format_machine(description: Mapping[str, Any]) -> str:
         f"python:  {description['python']}{loop}\n"
         f"libs:    {versions}{code}"
     )
+
+
+# -- contenders in their own processes ------------------------------------------------------------
+
+# "Limits off": a write bucket no benchmark can drain (10^9 tokens is 10^8 orders) refilled
+# faster than any loopback run can spend, so neither the sim nor the router ever waits on it.
+UNLIMITED_WRITES: dict[str, SimOption] = {
+    "write_refill": 100_000_000,
+    "write_capacity": 1_000_000_000,
+}
+
+
+def run_child(
+    script_args: Sequence[str], contender: str, spec: Mapping[str, Any], timeout_s: float
+) -> Any:
+    """Run ``python SCRIPT [OPTIONS] --contender NAME`` in a fresh interpreter, ``spec`` as JSON
+    on its stdin, and return the JSON it prints on stdout: each contender gets a process (and
+    CPU clock) of its own. The spec carries the private key, so it goes by pipe, never argv."""
+    done = subprocess.run(
+        [sys.executable, *script_args, "--contender", contender],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"contender {contender} exited {done.returncode}:\n{done.stderr[-4000:]}"
+        )
+    return json.loads(done.stdout)
+
+
+def read_child_spec() -> dict[str, Any]:
+    """The spec ``run_child`` wrote to this process's stdin."""
+    spec: dict[str, Any] = json.load(sys.stdin)
+    return spec
+
+
+def child_key(spec: Mapping[str, Any]) -> BenchKey:
+    """The parent's key, as ``key_spec`` passed it (one key per run, registered in the sim)."""
+    return BenchKey(
+        spec["key_id"], spec["kind"], spec["private_pem"].encode(), spec["public_pem"].encode()
+    )
+
+
+def key_spec(key: BenchKey) -> dict[str, str]:
+    return {
+        "key_id": key.key_id,
+        "kind": key.kind,
+        "private_pem": key.private_pem.decode(),
+        "public_pem": key.public_pem.decode(),
+    }
+
+
+def outcome_label(outcome: object) -> str:
+    """Accepted as "accepted", Rejected as "rejected:CODE", else the outcome's type name."""
+    if isinstance(outcome, Accepted):
+        return "accepted"
+    if isinstance(outcome, Rejected):
+        return f"rejected:{outcome.code}"
+    return type(outcome).__name__.lower()
+
+
+# -- the naive client: what a bot writes without a router ----------------------------------------
+
+
+def stdlib_order(intent: OrderIntent) -> dict[str, str]:
+    """A V2 create order as a plain dict for stdlib ``json`` (the fields an OrderIntent sets)."""
+    return {
+        "ticker": intent.ticker,
+        "side": intent.side,
+        "count": str(intent.count),
+        "price": str(intent.price),
+        "time_in_force": intent.time_in_force,
+        "self_trade_prevention_type": intent.self_trade_prevention,
+        "client_order_id": intent.client_order_id,
+    }
+
+
+class SignedPoster:
+    """One aiohttp session signing each POST with the bench key: the naive contenders and the
+    latency floor. No retries, no queue: a request, its answer, stdlib ``json`` both ways."""
+
+    def __init__(self, base_url: str, signer: Signer, *, connections: int = 1) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._root = urllib.parse.urlsplit(self._base_url).path
+        self._signer = signer
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        connector = aiohttp.TCPConnector(limit=self._connections)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=10)
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(self, path: str, payload: Any) -> tuple[int, Any]:
+        """POST ``payload`` as JSON to ``path`` (below the API root); status and decoded body."""
+        if self._session is None:
+            raise RuntimeError("use 'async with SignedPoster(...)'")
+        headers = self._signer.headers("POST", self._root + path)
+        headers["Content-Type"] = "application/json"
+        body = json.dumps(payload).encode()
+        async with self._session.post(self._base_url + path, data=body, headers=headers) as resp:
+            raw = await resp.read()
+        return resp.status, (json.loads(raw) if raw else None)
+
+
+def answer_labels(status: int, answer: Any, batched: bool) -> list[str]:
+    """What a naive contender counts for one answer: per item for a batch, else one label."""
+    if status != 201:
+        code = answer.get("error", {}).get("code") if isinstance(answer, dict) else None
+        return [f"http:{status}" + (f":{code}" if code else "")]
+    items = answer["orders"] if batched else [answer]
+    return [
+        f"rejected:{item['error'].get('code')}" if item.get("error") else "accepted"
+        for item in items
+    ]
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        first = f"{cells[0]:<{widths[0]}}"
+        rest = "".join(f"  {v:>{w}}" for v, w in zip(cells[1:], widths[1:], strict=True))
+        return first + rest
+
+    return "\n".join([title, line(columns), *(line(r) for r in rows)])
+
+
+def run_on(main: Coroutine[Any, Any, T], loop: str) -> T:
+    """Run ``main`` on a fresh "uvloop" or "asyncio" event loop."""
+    if loop == "uvloop":
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
