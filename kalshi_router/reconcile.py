@@ -26,7 +26,6 @@ class Reconciler:
         self._client = client
         self._reads = reads
         self._page_size = page_size
-        self.lookups = 0
 
     async def find(self, pendings: Iterable[Pending]) -> dict[str, Order]:
         """The exchange's order for each pending client_order_id it holds. Raises the client's
@@ -41,7 +40,6 @@ class Reconciler:
             cursor: str | None = None
             while keys:
                 await self._reads.acquire(READ_COST)
-                self.lookups += 1
                 page = await self._client.get_orders(
                     ticker=ticker, min_ts=since, cursor=cursor, limit=self._page_size
                 )

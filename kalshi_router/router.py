@@ -175,7 +175,7 @@ class OrderRouter:
     def budget(self) -> WriteBudget:
         """The write budget as sized at start (capacity, refill rate, costs per order)."""
         if self._budget is None:
-            raise RouterClosed("the router is not started: use 'async with' or await start()")
+            raise _not_started()
         return self._budget
 
     @property
@@ -196,7 +196,7 @@ class OrderRouter:
 
     def _running(self) -> Dispatcher:
         if self._dispatcher is None:
-            raise RouterClosed("the router is not started: use 'async with' or await start()")
+            raise _not_started()
         return self._dispatcher
 
     # Intake.
@@ -479,3 +479,7 @@ class OrderRouter:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _not_started() -> RouterClosed:
+    return RouterClosed("the router is not started: use 'async with' or await start()")
