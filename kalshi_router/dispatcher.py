@@ -24,6 +24,7 @@ from typing import Any
 
 from kalshi_router.accumulator import Accumulator, Kind, Pending
 from kalshi_router.errors import WireError
+from kalshi_router.journal import IntentJournal
 from kalshi_router.limiter import WriteBudget
 from kalshi_router.outcome import Closed, Expired, Outcome, Rejected, Unknown
 from kalshi_router.reconcile import Reconciler, accepted_from
@@ -71,6 +72,7 @@ class Dispatcher:
         reconciler: Reconciler,
         stats: RouterObserver,
         settle: Settle,
+        journal: IntentJournal | None = None,
         max_batch: int,
         max_in_flight: int,
         linger_s: float,
@@ -82,6 +84,7 @@ class Dispatcher:
         self._reconciler = reconciler
         self._stats = stats
         self._settle = settle
+        self._journal = journal
         self._limits = {kind: budget.batch_limit(kind, max_batch) for kind in budget.costs}
         self._slots = asyncio.Semaphore(max_in_flight)
         self._linger_s = linger_s
@@ -316,6 +319,8 @@ class Dispatcher:
         try:
             for pending in batch:
                 pending.attempts += 1
+            if self._journal is not None:
+                self._journal.sending(batch)
             payloads = [pending.payload for pending in batch]
             if kind == "create":
                 reply = await self._client.create_batch(payloads)

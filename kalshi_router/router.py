@@ -27,6 +27,7 @@ from kalshi_router.config import Config, LimitsConfig, RouterConfig
 from kalshi_router.dispatcher import Backoff, Dispatcher, given_up
 from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed, WireError
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
+from kalshi_router.journal import IntentJournal
 from kalshi_router.limiter import WriteBudget
 from kalshi_router.outcome import (
     AmendOutcome,
@@ -100,6 +101,7 @@ class OrderRouter:
         *,
         rng: random.Random | None = None,
         observers: Sequence[RouterObserver] = (),
+        journal: IntentJournal | None = None,
         owns_transport: bool = False,
     ) -> None:
         self._client = client
@@ -107,6 +109,7 @@ class OrderRouter:
         self._limits = limits or LimitsConfig()
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
         self._owns_transport = owns_transport
+        self._journal = journal
         self._acc = Accumulator(self._config.queue_size)
         self._stats = StatsRecorder()
         self._observers = Observers([self._stats, *observers])
@@ -126,6 +129,7 @@ class OrderRouter:
         base_url: str | None = None,
         *,
         observers: Sequence[RouterObserver] = (),
+        journal: IntentJournal | None = None,
     ) -> OrderRouter:
         """A router with its own signed HTTP transport, as the config describes."""
         transport = HttpTransport(
@@ -136,7 +140,14 @@ class OrderRouter:
             verify_tls=config.exchange.verify_tls,
         )
         client = ExchangeClient(transport, dialect_for(config.exchange.dialect))
-        return cls(client, config.router, config.limits, owns_transport=True, observers=observers)
+        return cls(
+            client,
+            config.router,
+            config.limits,
+            owns_transport=True,
+            observers=observers,
+            journal=journal,
+        )
 
     async def start(self) -> None:
         if self._runner is not None:
@@ -162,6 +173,7 @@ class OrderRouter:
             reconciler=Reconciler(self._client, reads),
             stats=self._observers,
             settle=self._settle,
+            journal=self._journal,
             max_batch=self._config.max_batch_size,
             max_in_flight=self._config.max_in_flight,
             linger_s=self._config.linger_ms / 1000,
@@ -320,6 +332,8 @@ class OrderRouter:
         )
         self._live[(kind, key)] = pending
         self._acc.push(pending)
+        if self._journal is not None:
+            self._journal.taken(pending)
         # Settled the moment it is past its deadline or given up by its caller, if it has not
         # been sent by then, rather than whenever a batch cut reaches it.
         reason = "deadline passed before sending"
@@ -362,6 +376,8 @@ class OrderRouter:
         self._live.pop((pending.kind, pending.key), None)
         seconds = asyncio.get_running_loop().time() - pending.submitted
         self._observers.settled(pending.kind, outcome, seconds)
+        if self._journal is not None:
+            self._journal.settled(pending, outcome)
         # One line per order that did not go through (debug for the rest), its id as a field;
         # a warning for the ones a person has to look up.
         level = logging.DEBUG if outcome.ok else logging.INFO

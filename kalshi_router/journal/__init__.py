@@ -1,0 +1,26 @@
+"""What the router tells an intent journal, so a restart after a crash can learn which intents
+were on the wire. The router calls these inline on the loop thread, only when a journal is set.
+
+    taken     the router accepted the intent (it is queued)
+    sending   its batch is about to be written to the socket (every attempt)
+    settled   it got its one outcome
+
+``sending`` must be durable when it returns: after a crash, an intent journaled as taken but
+never as sending was certainly never sent, and is settled closed rather than looked up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from kalshi_router.accumulator import Pending
+from kalshi_router.outcome import Outcome
+
+
+class IntentJournal(Protocol):
+    def taken(self, pending: Pending) -> None: ...
+
+    def sending(self, batch: Sequence[Pending]) -> None: ...
+
+    def settled(self, pending: Pending, outcome: Outcome) -> None: ...
