@@ -43,8 +43,6 @@ class Pending:
     queued_at: float = 0.0
     where: Where = None
     """Where it waits in the accumulator, if it does: its lane, or the retry heap."""
-    expiry: asyncio.TimerHandle | None = None
-    """Settles it as expired at its deadline if it is still waiting then."""
 
     def ids(self) -> dict[str, str]:
         """The identifying field for this intent's outcome."""
@@ -66,6 +64,11 @@ class Accumulator:
     ``discard`` takes an intent out in O(1): its entry stays in the deque or heap, marked dead by
     ``Pending.where``, and is dropped when it reaches the front. The counts are exact at all
     times, so batch sizes and token spends are never computed from dead entries.
+
+    Deadlines are tracked the same way, for one expiry timer instead of one per intent (a
+    timer each cost more than the rest of an intent's queueing): a deque in deadline order,
+    since intents mostly arrive with the router's one default deadline, and a heap for the
+    rest (shorter deadlines, retries).
     """
 
     def __init__(self, capacity: int) -> None:
@@ -75,6 +78,8 @@ class Accumulator:
         self._delayed: list[tuple[float, int, Pending]] = []
         self._retrying = 0
         self._order = itertools.count()
+        self._deadlines: deque[Pending] = deque()
+        self._late: list[tuple[float, int, Pending]] = []
 
     def __len__(self) -> int:
         return sum(self._counts.values()) + self._retrying
@@ -87,6 +92,11 @@ class Accumulator:
         pending.where = "lane"
         self._counts[pending.kind] += 1
         self._lanes[pending.kind].append(pending)
+        deadlines = self._deadlines
+        if not deadlines or deadlines[-1].deadline <= pending.deadline:
+            deadlines.append(pending)
+        else:
+            heapq.heappush(self._late, (pending.deadline, next(self._order), pending))
 
     def push_retry(self, pending: Pending, not_before: float) -> None:
         assert pending.where is None, "queued twice"
@@ -94,6 +104,8 @@ class Accumulator:
         pending.not_before = not_before
         self._retrying += 1
         heapq.heappush(self._delayed, (not_before, next(self._order), pending))
+        # Its entry in the deadline deque may have been dropped when it was sent.
+        heapq.heappush(self._late, (pending.deadline, next(self._order), pending))
 
     def discard(self, pending: Pending) -> bool:
         """Take ``pending`` out if it is waiting here; False if it is not (sent, say)."""
@@ -128,6 +140,33 @@ class Accumulator:
             heapq.heappop(self._delayed)
         return self._delayed[0][0] if self._delayed else None
 
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of an intent still waiting here."""
+        deadlines, late = self._deadlines, self._late
+        while deadlines and deadlines[0].where is None:
+            deadlines.popleft()
+        while late and late[0][2].where is None:
+            heapq.heappop(late)
+        if deadlines and late:
+            return min(deadlines[0].deadline, late[0][0])
+        if deadlines:
+            return deadlines[0].deadline
+        return late[0][0] if late else None
+
+    def expire(self, upto: float) -> list[Pending]:
+        """Take out every waiting intent whose deadline is at or before ``upto``."""
+        expired: list[Pending] = []
+        deadlines, late = self._deadlines, self._late
+        while deadlines and deadlines[0].deadline <= upto:
+            pending = deadlines.popleft()
+            if self.discard(pending):
+                expired.append(pending)
+        while late and late[0][0] <= upto:
+            pending = heapq.heappop(late)[2]
+            if self.discard(pending):
+                expired.append(pending)
+        return expired
+
     def next_kind(self) -> Kind | None:
         for kind in KINDS:
             if self._counts[kind]:
@@ -158,6 +197,11 @@ class Accumulator:
                 cut.expired.append(pending)
             else:
                 cut.batch.append(pending)
+        # Keeps the deadline deque about as long as the queue (lanes are FIFO, so what was just
+        # cut is usually at its front).
+        deadlines = self._deadlines
+        while deadlines and deadlines[0].where is None:
+            deadlines.popleft()
         return cut
 
     def drain(self) -> Iterator[Pending]:
@@ -171,3 +215,5 @@ class Accumulator:
             pending = heapq.heappop(self._delayed)[2]
             if self.discard(pending):
                 yield pending
+        self._deadlines.clear()
+        self._late.clear()

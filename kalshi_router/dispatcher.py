@@ -98,12 +98,43 @@ class Dispatcher:
         self._runner: asyncio.Task[Any] | None = None
         # Creates queued at or before this time were flushed: they do not linger.
         self._flushed_at = -math.inf
+        self._expiry: asyncio.TimerHandle | None = None
+        self._expiry_at = math.inf
         self.in_flight: set[Pending] = set()
         self._time = asyncio.get_running_loop().time
 
     @property
     def batch_limits(self) -> dict[str, int]:
         return dict(self._limits)
+
+    def queued(self, pending: Pending) -> None:
+        """``pending`` was pushed to the accumulator: watch its deadline, wake the loop."""
+        if pending.deadline < self._expiry_at:
+            self._arm_expiry(pending.deadline)
+        self.notify(priority=pending.kind != "create")
+
+    def _arm_expiry(self, when: float) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry_at = when
+        self._expiry = asyncio.get_running_loop().call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        """Settle what is still waiting at its deadline now, rather than whenever a batch cut
+        reaches it; then wait for the next deadline."""
+        # The timer may fire a hair early (the loop's clock resolution): it is due all the same.
+        upto = max(self._time(), self._expiry_at)
+        self._expiry, self._expiry_at = None, math.inf
+        expired = self._acc.expire(upto)
+        for pending in expired:
+            self._settle(pending, given_up(pending, "deadline passed before sending", Expired))
+        if expired:
+            self._space.set()
+            # A create batch waiting for tokens may now be waiting for more than it needs.
+            self._urgent.set()
+        due = self._acc.next_deadline()
+        if due is not None:
+            self._arm_expiry(due)
 
     def notify(self, *, priority: bool = False) -> None:
         """Something was queued; ``priority``: in a lane above creates, so a create batch
@@ -112,13 +143,12 @@ class Dispatcher:
         if priority:
             self._urgent.set()
 
-    def give_up_waiting(
-        self, pending: Pending, reason: str, outcome: type[Expired | Closed]
-    ) -> None:
-        """Settle ``pending`` now if it is still waiting to be sent (its deadline passed, or its
-        caller cancelled it); one already sent is left to its answer."""
+    def give_up_waiting(self, pending: Pending) -> None:
+        """Settle ``pending`` now if it is still waiting to be sent (its caller cancelled it);
+        one already sent is left to its answer."""
         if self._acc.discard(pending):
-            self._settle(pending, given_up(pending, reason, outcome))
+            reason = "cancelled by the caller before sending"
+            self._settle(pending, given_up(pending, reason, Closed))
             self._space.set()
             # A create batch waiting for tokens may now be waiting for more than it needs.
             self._urgent.set()
@@ -135,6 +165,9 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Cancel what is still sending or reconciling (the drain ran out of time)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

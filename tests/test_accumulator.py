@@ -207,3 +207,46 @@ async def test_ids_name_the_field_the_outcome_is_keyed_by() -> None:
     assert pending("coid").ids() == {"client_order_id": "coid"}
     assert pending("oid", "cancel").ids() == {"order_id": "oid"}
     assert pending("oid", "single").ids() == {"order_id": "oid"}
+
+
+# Deadlines, for the dispatcher's one expiry timer.
+
+
+async def test_next_deadline_is_the_earliest_of_what_still_waits_in_any_order() -> None:
+    acc = Accumulator(capacity=10)
+    first = pending("a", deadline=30.0)
+    acc.push(first)
+    acc.push(pending("b", deadline=40.0))
+    acc.push(pending("short", deadline=12.0))  # out of order: shorter than the ones before it
+    assert acc.next_deadline() == 12.0
+    assert acc.discard(first)  # cancelled by its caller: it no longer counts
+    assert acc.expire(upto=11.9) == []
+    assert keys(acc.expire(upto=12.0)) == ["short"]
+    assert acc.next_deadline() == 40.0
+    assert keys(acc.cut("create", 5, now=13.0).batch) == ["b"]
+    assert acc.next_deadline() is None
+
+
+async def test_expire_takes_out_only_what_waits_and_is_due() -> None:
+    acc = Accumulator(capacity=10)
+    for key, deadline in (("a", 5.0), ("b", 6.0), ("c", 9.0)):
+        acc.push(pending(key, deadline=deadline))
+    sent = acc.cut("create", 1, now=1.0).batch
+    assert keys(sent) == ["a"]
+    expired = acc.expire(upto=8.0)
+    assert keys(expired) == ["b"]
+    assert all(p.where is None for p in expired)
+    assert acc.count("create") == 1
+    assert len(acc) == 1
+
+
+async def test_a_retry_keeps_its_deadline_after_its_first_send() -> None:
+    acc = Accumulator(capacity=10)
+    acc.push(pending("r", deadline=20.0))
+    acc.push(pending("later", deadline=50.0))
+    (sent,) = acc.cut("create", 1, now=1.0).batch
+    # The cut dropped "r" from the deadline deque; the retry must bring its deadline back.
+    acc.push_retry(sent, not_before=30.0)
+    assert acc.next_deadline() == 20.0
+    assert keys(acc.expire(upto=20.0)) == ["r"]
+    assert len(acc) == 1
