@@ -77,19 +77,21 @@ class Accumulator:
         self._counts: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self._delayed: list[tuple[float, int, Pending]] = []
         self._retrying = 0
+        self._size = 0
         self._order = itertools.count()
         self._deadlines: deque[Pending] = deque()
         self._late: list[tuple[float, int, Pending]] = []
 
     def __len__(self) -> int:
-        return sum(self._counts.values()) + self._retrying
+        return self._size
 
     def full(self) -> bool:
-        return len(self) >= self.capacity
+        return self._size >= self.capacity
 
     def push(self, pending: Pending) -> None:
         assert pending.where is None, "queued twice"
         pending.where = "lane"
+        self._size += 1
         self._counts[pending.kind] += 1
         self._lanes[pending.kind].append(pending)
         deadlines = self._deadlines
@@ -102,6 +104,7 @@ class Accumulator:
         assert pending.where is None, "queued twice"
         pending.where = "retry"
         pending.not_before = not_before
+        self._size += 1
         self._retrying += 1
         heapq.heappush(self._delayed, (not_before, next(self._order), pending))
         # Its entry in the deadline deque may have been dropped when it was sent.
@@ -116,6 +119,7 @@ class Accumulator:
         else:
             return False
         pending.where = None
+        self._size -= 1
         return True
 
     def promote(self, now: float) -> None:
