@@ -125,6 +125,8 @@ class OrderRouter:
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
         self._owns_transport = owns_transport
         self._journal = journal
+        # The loop's clock once started (nothing is pending before that).
+        self._now = time.monotonic
         self._acc = Accumulator(self._config.queue_size)
         self._stats = StatsRecorder()
         self._observers = Observers([self._stats, *observers])
@@ -167,6 +169,7 @@ class OrderRouter:
     async def start(self) -> None:
         if self._runner is not None:
             return
+        self._now = asyncio.get_running_loop().time
         found = await discover_budget(self._client, self._limits)
         headroom = found.write_rate * self._limits.headroom_s
         self._budget = WriteBudget(
@@ -265,7 +268,10 @@ class OrderRouter:
         for intent in batch:
             self._client.dialect.check(intent)
         self._check_batch("create", [intent.client_order_id for intent in batch])
-        return [self.submit(intent, deadline_s=deadline_s) for intent in batch]
+        return [
+            self._enqueue("create", intent.client_order_id, intent.ticker, intent, deadline_s)
+            for intent in batch
+        ]
 
     def cancel(
         self,
@@ -378,7 +384,7 @@ class OrderRouter:
             return
         pending.settled = True
         self._live.pop((pending.kind, pending.key), None)
-        seconds = asyncio.get_running_loop().time() - pending.submitted
+        seconds = self._now() - pending.submitted
         self._observers.settled(pending.kind, outcome, seconds)
         if self._journal is not None:
             self._journal.settled(pending, outcome)
