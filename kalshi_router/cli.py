@@ -1,4 +1,5 @@
-"""``kalshi-router``: ``demo`` (the simulator and the router end to end) and ``sim``.
+"""``kalshi-router``: ``demo`` (the simulator and the router end to end), ``serve``, ``sim`` and
+``journal`` (what the service's intent journal holds).
 
 This module (with ``demo``) wires the simulator and the router together; neither imports
 the other.
@@ -9,12 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import msgspec
 
 from kalshi_router.config import Config, load_config
 from kalshi_router.demo import run_demo
 from kalshi_router.errors import ConfigError, KalshiRouterError
+from kalshi_router.journal import SqliteJournal
+from kalshi_router.journal.report import summary
 from kalshi_router.loop import run
 from kalshi_router.service.logs import setup_logging
 from kalshi_router.service.serve import serve
@@ -74,6 +78,13 @@ def _faults(base: FaultConfig, settings: list[str]) -> FaultConfig:
         raise ConfigError(f"--fault: {exc}") from None
 
 
+def _journal(args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else _config(args.config).journal.journal_path()
+    with SqliteJournal.read(path) as journal:
+        print(summary(journal, list_unresolved=args.unresolved))
+    return 0
+
+
 async def _run_sim(args: argparse.Namespace) -> int:
     config = _sim_config(args)
     await serve_forever(config, args.host, args.port)
@@ -113,6 +124,16 @@ def _parser() -> argparse.ArgumentParser:
         help="a fault setting, e.g. error_503_rate=0.1, reset_after_rate=0.05, hang_s=2 "
         "(repeatable; see FaultConfig)",
     )
+    journal = commands.add_parser(
+        "journal", help="summarise the service's intent journal and list unresolved intents"
+    )
+    journal.add_argument("--config", help="TOML config file whose journal.path is read")
+    journal.add_argument("--path", help="the journal file (overrides the config)")
+    journal.add_argument(
+        "--unresolved",
+        action="store_true",
+        help="list each intent not settled, or settled unknown (look those up at the exchange)",
+    )
     return parser
 
 
@@ -131,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(run_demo(config, orders=args.orders, seconds=args.seconds))
         if args.command == "serve":
             return run(serve(_serve_config(args)))
+        if args.command == "journal":
+            return _journal(args)
         return run(_run_sim(args))
     except KalshiRouterError as exc:
         print(f"kalshi-router: {exc}", file=sys.stderr)

@@ -7,7 +7,7 @@ targets the embedded simulator. Range errors name the key as ``section.key``.
 
 from __future__ import annotations
 
-import ipaddress
+import math
 import re
 from pathlib import Path
 from typing import Literal
@@ -17,11 +17,13 @@ import msgspec
 
 from kalshi_router.errors import ConfigError
 from kalshi_router.sim.config import SimConfig
+from kalshi_router.wire.hosts import check_transport_security
 
 __all__ = [
     "Config",
     "CredentialsConfig",
     "ExchangeConfig",
+    "JournalConfig",
     "LimitsConfig",
     "RouterConfig",
     "ServiceConfig",
@@ -33,15 +35,6 @@ API_PATH_SUFFIX = "/trade-api/v2"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """Where orders go and how to talk to it."""
 
@@ -50,10 +43,13 @@ class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
     dialect: Literal["v2", "v1"] = "v2"
     request_timeout_s: float = 10.0
     verify_tls: bool = True
+    max_clock_skew_s: float = 5.0
+    """Warn when the exchange's clock (its ``Date`` header) is further than this from ours."""
 
     def __post_init__(self) -> None:
-        if not self.request_timeout_s > 0:
-            raise ConfigError("exchange.request_timeout_s: must be > 0")
+        for name in ("request_timeout_s", "max_clock_skew_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"exchange.{name}: must be > 0")
         url = urlsplit(self.base_url)
         # The signed path is "/trade-api/v2" + endpoint, so the base URL must end exactly there
         # (a trailing slash would make every request path, and so every signature, wrong).
@@ -63,16 +59,9 @@ class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, f
             raise ConfigError(
                 f"exchange.base_url: must end with {API_PATH_SUFFIX} (no trailing slash or query)"
             )
-        # Unencrypted or unverified connections are acceptable only to this machine; anything
-        # else would expose signed requests to interception.
-        local = self.target == "sim" or _is_loopback(url.hostname)
-        if not self.verify_tls and not local:
-            raise ConfigError(
-                "exchange.verify_tls: may be false only when target = 'sim' or the host is "
-                "loopback; TLS is always verified for real hosts"
-            )
-        if url.scheme == "http" and not _is_loopback(url.hostname):
-            raise ConfigError("exchange.base_url: must use https for a non-loopback host")
+        # Whatever the target: with target = "sim", OrderRouter.connect without a base_url
+        # still goes to this one.
+        check_transport_security(self.base_url, self.verify_tls, prefix="exchange.")
 
 
 class CredentialsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -166,7 +155,16 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     """Where a token generated for a loopback bind is written (0600); default
     ~/.cache/kalshi-router/token."""
     max_body_bytes: int = 1_048_576
+    """The largest request body, and the largest stream frame."""
     max_items: int = 1000
+    """The most intents in one request."""
+    body_timeout_s: float = 10.0
+    """A request's whole body must arrive within this long of its headers (else 408)."""
+    idle_timeout_s: float = 30.0
+    """A connection that has not sent a whole request head this long after it opened, or after
+    its last answer, is closed."""
+    stream_heartbeat_s: float = 20.0
+    """A stream is pinged after this long without a frame; no pong within half of it closes it."""
     keep_outcomes: int = 100_000
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -180,8 +178,39 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
         for name in ("max_body_bytes", "max_items", "keep_outcomes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"service.{name}: must be >= 1")
+        for name in ("body_timeout_s", "idle_timeout_s", "stream_heartbeat_s"):
+            # Written so that NaN fails it too.
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigError(f"service.{name}: must be a finite number > 0")
         if not _ENV_NAME.fullmatch(self.token_env):
             raise ConfigError("service.token_env: must be an environment variable name")
+
+
+class JournalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """``kalshi-router serve``'s crash-safe intent journal (SQLite): what was on the wire when
+    the process died, reconciled with the exchange at the next start."""
+
+    enabled: bool = True
+    path: str = ""
+    """Default ~/.local/state/kalshi-router/journal.sqlite3."""
+    keep_settled_h: float = 24.0
+    """Settled intents older than this are deleted (at start, then every ``compact_every_s``)."""
+    compact_every_s: float = 300.0
+    landing_grace_s: float = 10.0
+    """How long after it was written a request lost in a crash may still reach the exchange;
+    an intent sent more recently than this is not called absent until that much has passed."""
+    lookup_timeout_s: float = 30.0
+    """How long recovery keeps retrying failed lookups before settling an intent unknown."""
+
+    def journal_path(self) -> Path:
+        return Path(self.path or "~/.local/state/kalshi-router/journal.sqlite3").expanduser()
+
+    def __post_init__(self) -> None:
+        for name in ("keep_settled_h", "compact_every_s", "lookup_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"journal.{name}: must be > 0")
+        if not self.landing_grace_s >= 0:
+            raise ConfigError("journal.landing_grace_s: must be >= 0")
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -193,6 +222,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     router: RouterConfig = msgspec.field(default_factory=RouterConfig)
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
     service: ServiceConfig = msgspec.field(default_factory=ServiceConfig)
+    journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
 
 
 def load_config(path: str | Path) -> Config:

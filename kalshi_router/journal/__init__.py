@@ -7,6 +7,9 @@ were on the wire. The router calls these inline on the loop thread, only when a 
 
 ``sending`` must be durable when it returns: after a crash, an intent journaled as taken but
 never as sending was certainly never sent, and is settled closed rather than looked up.
+
+``SqliteJournal`` (``store``) is the implementation the service uses; ``recover`` settles what a
+dead process left open; ``report`` is the summary ``kalshi-router journal`` prints.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from kalshi_router.accumulator import Pending
+from kalshi_router.journal.store import JournalError, SqliteJournal
 from kalshi_router.outcome import Outcome
+
+__all__ = ["IntentJournal", "JournalError", "SqliteJournal"]
 
 
 class IntentJournal(Protocol):

@@ -20,7 +20,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -28,6 +28,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
+from kalshi_router.journal import SqliteJournal
 from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
@@ -53,6 +54,7 @@ from kalshi_router.service.protocol import (
 
 log = logging.getLogger("kalshi_router.service")
 MSGPACK = "application/msgpack"
+_LINGER_S = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -97,7 +99,8 @@ class Service:
     router: OrderRouter
     settings: ServiceConfig
     metrics: Metrics
-    token: str | None
+    # Out of the repr: the object may end up in a log line or a traceback's locals.
+    token: str | None = field(repr=False)
     book: OutcomeBook
     draining: bool = False
     streams: dict[web.WebSocketResponse, Outbox] = field(default_factory=dict)
@@ -170,7 +173,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if service.token is not None and not public:
         sent = request.headers.get("Authorization", "")
         expected = f"Bearer {service.token}"
-        if not hmac.compare_digest(sent.encode(), expected.encode()):
+        # aiohttp keeps undecodable header bytes as surrogates: encode them back, not fail.
+        if not hmac.compare_digest(sent.encode(errors="surrogateescape"), expected.encode()):
             return _problem(request, 401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
     try:
         return await handler(request)
@@ -189,8 +193,21 @@ async def intents(request: web.Request) -> web.Response:
     codec = _codec(request)
     if service.draining:
         return _problem(request, 503, "shutting down: not taking new intents")
+    limit = service.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        # Refused before a byte of it is read.
+        return _problem(request, 413, f"request body larger than {limit} bytes")
     try:
-        body = codec.decode(await request.read(), IntentsBody)
+        # The whole body, not each read: a client trickling a byte at a time gets no longer.
+        async with asyncio.timeout(service.settings.body_timeout_s):
+            data = await request.read()
+    except TimeoutError:
+        timeout = service.settings.body_timeout_s
+        answer = _problem(request, 408, f"request body not received within {timeout} s")
+        answer.force_close()
+        return answer
+    try:
+        body = codec.decode(data, IntentsBody)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         problem = item_error(exc)
         return _problem(request, 400, f"malformed body: {problem.message}", problem.field)
@@ -223,12 +240,13 @@ async def intents(request: web.Request) -> web.Response:
         else:
             results.append(ItemResult(index=index, key=key, outcome=future.result()))
     results.sort(key=lambda result: result.index)
+    service.book.durable()  # the journal holds every intent acknowledged here
     return _json(200 if body.wait else 202, ResultsBody(results), codec)
 
 
 async def status(request: web.Request) -> web.Response:
     key = request.match_info["key"]
-    found = request.app[SERVICE].book.lookup(key)
+    found = request.app[SERVICE].book.find(key)
     if found is None:
         message = f"no intent with key {key!r} (settled long ago, or never sent here)"
         return _problem(request, 404, message)
@@ -264,11 +282,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if service.draining:
         return _problem(request, 503, "shutting down: not taking new streams")
     codec = Codec(binary=request.query.get("format") == "msgpack")
-    socket = web.WebSocketResponse(heartbeat=20.0, max_msg_size=service.settings.max_body_bytes)
+    socket = _Socket(service.settings)
     await socket.prepare(request)
     outbox: Outbox = asyncio.Queue()
     service.streams[socket] = outbox
-    writer = asyncio.create_task(_write(socket, codec, outbox))
+    writer = asyncio.create_task(_write(socket, codec, outbox, service.book.durable))
     try:
         async for message in socket:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -278,6 +296,25 @@ async def stream(request: web.Request) -> web.StreamResponse:
         outbox.put_nowait(None)
         await writer
     return socket
+
+
+class _Socket(web.WebSocketResponse):
+    """The stream's socket: pinged when quiet; a frame over the size limit closes it with 1009
+    and the reason (aiohttp sends that code with no reason; the frame cannot be answered on its
+    own, as the rest of it was never read)."""
+
+    def __init__(self, settings: ServiceConfig) -> None:
+        super().__init__(
+            heartbeat=settings.stream_heartbeat_s, max_msg_size=settings.max_body_bytes
+        )
+        self._too_big = f"frame larger than {settings.max_body_bytes} bytes".encode()
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
+            message = self._too_big
+        return await super().close(code=code, message=message, drain=drain)
 
 
 def _on_message(service: Service, codec: Codec, data: bytes | str, outbox: Outbox) -> None:
@@ -323,9 +360,12 @@ def _request_id(codec: Codec, data: bytes | str) -> MessageId | None:
         return None
 
 
-async def _write(socket: web.WebSocketResponse, codec: Codec, outbox: Outbox) -> None:
+async def _write(
+    socket: web.WebSocketResponse, codec: Codec, outbox: Outbox, durable: Callable[[], None]
+) -> None:
     # One writer per socket: frames from many callbacks must not interleave.
     while (reply := await outbox.get()) is not None:
+        durable()  # the journal holds what this ack or outcome reports
         if isinstance(reply, _GoingAway):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
             continue
@@ -339,11 +379,32 @@ async def _write(socket: web.WebSocketResponse, codec: Codec, outbox: Outbox) ->
                 await socket.send_str(data.decode())
 
 
+class ServerOptions(TypedDict):
+    keepalive_timeout: float
+    lingering_time: float
+
+
+def server_options(settings: ServiceConfig) -> ServerOptions:
+    """The intake's timeouts that aiohttp's server enforces itself (``web.AppRunner`` keywords):
+    a connection that sends no whole request head in ``idle_timeout_s`` is closed, and after an
+    answer given before its body was read (408, 413), what is left of it is read for at most a
+    second before the connection is closed."""
+    return ServerOptions(
+        keepalive_timeout=settings.idle_timeout_s,
+        lingering_time=min(_LINGER_S, settings.body_timeout_s),
+    )
+
+
 def build_service_app(
-    router: OrderRouter, settings: ServiceConfig, metrics: Metrics, token: str | None
+    router: OrderRouter,
+    settings: ServiceConfig,
+    metrics: Metrics,
+    token: str | None,
+    journal: SqliteJournal | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=settings.max_body_bytes)
-    app[SERVICE] = Service(router, settings, metrics, token, OutcomeBook(settings.keep_outcomes))
+    book = OutcomeBook(settings.keep_outcomes, journal)
+    app[SERVICE] = Service(router, settings, metrics, token, book)
     for path in PATHS:
         app.router.add_post(path, intents)
     app.router.add_get("/v1/orders/{key}", status)

@@ -17,18 +17,26 @@ from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
 from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.errors import ConfigError
+from kalshi_router.journal import SqliteJournal
+from kalshi_router.journal.recover import recover
 from kalshi_router.router import OrderRouter
-from kalshi_router.service.app import SERVICE, build_service_app
+from kalshi_router.service.app import SERVICE, build_service_app, server_options
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.sim import SimServer
+from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.dialect import dialect_for
+from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 
 log = logging.getLogger("kalshi_router.service")
 SIM_KEY_ID = "serve-sim-key"
+# The journal's name for the embedded simulator (its port changes with every run).
+EMBEDDED = "embedded simulator"
 _CLOSE_GRACE_S = 5.0
 
 
@@ -85,6 +93,10 @@ async def serve(config: Config, *, announce: bool = True) -> int:
     check_bind(settings, os.environ)
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
+        # First: a journal that cannot be used stops the service before anything starts.
+        journal = _open_journal(config)
+        if journal is not None:
+            stack.callback(journal.close)
         base_url: str | None = None
         if config.exchange.target == "sim":
             private_pem, public_pem = generate_key(config.credentials.key_type)
@@ -100,8 +112,11 @@ async def serve(config: Config, *, announce: bool = True) -> int:
                 credentials.private_key_env,
                 credentials.private_key_path_env,
             )
+        if journal is not None:
+            # Before the router exists: what was on the wire is settled before anything new is.
+            await _recover(config, journal, signer, base_url)
         metrics = Metrics()
-        router = OrderRouter.connect(config, signer, base_url, observers=[metrics])
+        router = OrderRouter.connect(config, signer, base_url, observers=[metrics], journal=journal)
         # As a context: a router that fails to start (exchange unreachable) still closes its
         # HTTP session, and one that started is drained however this block is left.
         await stack.enter_async_context(router)
@@ -117,11 +132,15 @@ async def serve(config: Config, *, announce: bool = True) -> int:
         # supervisor sees the line must drain, not kill the process (the default action, which
         # still applies while starting, when nothing has been accepted yet).
         stack.enter_context(_signals_set(stop))
-        app = build_service_app(router, settings, metrics, token)
+        app = build_service_app(router, settings, metrics, token, journal)
         # By the time the runner shuts down the router has settled everything: what is left
         # is writing the last answers and closing handshakes, which need seconds at most.
         runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=_CLOSE_GRACE_S
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=_CLOSE_GRACE_S,
+            **server_options(settings),
         )
         await runner.setup()
         try:
@@ -139,6 +158,46 @@ async def serve(config: Config, *, announce: bool = True) -> int:
             await runner.cleanup()
     log.info("stopped")
     return 0
+
+
+def _open_journal(config: Config) -> SqliteJournal | None:
+    settings = config.journal
+    if not settings.enabled:
+        return None
+    exchange = EMBEDDED if config.exchange.target == "sim" else config.exchange.base_url
+    journal = SqliteJournal.open(
+        settings.journal_path(),
+        exchange=exchange,
+        keep_settled_s=settings.keep_settled_h * 3600,
+        compact_every_s=settings.compact_every_s,
+    )
+    removed = journal.compact()
+    log.info("journal %s (%d settled intents compacted away)", journal.path, removed)
+    return journal
+
+
+async def _recover(
+    config: Config, journal: SqliteJournal, signer: Signer, base_url: str | None
+) -> None:
+    settings = config.journal
+    if config.exchange.target == "sim":
+        # The embedded exchange died with the previous process: nothing can land there now.
+        settings = msgspec.structs.replace(settings, landing_grace_s=0.0)
+    exchange = config.exchange
+    async with HttpTransport(
+        base_url or exchange.base_url,
+        signer,
+        timeout_s=exchange.request_timeout_s,
+        verify_tls=exchange.verify_tls,
+    ) as transport:
+        found = await recover(
+            journal, ExchangeClient(transport, dialect_for(exchange.dialect)), settings
+        )
+    if found.outcomes:
+        counts = ", ".join(f"{kind} {n}" for kind, n in sorted(found.counts.items()))
+        log.info(
+            "journal: settled %d intents left open by the last run: %s", len(found.outcomes), counts
+        )
 
 
 async def _listen(runner: web.AppRunner, settings: ServiceConfig) -> str:

@@ -1,0 +1,204 @@
+"""The intent journal's cost: orders/s and router CPU per order with the journal on and off, in
+the same run, limits off, against a simulator subprocess; and the journal's own calls timed alone.
+
+    python benchmarks/bench_journal.py [--orders N] [--rounds R] [--json FILE]
+
+Each round runs the router twice on one fresh simulator (``UNLIMITED_WRITES``: no waiting on a
+budget), once without a journal and once with a new SqliteJournal in a temporary directory, in
+alternating order, all orders submitted at once (Ed25519 key, uvloop). CPU is this process's
+``time.process_time()`` over the timed orders, so it is the router's (the sim has its own
+process). The table shows the medians over the rounds.
+
+"calls alone" times ``taken`` + ``settled`` per intent and ``sending`` per batch of 20 (one
+committed transaction each), with no network, as the router makes them on the loop thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from _harness import (
+    UNLIMITED_WRITES,
+    BenchKey,
+    SimProcess,
+    describe_machine,
+    format_machine,
+    run_on,
+    table,
+)
+
+from kalshi_router.accumulator import Pending
+from kalshi_router.config import Config, LimitsConfig, RouterConfig
+from kalshi_router.intent import OrderIntent
+from kalshi_router.journal import SqliteJournal
+from kalshi_router.outcome import Accepted
+from kalshi_router.router import OrderRouter
+
+TICKERS = [f"KXBENCHJ-26DEC31-T{n}" for n in (40, 45, 50, 55)]
+BATCH = 20
+
+
+def intents(n: int, prefix: str) -> list[OrderIntent]:
+    # Resting bids below the house's: every one is accepted, none crosses.
+    return [
+        OrderIntent.bid(TICKERS[i % len(TICKERS)], "0.30", 1, client_order_id=f"{prefix}-{i}")
+        for i in range(n)
+    ]
+
+
+async def route(
+    sim: SimProcess, key: BenchKey, orders: int, journal: Path | None
+) -> dict[str, Any]:
+    """One run: warm-up, then ``orders`` timed from first submit to last outcome."""
+    config = Config(
+        router=RouterConfig(queue_size=orders + 1000, deadline_s=60),
+        limits=LimitsConfig(headroom_s=0),
+    )
+    store = None if journal is None else SqliteJournal.open(journal, exchange=sim.url)
+    label = "on" if store else "off"
+    try:
+        async with OrderRouter.connect(config, key.signer(), sim.url, journal=store) as router:
+            await asyncio.gather(
+                *router.submit_many(intents(200, f"warm-{label}-{time.time_ns()}"))
+            )
+            batch = intents(orders, f"{label}-{time.time_ns()}")
+            commits = store.commits if store else 0
+            cpu, wall = time.process_time(), time.perf_counter()
+            outcomes = await asyncio.gather(*router.submit_many(batch))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            commits = (store.commits - commits) if store else 0
+    finally:
+        if store is not None:
+            store.close()
+    accepted = sum(isinstance(o, Accepted) for o in outcomes)
+    if accepted != orders:
+        raise RuntimeError(f"journal {label}: {orders - accepted} of {orders} not accepted")
+    return {
+        "journal": label,
+        "orders_per_s": orders / wall,
+        "cpu_us_per_order": cpu / orders * 1e6,
+        "commits": commits,
+    }
+
+
+async def calls_alone(directory: Path, intents_n: int = 20_000) -> dict[str, float]:
+    """µs per taken + settled (coalesced commits, one per loop turn) and per sending batch."""
+    loop = asyncio.get_running_loop()
+    store = SqliteJournal.open(directory / "alone.sqlite3", exchange="bench")
+    outcome = Accepted(
+        client_order_id="x", order_id="o", fill_count=Decimal(0), remaining_count=Decimal(1)
+    )
+    pendings = [
+        Pending(
+            kind="create",
+            key=i.client_order_id,
+            ticker=i.ticker,
+            payload=i,
+            future=loop.create_future(),
+            submitted=0.0,
+            deadline=0.0,
+            submitted_wall=time.time(),
+        )
+        for i in intents(intents_n, "alone")
+    ]
+    batches = [pendings[i : i + BATCH] for i in range(0, len(pendings), BATCH)]
+    try:
+        taken = sending = settled = 0.0
+        for batch in batches:
+            start = time.perf_counter()
+            for pending in batch:
+                store.taken(pending)
+            store.commit()  # what the end of the loop turn does
+            taken += time.perf_counter() - start
+            start = time.perf_counter()
+            store.sending(batch)
+            sending += time.perf_counter() - start
+            start = time.perf_counter()
+            for pending in batch:
+                store.settled(pending, outcome)
+            store.commit()
+            settled += time.perf_counter() - start
+        await asyncio.sleep(0)
+    finally:
+        store.close()
+    return {
+        "taken_us_per_intent": taken / intents_n * 1e6,
+        "sending_us_per_batch": sending / len(batches) * 1e6,
+        "settled_us_per_intent": settled / intents_n * 1e6,
+        "total_us_per_intent": (taken + sending + settled) / intents_n * 1e6,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    key = BenchKey.generate("ed25519")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="kalshi-bench-journal-") as tmp:
+        directory = Path(tmp)
+        for round_ in range(args.rounds):
+            async with SimProcess("prime", [key], sim_options=UNLIMITED_WRITES) as sim:
+                order = (None, directory / f"j{round_}.sqlite3")
+                for journal in order if round_ % 2 == 0 else order[::-1]:
+                    rows.append(await route(sim, key, args.orders, journal))
+        alone = await calls_alone(directory)
+    return {"rows": rows, "alone": alone}
+
+
+def render(result: dict[str, Any], args: argparse.Namespace) -> str:
+    medians: dict[str, dict[str, float]] = {}
+    for label in ("off", "on"):
+        mine = [r for r in result["rows"] if r["journal"] == label]
+        medians[label] = {
+            name: statistics.median(r[name] for r in mine)
+            for name in ("orders_per_s", "cpu_us_per_order", "commits")
+        }
+    off = medians["off"]
+    rows = [
+        [
+            f"journal {label}",
+            f"{m['orders_per_s']:,.0f}",
+            f"{m['orders_per_s'] / off['orders_per_s']:.2f}",
+            f"{m['cpu_us_per_order']:.1f}",
+            f"{m['cpu_us_per_order'] - off['cpu_us_per_order']:+.1f}",
+            f"{m['commits']:.0f}",
+        ]
+        for label, m in medians.items()
+    ]
+    alone = result["alone"]
+    return "\n".join(
+        [
+            table(
+                f"router, {args.orders} orders x {args.rounds} rounds, limits off (medians)",
+                ["", "orders/s", "vs off", "CPU us/order", "vs off", "commits"],
+                rows,
+            ),
+            "",
+            "calls alone: " + ", ".join(f"{name} {value:.1f}" for name, value in alone.items()),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", help="write the results here as JSON")
+    args = parser.parse_args(argv)
+    result = run_on(run(args), "uvloop")
+    print(format_machine(describe_machine("uvloop")))
+    print(render(result, args))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": describe_machine("uvloop"), **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,425 @@
+"""The intent journal in SQLite: one row per intent, from taken to settled.
+
+Durability: the database is in WAL mode with ``synchronous=NORMAL``. A commit then appends to
+the WAL file (a ``write``, no ``fsync``), so what is committed survives the *process* dying
+(kill -9, OOM, a crash): the data is in the OS page cache and reaches the disk without us. A
+power cut or a kernel crash may lose the last commits; surviving those would cost an fsync per
+batch (``synchronous=FULL``), which this journal does not pay.
+
+When commits happen:
+
+- ``sending`` commits before it returns (one transaction per batch, with whatever was waiting):
+  the request is written only after the journal says it may be on the wire;
+- ``taken`` and ``settled`` rows wait for one commit per loop turn (``loop.call_soon``), or for
+  ``commit()``, which the service calls before it acknowledges anything to a bot.
+
+Everything runs inline on the event loop's thread: a commit costs tens of microseconds (see
+``benchmarks/bench_journal.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal, Self, TypeAlias
+
+import msgspec
+
+from kalshi_router.accumulator import Pending
+from kalshi_router.errors import KalshiRouterError
+from kalshi_router.outcome import Outcome
+
+State: TypeAlias = Literal["taken", "sending", "settled"]
+# "kalshi-router journal" in ASCII, folded into PRAGMA application_id's 32 bits: a database some
+# other program made is refused rather than written into.
+APPLICATION_ID = 0x4B524A4C
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE intents (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    ticker TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    submitted REAL NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_sent REAL,
+    result TEXT,
+    outcome BLOB,
+    settled_at REAL
+);
+CREATE INDEX intents_key ON intents (key);
+CREATE INDEX intents_open ON intents (state) WHERE state != 'settled';
+CREATE INDEX intents_settled ON intents (settled_at) WHERE state = 'settled';
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_INSERT = (
+    "INSERT INTO intents (id, kind, key, ticker, payload, submitted, state) "
+    "VALUES (?, ?, ?, ?, ?, ?, 'taken')"
+)
+_SETTLE = (
+    "UPDATE intents SET state = 'settled', result = ?, outcome = ?, settled_at = ? WHERE id = ?"
+)
+# Whole statements, not templates: every value goes in as a parameter.
+_FIND = (
+    "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
+    "outcome, settled_at FROM intents WHERE key = ? ORDER BY id DESC LIMIT 1"
+)
+_OPEN = (
+    "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
+    "outcome, settled_at FROM intents WHERE state != 'settled' ORDER BY id"
+)
+_UNRESOLVED = (
+    "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
+    "outcome, settled_at FROM intents WHERE state != 'settled' OR result = 'unknown' ORDER BY id"
+)
+_SENDING = "UPDATE intents SET state = 'sending', attempts = ?, last_sent = ? WHERE id = ?"
+_encode = msgspec.json.Encoder(decimal_format="string").encode
+_outcome = msgspec.json.Decoder(Outcome)
+
+
+class JournalError(KalshiRouterError):
+    """The journal cannot be used: the message names its path and what is wrong."""
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    """One journaled intent as read back."""
+
+    id: int
+    kind: str
+    key: str
+    ticker: str
+    payload: bytes
+    """The intent, msgspec JSON."""
+    submitted: float
+    """Wall time (Unix seconds) it was taken."""
+    state: State
+    attempts: int
+    last_sent: float | None
+    """Wall time its last attempt was written, if any."""
+    result: str | None
+    outcome: Outcome | None
+    settled_at: float | None
+
+    def ids(self) -> dict[str, str]:
+        return {"client_order_id" if self.kind == "create" else "order_id": self.key}
+
+    @property
+    def unresolved(self) -> bool:
+        """Nobody knows yet whether it is at the exchange."""
+        return self.state != "settled" or self.result == "unknown"
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    outcome = None if row[10] is None else _outcome.decode(row[10])
+    return Entry(
+        id=row[0],
+        kind=row[1],
+        key=row[2],
+        ticker=row[3],
+        payload=row[4],
+        submitted=row[5],
+        state=row[6],
+        attempts=row[7],
+        last_sent=row[8],
+        result=row[9],
+        outcome=outcome,
+        settled_at=row[11],
+    )
+
+
+def _label(outcome: Outcome) -> str:
+    return type(outcome).__name__.lower()
+
+
+class SqliteJournal:
+    """An :class:`~kalshi_router.journal.IntentJournal` in a SQLite file; see the module
+    docstring. Open it with :meth:`open` (the service) or :meth:`read` (a reader beside it)."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        lock: int | None,
+        *,
+        keep_settled_s: float,
+        compact_every_s: float,
+    ) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = lock
+        self._keep_settled_s = keep_settled_s
+        self._compact_every_s = compact_every_s
+        self._next_compact = time.monotonic() + compact_every_s
+        (top,) = conn.execute("SELECT coalesce(max(id), 0) FROM intents").fetchone()
+        self._next_id: int = top + 1
+        self._rows: dict[Pending, int] = {}
+        self._inserts: list[tuple[Any, ...]] = []
+        self._settles: list[tuple[Any, ...]] = []
+        self._scheduled = False
+        self.commits = 0
+        """Transactions committed by this process (benchmarks and tests count them)."""
+
+    # Opening.
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        exchange: str,
+        keep_settled_s: float = 86_400.0,
+        compact_every_s: float = 300.0,
+    ) -> Self:
+        """Open (or create) the journal for writing, for one process at a time, and check it.
+
+        ``exchange`` names where its orders go: a journal whose unsettled intents were sent to
+        another exchange is refused (looking them up here would call them absent)."""
+        path = path.expanduser()
+        lock = _lock(path)
+        try:
+            conn = _connect(path, create=True)
+            try:
+                _set_up(conn, path)
+                _claim(conn, path, exchange)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            os.close(lock)
+            raise
+        return cls(conn, path, lock, keep_settled_s=keep_settled_s, compact_every_s=compact_every_s)
+
+    @classmethod
+    def read(cls, path: Path) -> Self:
+        """Open an existing journal to read it (the service may be writing it meanwhile)."""
+        path = path.expanduser()
+        if not path.exists():
+            raise JournalError(f"journal {path}: no such file")
+        conn = _connect(path, create=False, readonly=True)
+        try:
+            _check(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, None, keep_settled_s=math.inf, compact_every_s=math.inf)
+
+    def close(self) -> None:
+        """Commit what is waiting and close (the file lock goes with it)."""
+        with contextlib.suppress(sqlite3.Error):
+            self.commit()
+        self._conn.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    # The IntentJournal protocol (the router calls these on the loop thread).
+
+    def taken(self, pending: Pending) -> None:
+        row = self._next_id
+        self._next_id += 1
+        self._rows[pending] = row
+        payload = _encode(pending.payload)
+        self._inserts.append(
+            (row, pending.kind, pending.key, pending.ticker, payload, pending.submitted_wall)
+        )
+        self._schedule()
+
+    def sending(self, batch: Sequence[Pending]) -> None:
+        now = time.time()
+        rows = [(pending.attempts, now, self._rows[pending]) for pending in batch]
+        # Durable before the request is written; see the module docstring.
+        with self._transaction():
+            self._conn.executemany(_SENDING, rows)
+
+    def settled(self, pending: Pending, outcome: Outcome) -> None:
+        row = self._rows.pop(pending, None)
+        if row is None:  # taken before this journal was attached: nothing to update
+            return
+        self._settles.append((_label(outcome), _encode(outcome), time.time(), row))
+        self._schedule()
+
+    def commit(self) -> None:
+        """Make every taken and settled row so far durable now (cheap when there are none)."""
+        if self._inserts or self._settles:
+            with self._transaction():
+                pass
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._turn_ended)
+
+    def _turn_ended(self) -> None:
+        self._scheduled = False
+        self.commit()
+        if time.monotonic() >= self._next_compact:
+            self.compact()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction holding the waiting rows (inserts first) and the caller's writes."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                if self._inserts:
+                    conn.executemany(_INSERT, self._inserts)
+                if self._settles:
+                    conn.executemany(_SETTLE, self._settles)
+                yield
+                conn.execute("COMMIT")
+                self.commits += 1
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            # Loud: the dispatcher does not send a batch it could not journal.
+            raise JournalError(f"journal {self.path}: cannot write: {exc}") from None
+        self._inserts.clear()
+        self._settles.clear()
+
+    # Maintenance and reading.
+
+    def compact(self) -> int:
+        """Delete settled intents older than the configured age; how many went."""
+        self._next_compact = time.monotonic() + self._compact_every_s
+        cutoff = time.time() - self._keep_settled_s
+        with self._transaction():
+            cursor = self._conn.execute(
+                "DELETE FROM intents WHERE state = 'settled' AND settled_at < ?", (cutoff,)
+            )
+        return cursor.rowcount
+
+    def resolve(self, outcomes: Sequence[tuple[int, Outcome]]) -> None:
+        """Settle journaled intents by row id (recovery), in one transaction."""
+        now = time.time()
+        rows = [(_label(outcome), _encode(outcome), now, row) for row, outcome in outcomes]
+        with self._transaction():
+            self._conn.executemany(_SETTLE, rows)
+
+    def find(self, key: str) -> Entry | None:
+        """The newest intent journaled under ``key`` (client_order_id or order id)."""
+        row = self._conn.execute(_FIND, (key,)).fetchone()
+        return None if row is None else _entry(row)
+
+    def open_entries(self) -> list[Entry]:
+        """Every intent not settled (taken or sending), oldest first."""
+        rows = self._conn.execute(_OPEN).fetchall()
+        return [_entry(row) for row in rows]
+
+    def unresolved(self) -> list[Entry]:
+        """Not settled, or settled unknown: the ones someone must look up."""
+        rows = self._conn.execute(_UNRESOLVED).fetchall()
+        return [_entry(row) for row in rows]
+
+    def counts(self) -> dict[tuple[str, str | None], int]:
+        """Intents by (state, outcome kind)."""
+        rows = self._conn.execute(
+            "SELECT state, result, count(*) FROM intents GROUP BY state, result"
+        ).fetchall()
+        return {(state, result): n for state, result, n in rows}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _lock(path: Path) -> int:
+    """An exclusive lock beside the file: two services on one journal would settle each
+    other's in-flight intents at start."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise JournalError(f"journal {path}: cannot create its lock file: {exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise JournalError(f"journal {path}: in use by another process") from None
+    return fd
+
+
+def _connect(path: Path, *, create: bool, readonly: bool = False) -> sqlite3.Connection:
+    if path.exists() and not path.is_file():
+        raise JournalError(f"journal {path}: not a regular file")
+    if create and not path.exists():
+        # Created here, 0600, so that sqlite never makes it with the umask's wider mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        # mode=rw: never create (or recreate) a file that vanished after the check above.
+        mode = "ro" if readonly else "rw"
+        return sqlite3.connect(
+            f"{path.absolute().as_uri()}?mode={mode}", uri=True, isolation_level=None
+        )
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal {path}: cannot open: {exc}") from None
+
+
+def _check(conn: sqlite3.Connection, path: Path) -> bool:
+    """Refuse a damaged or foreign file; True when it is new and empty."""
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise JournalError(
+                f"journal {path}: damaged (quick_check: {'; '.join(problems[:3])}); "
+                "move it aside to start a new one"
+            )
+        (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+        (tables,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error as exc:
+        raise JournalError(
+            f"journal {path}: not a readable SQLite journal ({exc}); move it aside to start a "
+            "new one"
+        ) from None
+    if app_id == 0 and tables == 0:
+        return True
+    if app_id != APPLICATION_ID:
+        raise JournalError(f"journal {path}: not a kalshi-router journal (another database)")
+    if version != SCHEMA_VERSION:
+        raise JournalError(f"journal {path}: schema version {version}, expected {SCHEMA_VERSION}")
+    return False
+
+
+def _set_up(conn: sqlite3.Connection, path: Path) -> None:
+    fresh = _check(conn, path)
+    try:
+        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode != "wal":
+            raise JournalError(f"journal {path}: cannot use WAL mode (got {mode!r})")
+        # Enough for a process crash in WAL mode; see the module docstring.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if fresh:
+            conn.executescript(
+                f"BEGIN; {_SCHEMA} PRAGMA application_id = {APPLICATION_ID}; "
+                f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            )
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal {path}: cannot set up: {exc}") from None
+
+
+def _claim(conn: sqlite3.Connection, path: Path, exchange: str) -> None:
+    """Record which exchange the journal's orders go to; refuse another one while intents
+    sent to the first are still open."""
+    row = conn.execute("SELECT value FROM meta WHERE name = 'exchange'").fetchone()
+    if row is not None and row[0] != exchange:
+        (open_,) = conn.execute("SELECT count(*) FROM intents WHERE state != 'settled'").fetchone()
+        if open_:
+            raise JournalError(
+                f"journal {path}: {open_} intents still open at {row[0]}, but this service "
+                f"targets {exchange}; start it against {row[0]} to reconcile them, or use "
+                "another journal.path"
+            )
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('exchange', ?)", (exchange,))

@@ -1,0 +1,221 @@
+"""The SQLite journal: rows from taken to settled, when commits happen, compaction, and refusing
+files it must not touch."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import stat
+from collections.abc import Iterator
+from contextlib import closing
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from kalshi_router.accumulator import Kind, Pending
+from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.journal import JournalError, SqliteJournal
+from kalshi_router.outcome import Accepted, Closed
+
+TICKER = "KXJOURNAL-26DEC31-T50"
+
+
+def pending(key: str, kind: Kind = "create") -> Pending:
+    loop = asyncio.get_running_loop()
+    payload = (
+        OrderIntent.bid(TICKER, "0.30", 1, client_order_id=key)
+        if kind == "create"
+        else CancelIntent(order_id=key, ticker=TICKER)
+    )
+    return Pending(
+        kind=kind,
+        key=key,
+        ticker=TICKER,
+        payload=payload,
+        future=loop.create_future(),
+        submitted=loop.time(),
+        deadline=loop.time() + 5,
+        submitted_wall=1_700_000_000.0,
+    )
+
+
+def accepted(key: str) -> Accepted:
+    return Accepted(
+        client_order_id=key, order_id=f"o-{key}", fill_count=Decimal(0), remaining_count=Decimal(1)
+    )
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "journal.sqlite3"
+
+
+@pytest.fixture
+def journal(path: Path) -> Iterator[SqliteJournal]:
+    with SqliteJournal.open(path, exchange="test") as opened:
+        yield opened
+
+
+def committed(path: Path) -> list[tuple[str, str, int]]:
+    """What another connection sees: (key, state, attempts) per row."""
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute("SELECT key, state, attempts FROM intents ORDER BY id").fetchall()
+
+
+def test_a_new_journal_is_private_and_in_wal_mode(journal: SqliteJournal, path: Path) -> None:
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert committed(path) == []
+
+
+async def test_rows_go_from_taken_to_sending_to_settled(journal: SqliteJournal, path: Path) -> None:
+    first, second = pending("a"), pending("b")
+    journal.taken(first)
+    journal.taken(second)
+    first.attempts = 1
+    journal.sending([first])
+    # sending committed the waiting rows with its own, in one transaction.
+    assert committed(path) == [("a", "sending", 1), ("b", "taken", 0)]
+    assert journal.commits == 1
+    journal.settled(first, accepted("a"))
+    journal.commit()
+    entry = journal.find("a")
+    assert entry is not None
+    assert (entry.state, entry.result, entry.outcome) == ("settled", "accepted", accepted("a"))
+    assert entry.last_sent is not None
+    assert entry.submitted == 1_700_000_000.0
+    assert [e.key for e in journal.open_entries()] == ["b"]
+
+
+async def test_taken_and_settled_rows_are_committed_once_per_loop_turn(
+    journal: SqliteJournal, path: Path
+) -> None:
+    batch = [pending(f"k{i}") for i in range(20)]
+    for item in batch:
+        journal.taken(item)
+    assert committed(path) == []
+    await asyncio.sleep(0)
+    assert len(committed(path)) == 20
+    assert journal.commits == 1
+    for item in batch:
+        journal.settled(item, Closed(reason="test", client_order_id=item.key))
+    await asyncio.sleep(0)
+    assert {state for _, state, _ in committed(path)} == {"settled"}
+    assert journal.commits == 2
+
+
+async def test_one_transaction_per_batch_sent(journal: SqliteJournal, path: Path) -> None:
+    batch = [pending(f"k{i}") for i in range(20)]
+    for item in batch:
+        journal.taken(item)
+    journal.sending(batch)
+    journal.sending(batch)  # a retry: same rows, one more transaction
+    assert journal.commits == 2
+    assert {state for _, state, _ in committed(path)} == {"sending"}
+
+
+async def test_the_same_key_can_be_journaled_again_after_settling(journal: SqliteJournal) -> None:
+    first, again = pending("order-1", "cancel"), pending("order-1", "cancel")
+    journal.taken(first)
+    journal.settled(first, Closed(reason="first", order_id="order-1"))
+    journal.taken(again)
+    journal.commit()
+    found = journal.find("order-1")
+    assert found is not None
+    assert found.state == "taken"
+
+
+async def test_compaction_removes_only_old_settled_entries(path: Path) -> None:
+    with SqliteJournal.open(path, exchange="test", keep_settled_s=0.0) as journal:
+        old, open_ = pending("old"), pending("open")
+        journal.taken(old)
+        journal.taken(open_)
+        journal.settled(old, accepted("old"))
+        journal.commit()
+        assert journal.compact() == 1
+        assert [key for key, _, _ in committed(path)] == ["open"]
+    with SqliteJournal.open(path, exchange="test", keep_settled_s=3600.0) as journal:
+        recent = pending("recent")
+        journal.taken(recent)
+        journal.settled(recent, accepted("recent"))
+        journal.commit()
+        assert journal.compact() == 0
+
+
+async def test_compaction_also_runs_periodically_at_the_end_of_a_turn(path: Path) -> None:
+    with SqliteJournal.open(path, exchange="test", keep_settled_s=0.0, compact_every_s=0.0) as j:
+        item = pending("gone")
+        j.taken(item)
+        await asyncio.sleep(0)
+        j.settled(item, accepted("gone"))
+        await asyncio.sleep(0)
+        assert committed(path) == []
+
+
+def test_garbage_is_refused_and_left_as_it_was(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    garbage = b"this is not a database, but somebody's file\n" * 100
+    path.write_bytes(garbage)
+    with pytest.raises(JournalError, match="not a readable SQLite journal") as raised:
+        SqliteJournal.open(path, exchange="test")
+    assert str(path) in str(raised.value)
+    assert path.read_bytes() == garbage
+
+
+def truncate(path: Path) -> bytes:
+    """Cut the journal file in half, as a full disk or a bad copy might; the bytes left."""
+    with closing(sqlite3.connect(path)) as conn:  # everything into the main file first
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(data)
+    return data
+
+
+def unchanged(path: Path, data: bytes) -> bool:
+    return path.read_bytes() == data
+
+
+async def test_a_truncated_journal_is_refused_and_left_as_it_was(path: Path) -> None:
+    with SqliteJournal.open(path, exchange="test") as journal:
+        for i in range(2000):
+            journal.taken(pending(f"key-{i:05d}-" + "x" * 40))
+        journal.commit()
+    truncated = truncate(path)
+    with pytest.raises(JournalError, match=r"damaged|not a readable") as raised:
+        SqliteJournal.open(path, exchange="test")
+    assert str(path) in str(raised.value)
+    assert unchanged(path, truncated)
+    with pytest.raises(JournalError):
+        SqliteJournal.read(path)
+
+
+def test_another_programs_database_is_refused(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER)")
+        conn.commit()
+    with pytest.raises(JournalError, match="not a kalshi-router journal"):
+        SqliteJournal.open(path, exchange="test")
+
+
+def test_one_writer_at_a_time(journal: SqliteJournal, path: Path) -> None:
+    with pytest.raises(JournalError, match="in use by another process"):
+        SqliteJournal.open(path, exchange="test")
+    with SqliteJournal.read(path) as reader:  # readers do not take the lock
+        assert reader.counts() == {}
+
+
+async def test_open_intents_of_another_exchange_are_refused(path: Path) -> None:
+    with SqliteJournal.open(path, exchange="https://a.example/trade-api/v2") as journal:
+        journal.taken(pending("k"))
+    with pytest.raises(JournalError, match=re.escape("1 intents still open at https://a.example")):
+        SqliteJournal.open(path, exchange="https://b.example/trade-api/v2")
+
+
+def test_reading_a_missing_journal_says_so(path: Path) -> None:
+    with pytest.raises(JournalError, match="no such file"):
+        SqliteJournal.read(path)
+    assert not path.exists()
