@@ -13,6 +13,7 @@ each other. Importing this module has no side effects.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import importlib.metadata
@@ -28,7 +29,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -50,11 +51,14 @@ __all__ = [
     "SimStartError",
     "answer_labels",
     "child_key",
+    "comma_list",
     "describe_machine",
     "format_machine",
+    "format_ratio",
     "key_spec",
     "outcome_label",
     "percentile",
+    "ratio",
     "read_child_spec",
     "run_child",
     "run_on",
@@ -70,6 +74,14 @@ LIBRARIES: tuple[str, ...] = (
     "msgspec",
     "cryptography",
     "uvloop",
+)
+# What the benchmarks compare the router with: optional (the ``bench`` extra), recorded if there.
+PEER_LIBRARIES: tuple[str, ...] = (
+    "orjson",
+    "pydantic",
+    "matplotlib",
+    "pykalshi",
+    "kalshi-python-async",
 )
 T = TypeVar("T")
 KeyKind = Literal["rsa", "ed25519"]
@@ -387,6 +399,7 @@ def describe_machine(loop: str | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "libraries": {name: _version(name) for name in LIBRARIES},
+        "peer_libraries": {name: _version(name) for name in PEER_LIBRARIES},
         "code": _code_version(),
         # Other work on the machine shows up as jitter and CPU: say how busy it was.
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -399,6 +412,9 @@ def describe_machine(loop: str | None = None) -> dict[str, Any]:
 def format_machine(description: Mapping[str, Any]) -> str:
     libraries = description.get("libraries", {})
     versions = ", ".join(f"{name} {v or '-'}" for name, v in libraries.items())
+    peers = ", ".join(
+        f"{name} {v or '-'}" for name, v in description.get("peer_libraries", {}).items()
+    )
     cores = f"{description['logical_cores']} logical cores"
     if description.get("usable_cores") not in (None, description["logical_cores"]):
         cores += f" ({description['usable_cores']} usable)"
@@ -409,7 +425,7 @@ def format_machine(description: Mapping[str, Any]) -> str:
     return (
         f"machine: {description['cpu']}, {cores}, {description['platform']}\n"
         f"python:  {description['python']}{loop}\n"
-        f"libs:    {versions}{code}"
+        f"libs:    {versions}{code}" + (f"\npeers:   {peers}" if peers else "")
     )
 
 
@@ -424,13 +440,18 @@ UNLIMITED_WRITES: dict[str, SimOption] = {
 
 
 def run_child(
-    script_args: Sequence[str], contender: str, spec: Mapping[str, Any], timeout_s: float
+    script_args: Sequence[str],
+    contender: str,
+    spec: Mapping[str, Any],
+    timeout_s: float,
+    python: str = sys.executable,
 ) -> Any:
     """Run ``python SCRIPT [OPTIONS] --contender NAME`` in a fresh interpreter, ``spec`` as JSON
     on its stdin, and return the JSON it prints on stdout: each contender gets a process (and
-    CPU clock) of its own. The spec carries the private key, so it goes by pipe, never argv."""
+    CPU clock) of its own. The spec carries the private key, so it goes by pipe, never argv.
+    ``python`` is the interpreter (another venv's, for a peer that needs another Python)."""
     done = subprocess.run(
-        [sys.executable, *script_args, "--contender", contender],
+        [python, *script_args, "--contender", contender],
         input=json.dumps(spec),
         capture_output=True,
         text=True,
@@ -538,7 +559,37 @@ def answer_labels(status: int, answer: Any, batched: bool) -> list[str]:
     ]
 
 
+# -- options --------------------------------------------------------------------------------------
+
+
+def comma_list(allowed: Sequence[str], none_ok: bool = False) -> Callable[[str], list[str]]:
+    """An argparse type: a comma list of ``allowed`` names, in the order given, without
+    repeats; "none" is the empty list where ``none_ok``."""
+
+    def parse(text: str) -> list[str]:
+        if none_ok and text.strip() == "none":
+            return []
+        values = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+        if not values or any(v not in allowed for v in values):
+            choices = ", ".join(allowed) + (" or none" if none_ok else "")
+            raise argparse.ArgumentTypeError(f"choose from {choices}: {text!r}")
+        return values
+
+    return parse
+
+
 # -- output ---------------------------------------------------------------------------------------
+
+
+def ratio(value: float | None, reference: float | None) -> float | None:
+    """``value`` over the reference figure; None when either is missing or the reference is 0."""
+    if value is None or not reference:
+        return None
+    return value / reference
+
+
+def format_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

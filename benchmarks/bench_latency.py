@@ -1,48 +1,71 @@
 """Latency at low load: what an idle router adds to one order's submit-to-outcome time.
 
     python benchmarks/bench_latency.py [--samples N] [--mean-ms 20] [--key rsa|ed25519]
-        [--floor-endpoint batched|single] [--loop uvloop|asyncio] [--json FILE]
+        [--floor-endpoint batched|single] [--loop uvloop|asyncio]
+        [--peers pykalshi,kalshi-python-async|none] [--json FILE]
 
 The simulator runs in its own subprocess with the write limits off (``UNLIMITED_WRITES``: the
-question is latency, not budget). In this process, single intents arrive at exponential random
-intervals (mean ``--mean-ms``, fixed seed), alternately through
+question is latency, not budget). Single orders arrive at exponential random intervals (mean
+``--mean-ms``, fixed seed), taking turns (the first of each round rotates, which spreads drift
+in the machine's load over all of them) between
 
-router  an idle ``OrderRouter`` (V2, default config): ``submit`` to the future's outcome;
-floor   a bare signed aiohttp POST of the same order on a pre-warmed session: stdlib json
-        encode, sign, POST, read, ``json.loads``. By default it posts a batch of one to the
-        endpoint the router uses, so the simulator does the same work for both and the
-        difference is the client's; ``--floor-endpoint single`` posts the single create.
+router               an idle ``OrderRouter`` (V2, default config): ``submit`` to the outcome;
+floor                a bare signed aiohttp POST of the same order on a pre-warmed session:
+                     stdlib json encode, sign, POST, read, ``json.loads``. By default a batch of
+                     one to the endpoint the router uses, so the simulator does the same work
+                     for both; ``--floor-endpoint single`` posts the single create;
+pykalshi             ``portfolio.place_order`` (the single create), retries off; RSA only
+                     (needs the ``bench`` extra);
 
-Alternating, rather than one contender after the other, spreads drift in the machine's load
-over both. Each has ``--warmup`` untimed samples first. Times are perf_counter, in µs.
+then, on the same simulator, ``kalshi-python-async``'s ``create_order_v2`` (the single create)
+runs its own series in a Python 3.13 child (``_peer_venv``; skipped, saying why, where it
+cannot). Each has ``--warmup`` untimed samples first. Times are perf_counter, in µs.
+
+``--json FILE`` writes ``{"machine", "settings", "results", "added_median_us"}``:
+``results`` has one row per contender with contender, key, loop, endpoint ("batched" or
+"single"), status ("ok" or "skipped: why"/"failed: why"), and where it ran count, p50, p90,
+p99, max (µs), p50_vs_router, outcomes (label -> count), python and samples_us (the timed
+samples, sorted); a row that did not run has ``skipped`` (the status again) instead.
+``added_median_us`` is the router's p50 minus the floor's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import platform
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import _peers
 from _harness import (
     UNLIMITED_WRITES,
     BenchKey,
     SignedPoster,
     SimProcess,
     answer_labels,
+    comma_list,
     describe_machine,
     format_machine,
+    format_ratio,
+    key_spec,
     outcome_label,
     percentile,
+    ratio,
+    run_child,
     run_on,
     stdlib_order,
     table,
 )
+from _peer_venv import PeerPython, ensure_venv
 from bench_saturation import make_intents
 
 from kalshi_router import Config, OrderIntent, OrderRouter
@@ -50,89 +73,166 @@ from kalshi_router.loop import loop_factory
 
 ADDED_GOAL_US = 50.0
 QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
+CHILD_TIMEOUT_S = 600.0
+Place = Callable[[OrderIntent], Awaitable[str]]
 
 
-async def via_router(router: OrderRouter, intent: OrderIntent) -> tuple[float, str]:
-    started = time.perf_counter()
-    outcome = await router.submit(intent)
-    return time.perf_counter() - started, outcome_label(outcome)
+async def via_router(router: OrderRouter, intent: OrderIntent) -> str:
+    return outcome_label(await router.submit(intent))
 
 
-async def via_floor(poster: SignedPoster, intent: OrderIntent, single: bool) -> tuple[float, str]:
-    started = time.perf_counter()
+async def via_floor(poster: SignedPoster, single: bool, intent: OrderIntent) -> str:
     if single:
         status, answer = await poster.post("/portfolio/events/orders", stdlib_order(intent))
     else:
         payload = {"orders": [stdlib_order(intent)]}
         status, answer = await poster.post("/portfolio/events/orders/batched", payload)
-    elapsed = time.perf_counter() - started
-    return elapsed, answer_labels(status, answer, not single)[0]
+    return answer_labels(status, answer, not single)[0]
 
 
-async def run(args: argparse.Namespace, key: BenchKey) -> dict[str, Any]:
-    total = args.warmup + args.samples
-    # Same orders for both (same seed); the floor's get other ids, as the sim refuses reuse.
-    orders = {
-        "router": make_intents(total, args.seed, "lat-router"),
-        "floor": make_intents(total, args.seed, "lat-floor"),
+def summary(samples_s: Sequence[float], outcomes: dict[str, int]) -> dict[str, Any]:
+    """Count, quantiles and max in µs, the sorted samples, the outcome labels."""
+    ordered = sorted(s * 1e6 for s in samples_s)
+    return {
+        "status": "ok",
+        "count": len(ordered),
+        **{q: percentile(ordered, f) for q, f in QUANTILES},
+        "max": ordered[-1] if ordered else 0.0,
+        "outcomes": outcomes,
+        "samples_us": ordered,
     }
+
+
+async def interleaved(
+    places: dict[str, Place], args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Every contender's timed samples, the contenders taking turns at random gaps."""
+    total = args.warmup + args.samples
+    # The same orders for all (same seed); other ids each, as the sim refuses reuse.
+    orders = {name: make_intents(total, args.seed, f"lat-{name}") for name in places}
     rng = random.Random(args.seed)
-    latencies: dict[str, list[float]] = {"router": [], "floor": []}
-    labels: dict[str, Counter[str]] = {"router": Counter(), "floor": Counter()}
+    latencies: dict[str, list[float]] = {name: [] for name in places}
+    labels: dict[str, Counter[str]] = {name: Counter() for name in places}
+    turns = list(places)
+    for i in range(total):
+        shift = i % len(turns)
+        for name in turns[shift:] + turns[:shift]:
+            await asyncio.sleep(rng.expovariate(1000.0 / args.mean_ms))
+            started = time.perf_counter()
+            label = await places[name](orders[name][i])
+            elapsed = time.perf_counter() - started
+            if i >= args.warmup:
+                latencies[name].append(elapsed)
+                labels[name][label] += 1
+    return {name: summary(latencies[name], dict(labels[name])) for name in places}
+
+
+async def kpa_series(url: str, key: BenchKey, python: str, args: argparse.Namespace) -> Any:
+    """kalshi-python-async's own series, in its 3.13 child, on the same simulator."""
+    total = args.warmup + args.samples
+    spec = {
+        **key_spec(key),
+        "url": url,
+        "orders": [stdlib_order(i) for i in make_intents(total, args.seed, "lat-kpa")],
+        "warmup": args.warmup,
+        "seed": args.seed,
+        "mean_ms": args.mean_ms,
+    }
+    child = [_peers.__file__, "--mode", "latency", "--loop", args.loop]
+    return await asyncio.to_thread(run_child, child, _peers.KPA, spec, CHILD_TIMEOUT_S, python)
+
+
+async def run(args: argparse.Namespace, key: BenchKey, kpa: PeerPython) -> list[dict[str, Any]]:
     single = args.floor_endpoint == "single"
-    async with (
-        SimProcess("basic", [key], seed=args.seed, sim_options=UNLIMITED_WRITES) as sim,
-        OrderRouter.connect(Config(), key.signer(), base_url=sim.url) as router,
-        SignedPoster(sim.url, key.signer()) as poster,
-    ):
-        for i in range(total):
-            # Alternate which goes first within each pair so neither always follows the other.
-            pair = ("router", "floor") if i % 2 == 0 else ("floor", "router")
-            for name in pair:
-                await asyncio.sleep(rng.expovariate(1000.0 / args.mean_ms))
-                intent = orders[name][i]
-                if name == "router":
-                    elapsed, label = await via_router(router, intent)
-                else:
-                    elapsed, label = await via_floor(poster, intent, single)
-                if i >= args.warmup:
-                    latencies[name].append(elapsed)
-                    labels[name][label] += 1
-    out: dict[str, Any] = {}
-    for name, samples in latencies.items():
-        ordered = sorted(samples)
-        out[name] = {
-            "count": len(ordered),
-            **{q: percentile(ordered, f) * 1e6 for q, f in QUANTILES},
-            "max": ordered[-1] * 1e6 if ordered else 0.0,
-            "outcomes": dict(labels[name]),
+    pykalshi_reason = (
+        _peers.pykalshi_skip_reason(args.key)
+        if _peers.PYKALSHI in args.peers
+        else "skipped: not asked for (--peers)"
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        sim = await stack.enter_async_context(
+            SimProcess("basic", [key], seed=args.seed, sim_options=UNLIMITED_WRITES)
+        )
+        router = await stack.enter_async_context(
+            OrderRouter.connect(Config(), key.signer(), base_url=sim.url)
+        )
+        poster = await stack.enter_async_context(SignedPoster(sim.url, key.signer()))
+        places: dict[str, Place] = {
+            "router": lambda i: via_router(router, i),
+            "floor": lambda i: via_floor(poster, single, i),
         }
-    out["added_median_us"] = out["router"]["p50"] - out["floor"]["p50"]
-    return out
-
-
-def render(results: dict[str, Any], args: argparse.Namespace) -> str:
+        if pykalshi_reason is None:
+            spec = {**key_spec(key), "url": sim.url}
+            client = await stack.enter_async_context(_peers.pykalshi_client(spec))
+            places[_peers.PYKALSHI] = lambda i: _peers.pykalshi_single(client, stdlib_order(i))
+        results = await interleaved(places, args)
+        if pykalshi_reason is not None:
+            results[_peers.PYKALSHI] = {"status": pykalshi_reason}
+        if kpa.python is None:
+            results[_peers.KPA] = {"status": kpa.reason}
+        else:
+            try:
+                series = await kpa_series(sim.url, key, kpa.python, args)
+            except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
+                results[_peers.KPA] = {"status": _peers.failed_status(exc)}
+            else:
+                results[_peers.KPA] = {
+                    **summary(series["samples_s"], series["outcomes"]),
+                    "loop": series["loop"],
+                    "python": series["python"],
+                }
+    endpoints = {"router": "batched", "floor": args.floor_endpoint}
     rows = []
-    for name in ("router", "floor"):
-        r = results[name]
+    for name, r in results.items():
+        row = {
+            "contender": name,
+            "key": args.key,
+            "loop": args.loop,
+            "endpoint": endpoints.get(name, "single"),
+            "python": platform.python_version(),
+            **r,
+        }
+        if r["status"] != "ok":
+            row["skipped"] = r["status"]
+        rows.append(row)
+    router_p50 = results["router"]["p50"]
+    for row in rows:
+        if row["status"] == "ok":
+            row["p50_vs_router"] = ratio(row["p50"], router_p50)
+    return rows
+
+
+def added_median_us(rows: Sequence[dict[str, Any]]) -> float:
+    by_name = {r["contender"]: r for r in rows}
+    return float(by_name["router"]["p50"] - by_name["floor"]["p50"])
+
+
+def render(rows: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
+    lines = []
+    for r in rows:
+        if r["status"] != "ok":
+            lines.append([r["contender"], r["endpoint"], *["-"] * 6, r["status"]])
+            continue
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
-        ratio = r["p50"] / results["floor"]["p50"]
         cells = [f"{r[q]:.0f}" for q, _ in QUANTILES]
-        rows.append([name, str(r["count"]), *cells, f"{r['max']:.0f}", f"{ratio:.2f}x", outcomes])
-    added = [f"{results['router'][q] - results['floor'][q]:+.0f}" for q, _ in QUANTILES]
-    rows.append(["added (router - floor)", "-", *added, "-", "-", "-"])
+        figures = [str(r["count"]), *cells, f"{r['max']:.0f}", format_ratio(r["p50_vs_router"])]
+        lines.append([r["contender"], r["endpoint"], *figures, outcomes])
+    by_name = {r["contender"]: r for r in rows}
+    added = [f"{by_name['router'][q] - by_name['floor'][q]:+.0f}" for q, _ in QUANTILES]
+    lines.append(["added (router - floor)", "-", "-", *added, "-", "-", "-"])
     floor = "single create" if args.floor_endpoint == "single" else "batch of one"
     title = (
         f"latency at low load: {args.samples} samples each (after {args.warmup} warm-up), "
         f"exponential gaps, mean {args.mean_ms:g} ms, key {args.key}, loop {args.loop}, "
         f"seed {args.seed}\n(submit to outcome, µs; floor: bare signed aiohttp POST, {floor}; "
-        f"p50 ratio to the floor)"
+        f"kalshi-python-async: its own series after the others, same simulator)"
     )
-    columns = ["contender", "n", "p50 µs", "p90 µs", "p99 µs", "max µs", "p50 ratio", "outcomes"]
-    added_us = results["added_median_us"]
+    columns = ["contender", "endpoint", "n", "p50 µs", "p90 µs", "p99 µs", "max µs"]
+    columns += ["p50 vs router", "outcomes / status"]
+    added_us = added_median_us(rows)
     met = "met" if added_us <= ADDED_GOAL_US else "MISSED"
     goal = f"goal: median added latency <= {ADDED_GOAL_US:g} µs: {added_us:.0f} µs, {met}"
-    return table(title, columns, rows) + "\n" + goal
+    return table(title, columns, lines) + "\n" + goal
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,6 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--loop", choices=("uvloop", "asyncio"), default="uvloop" if have_uvloop else "asyncio"
     )
+    parser.add_argument(
+        "--peers",
+        type=comma_list(_peers.PEER_NAMES, none_ok=True),
+        default=list(_peers.PEER_NAMES),
+        help="peer contenders to run, or none",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", help="also write everything to this file")
     args = parser.parse_args(argv)
@@ -159,16 +265,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = describe_machine(args.loop)
     print(format_machine(machine), flush=True)
     key = BenchKey.generate(args.key)
+    kpa = (
+        ensure_venv()
+        if _peers.KPA in args.peers
+        else PeerPython(None, "skipped: not asked for (--peers)")
+    )
     try:
-        results = run_on(run(args, key), args.loop)
+        rows = run_on(run(args, key, kpa), args.loop)
     except Exception as exc:  # the benchmark failed to measure: that is an error
         print(f"bench_latency: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print("\n" + render(results, args))
+    print("\n" + render(rows, args))
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "json"}
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"machine": machine, "settings": settings, **results}, handle, indent=2)
+        document = {
+            "machine": machine,
+            "settings": settings,
+            "results": rows,
+            "added_median_us": added_median_us(rows),
+        }
+        Path(args.json).write_text(json.dumps(document, indent=2), encoding="utf-8")
     return 0
 
 
