@@ -38,6 +38,10 @@ MAX_SUBACCOUNT = 63
 # alphanumerics and _ + = : / -) is the strictest published one, so we hold REST to it too.
 _CLIENT_ORDER_ID = re.compile(r"[A-Za-z0-9_+=:/\-]{1,64}")
 _TICKER = re.compile(r"[\x21-\x7e]{1,128}")
+# An order id is a segment of the amend and decrease URLs: "/", "?", "#", "%" or ".." there
+# would address another endpoint, and a space or a non-ASCII letter would break the signature.
+# Kalshi's own ids are UUIDs.
+_ORDER_ID = re.compile(r"[A-Za-z0-9_+=:\-]{1,128}")
 _SIDES = ("bid", "ask")
 _TIFS = ("fill_or_kill", "good_till_canceled", "immediate_or_cancel")
 _STPS = ("taker_at_cross", "maker")
@@ -175,9 +179,14 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         if self.expiration_time is not None:
             self._check_expiration(self.expiration_time)
         if self.order_group_id is not None and (
-            not isinstance(self.order_group_id, str) or not self.order_group_id
+            not isinstance(self.order_group_id, str) or not _TICKER.fullmatch(self.order_group_id)
         ):
-            raise IntentError("order_group_id", "must be a non-empty str")
+            # Printable ASCII: text that cannot be encoded (a lone surrogate) would otherwise
+            # fail only when its whole batch is encoded.
+            raise IntentError(
+                "order_group_id",
+                "must be a non-empty str of at most 128 printable ASCII characters, no spaces",
+            )
         if self.subaccount is not None:
             _check_int("subaccount", self.subaccount, 0, MAX_SUBACCOUNT)
         if self.exchange_index is not None:
@@ -310,7 +319,8 @@ class DecreaseIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 else None
             )
             if to is not None and to == 0:
-                force_setattr(self, "reduce_to", _exact("reduce_to", to, COUNT_PLACES, "2"))
+                # "-0" too: the wire gets "0.00", never "-0.00".
+                force_setattr(self, "reduce_to", _exact("reduce_to", abs(to), COUNT_PLACES, "2"))
             else:
                 force_setattr(self, "reduce_to", parse_count(self.reduce_to, "reduce_to"))
 
@@ -318,8 +328,10 @@ class DecreaseIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 def _check_order_ref(
     order_id: object, ticker: object, subaccount: object, exchange_index: object
 ) -> None:
-    if not isinstance(order_id, str) or not order_id:
-        raise IntentError("order_id", "must be a non-empty str")
+    if not isinstance(order_id, str) or not _ORDER_ID.fullmatch(order_id):
+        raise IntentError(
+            "order_id", "must be a non-empty str of at most 128 of A-Z a-z 0-9 _ + = : - only"
+        )
     check_ticker(ticker)
     if subaccount is not None:
         _check_int("subaccount", subaccount, 0, MAX_SUBACCOUNT)

@@ -135,10 +135,19 @@ class Codec:
         return self._encode(value)
 
     def decode(self, data: bytes | str | msgspec.Raw, kind: type[T]) -> T:
-        """``data``: a whole body or frame, or one item of one (a ``Raw``, a buffer)."""
-        if self.binary:
-            # A text frame on a msgpack stream: its bytes are tried as msgpack all the same.
-            return msgspec.msgpack.decode(
-                data.encode() if isinstance(data, str) else data, type=kind
-            )
-        return msgspec.json.decode(data, type=kind)
+        """``data``: a whole body or frame, or one item of one (a ``Raw``, a buffer).
+
+        Raises ``msgspec.DecodeError`` or ``ValidationError`` whatever is wrong with it."""
+        try:
+            if self.binary:
+                # A text frame on a msgpack stream: its bytes are tried as msgpack all the same.
+                return msgspec.msgpack.decode(
+                    data.encode() if isinstance(data, str) else data, type=kind
+                )
+            return msgspec.json.decode(data, type=kind)
+        # msgspec lets these two through: deeper nesting than its limit, and a string that is
+        # not UTF-8 (JSON and msgpack both).
+        except RecursionError:
+            raise msgspec.DecodeError("nested too deeply") from None
+        except UnicodeDecodeError:
+            raise msgspec.DecodeError("a string is not valid UTF-8") from None
