@@ -240,8 +240,10 @@ def test_verify_tls_false_allowed_for_loopback(base_url: str) -> None:
     assert not exchange.verify_tls
 
 
-def test_verify_tls_false_allowed_for_sim() -> None:
-    assert not ExchangeConfig(target="sim", verify_tls=False).verify_tls
+def test_verify_tls_false_refused_for_real_host_even_with_sim_target() -> None:
+    # OrderRouter.connect without a base_url goes to this one whatever the target.
+    with pytest.raises(ConfigError, match=r"exchange\.verify_tls"):
+        ExchangeConfig(target="sim", verify_tls=False)
 
 
 @pytest.mark.parametrize(

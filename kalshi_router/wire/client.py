@@ -10,7 +10,7 @@ import msgspec
 from kalshi_router.errors import IntentError, WireError
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.wire.dialect import Dialect
-from kalshi_router.wire.http import HttpTransport, Response, TransportError
+from kalshi_router.wire.http import Response, Transport, TransportError
 from kalshi_router.wire.models import (
     GetAccountApiLimitsResponse,
     GetAccountEndpointCostsResponse,
@@ -43,7 +43,7 @@ def _unreachable(keys: Sequence[str], exc: TransportError) -> BatchReply:
 class ExchangeClient:
     """Batches go through ``dialect``; reads use the paths every dialect shares."""
 
-    def __init__(self, transport: HttpTransport, dialect: Dialect) -> None:
+    def __init__(self, transport: Transport, dialect: Dialect) -> None:
         self.transport = transport
         self.dialect = dialect
 

@@ -7,7 +7,7 @@ from typing import ClassVar, Generic, Literal, Protocol, TypeAlias, TypeVar
 
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.wire.models import GetAccountEndpointCostsResponse
-from kalshi_router.wire.reply import BatchReply, Outcome, build_reply
+from kalshi_router.wire.reply import BatchReply, Outcome, Unreadable, build_reply
 
 C = TypeVar("C")
 X = TypeVar("X")
@@ -47,9 +47,9 @@ class AnswerDecoder(Generic[C, X]):
 
     def __init__(
         self,
-        create_items: Callable[[bytes], Iterable[C]],
+        create_items: Callable[[bytes], Iterable[C | Unreadable]],
         settle_create: Callable[[C], tuple[str | None, Outcome | None]],
-        cancel_items: Callable[[bytes], Iterable[X]],
+        cancel_items: Callable[[bytes], Iterable[X | Unreadable]],
         settle_cancel: Callable[[X], tuple[str | None, Outcome | None]],
     ) -> None:
         self._create_items = create_items

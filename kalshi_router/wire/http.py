@@ -4,19 +4,26 @@ Each request is signed just before it goes out, with a fresh timestamp, over the
 the root (``/trade-api/v2/...``) without the query. Transport failures are split in two, because
 the router's retry rule depends on it: ``sent=False`` means the request certainly never reached
 the exchange (connection refused), ``sent=True`` means it may have been processed.
+
+TLS is verified, and plain HTTP refused, for every host but loopback (``wire.hosts``); redirects
+are not followed (a signed request goes where it was addressed, or nowhere); every answer's
+``Date`` header feeds the clock-skew estimate (``wire.clock``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import NamedTuple, Self
+from typing import NamedTuple, Protocol, Self
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from kalshi_router.errors import WireError
+from kalshi_router.wire.clock import ClockSkew
+from kalshi_router.wire.hosts import check_transport_security
 from kalshi_router.wire.signer import Signer
 
 _JSON = "application/json"
@@ -37,8 +44,27 @@ class TransportError(WireError):
         self.sent = sent
 
 
+class Transport(Protocol):
+    """What :class:`~kalshi_router.wire.client.ExchangeClient` needs from HTTP."""
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Response: ...
+
+    async def close(self) -> None: ...
+
+
 class HttpTransport:
-    """Owns its aiohttp session (made on first use, inside the running loop) unless given one."""
+    """Owns its aiohttp session, made on first use inside the running loop.
+
+    Raises :class:`~kalshi_router.errors.ConfigError` for ``verify_tls=False`` or an ``http``
+    URL unless the host is loopback (the simulator).
+    """
 
     def __init__(
         self,
@@ -48,20 +74,32 @@ class HttpTransport:
         timeout_s: float = 10.0,
         max_connections: int = 8,
         verify_tls: bool = True,
-        session: aiohttp.ClientSession | None = None,
+        max_clock_skew_s: float = 5.0,
+        wall_clock_s: Callable[[], float] = time.time,
     ) -> None:
+        check_transport_security(base_url, verify_tls)
         self._base_url = base_url.rstrip("/")
         self._root_path = urlsplit(self._base_url).path
         self._signer = signer
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._verify_tls = verify_tls
-        self._session = session
-        self._owns_session = session is None
+        self._session: aiohttp.ClientSession | None = None
+        self._skew = ClockSkew(max_clock_skew_s)
+        self._wall_clock_s = wall_clock_s
+
+    def __repr__(self) -> str:
+        return f"HttpTransport(base_url={self._base_url!r}, verify_tls={self._verify_tls})"
 
     @property
     def base_url(self) -> str:
         return self._base_url
+
+    @property
+    def clock_skew_s(self) -> float | None:
+        """The exchange's clock minus ours, in seconds, from recent ``Date`` headers (None
+        before the first answer)."""
+        return self._skew.estimate_s
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -90,12 +128,20 @@ class HttpTransport:
         if body is not None:
             headers["Content-Type"] = _JSON
         session = self._get_session()
+        sent = self._wall_clock_s()
         try:
             async with session.request(
-                method, self._base_url + path, data=body, params=params, headers=headers
+                method,
+                self._base_url + path,
+                data=body,
+                params=params,
+                headers=headers,
+                allow_redirects=False,
             ) as response:
+                date = response.headers.get("Date")
+                self._skew.observe(date, sent, self._wall_clock_s())
                 payload = await response.read()
-                return Response(response.status, payload, response.headers.get("Date"))
+                return Response(response.status, payload, date)
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(f"{method} {path}: cannot connect: {exc}", sent=False) from None
         except TimeoutError:
@@ -106,7 +152,7 @@ class HttpTransport:
             raise TransportError(f"{method} {path}: {kind}: {exc}", sent=True) from None
 
     async def close(self) -> None:
-        if self._session is not None and self._owns_session:
+        if self._session is not None:
             await self._session.close()
             # Give the connector's transports a turn to close before the loop may go away.
             await asyncio.sleep(0)

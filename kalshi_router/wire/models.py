@@ -2,7 +2,8 @@
 
 Requests omit unset fields (``omit_defaults``) so that what we send is exactly what the spec
 allows. Responses ignore unknown fields: Kalshi adds fields often and that must not break us.
-Fixed-point strings decode straight into ``Decimal``.
+Fixed-point strings decode straight into ``Decimal``, which takes ``"NaN"`` and ``"-1"`` too:
+counts are checked before anything is settled from them (``impossible_count``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ from kalshi_router.outcome import ApiError
 
 class _Request(msgspec.Struct, omit_defaults=True, kw_only=True):
     pass
+
+
+_ZERO = Decimal(0)
+
+
+def impossible_count(value: Decimal | None) -> bool:
+    """A count no order can have: negative, or not a number (``"NaN"`` decodes to a Decimal)."""
+    return value is not None and not (value.is_finite() and value >= _ZERO)
+
+
+def impossible_amount(value: Decimal | None) -> bool:
+    return value is not None and not value.is_finite()
 
 
 class ErrorResponse(msgspec.Struct, frozen=True):
@@ -190,6 +203,20 @@ class Order(msgspec.Struct, kw_only=True):
     created_time: str | None = None
     subaccount_number: int | None = None
     exchange_index: int | None = None
+
+    def __post_init__(self) -> None:
+        # Checked as decoded (msgspec makes the ValueError a decode error naming the order):
+        # lookups settle intents from these. Batch answer items are checked when settled,
+        # which costs less than a __post_init__ per item.
+        for name in (
+            "fill_count_fp",
+            "remaining_count_fp",
+            "initial_count_fp",
+            "yes_price_dollars",
+        ):
+            value = getattr(self, name)
+            if impossible_count(value):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
 
 
 class BatchCreateOrdersV1Item(msgspec.Struct, kw_only=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias, TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
 
@@ -25,6 +25,7 @@ T = TypeVar("T")
 # orders may exist.
 _NOT_EXECUTED = frozenset({408, 429, 503})
 _MAX_TEXT = 200
+_MAX_KEY_TEXT = 80
 _error_decoder = msgspec.json.Decoder(ErrorEnvelope)
 
 
@@ -93,15 +94,78 @@ def rejection(key_field: str, key: str, error: ApiError, status: int) -> Rejecte
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An answer item that does not fit the schema, with the key it names if one can be read."""
+
+    key: str | None
+    problem: str
+
+
+class _RawOrders(msgspec.Struct):
+    orders: list[msgspec.Raw]
+
+
+_raw_orders = msgspec.json.Decoder(_RawOrders)
+_any_json = msgspec.json.Decoder()
+
+
+class BatchItems(Generic[T]):
+    """Reads the ``orders`` of a batch answer: all at once (the usual, fast case), and item by
+    item when that fails on one item's fields, so a bad item costs only its own order.
+
+    ``key`` picks the answer's key out of an item decoded as plain JSON (a dict).
+    """
+
+    def __init__(
+        self,
+        whole: Callable[[bytes], Sequence[T]],
+        item: type[T],
+        key: Callable[[dict[str, Any]], object],
+    ) -> None:
+        self._whole = whole
+        self._item = msgspec.json.Decoder(item)
+        self._key = key
+
+    def __call__(self, body: bytes) -> Sequence[T | Unreadable]:
+        try:
+            return self._whole(body)
+        except msgspec.ValidationError:
+            # Valid JSON of the wrong shape somewhere: if the envelope is right, read each item.
+            # Anything else (not JSON, no list of orders) raises for the caller.
+            raw = _raw_orders.decode(body)
+        return [self._one(item) for item in raw.orders]
+
+    def _one(self, raw: msgspec.Raw) -> T | Unreadable:
+        try:
+            return self._item.decode(raw)
+        except msgspec.ValidationError as exc:
+            found = _any_json.decode(raw)
+            key = self._key(found) if isinstance(found, dict) else None
+            return Unreadable(key if isinstance(key, str) else None, str(exc))
+
+
+def _shown(key: str | None) -> str:
+    """A key from the answer as quoted in an anomaly: the exchange chose it, so bound it."""
+    text = repr(key)
+    return text if len(text) <= _MAX_KEY_TEXT else text[: _MAX_KEY_TEXT - 3] + "..."
+
+
 def build_reply(
     status: int,
     body: bytes,
     keys: Sequence[str],
-    decode: Callable[[bytes], Iterable[T]],
+    decode: Callable[[bytes], Iterable[T | Unreadable]],
     settle: Callable[[T], tuple[str | None, Outcome | None]],
     key_field: str,
 ) -> BatchReply:
-    """Decode ``body`` and give each key its own outcome, matched by key, never by position."""
+    """Decode ``body`` and give each key its own outcome, matched by key, never by position.
+
+    Nothing in a 2xx answer is taken on trust: a key answered twice, answered by an item that
+    breaks the schema or lacks what an outcome needs, or left out, stays unanswered (its order
+    may exist: the caller looks it up); items for keys we did not send are ignored. Every such
+    departure from the schema is named in ``anomalies``.
+    """
     disposition = classify_status(status)
     if disposition != "answered":
         error = decode_error(status, body)
@@ -116,17 +180,26 @@ def build_reply(
     try:
         items = list(decode(body))
     except msgspec.DecodeError as exc:
-        # A 2xx we cannot read: the exchange acted, we do not know how.
+        # A 2xx we cannot read at all (empty, not JSON, the wrong shape): the exchange acted,
+        # we do not know how.
         return BatchReply("ambiguous", status, unanswered=list(keys), anomalies=[str(exc)])
     wanted = set(keys)
     reply = BatchReply("answered", status)
+    # Keys answered by an item that cannot be trusted, or by more than one item: looked up.
     twice: set[str] = set()
     for item in items:
-        key, outcome = settle(item)
+        if isinstance(item, Unreadable):
+            key, outcome, flaw = item.key, None, f"does not fit the schema ({item.problem})"
+        else:
+            key, outcome = settle(item)
+            flaw = ""
         if key is None or key not in wanted:
-            reply.anomalies.append(f"answer item for unknown {key_field} {key!r}")
-        elif outcome is None:
-            reply.anomalies.append(f"answer item for {key_field} {key!r} lacks required fields")
+            suffix = f" that {flaw}" if flaw else ""
+            reply.anomalies.append(f"answer item for unknown {key_field} {_shown(key)}{suffix}")
+            continue
+        if outcome is None:
+            flaw = flaw or "lacks required fields or has impossible values"
+            reply.anomalies.append(f"answer item for {key_field} {key!r} {flaw}")
             twice.add(key)
         elif key in reply.outcomes:
             twice.add(key)
@@ -136,5 +209,9 @@ def build_reply(
         # Two answers for one order, or an unreadable one: trust neither, reconcile instead.
         if reply.outcomes.pop(key, None) is not None:
             reply.anomalies.append(f"{key_field} {key!r} answered twice")
-    reply.unanswered = [key for key in keys if key not in reply.outcomes]
+    if len(reply.outcomes) < len(wanted):
+        reply.unanswered = [key for key in keys if key not in reply.outcomes]
+        # Every key an item named is settled or distrusted; the rest no item named.
+        if left_out := len(wanted) - len(reply.outcomes) - len(twice):
+            reply.anomalies.append(f"answer left out {left_out} of {len(wanted)} {key_field}s")
     return reply

@@ -14,6 +14,7 @@ from __future__ import annotations
 import binascii
 import logging
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -118,6 +119,36 @@ def generate_key(kind: KeyAlgorithm, *, rsa_bits: int = MIN_RSA_BITS) -> tuple[b
     return private_pem, public_pem
 
 
+# A run this long of base64 in a "path" is a key's body pasted in its place.
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{40,}")
+
+
+def _shown_path(path: str) -> str:
+    """``path`` for a message, unless it is key material given where a path goes (the PEM in
+    the path variable, say): such a value is not echoed."""
+    if "-----" in path or "\n" in path or _BASE64_RUN.search(path):
+        return "(a value that looks like key material, not a path: not shown)"
+    return path
+
+
+# Shorter ids could match a key's base64 by chance; a PEM line is 64 characters.
+_MIN_KEY_PIECE = 16
+
+
+def _is_part_of(key_id: str, key: PrivateKey) -> bool:
+    """Whether ``key_id`` is a piece of the key's PEM text (a PEM line pasted as the id)."""
+    if len(key_id) < _MIN_KEY_PIECE:
+        return False
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8
+        if isinstance(key, ed25519.Ed25519PrivateKey)
+        else serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return key_id.encode() in pem
+
+
 class Signer:
     """Makes the ``KALSHI-ACCESS-*`` headers for one API key.
 
@@ -143,6 +174,9 @@ class Signer:
                 "key id must be a non-empty printable string without surrounding whitespace"
             )
         key = _check_key(private_key)
+        if _is_part_of(key_id, key):
+            # The key id is sent on every request and shown in reprs and logs.
+            raise KeyLoadError("key id is a piece of the private key; use the API key's id")
         self._key_id = key_id
         self._clock_ms = clock_ms
         if isinstance(key, rsa.RSAPrivateKey):
@@ -193,29 +227,30 @@ class Signer:
     ) -> Self:
         """Load the PEM key at ``path``; warns when the file is readable by group or others."""
         key_path = Path(path)
+        shown = _shown_path(str(key_path))
         try:
             with key_path.open("rb") as file:
                 # fstat on the open file, so the mode checked is that of the bytes read.
                 mode = os.fstat(file.fileno()).st_mode
                 pem = file.read()
         except FileNotFoundError:
-            raise KeyLoadError(f"private key file not found: {key_path}") from None
+            raise KeyLoadError(f"private key file not found: {shown}") from None
         except OSError as exc:
             raise KeyLoadError(
-                f"cannot read private key file {key_path}: {exc.strerror or type(exc).__name__}"
+                f"cannot read private key file {shown}: {exc.strerror or type(exc).__name__}"
             ) from None
         # POSIX only: Windows reports synthetic permission bits that say nothing about access.
         if os.name == "posix" and mode & 0o077:
             message = (
-                f"private key file {key_path} is accessible by group or others "
-                f"(mode {mode & 0o777:o}); restrict it with: chmod 600 {key_path}"
+                f"private key file {shown} is accessible by group or others "
+                f"(mode {mode & 0o777:o}); restrict it with: chmod 600 {shown}"
             )
             logger.warning("%s", message)
             warnings.warn(message, KeyFileWarning, stacklevel=2)
         try:
             key = load_private_key(pem)
         except KeyLoadError as exc:
-            raise KeyLoadError(f"{key_path}: {exc}") from None
+            raise KeyLoadError(f"{shown}: {exc}") from None
         return cls(key_id, key, clock_ms=clock_ms)
 
     @classmethod
@@ -256,7 +291,10 @@ class Signer:
         )
 
     def __repr__(self) -> str:
-        return f"Signer(key_id={self._key_id!r}, algorithm={self._algorithm!r})"
+        # getattr: a Signer whose __init__ refused its arguments still appears in the locals of
+        # that error's traceback, and error trackers repr it.
+        key_id = getattr(self, "_key_id", None)
+        return f"Signer(key_id={key_id!r}, algorithm={getattr(self, '_algorithm', None)!r})"
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError("Signer cannot be pickled: it holds a private key that must stay in memory")

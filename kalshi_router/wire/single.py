@@ -13,6 +13,7 @@ from kalshi_router.wire.models import (
     AmendOrderV2Request,
     DecreaseOrderV2Request,
     SingleOrderV2Response,
+    impossible_count,
 )
 from kalshi_router.wire.reply import BatchReply, Outcome, build_reply
 
@@ -52,6 +53,8 @@ def encode_single(intent: AmendIntent | DecreaseIntent) -> SingleRequest:
 
 
 def _settle(answer: SingleOrderV2Response) -> tuple[str | None, Outcome | None]:
+    if impossible_count(answer.remaining_count) or impossible_count(answer.fill_count):
+        return answer.order_id, None
     return answer.order_id, Amended(
         order_id=answer.order_id,
         client_order_id=answer.client_order_id,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -31,8 +31,9 @@ from kalshi_router.wire.models import (
     CancelOrderV1Item,
     CreateOrderV1Request,
     GetAccountEndpointCostsResponse,
+    impossible_count,
 )
-from kalshi_router.wire.reply import Outcome, rejection
+from kalshi_router.wire.reply import BatchItems, Outcome, rejection
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _create_decoder = msgspec.json.Decoder(BatchCreateOrdersV1Response)
@@ -75,13 +76,27 @@ def to_v1(intent: OrderIntent) -> CreateOrderV1Request:
     )
 
 
+def _create_key(item: dict[str, Any]) -> object:
+    """The key of an item that does not decode: on the item, else on its order."""
+    order = item.get("order")
+    return item.get("client_order_id") or (
+        order.get("client_order_id") if isinstance(order, dict) else None
+    )
+
+
 def _settle_create(item: BatchCreateOrdersV1Item) -> tuple[str | None, Outcome | None]:
     key = item.client_order_id or (item.order.client_order_id if item.order else None)
     if key is None:
         return None, None
+    if item.order is not None and item.order.client_order_id != key:
+        # The item and its order name different orders: neither can be believed.
+        return key, None
     if item.error is not None:
+        if item.order is not None:
+            # Refused and placed at once: the order may exist, so it is looked up.
+            return key, None
         return key, rejection("client_order_id", key, item.error.api_error(), 201)
-    if item.order is None:
+    if item.order is None or not item.order.order_id:
         return key, None
     return key, Accepted(
         client_order_id=key,
@@ -95,9 +110,11 @@ def _settle_cancel(item: BatchCancelOrdersV1Item) -> tuple[str | None, Outcome |
     key = item.order_id
     if key is None:
         return None, None
+    if item.order is not None and item.order.order_id != key:
+        return key, None
     if item.error is not None:
         return key, rejection("order_id", key, item.error.api_error(), 200)
-    if item.reduced_by_fp is None:
+    if item.reduced_by_fp is None or impossible_count(item.reduced_by_fp):
         return key, None
     return key, Cancelled(
         order_id=key,
@@ -113,9 +130,17 @@ class V1Dialect(AnswerDecoder[BatchCreateOrdersV1Item, BatchCancelOrdersV1Item])
 
     def __init__(self) -> None:
         super().__init__(
-            lambda raw: _create_decoder.decode(raw).orders,
+            BatchItems(
+                lambda raw: _create_decoder.decode(raw).orders,
+                BatchCreateOrdersV1Item,
+                _create_key,
+            ),
             _settle_create,
-            lambda raw: _cancel_decoder.decode(raw).orders,
+            BatchItems(
+                lambda raw: _cancel_decoder.decode(raw).orders,
+                BatchCancelOrdersV1Item,
+                lambda item: item.get("order_id"),
+            ),
             _settle_cancel,
         )
 

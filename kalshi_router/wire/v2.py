@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import ClassVar
 
 import msgspec
@@ -21,12 +22,15 @@ from kalshi_router.wire.models import (
     CreateOrderV2Item,
     CreateOrderV2Request,
     GetAccountEndpointCostsResponse,
+    impossible_amount,
+    impossible_count,
 )
-from kalshi_router.wire.reply import Outcome, rejection
+from kalshi_router.wire.reply import BatchItems, Outcome, rejection
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _create_decoder = msgspec.json.Decoder(BatchCreateOrdersV2Response)
 _cancel_decoder = msgspec.json.Decoder(BatchCancelOrdersV2Response)
+_ZERO = Decimal(0)
 
 
 def to_v2(intent: OrderIntent) -> CreateOrderV2Request:
@@ -64,13 +68,22 @@ def _settle_create(item: CreateOrderV2Item) -> tuple[str | None, Outcome | None]
         return None, None
     if item.error is not None:
         return key, rejection("client_order_id", key, item.error.api_error(), 201)
-    if item.order_id is None or item.fill_count is None or item.remaining_count is None:
+    fill, left = item.fill_count, item.remaining_count
+    # Inline: this runs for every order placed.
+    if (
+        not item.order_id
+        or fill is None
+        or left is None
+        or not (fill.is_finite() and left.is_finite() and fill >= _ZERO and left >= _ZERO)
+        or impossible_amount(item.average_fill_price)
+        or impossible_amount(item.average_fee_paid)
+    ):
         return key, None
     return key, Accepted(
         client_order_id=key,
         order_id=item.order_id,
-        fill_count=item.fill_count,
-        remaining_count=item.remaining_count,
+        fill_count=fill,
+        remaining_count=left,
         average_fill_price=item.average_fill_price,
         average_fee_paid=item.average_fee_paid,
         ts_ms=item.ts_ms,
@@ -83,7 +96,7 @@ def _settle_cancel(item: CancelOrderV2Result) -> tuple[str | None, Outcome | Non
         return None, None
     if item.error is not None:
         return key, rejection("order_id", key, item.error.api_error(), 200)
-    if item.reduced_by is None:
+    if item.reduced_by is None or impossible_count(item.reduced_by):
         return key, None
     return key, Cancelled(
         order_id=key,
@@ -100,9 +113,17 @@ class V2Dialect(AnswerDecoder[CreateOrderV2Item, CancelOrderV2Result]):
 
     def __init__(self) -> None:
         super().__init__(
-            lambda raw: _create_decoder.decode(raw).orders,
+            BatchItems(
+                lambda raw: _create_decoder.decode(raw).orders,
+                CreateOrderV2Item,
+                lambda item: item.get("client_order_id"),
+            ),
             _settle_create,
-            lambda raw: _cancel_decoder.decode(raw).orders,
+            BatchItems(
+                lambda raw: _cancel_decoder.decode(raw).orders,
+                CancelOrderV2Result,
+                lambda item: item.get("order_id"),
+            ),
             _settle_cancel,
         )
 

@@ -299,6 +299,22 @@ def test_signer_refuses_bad_key_id(ed_pair: tuple[bytes, bytes], key_id: str) ->
         assert key_id.strip() not in str(info.value)
 
 
+@pytest.mark.parametrize("line", [1, -2])
+def test_signer_refuses_a_piece_of_its_key_as_key_id(
+    rsa_pair: tuple[bytes, bytes], line: int
+) -> None:
+    # The key id is sent on every request and shown in reprs and logs.
+    piece = rsa_pair[0].decode().splitlines()[line]
+    with pytest.raises(KeyLoadError, match="piece of the private key") as info:
+        Signer(piece, load_private_key(rsa_pair[0]))
+    assert piece not in str(info.value)
+
+
+def test_half_built_signer_still_has_a_repr() -> None:
+    # Error trackers repr the locals of a traceback, a Signer whose __init__ failed included.
+    assert repr(Signer.__new__(Signer)) == "Signer(key_id=None, algorithm=None)"
+
+
 # --- no leaks -----------------------------------------------------------------------------------
 
 
@@ -358,6 +374,19 @@ def test_from_file_missing_names_path(tmp_path: Path) -> None:
     with pytest.raises(KeyLoadError, match="not found") as info:
         Signer.from_file(KEY_ID, path)
     assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("as_path", ["pem", "line"])
+def test_key_material_given_as_a_path_is_not_echoed(
+    rsa_pair: tuple[bytes, bytes], as_path: str
+) -> None:
+    pem = rsa_pair[0].decode()
+    value = pem if as_path == "pem" else pem.splitlines()[2]
+    environ = {"KALSHI_API_KEY_ID": KEY_ID, "KALSHI_PRIVATE_KEY_PATH": value}
+    with pytest.raises(KeyLoadError, match="KALSHI_PRIVATE_KEY_PATH") as info:
+        Signer.from_env(environ=environ)
+    assert "looks like key material" in str(info.value)
+    _assert_no_key_material(info.value, rsa_pair[0])
 
 
 def test_from_file_bad_key_names_path(tmp_path: Path, rsa_pair: tuple[bytes, bytes]) -> None:
