@@ -432,7 +432,10 @@ class Dispatcher:
             self._ambiguous(kind, unsure, reply)
 
     def _ambiguous(self, kind: Kind, batch: list[Pending], reply: BatchReply) -> None:
-        reason = reply.error.code if reply.error else "no answer"
+        if reply.error:
+            reason = reply.error.code
+        else:
+            reason = "unusable answer" if reply.anomalies and reply.http_status else "no answer"
         if kind == "cancel":
             # Cancelling twice cannot hurt, and the second answer says where the order stands.
             for pending in batch:

@@ -38,7 +38,7 @@ from kalshi_router.outcome import (
     Unknown,
 )
 from kalshi_router.reconcile import READ_COST, Reconciler
-from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
+from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder, outcome_name
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.dialect import dialect_for
 from kalshi_router.wire.http import HttpTransport
@@ -125,7 +125,8 @@ class OrderRouter:
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
         self._owns_transport = owns_transport
         self._journal = journal
-        # The loop's clock once started (nothing is pending before that).
+        # The loop and its clock once started (nothing is pending before that).
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._now = time.monotonic
         self._acc = Accumulator(self._config.queue_size)
         self._stats = StatsRecorder()
@@ -155,6 +156,7 @@ class OrderRouter:
             timeout_s=config.exchange.request_timeout_s,
             max_connections=config.router.max_in_flight + 2,
             verify_tls=config.exchange.verify_tls,
+            max_clock_skew_s=config.exchange.max_clock_skew_s,
         )
         client = ExchangeClient(transport, dialect_for(config.exchange.dialect))
         return cls(
@@ -169,7 +171,8 @@ class OrderRouter:
     async def start(self) -> None:
         if self._runner is not None:
             return
-        self._now = asyncio.get_running_loop().time
+        self._loop = asyncio.get_running_loop()
+        self._now = self._loop.time
         found = await discover_budget(self._client, self._limits)
         headroom = found.write_rate * self._limits.headroom_s
         self._budget = WriteBudget(
@@ -327,34 +330,26 @@ class OrderRouter:
     def _enqueue(
         self, kind: Kind, key: str, ticker: str, payload: Intent, deadline_s: float | None
     ) -> asyncio.Future[Any]:
-        self._check_open()
-        if deadline_s is not None and not (deadline_s >= 0 and math.isfinite(deadline_s)):
-            # NaN or infinity would mean "never expires", which no intent may have.
-            raise IntentError("deadline_s", f"must be a finite number >= 0, got {deadline_s}")
+        # Every intent passes here: kept to what each one needs.
+        dispatcher = self._dispatcher
+        if not self._accepting or dispatcher is None:
+            self._check_open()
+            raise _not_started()
         if self._acc.full():
             raise QueueFull(f"the queue holds {self._acc.capacity} intents")
-        if (kind, key) in self._live:
+        live = (kind, key)
+        if live in self._live:
             field = "client_order_id" if kind == "create" else "order_id"
             raise IntentError(field, f"{key!r} already has a pending {kind}")
-        dispatcher = self._running()
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        deadline = now + (self._config.deadline_s if deadline_s is None else deadline_s)
-        future: IntentFuture = IntentFuture(loop=loop)
+        now = self._now()
+        deadline = now + (self._config.deadline_s if deadline_s is None else _checked(deadline_s))
+        future = IntentFuture(loop=self._loop)
         pending = Pending(
-            kind=kind,
-            key=key,
-            ticker=ticker,
-            payload=payload,
-            future=future,
-            submitted=now,
-            deadline=deadline,
-            submitted_wall=time.time(),
-            queued_at=now,
+            kind, key, ticker, payload, future, now, deadline, time.time(), queued_at=now
         )
         future.pending = pending
         future.dispatcher = dispatcher
-        self._live[(kind, key)] = pending
+        self._live[live] = pending
         self._acc.push(pending)
         if self._journal is not None:
             self._journal.taken(pending)
@@ -402,7 +397,7 @@ class OrderRouter:
                 "%s %s %s: %s",
                 pending.kind,
                 pending.key,
-                type(outcome).__name__.lower(),
+                outcome_name(outcome),
                 detail,
                 extra=pending.ids(),
             )
@@ -503,6 +498,15 @@ class OrderRouter:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _checked(deadline_s: float) -> float:
+    if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float):
+        raise IntentError("deadline_s", f"must be a number of seconds, got {deadline_s!r}")
+    if not (deadline_s >= 0 and math.isfinite(deadline_s)):
+        # NaN or infinity would mean "never expires", which no intent may have.
+        raise IntentError("deadline_s", f"must be a finite number >= 0, got {deadline_s}")
+    return float(deadline_s)
 
 
 def _not_started() -> RouterClosed:

@@ -15,6 +15,18 @@ from kalshi_router.outcome import Outcome, Rejected
 SAMPLES = 4_096
 
 
+_NAMES: dict[type, str] = {}
+
+
+def outcome_name(outcome: Outcome) -> str:
+    """``accepted``, ``rejected``, ...: the outcome's type in lower case (cached: per order)."""
+    kind = type(outcome)
+    name = _NAMES.get(kind)
+    if name is None:
+        name = _NAMES[kind] = kind.__name__.lower()
+    return name
+
+
 class Percentiles(msgspec.Struct, frozen=True):
     """Seconds, over the most recent samples."""
 
@@ -146,7 +158,7 @@ class StatsRecorder:
         self.reconciliations += count
 
     def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
-        self.outcomes[type(outcome).__name__.lower()] += 1
+        self.outcomes[outcome_name(outcome)] += 1
         if isinstance(outcome, Rejected):
             self.rejected_codes[outcome.code] += 1
         self.submit_to_outcome.append(seconds)
