@@ -238,6 +238,7 @@ class OrderRouter:
         self, intent: OrderIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[OrderOutcome]:
         """Queue ``intent`` and return its future at once; raise ``QueueFull`` if no room."""
+        _expect(intent, OrderIntent)
         self._client.dialect.check(intent)
         return self._enqueue("create", intent.client_order_id, intent.ticker, intent, deadline_s)
 
@@ -269,6 +270,7 @@ class OrderRouter:
         """Queue all or none: raises before queueing any if one is invalid or there is no room."""
         batch = list(intents)
         for intent in batch:
+            _expect(intent, OrderIntent)
             self._client.dialect.check(intent)
         self._check_batch("create", [intent.client_order_id for intent in batch])
         return [
@@ -294,6 +296,8 @@ class OrderRouter:
     def cancel_many(self, cancels: Iterable[CancelIntent]) -> list[asyncio.Future[CancelOutcome]]:
         """Queue all or none, as ``submit_many``."""
         batch = list(cancels)
+        for cancel in batch:
+            _expect(cancel, CancelIntent)
         self._check_batch("cancel", [cancel.order_id for cancel in batch])
         return [self.cancel(cancel) for cancel in batch]
 
@@ -320,11 +324,13 @@ class OrderRouter:
     def amend(
         self, intent: AmendIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[AmendOutcome]:
+        _expect(intent, AmendIntent)
         return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s)
 
     def decrease(
         self, intent: DecreaseIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[AmendOutcome]:
+        _expect(intent, DecreaseIntent)
         return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s)
 
     def _enqueue(
@@ -498,6 +504,12 @@ class OrderRouter:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _expect(intent: object, kind: type) -> None:
+    """A bad argument is an ``IntentError`` like any bad field, not an AttributeError later."""
+    if not isinstance(intent, kind):
+        raise IntentError("intent", f"expected a {kind.__name__}, got {type(intent).__name__}")
 
 
 def _checked(deadline_s: float) -> float:

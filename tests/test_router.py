@@ -145,6 +145,32 @@ async def test_submit_refuses_an_intent_before_queueing_it(
     assert isinstance(first.result(), Accepted)
 
 
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        pytest.param(lambda r: r.submit({"ticker": TICKER}), "intent", id="dict-for-order"),
+        pytest.param(lambda r: r.submit_many([order("x1"), "x2"]), "intent", id="str-in-many"),
+        pytest.param(lambda r: r.amend(cancel("ord-1")), "intent", id="cancel-for-amend"),
+        pytest.param(lambda r: r.decrease(None), "intent", id="none-for-decrease"),
+        pytest.param(lambda r: r.cancel_many([order("x3")]), "intent", id="order-for-cancel"),
+        pytest.param(lambda r: r.submit(order("x4"), deadline_s="5"), "deadline_s", id="str"),
+        pytest.param(lambda r: r.submit(order("x5"), deadline_s=True), "deadline_s", id="bool"),
+        pytest.param(lambda r: r.submit(order("x6"), deadline_s=float("nan")), "deadline_s"),
+        pytest.param(lambda r: r.submit(order("x7"), deadline_s=-1), "deadline_s", id="negative"),
+    ],
+)
+async def test_a_wrong_argument_is_an_intent_error_naming_it(
+    clock: VirtualClock, call: Callable[[OrderRouter], object], field: str
+) -> None:
+    async with make_router(ScriptedClient()) as router:
+        with pytest.raises(IntentError) as raised:
+            call(router)
+        assert raised.value.field == field
+        assert router.queue_depth == 0
+        # The router is unharmed: the next intent goes through.
+        assert isinstance(await router.submit(order("after")), Accepted)
+
+
 async def test_a_second_pending_cancel_of_one_order_is_refused(clock: VirtualClock) -> None:
     async with make_router(ScriptedClient()) as router:
         first = router.cancel("ord-1", TICKER)
