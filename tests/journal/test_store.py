@@ -16,7 +16,7 @@ import pytest
 
 from kalshi_router.accumulator import Kind, Pending
 from kalshi_router.intent import CancelIntent, OrderIntent
-from kalshi_router.journal import JournalError, SqliteJournal
+from kalshi_router.journal import JournalError, SqliteJournal, store
 from kalshi_router.outcome import Accepted, Closed
 
 TICKER = "KXJOURNAL-26DEC31-T50"
@@ -62,6 +62,10 @@ def committed(path: Path) -> list[tuple[str, str, int]]:
     """What another connection sees: (key, state, attempts) per row."""
     with closing(sqlite3.connect(path)) as conn:
         return conn.execute("SELECT key, state, attempts FROM intents ORDER BY id").fetchall()
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size
 
 
 def test_a_new_journal_is_private_and_in_wal_mode(journal: SqliteJournal, path: Path) -> None:
@@ -115,6 +119,82 @@ async def test_one_transaction_per_batch_sent(journal: SqliteJournal, path: Path
     journal.sending(batch)  # a retry: same rows, one more transaction
     assert journal.commits == 2
     assert {state for _, state, _ in committed(path)} == {"sending"}
+
+
+async def test_sending_commits_every_waiting_row_in_one_transaction(
+    journal: SqliteJournal, path: Path
+) -> None:
+    # More rows than one multi-row statement takes, and a batch mixing a retry with first tries.
+    items = [pending(f"k{i:02d}") for i in range(70)]
+    for item in items:
+        journal.taken(item)
+    batch = items[:40]
+    for item in batch:
+        item.attempts = 1
+    batch[3].attempts = 2
+    journal.sending(batch)
+    assert journal.commits == 1
+    rows = committed(path)
+    assert [key for key, _, _ in rows] == [item.key for item in items]
+    assert rows[:40] == [(item.key, "sending", item.attempts) for item in batch]
+    assert rows[3] == ("k03", "sending", 2)
+    assert {state for _, state, _ in rows[40:]} == {"taken"}
+
+
+async def test_settled_rows_coalesce_into_one_commit_with_their_own_outcomes(
+    journal: SqliteJournal, path: Path
+) -> None:
+    items = [pending(f"k{i:02d}") for i in range(70)]
+    for item in items:
+        journal.taken(item)
+    journal.sending(items)
+    for i, item in enumerate(items):
+        outcome = accepted(item.key) if i % 2 else Closed(reason=f"r{i}", client_order_id=item.key)
+        journal.settled(item, outcome)
+    assert journal.commits == 1
+    await asyncio.sleep(0)
+    assert journal.commits == 2
+    for i, item in enumerate(items):
+        entry = journal.find(item.key)
+        assert entry is not None
+        assert entry.state == "settled"
+        if i % 2:
+            assert (entry.result, entry.outcome) == ("accepted", accepted(item.key))
+        else:
+            assert entry.result == "closed"
+            assert entry.outcome == Closed(reason=f"r{i}", client_order_id=item.key)
+
+
+async def test_the_checkpointer_is_woken_every_so_many_commits(
+    journal: SqliteJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wakes: list[int] = []
+    monkeypatch.setattr(store._Checkpointer, "wake", lambda self: wakes.append(journal.commits))
+    for i in range(2 * store._CHECKPOINT_EVERY + 1):
+        journal.taken(pending(f"k{i}"))
+        journal.commit()
+    assert wakes == [store._CHECKPOINT_EVERY, 2 * store._CHECKPOINT_EVERY]
+
+
+async def test_the_checkpointer_copies_the_wal_into_the_database_off_the_loop(
+    journal: SqliteJournal, path: Path
+) -> None:
+    # Fewer commits than wake the journal's own checkpointer: this one is alone.
+    for i in range(200):
+        journal.taken(pending(f"key-{i:03d}-" + "x" * 50))
+        if i % 40 == 39:
+            journal.commit()
+    assert journal.commits < store._CHECKPOINT_EVERY
+    before = size(path)
+    checkpointer = store._Checkpointer(store._connect(path, create=False, threaded=True))
+    checkpointer.wake()
+    checkpointer.close()  # joins its thread: the pass is done
+    assert checkpointer.passes == 1
+    assert size(path) > before
+    with closing(sqlite3.connect(path)) as conn:
+        busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, copied) == (0, log)
+    assert len(committed(path)) == 200
 
 
 async def test_the_same_key_can_be_journaled_again_after_settling(journal: SqliteJournal) -> None:
