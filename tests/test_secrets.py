@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from kalshi_router.config import Config, LimitsConfig, ServiceConfig
 from kalshi_router.errors import KalshiRouterError
 from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.journal import SqliteJournal
 from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
@@ -288,19 +289,23 @@ async def crash(sim: SimServer, signer: Signer, shown: Shown) -> None:
     assert "dispatcher crashed" in "".join(str(i) for i in shown.items)
 
 
-async def session(material: KeyMaterial, signer: Signer, shown: Shown) -> None:
-    """Orders of every kind through the service app and the router, some faults included."""
+async def session(material: KeyMaterial, signer: Signer, shown: Shown, journal_path: Path) -> None:
+    """Orders of every kind through the service app and the router (with its journal), some
+    faults included."""
     config = Config()
     async with SimServer(SimConfig(tier="premier")) as sim:
         sim.register_key(KEY_ID, material.public_pem)
         metrics = Metrics()
-        async with OrderRouter.connect(config, signer, sim.url, observers=[metrics]) as router:
+        journal = SqliteJournal.open(journal_path, exchange=sim.url)
+        async with OrderRouter.connect(
+            config, signer, sim.url, observers=[metrics], journal=journal
+        ) as router:
             metrics.bind(
                 tokens=lambda: router.budget.spent,
                 queue_depth=lambda: router.queue_depth,
                 in_flight=lambda: router.in_flight,
             )
-            app = build_service_app(router, ServiceConfig(), metrics, TOKEN)
+            app = build_service_app(router, ServiceConfig(), metrics, TOKEN, journal)
             async with TestClient(TestServer(app)) as http:
                 auth = {"Authorization": f"Bearer {TOKEN}"}
                 items = [
@@ -344,6 +349,13 @@ async def session(material: KeyMaterial, signer: Signer, shown: Shown) -> None:
                         shown.add(await response.read())
             shown.add(metrics.render())
             shown.objects(router, router.stats(), router._client.transport, config, signer)
+        journal.close()
+        # Every byte the journal wrote: the database, and its WAL if a checkpoint left one.
+        written = [f for f in journal_path.parent.iterdir() if f.name.startswith(journal_path.name)]
+        assert journal_path in written
+        journaled = [f.read_bytes() for f in written]
+        assert any(b"svc-dup" in data for data in journaled), "the journal recorded nothing"
+        shown.add(*journaled)
         await crash(sim, signer, shown)
 
 
@@ -359,7 +371,7 @@ async def test_no_key_material_anywhere(
     shown = Shown()
     key_errors(material, tmp_path, shown)
     signer = signers(material, tmp_path, shown)
-    await session(material, signer, shown)
+    await session(material, signer, shown, tmp_path / "journal.sqlite3")
 
     plain = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     as_json = JsonFormatter()
