@@ -7,10 +7,10 @@ just before the first attempt, page by cursor, and match on client_order_id.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from kalshi_router.accumulator import Pending
 from kalshi_router.outcome import Accepted
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import Order
@@ -21,18 +21,41 @@ LOOKBACK_S = 120
 READ_COST = 10
 
 
+class Probe(Protocol):
+    """What a lookup needs of an intent: a live one (``Pending``) or a journaled one."""
+
+    @property
+    def ticker(self) -> str: ...
+
+    @property
+    def key(self) -> str:
+        """Its client_order_id."""
+
+    @property
+    def submitted_wall(self) -> float:
+        """Unix seconds, no later than its first attempt."""
+
+
+class Sought(NamedTuple):
+    """A probe by value, for intents that are no longer live (a journal's, after a restart)."""
+
+    ticker: str
+    key: str
+    submitted_wall: float
+
+
 class Reconciler:
     def __init__(self, client: ExchangeClient, reads: AsyncLimiter, page_size: int = 1000) -> None:
         self._client = client
         self._reads = reads
         self._page_size = page_size
 
-    async def find(self, pendings: Iterable[Pending]) -> dict[str, Order]:
-        """The exchange's order for each pending client_order_id it holds. Raises the client's
+    async def find(self, probes: Iterable[Probe]) -> dict[str, Order]:
+        """The exchange's order for each probed client_order_id it holds. Raises the client's
         errors (transport, HTTP status, unreadable answer) for the caller to classify."""
-        wanted: dict[str, list[Pending]] = {}
-        for pending in pendings:
-            wanted.setdefault(pending.ticker, []).append(pending)
+        wanted: dict[str, list[Probe]] = {}
+        for probe in probes:
+            wanted.setdefault(probe.ticker, []).append(probe)
         found: dict[str, Order] = {}
         for ticker, group in wanted.items():
             keys = {p.key for p in group}

@@ -24,20 +24,16 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
-import msgspec
 from aiolimiter import AsyncLimiter
 
-from kalshi_router.accumulator import Pending
 from kalshi_router.config import JournalConfig
 from kalshi_router.errors import WireError
 from kalshi_router.journal.store import Entry, SqliteJournal
 from kalshi_router.outcome import Cancelled, Closed, Outcome, Unknown
-from kalshi_router.reconcile import READ_COST, Reconciler, accepted_from
-from kalshi_router.wire.client import ExchangeClient, ExchangeError
-from kalshi_router.wire.models import GetOrderResponse, Order
-from kalshi_router.wire.reply import decode_error
+from kalshi_router.reconcile import READ_COST, Reconciler, Sought, accepted_from
+from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.models import Order
 
 log = logging.getLogger("kalshi_router.journal")
 NEVER_SENT = "router restarted before this intent was sent"
@@ -46,7 +42,6 @@ LOST = "not at the exchange after restart: the request was lost with the previou
 # every tier's read budget.
 _READS_PER_S = 10
 _RETRY_S = 0.5
-_order = msgspec.json.Decoder(GetOrderResponse)
 Lookup = Callable[[list[Entry]], Awaitable[dict[str, Order | None]]]
 Decide = Callable[[Entry, Order | None, bool], Outcome | None]
 """The outcome for an entry given its order (None: absent) and whether the grace has passed;
@@ -161,21 +156,7 @@ def _by_client_order_id(client: ExchangeClient, reads: AsyncLimiter) -> Lookup:
     reconciler = Reconciler(client, reads)
 
     async def lookup(entries: list[Entry]) -> dict[str, Order | None]:
-        loop = asyncio.get_running_loop()
-        # The Reconciler reads what a live intent carries: its ticker, key and wall time.
-        probes = [
-            Pending(
-                kind="create",
-                key=e.key,
-                ticker=e.ticker,
-                payload=None,
-                future=loop.create_future(),
-                submitted=0.0,
-                deadline=0.0,
-                submitted_wall=e.submitted,
-            )
-            for e in entries
-        ]
+        probes = [Sought(e.ticker, e.key, e.submitted) for e in entries]
         return dict(await reconciler.find(probes))
 
     return lookup
@@ -186,24 +167,10 @@ def _by_order_id(client: ExchangeClient, reads: AsyncLimiter) -> Lookup:
         found: dict[str, Order | None] = {}
         for key in {e.key for e in entries}:
             await reads.acquire(READ_COST)
-            found[key] = await _get_order(client, key)
+            found[key] = await client.get_order(key)
         return found
 
     return lookup
-
-
-async def _get_order(client: ExchangeClient, order_id: str) -> Order | None:
-    """``GET /portfolio/orders/{order_id}``; None when the exchange has no such order."""
-    response = await client.transport.request("GET", f"/portfolio/orders/{quote(order_id)}")
-    if response.status == 404:
-        return None
-    if response.status != 200:
-        error = decode_error(response.status, response.body)
-        raise ExchangeError(response.status, error.code, error.message)
-    try:
-        return _order.decode(response.body).order
-    except msgspec.DecodeError as exc:
-        raise WireError(f"unreadable answer: {exc}") from None
 
 
 def _decide_create(entry: Entry, order: Order | None, grace_passed: bool) -> Outcome | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TypeVar
+from urllib.parse import quote
 
 import msgspec
 
@@ -14,7 +15,9 @@ from kalshi_router.wire.http import Response, Transport, TransportError
 from kalshi_router.wire.models import (
     GetAccountApiLimitsResponse,
     GetAccountEndpointCostsResponse,
+    GetOrderResponse,
     GetOrdersResponse,
+    Order,
 )
 from kalshi_router.wire.reply import BatchReply, decode_error
 from kalshi_router.wire.single import decode_single, encode_single
@@ -23,6 +26,7 @@ T = TypeVar("T")
 _limits = msgspec.json.Decoder(GetAccountApiLimitsResponse)
 _costs = msgspec.json.Decoder(GetAccountEndpointCostsResponse)
 _orders = msgspec.json.Decoder(GetOrdersResponse)
+_order = msgspec.json.Decoder(GetOrderResponse)
 
 
 class ExchangeError(WireError):
@@ -98,6 +102,13 @@ class ExchangeClient:
         return self._read(
             await self.transport.request("GET", "/portfolio/orders", params=params), _orders
         )
+
+    async def get_order(self, order_id: str) -> Order | None:
+        """``GET /portfolio/orders/{order_id}``; None when the exchange has no such order."""
+        response = await self.transport.request("GET", f"/portfolio/orders/{quote(order_id)}")
+        if response.status == 404:
+            return None
+        return self._read(response, _order).order
 
     async def get_limits(self) -> GetAccountApiLimitsResponse:
         return self._read(await self.transport.request("GET", "/account/limits"), _limits)

@@ -76,6 +76,13 @@ async def test_batch_round_trip_matches_the_books(
         )
         page = await client.get_orders(ticker=TICKER)
         assert {o.client_order_id for o in page.orders} == set(book)
+        by_id = await client.get_order(placed.order_id)
+        assert by_id is not None
+        assert (by_id.client_order_id, by_id.remaining_count_fp) == (
+            resting.client_order_id,
+            Decimal(4),
+        )
+        assert await client.get_order("no-such-order") is None
 
         cancel = CancelIntent(order_id=placed.order_id, ticker=TICKER)
         cancelled = await client.cancel_batch([cancel])
