@@ -203,7 +203,7 @@ def _route(
                 request,
                 lambda: _process(request, state, endpoint, cost),
                 state.pause,
-                injector.config.hang_s,
+                injector.config,
             )
         state.stats.record(key, outcome)
         return response
@@ -265,13 +265,15 @@ def build_app(
     *,
     clock_ms: Callable[[], int] | None = None,
     exchange: Exchange | None = None,
+    state: SimState | None = None,
 ) -> web.Application:
     """The simulator as an aiohttp Application; its SimState is ``app[SIM_STATE]``.
 
     ``clock_ms`` (epoch milliseconds) drives auth skew, the engine and the buckets, so tests
-    can step time; ``exchange`` replaces the engine the config would build.
+    can step time; ``exchange`` replaces the engine the config would build; ``state`` (an
+    existing simulator's, to serve it again after a restart) replaces all three.
     """
-    state = SimState(config, clock_ms=clock_ms, exchange=exchange)
+    state = state or SimState(config, clock_ms=clock_ms, exchange=exchange)
     app = web.Application()
     app[SIM_STATE] = state
     # Shutdown waits for handlers; waking pending hangs and latencies keeps that short.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -26,6 +26,25 @@ ORDER_WRITE_PATHS: tuple[str, ...] = (
 )
 
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+
+# The per-request fault outcomes, each set by ``FaultConfig.<name>_rate``. The order is the
+# order of the bands one uniform draw falls into: new outcomes go at the end, so that a seed
+# keeps giving the same faults to configurations that do not use them.
+FaultOutcome = Literal[
+    "error_503",
+    "reset_before",
+    "error_500",
+    "reset_after",
+    "malformed",
+    "truncated",
+    "hang",
+    "timeout_before",
+    "timeout_after",
+    "trickle",
+    "text_plain",
+    "proxy_502",
+]
+FAULT_OUTCOMES: tuple[FaultOutcome, ...] = get_args(FaultOutcome)
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -56,9 +75,14 @@ class LatencyConfig(_Strict, frozen=True, kw_only=True):
 class FaultConfig(_Strict, frozen=True, kw_only=True):
     """What can go wrong, per request, on the endpoints in ``paths``. All off by default.
 
-    The outcome rates (503, reset before, reset after, 500, malformed, truncated, hang) are
-    mutually exclusive per request and must sum to at most 1. A 429 storm, once started by a
-    request, answers every request on ``paths`` for ``storm_429_s`` seconds.
+    The outcome rates (one per ``FAULT_OUTCOMES`` name) are mutually exclusive per request and
+    must sum to at most 1. A 429 storm, once started by a request, answers every request on
+    ``paths`` for ``storm_429_s`` seconds. Not processed: 503, reset before, timeout before
+    (held ``timeout_s``, then dropped). Processed, then: 500, reset after, malformed,
+    truncated, hang (answer held ``hang_s``), timeout after (held ``timeout_s``, then
+    dropped unanswered), trickle (the answer in ``trickle_chunks`` pieces
+    ``trickle_interval_ms`` apart), text_plain (the answer labelled ``text/plain``),
+    proxy_502 (a proxy's HTML 502 page instead of the answer).
     """
 
     latency: LatencyConfig = LatencyConfig()
@@ -70,43 +94,42 @@ class FaultConfig(_Strict, frozen=True, kw_only=True):
     truncated_rate: float = 0.0
     hang_rate: float = 0.0
     hang_s: float = 30.0
+    timeout_before_rate: float = 0.0
+    timeout_after_rate: float = 0.0
+    timeout_s: float = 30.0
+    trickle_rate: float = 0.0
+    trickle_chunks: int = 8
+    trickle_interval_ms: float = 10.0
+    text_plain_rate: float = 0.0
+    proxy_502_rate: float = 0.0
     storm_429_rate: float = 0.0
     storm_429_s: float = 1.0
     # "METHOD /path/template" (or "/path/template" for any method), without /trade-api/v2.
     paths: list[str] = msgspec.field(default_factory=lambda: list(ORDER_WRITE_PATHS))
 
     def __post_init__(self) -> None:
-        for name in (
-            "error_503_rate",
-            "error_500_rate",
-            "reset_before_rate",
-            "reset_after_rate",
-            "malformed_rate",
-            "truncated_rate",
-            "hang_rate",
-            "storm_429_rate",
-        ):
+        for name in (*(f"{outcome}_rate" for outcome in FAULT_OUTCOMES), "storm_429_rate"):
             _check_rate(name, getattr(self, name))
         if self.outcome_total() > 1.0:
             raise ValueError("the fault outcome rates must sum to at most 1")
-        if self.hang_s < 0 or self.storm_429_s < 0:
-            raise ValueError("hang_s and storm_429_s must not be negative")
+        for name in ("hang_s", "storm_429_s", "timeout_s", "trickle_interval_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.trickle_chunks < 1:
+            raise ValueError("trickle_chunks must be at least 1")
         for entry in self.paths:
             method, _, path = entry.rpartition(" ")
             if not path.startswith("/") or (method and method not in _HTTP_METHODS):
                 raise ValueError(f"faults.paths entry {entry!r} is not '[METHOD ]/path'")
 
+    def rate(self, outcome: FaultOutcome) -> float:
+        """The probability of ``outcome`` per request."""
+        value: float = getattr(self, f"{outcome}_rate")
+        return value
+
     def outcome_total(self) -> float:
         """The probability that a request gets one of the exclusive fault outcomes."""
-        return (
-            self.error_503_rate
-            + self.error_500_rate
-            + self.reset_before_rate
-            + self.reset_after_rate
-            + self.malformed_rate
-            + self.truncated_rate
-            + self.hang_rate
-        )
+        return sum(self.rate(outcome) for outcome in FAULT_OUTCOMES)
 
 
 class MarketConfig(_Strict, frozen=True, kw_only=True):

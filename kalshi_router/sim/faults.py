@@ -1,8 +1,10 @@
-"""Fault injection: latency, 5xx, 429 storms, dropped connections, broken bodies, hangs.
+"""Fault injection: latency, 5xx, 429 storms, dropped connections, broken, slow or mislabelled
+bodies, hangs and read timeouts.
 
 Every request on a faulted endpoint draws exactly three numbers from one ``random.Random(seed)``
 (storm, latency, outcome), whatever happens to it afterwards, so the same seed and the same
-sequence of requests give the same faults. At most one outcome applies per request.
+sequence of requests give the same faults. At most one outcome applies per request; everything
+else about a fault (how long a hang, how many pieces a trickle) is fixed by the config.
 """
 
 from __future__ import annotations
@@ -15,20 +17,17 @@ from typing import Literal
 
 from aiohttp import web
 
-from kalshi_router.sim.config import FaultConfig
+from kalshi_router.sim.config import FAULT_OUTCOMES, FaultConfig, FaultOutcome
 from kalshi_router.sim.render import error_response, rate_limited_response
 
-Outcome = Literal[
-    "none",
-    "error_503",
-    "reset_before",
-    "error_500",
-    "reset_after",
-    "malformed",
-    "truncated",
-    "hang",
-]
+Outcome = Literal["none"] | FaultOutcome
 MALFORMED_BODY = b'<html><body>sim fault: this is not JSON {"orders": [</body></html>'
+PROXY_502_BODY = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+    b"</h1></center><hr><center>sim fault: proxy</center></body></html>"
+)
+# Sleeps that return False were cut short: the server is shutting down (or restarting).
+Pause = Callable[[float], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +57,7 @@ class FaultInjector:
         self._config = config
         self._paths = frozenset(config.paths)
         self._storm_until = -math.inf
-        self._outcomes: tuple[tuple[float, Outcome], ...] = (
-            (config.error_503_rate, "error_503"),
-            (config.reset_before_rate, "reset_before"),
-            (config.error_500_rate, "error_500"),
-            (config.reset_after_rate, "reset_after"),
-            (config.malformed_rate, "malformed"),
-            (config.truncated_rate, "truncated"),
-            (config.hang_rate, "hang"),
-        )
+        self._outcomes = tuple((config.rate(name), name) for name in FAULT_OUTCOMES)
 
     def applies(self, key: str, path: str) -> bool:
         """Whether the endpoint (``key`` is "METHOD /path/template") is faulted."""
@@ -106,40 +97,69 @@ async def apply(
     plan: FaultPlan,
     request: web.BaseRequest,
     process: Callable[[], Awaitable[web.Response]],
-    pause: Callable[[float], Awaitable[None]],
-    hang_s: float,
+    pause: Pause,
+    config: FaultConfig,
 ) -> tuple[web.StreamResponse, str]:
     """Answer a request under ``plan``; also returns what happened, for the stats.
 
-    ``process`` runs the request for real; it is skipped by a storm, a 503 and a reset before.
+    ``process`` runs the request for real; it is skipped by a storm, a 503, a reset before and
+    a timeout before, and by a shutdown during the latency before it.
     """
-    if plan.latency_s:
-        await pause(plan.latency_s)
+    if plan.latency_s and not await pause(plan.latency_s):
+        # The server is going down: a request it had not processed yet never will be (a
+        # gateway restart loses what it held), and the client sees its connection drop.
+        return _drop_connection(request), "shutdown"
     if plan.storm:
         # Sim assumption: a storm is an overload in front of the exchange; no bucket is charged.
         return rate_limited_response(), "storm_429"
-    if plan.outcome == "reset_before":
-        return _drop_connection(request), plan.outcome
+    outcome = plan.outcome
+    if outcome in ("reset_before", "timeout_before"):
+        if outcome == "timeout_before":
+            # A gateway that holds the request past any client's patience, then gives up on it.
+            await pause(config.timeout_s)
+        return _drop_connection(request), outcome
     # Sim assumption: the 5xx bodies use Kalshi's wrapped error envelope with these codes.
-    if plan.outcome == "error_503":
+    if outcome == "error_503":
         return error_response(
             503, "service_unavailable", "service unavailable", "sim fault: not processed"
-        ), plan.outcome
+        ), outcome
     response = await process()
-    if plan.outcome == "none":
-        return response, str(response.status)
-    if plan.outcome == "error_500":
+    return await _after(outcome, request, response, pause, config), (
+        str(response.status) if outcome == "none" else outcome
+    )
+
+
+async def _after(
+    outcome: Outcome,
+    request: web.BaseRequest,
+    response: web.Response,
+    pause: Pause,
+    config: FaultConfig,
+) -> web.StreamResponse:
+    """What the client gets for a request that was processed."""
+    if outcome == "error_500":
         return error_response(
             500, "internal_server_error", "internal server error", "sim fault: processed"
-        ), plan.outcome
-    if plan.outcome == "reset_after":
-        return _drop_connection(request), plan.outcome
-    if plan.outcome == "malformed":
-        return _malformed(response), plan.outcome
-    if plan.outcome == "truncated":
-        return await _truncated(request, response), plan.outcome
-    await pause(hang_s)
-    return response, plan.outcome
+        )
+    if outcome in ("reset_after", "timeout_after"):
+        if outcome == "timeout_after":
+            await pause(config.timeout_s)
+        return _drop_connection(request)
+    if outcome == "malformed":
+        return _malformed(response)
+    if outcome == "truncated":
+        return await _truncated(request, response)
+    if outcome == "hang":
+        await pause(config.hang_s)
+    elif outcome == "trickle":
+        return _Trickle(response, pause, config.trickle_chunks, config.trickle_interval_ms / 1000)
+    elif outcome == "text_plain":
+        # Sim assumption: a gateway that labels the exchange's JSON as plain text.
+        return web.Response(body=response.body, status=response.status, content_type="text/plain")
+    elif outcome == "proxy_502":
+        # Sim assumption: the proxy lost the exchange's answer, so the request was processed.
+        return web.Response(body=PROXY_502_BODY, status=502, content_type="text/html")
+    return response
 
 
 def _drop_connection(request: web.BaseRequest) -> web.Response:
@@ -177,3 +197,30 @@ async def _truncated(request: web.BaseRequest, response: web.Response) -> web.St
         # close(), not abort(): the half body already written must reach the client first.
         transport.close()
     return stream
+
+
+class _Trickle(web.StreamResponse):
+    """The whole answer, with its Content-Length, in ``chunks`` pieces ``interval_s`` apart:
+    slow, but complete for a client that waits.
+
+    The pieces go out from ``write_eof``, which aiohttp calls after the handler has returned,
+    so the request is counted in the stats even if the client stops waiting midway (aiohttp
+    then cancels the writing)."""
+
+    def __init__(self, response: web.Response, pause: Pause, chunks: int, interval_s: float):
+        super().__init__(status=response.status)
+        body = response.body if isinstance(response.body, bytes) else b""
+        self.content_type = response.content_type
+        self.content_length = len(body)
+        step = max(1, -(-len(body) // chunks))
+        self._pieces = [body[start : start + step] for start in range(0, len(body), step)]
+        self._pause = pause
+        self._interval_s = interval_s
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        for index, piece in enumerate(self._pieces):
+            if index:
+                await self._pause(self._interval_s)
+            await self.write(piece)
+        self._pieces = []
+        await super().write_eof(data)

@@ -127,15 +127,21 @@ class SimState:
                 if market.min_price <= price <= market.max_price and price % market.tick == 0:
                     self.exchange.seed(ticker, HOUSE_USER, side, price, _HOUSE_COUNT)
 
-    async def pause(self, seconds: float) -> None:
-        """Sleep, but wake at once when the server shuts down (so a hang cannot block it)."""
+    async def pause(self, seconds: float) -> bool:
+        """Sleep, but wake at once when the server shuts down (so a hang cannot block it).
+        False: woken by the shutdown."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._closing.wait()
+        return not self._closing.is_set()
 
     def close(self) -> None:
         """Wake every pending pause; the app does this when it shuts down."""
         self._closing.set()
+
+    def reopen(self) -> None:
+        """Pauses sleep in full again: the server is listening once more after a restart."""
+        self._closing = asyncio.Event()
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ import aiohttp
 import msgspec
 import pytest
 
-from kalshi_router.sim import FaultConfig, SimConfig, SimServer, serve_forever
+from kalshi_router.sim import FaultConfig, LatencyConfig, SimConfig, SimServer, serve_forever
 from kalshi_router.sim.faults import FaultInjector
 
 from .conftest import FakeClock, MakeSim, Sim, TestKey, order, wait_until
@@ -218,3 +218,164 @@ async def test_serve_forever_prints_its_url(capsys: pytest.CaptureFixture[str]) 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+# --- read timeouts, slow and mislabelled bodies, restarts ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "executed"), [("timeout_before", False), ("timeout_after", True)]
+)
+async def test_a_read_timeout_holds_then_drops_unanswered(
+    make_sim: MakeSim, fault: str, executed: bool
+) -> None:
+    sim = await make_sim(faults={f"{fault}_rate": 1.0, "timeout_s": 0.3})
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await sim.create("rt1")
+    assert _executed(sim, "rt1") == executed
+    # A client more patient than the gateway gets no answer either: the connection drops.
+    started = time.monotonic()
+    with pytest.raises((aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+        await sim.create("rt2")
+    assert time.monotonic() - started >= 0.3
+    assert _executed(sim, "rt2") == executed
+
+
+async def test_a_trickled_answer_is_slow_but_whole(make_sim: MakeSim) -> None:
+    sim = await make_sim(
+        faults={"trickle_rate": 1.0, "trickle_chunks": 5, "trickle_interval_ms": 40}
+    )
+    started = time.monotonic()
+    async with await sim.request("POST", BATCH, json={"orders": [order("tr")]}) as resp:
+        assert resp.status == 201
+        pieces = [chunk async for chunk in resp.content.iter_any()]
+    assert time.monotonic() - started >= 4 * 0.04
+    assert len(pieces) > 1
+    body = msgspec.json.decode(b"".join(pieces))
+    assert body["orders"][0]["client_order_id"] == "tr"
+    assert _executed(sim, "tr")
+
+
+async def test_a_client_that_stops_waiting_for_a_trickle_is_no_error(make_sim: MakeSim) -> None:
+    sim = await make_sim(
+        faults={"trickle_rate": 1.0, "trickle_chunks": 4, "trickle_interval_ms": 100}
+    )
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await sim.create("gone")
+    assert _executed(sim, "gone")
+    # The handler finds the connection closed at its next piece and gives up quietly (the
+    # autouse fixture fails the test on any warning the server logs).
+    requests = sim.state.stats.requests
+    await wait_until(lambda: requests[(f"POST {EVENTS}", "trickle")] == 1)
+
+
+async def test_text_plain_labels_the_real_answer_wrongly(make_sim: MakeSim) -> None:
+    sim = await make_sim(faults={"text_plain_rate": 1.0})
+    async with await sim.request("POST", EVENTS, json=order("tp")) as resp:
+        assert resp.status == 201
+        assert resp.content_type == "text/plain"
+        body = msgspec.json.decode(await resp.read())
+    assert body["client_order_id"] == "tp"
+
+
+async def test_a_proxy_502_page_replaces_the_answer(make_sim: MakeSim) -> None:
+    sim = await make_sim(faults={"proxy_502_rate": 1.0})
+    async with await sim.request("POST", EVENTS, json=order("px")) as resp:
+        assert resp.status == 502
+        assert resp.content_type == "text/html"
+        assert b"502 Bad Gateway" in await resp.read()
+    assert _executed(sim, "px")
+
+
+def test_new_fault_settings_are_checked() -> None:
+    with pytest.raises(msgspec.ValidationError, match="trickle_chunks"):
+        msgspec.convert({"trickle_chunks": 0}, FaultConfig)
+    with pytest.raises(msgspec.ValidationError, match="timeout_s"):
+        msgspec.convert({"timeout_s": -1}, FaultConfig)
+    with pytest.raises(msgspec.ValidationError, match="sum to at most 1"):
+        msgspec.convert({"trickle_rate": 0.6, "proxy_502_rate": 0.5}, FaultConfig)
+
+
+def test_new_outcomes_are_drawn_reproducibly_and_leave_old_draws_alone() -> None:
+    old = FaultConfig(error_503_rate=0.3, hang_rate=0.2)
+    new = msgspec.structs.replace(
+        old, timeout_after_rate=0.1, text_plain_rate=0.1, trickle_rate=0.1
+    )
+
+    def outcomes(config: FaultConfig, seed: int) -> list[str]:
+        injector = FaultInjector(config, seed=seed, clock_s=lambda: 0.0)
+        return [p.outcome if (p := injector.plan()) else "none" for _ in range(300)]
+
+    assert outcomes(new, 5) == outcomes(new, 5)
+    assert {"timeout_after", "text_plain", "trickle", "error_503", "hang"} <= set(outcomes(new, 5))
+    # The new bands sit after the old ones: every old fault falls where it fell before.
+    kept = [o if o in ("error_503", "hang") else "none" for o in outcomes(new, 5)]
+    assert kept == outcomes(old, 5)
+
+
+async def _signed_post(
+    session: aiohttp.ClientSession, server: SimServer, key: TestKey, coid: str
+) -> tuple[int, Any]:
+    path = "/trade-api/v2" + EVENTS
+    async with session.post(
+        server.url + EVENTS,
+        data=msgspec.json.encode(order(coid)),
+        headers=key.headers("POST", path, time.time_ns() // 1_000_000),
+    ) as response:
+        return response.status, await response.json()
+
+
+async def test_a_restart_drops_connections_and_keeps_the_exchange(ed_key: TestKey) -> None:
+    async with SimServer(SimConfig()) as server, aiohttp.ClientSession() as session:
+        server.register_key(ed_key.key_id, ed_key.public_pem())
+        port = server.port
+        status, placed = await _signed_post(session, server, ed_key, "before")
+        assert status == 201
+        # A request held before processing when the restart comes is never processed.
+        server.state.faults.configure(
+            FaultConfig(latency=LatencyConfig(kind="fixed", fixed_ms=5000))
+        )
+        held = asyncio.create_task(_signed_post(session, server, ed_key, "held"))
+        await asyncio.sleep(0.05)
+        async with session.post(
+            server.url.removesuffix("/trade-api/v2") + "/_sim/restart", json={"down_s": 0.3}
+        ) as response:
+            assert response.status == 202
+        with pytest.raises((aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+            await held
+        # Down: connections are refused until it listens again.
+        with pytest.raises(aiohttp.ClientConnectorError):
+            await _signed_post(session, server, ed_key, "while-down")
+        await server.wait_restarted()
+        assert (server.port, server.restarts) == (port, 1)
+        server.state.faults.configure(FaultConfig())
+        exchange = server.state.exchange
+        assert exchange.find_client_order_id(ed_key.key_id, "held") is None
+        assert exchange.find_client_order_id(ed_key.key_id, "while-down") is None
+        before = exchange.find_client_order_id(ed_key.key_id, "before")
+        assert before is not None
+        assert before.order_id == placed["order_id"]
+        # The same state: the id is still used, the stats still count what came before.
+        status, body = await _signed_post(session, server, ed_key, "before")
+        assert status == 409, body
+        assert (await _signed_post(session, server, ed_key, "after"))[0] == 201
+        requests = server.state.stats.requests
+        assert requests[(f"POST {EVENTS}", "shutdown")] == 1
+        assert requests[(f"POST {EVENTS}", "201")] == 2
+
+
+async def test_restart_requests_are_checked() -> None:
+    async with SimServer(SimConfig()) as server, aiohttp.ClientSession() as session:
+        url = server.url.removesuffix("/trade-api/v2") + "/_sim/restart"
+        for bad in ({"down_s": -1}, {"down": 1}):
+            async with session.post(url, json=bad) as response:
+                assert response.status == 400
+        async with session.post(url) as response:
+            assert (response.status, await response.json()) == (
+                202,
+                {"restarting": True, "down_s": 0.0},
+            )
+        await server.wait_restarted()
+        assert server.restarts == 1
