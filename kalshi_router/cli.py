@@ -69,7 +69,8 @@ def _faults(base: FaultConfig, settings: list[str]) -> FaultConfig:
             numeric = sorted(k for k, v in raw.items() if isinstance(v, int | float))
             raise ConfigError(f"--fault {setting!r}: expected NAME=NUMBER, NAME one of {numeric}")
         try:
-            raw[name] = float(value)
+            # Counts stay whole numbers; msgspec refuses "4.0" for an int field.
+            raw[name] = int(value) if isinstance(raw[name], int) else float(value)
         except ValueError:
             raise ConfigError(f"--fault {setting!r}: {value!r} is not a number") from None
     try:

@@ -43,6 +43,7 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
         pytest.param(["--fault", "nope=1"], "expected NAME=NUMBER", id="unknown-name"),
         pytest.param(["--fault", "hang_s=soon"], "is not a number", id="not-a-number"),
         pytest.param(["--fault", "error_503_rate=3"], "between 0 and 1", id="out-of-range"),
+        pytest.param(["--fault", "trickle_chunks=2.5"], "is not a number", id="fractional-count"),
     ],
 )
 def test_sim_fault_flags_are_checked_before_listening(
@@ -59,3 +60,10 @@ def test_sim_fault_flags_set_the_fault_config() -> None:
     config = _sim_config(args)
     assert (config.faults.error_503_rate, config.faults.hang_s, config.seed) == (0.25, 2.0, 9)
     assert config.faults.reset_after_rate == 0.0
+
+
+def test_a_count_fault_flag_is_a_whole_number() -> None:
+    args = _parser().parse_args(["sim", "--fault", "trickle_chunks=4", "--fault", "trickle_rate=1"])
+    faults = _sim_config(args).faults
+    assert (faults.trickle_chunks, faults.trickle_rate) == (4, 1.0)
+    assert isinstance(faults.trickle_chunks, int)
