@@ -68,11 +68,12 @@ def _faults(base: FaultConfig, settings: list[str]) -> FaultConfig:
         if not sep or name not in raw or not isinstance(raw[name], int | float):
             numeric = sorted(k for k, v in raw.items() if isinstance(v, int | float))
             raise ConfigError(f"--fault {setting!r}: expected NAME=NUMBER, NAME one of {numeric}")
+        whole = isinstance(raw[name], int)
         try:
-            # Counts stay whole numbers; msgspec refuses "4.0" for an int field.
-            raw[name] = int(value) if isinstance(raw[name], int) else float(value)
+            raw[name] = int(value) if whole else float(value)
         except ValueError:
-            raise ConfigError(f"--fault {setting!r}: {value!r} is not a number") from None
+            kind = "a whole number" if whole else "a number"
+            raise ConfigError(f"--fault {setting!r}: {value!r} is not {kind}") from None
     try:
         return msgspec.convert(raw, FaultConfig)
     except msgspec.ValidationError as exc:

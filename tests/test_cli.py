@@ -43,7 +43,9 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
         pytest.param(["--fault", "nope=1"], "expected NAME=NUMBER", id="unknown-name"),
         pytest.param(["--fault", "hang_s=soon"], "is not a number", id="not-a-number"),
         pytest.param(["--fault", "error_503_rate=3"], "between 0 and 1", id="out-of-range"),
-        pytest.param(["--fault", "trickle_chunks=2.5"], "is not a number", id="fractional-count"),
+        pytest.param(
+            ["--fault", "trickle_chunks=2.5"], "not a whole number", id="fractional-count"
+        ),
     ],
 )
 def test_sim_fault_flags_are_checked_before_listening(
