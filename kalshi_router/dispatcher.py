@@ -97,6 +97,7 @@ class Dispatcher:
         self._crash: BaseException | None = None
         self._runner: asyncio.Task[Any] | None = None
         self._link_task: asyncio.Task[Any] | None = None
+        self._stopped = False
         self._finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Creates queued at or before this time were flushed: they do not linger.
         self._flushed_at = -math.inf
@@ -167,6 +168,7 @@ class Dispatcher:
 
     async def stop(self) -> None:
         """Cancel what is still sending or reconciling (the drain ran out of time)."""
+        self._stopped = True
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
@@ -199,6 +201,10 @@ class Dispatcher:
                 raise
             raise self._crash from None
 
+    def _next_link(self) -> None:
+        if not self._stopped:
+            self._spawn(self._link())
+
     async def _link(self) -> None:
         self._link_task = asyncio.current_task()
         while True:
@@ -217,7 +223,8 @@ class Dispatcher:
                 if batch is None:
                     self._slots.release()
             if batch is not None:
-                self._spawn(self._link())
+                # The successor's task is made next turn, not before this request goes out.
+                asyncio.get_running_loop().call_soon(self._next_link)
                 await self._send(kind, batch)
                 return
 
@@ -254,8 +261,7 @@ class Dispatcher:
         waited = self._time() - started
         # Intents that arrived while we waited join the batch if the bucket covers them too.
         extra = min(limit, self._acc.count(kind)) - want
-        if extra > 0 and self._budget.can_spend(cost * extra):
-            await self._budget.spend(cost * extra)
+        if extra > 0 and self._budget.spend_now(cost * extra):
             want += extra
         now = self._time()
         cut = self._acc.cut(kind, want, now)
@@ -284,12 +290,12 @@ class Dispatcher:
         token wait, or a retry coming due during it), or as soon as its lane no longer holds
         what ``amount`` pays for (expired or cancelled meanwhile), to be sized again."""
         if kind != "create":
-            await self._budget.spend(amount)
+            if not self._budget.spend_now(amount):
+                await self._budget.spend(amount)
             return True
         if self._outranked():
             return False
-        if self._budget.can_spend(amount):
-            await self._budget.spend(amount)
+        if self._budget.spend_now(amount):
             return True
         spend = asyncio.ensure_future(self._budget.spend(amount))
         try:

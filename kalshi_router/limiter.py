@@ -31,6 +31,15 @@ class _Bucket(AsyncLimiter):
         self._leak()
         return self.max_rate - self._level
 
+    def take(self, amount: float) -> bool:
+        """Take ``amount`` now if the bucket holds it (``acquire`` without its coroutine)."""
+        if not self.has_capacity(amount):
+            return False
+        self._level += amount
+        if self._waiters:
+            self._wake_next()
+        return True
+
     def overdraw(self, debt: float) -> None:
         """Empty the bucket and owe ``debt`` more, so the next spend waits for it too."""
         self._leak()
@@ -87,6 +96,13 @@ class WriteBudget:
 
     def can_spend(self, amount: int) -> bool:
         return self._bucket.has_capacity(amount)
+
+    def spend_now(self, amount: int) -> bool:
+        """Take ``amount`` if the bucket holds it now; False (and nothing taken) if not."""
+        if not self._bucket.take(amount):
+            return False
+        self.spent += amount
+        return True
 
     async def spend(self, amount: int) -> None:
         """Wait until the bucket covers ``amount``, then take it. Cancellation-safe: a
