@@ -163,3 +163,27 @@ async def test_spending_more_than_the_local_bucket_is_an_error() -> None:
     with pytest.raises(ValueError, match="maximum capacity"):
         await made.spend(96)
     assert made.spent == 0
+
+
+async def test_spend_now_takes_only_what_the_bucket_holds(clock: VirtualClock) -> None:
+    wallet = budget()  # 95 local tokens
+    assert wallet.spend_now(90)
+    assert not wallet.spend_now(10)  # 5 left: nothing taken
+    assert wallet.spent == 90
+    assert wallet.tokens() == pytest.approx(5.0)
+    await asyncio.sleep(0.05)  # 5 more refilled
+    assert wallet.spend_now(10)
+    assert wallet.spent == 100
+    assert wallet.tokens() == pytest.approx(0.0, abs=1e-6)
+
+
+async def test_spend_now_leaves_a_waiting_spend_its_turn(clock: VirtualClock) -> None:
+    wallet = budget()
+    assert wallet.spend_now(95)
+    waiting = asyncio.ensure_future(wallet.spend(50))
+    await asyncio.sleep(0)
+    wallet.refund(95)  # wakes the waiting spend, which takes 50 of the 95
+    await waiting
+    assert not wallet.spend_now(50)
+    assert wallet.spend_now(45)
+    assert wallet.spent == 95
