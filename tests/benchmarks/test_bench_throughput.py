@@ -14,6 +14,7 @@ from bench_throughput import (
     ROUTER,
     Run,
     add_ratios,
+    best_of,
     plan,
 )
 
@@ -103,3 +104,18 @@ def test_comma_list_keeps_order_drops_repeats_and_refuses_unknown_names() -> Non
     with pytest.raises(argparse.ArgumentTypeError):
         parse("none")
     assert comma_list(("a",), none_ok=True)("none") == []
+
+
+def test_best_of_keeps_the_least_disturbed_repeat() -> None:
+    rounds = [
+        {"status": "ok", "cpu_us_per_order": 41.0, "orders_per_s": 9_000.0},
+        {"status": "failed: sim died", "skipped": "failed: sim died"},
+        {"status": "ok", "cpu_us_per_order": 33.5, "orders_per_s": 12_000.0},
+    ]
+    best = best_of(rounds)
+    assert (best["cpu_us_per_order"], best["orders_per_s"], best["repeats"]) == (33.5, 12_000.0, 3)
+
+
+def test_best_of_reports_a_failure_only_when_every_repeat_failed() -> None:
+    failed = {"status": "failed: sim died", "skipped": "failed: sim died"}
+    assert best_of([failed, failed]) == {**failed, "repeats": 2}

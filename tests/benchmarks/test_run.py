@@ -141,7 +141,7 @@ def test_wire_sections_each_get_a_table() -> None:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        ([], ["--orders", "5000", "--warmup", "200", "--in-flight", "1,4", "--batch", "20"]),
+        ([], list(SCENARIOS[1].short)),
         (["--long"], []),
         (["--long", "--orders", "500"], ["--orders", "500"]),
         (
