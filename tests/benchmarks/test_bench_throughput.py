@@ -107,7 +107,7 @@ def test_comma_list_keeps_order_drops_repeats_and_refuses_unknown_names() -> Non
 
 
 def test_best_of_keeps_the_least_disturbed_repeat() -> None:
-    rounds = [
+    rounds: list[dict[str, Any]] = [
         {"status": "ok", "cpu_us_per_order": 41.0, "orders_per_s": 9_000.0},
         {"status": "failed: sim died", "skipped": "failed: sim died"},
         {"status": "ok", "cpu_us_per_order": 33.5, "orders_per_s": 12_000.0},
@@ -117,5 +117,5 @@ def test_best_of_keeps_the_least_disturbed_repeat() -> None:
 
 
 def test_best_of_reports_a_failure_only_when_every_repeat_failed() -> None:
-    failed = {"status": "failed: sim died", "skipped": "failed: sim died"}
+    failed: dict[str, Any] = {"status": "failed: sim died", "skipped": "failed: sim died"}
     assert best_of([failed, failed]) == {**failed, "repeats": 2}
