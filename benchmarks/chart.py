@@ -86,6 +86,7 @@ def write_chart(summary: Mapping[str, Any], path: Path) -> str:
         return SKIPPED
     matplotlib.use("Agg")  # files only: no display, no GUI toolkit
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     curves, bars = latency_curves(summary), throughput_bars(summary)
     # Constrained layout, not tight_layout: only the middle panel needs room for the labels.
@@ -99,6 +100,10 @@ def write_chart(summary: Mapping[str, Any], path: Path) -> str:
             lat.plot(xs, ys, marker="o", label=name)
     lat.set(title="latency at low load (submit to outcome)", xlabel="µs", ylabel="share of orders")
     lat.set_xscale("log")
+    # Plain numbers at each power of ten and nothing between: the default labels the minor
+    # ticks too, in scientific notation, and they run into each other.
+    lat.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    lat.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     lat.grid(alpha=0.3)
     if curves:
         lat.legend(fontsize=8, loc="lower right")
