@@ -22,6 +22,7 @@ from typing import Any, Self
 import aiohttp
 import msgspec
 
+from kalshi_router.awaiting import all_of
 from kalshi_router.config import Config
 from kalshi_router.errors import (
     ConfigError,
@@ -146,6 +147,12 @@ class RouterClient:
     ) -> OrderOutcome:
         """Submit and wait for the outcome (``queue_timeout``: as ``submit_wait``)."""
         return await self.submit(intent, deadline_s=deadline_s)
+
+    async def place_many(
+        self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
+    ) -> list[OrderOutcome]:
+        """``submit_many``, then every outcome, in order (cancelling this cancels them all)."""
+        return await all_of(self.submit_many(intents, deadline_s=deadline_s))
 
     def submit_many(
         self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None

@@ -22,6 +22,7 @@ from typing import Any, Self
 from aiolimiter import AsyncLimiter
 
 from kalshi_router.accumulator import Accumulator, Kind, Pending
+from kalshi_router.awaiting import all_of
 from kalshi_router.config import Config, LimitsConfig, RouterConfig
 from kalshi_router.dispatcher import Backoff, Dispatcher, given_up
 from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed, WireError
@@ -263,6 +264,12 @@ class OrderRouter:
         """Submit (waiting for room, as ``submit_wait``) and wait for the outcome."""
         future = await self.submit_wait(intent, queue_timeout=queue_timeout, deadline_s=deadline_s)
         return await future
+
+    async def place_many(
+        self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
+    ) -> list[OrderOutcome]:
+        """``submit_many``, then every outcome, in order (cancelling this cancels them all)."""
+        return await all_of(self.submit_many(intents, deadline_s=deadline_s))
 
     def submit_many(
         self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None

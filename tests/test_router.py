@@ -33,6 +33,7 @@ from tests.fakes import (
     TICKER,
     ScriptedClient,
     VirtualClock,
+    accept,
     account_limits,
     cancel,
     delayed,
@@ -363,6 +364,31 @@ async def test_a_future_cancelled_before_sending_is_dropped_from_the_batch(
     assert client.sent() == [["a0"], ["a1"]]
     assert stats.outcomes == {"accepted": 2, "closed": 2}
     assert stats.tokens_spent == 20  # the dropped ones' tokens were given back
+
+
+async def test_place_many_answers_each_intent_in_order(clock: VirtualClock) -> None:
+    client = ScriptedClient().then(delayed(0.01, accept(reject={"b1": "insufficient_balance"})))
+    async with make_router(client) as router:
+        outcomes = await router.place_many([order("b0"), order("b1"), order("b2")])
+    assert [type(o).__name__ for o in outcomes] == ["Accepted", "Rejected", "Accepted"]
+    assert [o.client_order_id for o in outcomes] == ["b0", "b1", "b2"]
+
+
+async def test_cancelling_place_many_closes_what_is_still_queued(clock: VirtualClock) -> None:
+    client = ScriptedClient()
+    gate = asyncio.Event()
+    router, first = await held_router(client, gate, queue_size=4)
+    placing = asyncio.ensure_future(router.place_many([order("c0"), order("c1")]))
+    await asyncio.sleep(0.1)
+    placing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await placing
+    assert router.stats().outcomes == {"closed": 2}
+    assert router.queue_depth == 0
+    gate.set()
+    await first
+    await router.aclose()
+    assert client.sent() == [["a0"]]
 
 
 async def test_a_future_cancelled_while_queued_frees_its_room_at_once(clock: VirtualClock) -> None:

@@ -59,7 +59,7 @@ async def scenario(router: Api) -> list[tuple[str, str]]:
     placed = await router.place(bid(count=3))
     assert isinstance(placed, Accepted)
     refused = await router.place(bid("0.305"))
-    many = await asyncio.gather(*router.submit_many([bid(), bid(), bid()]))
+    many = await router.place_many([bid(), bid(), bid()])
     waited = await (await router.submit_wait(bid(), queue_timeout=1.0))
     order_id = placed.order_id
     amended = await router.amend(
