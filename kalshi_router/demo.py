@@ -17,7 +17,7 @@ import msgspec
 from kalshi_router.config import Config
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.market_maker import MarketMaker
-from kalshi_router.outcome import Accepted, Cancelled, Outcome, Rejected
+from kalshi_router.outcome import Accepted, Cancelled, Outcome, Rejected, outcome_name
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import SimServer
 from kalshi_router.stats import RouterStats
@@ -57,7 +57,7 @@ def describe(label: str, outcome: Outcome) -> str:
     if isinstance(outcome, Rejected):
         detail = f" ({outcome.details})" if outcome.details else ""
         return f"{label:<44} rejected  {outcome.code}: {outcome.message}{detail}"
-    return f"{label:<44} {type(outcome).__name__.lower()}: {getattr(outcome, 'reason', '')}"
+    return f"{label:<44} {outcome_name(outcome)}: {getattr(outcome, 'reason', '')}"
 
 
 def _label(intent: OrderIntent) -> str:

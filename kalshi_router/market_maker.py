@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from kalshi_router.intent import CancelIntent, OrderIntent
-from kalshi_router.outcome import Accepted
+from kalshi_router.outcome import Accepted, outcome_name
 from kalshi_router.router import OrderRouter
 
 CENT = Decimal("0.01")
@@ -50,7 +50,7 @@ class Tally:
                 self.crashed += 1
                 return
             outcome = settled.result()
-            self.outcomes[type(outcome).__name__.lower()] += 1
+            self.outcomes[outcome_name(outcome)] += 1
             if on_accept is not None and isinstance(outcome, Accepted):
                 on_accept(outcome)
 

@@ -109,3 +109,16 @@ OrderOutcome: TypeAlias = Accepted | Rejected | Expired | Closed | Unknown
 CancelOutcome: TypeAlias = Cancelled | Rejected | Expired | Closed | Unknown
 AmendOutcome: TypeAlias = Amended | Rejected | Expired | Closed | Unknown
 Outcome: TypeAlias = Accepted | Cancelled | Amended | Rejected | Expired | Closed | Unknown
+
+
+# Each outcome's tag (its type in lower case): counters, metrics, logs and the journal name
+# outcomes by it, once per settled intent.
+_NAMES: dict[type, str] = {
+    kind: kind.__name__.lower()
+    for kind in (Accepted, Cancelled, Amended, Rejected, Expired, Closed, Unknown)
+}
+
+
+def outcome_name(outcome: Outcome) -> str:
+    """``accepted``, ``rejected``, ...: the outcome's kind, as in its ``type`` tag."""
+    return _NAMES[type(outcome)]

@@ -37,9 +37,10 @@ from kalshi_router.outcome import (
     Outcome,
     Rejected,
     Unknown,
+    outcome_name,
 )
 from kalshi_router.reconcile import READ_COST, Reconciler
-from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder, outcome_name
+from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.dialect import dialect_for
 from kalshi_router.wire.http import HttpTransport

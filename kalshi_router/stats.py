@@ -9,22 +9,10 @@ from typing import Protocol
 
 import msgspec
 
-from kalshi_router.outcome import Outcome, Rejected
+from kalshi_router.outcome import Outcome, Rejected, outcome_name
 
 # Enough for stable p99s; stats() sorts them, so more would make every snapshot slow.
 SAMPLES = 4_096
-
-
-_NAMES: dict[type, str] = {}
-
-
-def outcome_name(outcome: Outcome) -> str:
-    """``accepted``, ``rejected``, ...: the outcome's type in lower case (cached: per order)."""
-    kind = type(outcome)
-    name = _NAMES.get(kind)
-    if name is None:
-        name = _NAMES[kind] = kind.__name__.lower()
-    return name
 
 
 class Percentiles(msgspec.Struct, frozen=True):

@@ -30,7 +30,7 @@ from aiolimiter import AsyncLimiter
 from kalshi_router.config import JournalConfig
 from kalshi_router.errors import WireError
 from kalshi_router.journal.store import Entry, SqliteJournal
-from kalshi_router.outcome import Cancelled, Closed, Outcome, Unknown
+from kalshi_router.outcome import Cancelled, Closed, Outcome, Unknown, outcome_name
 from kalshi_router.reconcile import READ_COST, Reconciler, Sought, accepted_from
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import Order
@@ -56,7 +56,7 @@ class Recovery:
 
     @property
     def counts(self) -> Counter[str]:
-        return Counter(type(outcome).__name__.lower() for _, outcome in self.outcomes)
+        return Counter(outcome_name(outcome) for _, outcome in self.outcomes)
 
 
 async def recover(
@@ -108,7 +108,7 @@ async def recover(
 
 
 def _describe(outcome: Outcome) -> str:
-    kind = type(outcome).__name__.lower()
+    kind = outcome_name(outcome)
     reason = getattr(outcome, "reason", None)
     return f"{kind} ({reason})" if reason else kind
 

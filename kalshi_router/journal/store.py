@@ -42,7 +42,7 @@ import msgspec
 
 from kalshi_router.accumulator import Pending
 from kalshi_router.errors import KalshiRouterError
-from kalshi_router.outcome import Outcome
+from kalshi_router.outcome import Outcome, outcome_name
 
 State: TypeAlias = Literal["taken", "sending", "settled"]
 # "kalshi-router journal" in ASCII, folded into PRAGMA application_id's 32 bits: a database some
@@ -169,10 +169,6 @@ def _entry(row: tuple[Any, ...]) -> Entry:
         outcome=outcome,
         settled_at=row[11],
     )
-
-
-def _label(outcome: Outcome) -> str:
-    return type(outcome).__name__.lower()
 
 
 class SqliteJournal:
@@ -305,7 +301,7 @@ class SqliteJournal:
         row = self._rows.pop(pending, None)
         if row is None:  # taken before this journal was attached: nothing to update
             return
-        self._settles += (row, _label(outcome), _encode(outcome), time.time())
+        self._settles += (row, outcome_name(outcome), _encode(outcome), time.time())
         if not self._scheduled:
             self._schedule()
 
@@ -371,7 +367,7 @@ class SqliteJournal:
         """Settle journaled intents by row id (recovery), in one transaction."""
         now = time.time()
         for row, outcome in outcomes:
-            self._settles += (row, _label(outcome), _encode(outcome), now)
+            self._settles += (row, outcome_name(outcome), _encode(outcome), now)
         self.commit()
 
     def find(self, key: str) -> Entry | None:

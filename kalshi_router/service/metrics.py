@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from kalshi_router.outcome import Outcome, Rejected
+from kalshi_router.outcome import Outcome, Rejected, outcome_name
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _FILL = (1, 2, 5, 10, 20, 50, 100, 200, 400, 800)
@@ -94,5 +94,5 @@ class Metrics:
 
     def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
         code = outcome.code if isinstance(outcome, Rejected) else ""
-        self.outcomes.labels(kind, type(outcome).__name__.lower(), code).inc()
+        self.outcomes.labels(kind, outcome_name(outcome), code).inc()
         self.submit_to_outcome.observe(seconds)

@@ -104,8 +104,8 @@ class HttpTransport:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._verify_tls)
-            # No cookie jar: the API authenticates by signature, and the jar's per-request
-            # bookkeeping is a tenth of aiohttp's cost per request.
+            # No cookie jar: the API authenticates by signature, so the jar's work on every
+            # request and answer buys nothing.
             session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
             )
