@@ -141,7 +141,13 @@ def test_wire_sections_each_get_a_table() -> None:
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        ([], list(SCENARIOS[1].short)),
+        (
+            [],
+            [
+                *("--orders", "3000", "--warmup", "200"),
+                *("--in-flight", "1,4", "--batch", "20", "--repeat", "2"),
+            ],
+        ),
         (["--long"], []),
         (["--long", "--orders", "500"], ["--orders", "500"]),
         (
