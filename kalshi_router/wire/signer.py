@@ -23,7 +23,8 @@ from typing import Any, Literal, NoReturn, Self, TypeAlias
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from kalshi_router.errors import KeyLoadError
 
@@ -66,12 +67,9 @@ def _check_key(key: object) -> PrivateKey:
         return key
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        kind = "EC"
-    elif isinstance(key, dsa.DSAPrivateKey):
-        kind = "DSA"
-    else:
-        kind = type(key).__name__
+    # By class name: touching cryptography's ``dsa`` module warns (DSA is deprecated there).
+    kind = "EC" if isinstance(key, ec.EllipticCurvePrivateKey) else type(key).__name__
+    kind = kind.removesuffix("PrivateKey")
     raise KeyLoadError(f"unsupported key type {kind}: Kalshi accepts RSA or Ed25519 keys only")
 
 
@@ -83,7 +81,12 @@ def load_private_key(pem: bytes) -> PrivateKey:
     # The raise happens after the ``try`` so the new error has no ``__context__`` at all: the
     # cryptography exception (and anything it might quote from the input) is dropped, not chained.
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        # Loading a key of a type cryptography deprecates (DSA) warns; we refuse such a key
+        # below with our own error, so the warning would only say it twice (or, under
+        # ``-W error``, replace our error with its own).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:
         problem = "private key is passphrase-protected; decrypt it first (no passphrase support)"
     except (ValueError, UnsupportedAlgorithm):
