@@ -16,14 +16,35 @@ is absorbed. The sustained rate is not lowered at all.
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 from aiolimiter import AsyncLimiter
 
-from kalshi_router.errors import ConfigError
+from kalshi_router.errors import ConfigError, KalshiRouterError
+
+# aiolimiter's public API has no way to give tokens back or to empty the bucket, which a
+# dropped batch and a 429 need, so ``_Bucket`` uses these internals of its leaky bucket.
+# pyproject pins aiolimiter to the releases that have them and that the tests run against
+# (1.2.1 to 1.3.x; 1.1 has no ``_wake_next``). Checked at import, so that another release
+# fails here, loudly, rather than at the first 429.
+INTERNALS = ("_leak", "_wake_next", "_level", "_waiters")
+
+
+def check_internals(limiter: type[AsyncLimiter]) -> None:
+    sample = limiter(1, 1)
+    missing = [name for name in INTERNALS if not hasattr(sample, name)]
+    if missing:
+        raise KalshiRouterError(
+            f"aiolimiter {version('aiolimiter')} lacks {', '.join(missing)}, which the write "
+            "budget uses; install the release pyproject.toml pins (aiolimiter>=1.2.1,<1.4)"
+        )
+
+
+check_internals(AsyncLimiter)
 
 
 class _Bucket(AsyncLimiter):
-    """aiolimiter plus the two moves a 429 and a dropped batch need. They touch ``_level``, the
-    leaky-bucket level of aiolimiter 1.x (pinned below 2 in pyproject)."""
+    """aiolimiter plus the two moves a 429 and a dropped batch need (see ``INTERNALS``)."""
 
     __slots__ = ()
 

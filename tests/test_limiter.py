@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiolimiter import AsyncLimiter
 
-from kalshi_router.errors import ConfigError
-from kalshi_router.limiter import WriteBudget
+from kalshi_router.errors import ConfigError, KalshiRouterError
+from kalshi_router.limiter import WriteBudget, check_internals
 from tests.fakes import VirtualClock
 from tests.fakes import clock_fixture as clock_fixture
 
@@ -187,3 +188,26 @@ async def test_spend_now_leaves_a_waiting_spend_its_turn(clock: VirtualClock) ->
     assert not wallet.spend_now(50)
     assert wallet.spend_now(45)
     assert wallet.spent == 95
+
+
+async def test_the_aiolimiter_internals_the_bucket_uses_are_there() -> None:
+    # The installed release passes the import-time check (or this module would not import) ...
+    check_internals(AsyncLimiter)
+    # ... and their meaning is what _Bucket assumes: _level counts tokens spent, _leak refills.
+    limiter = AsyncLimiter(10, 1)
+    assert limiter._level == 0
+    assert limiter.has_capacity(10)
+    limiter._level = 10
+    assert not limiter.has_capacity(1)
+    assert limiter._waiters == []
+
+
+def test_an_aiolimiter_without_those_internals_is_refused_by_name() -> None:
+    class Old(AsyncLimiter):  # as aiolimiter 1.1 was: no _wake_next
+        def __getattribute__(self, name: str) -> object:
+            if name == "_wake_next":
+                raise AttributeError(name)
+            return super().__getattribute__(name)
+
+    with pytest.raises(KalshiRouterError, match=r"lacks _wake_next.*aiolimiter>=1\.2\.1,<1\.4"):
+        check_internals(Old)
