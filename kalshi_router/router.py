@@ -344,7 +344,9 @@ class OrderRouter:
     def _enqueue(
         self, kind: Kind, key: str, ticker: str, payload: Intent, deadline_s: float | None
     ) -> asyncio.Future[Any]:
-        # Every intent passes here: kept to what each one needs.
+        # Every intent passes here: kept to what each one needs. The arguments are checked
+        # before the router's state, so a bad argument is named whatever that state is.
+        timeout = self._config.deadline_s if deadline_s is None else _checked(deadline_s)
         dispatcher = self._dispatcher
         if not self._accepting or dispatcher is None:
             self._check_open()
@@ -356,7 +358,7 @@ class OrderRouter:
             field = "client_order_id" if kind == "create" else "order_id"
             raise IntentError(field, f"{key!r} already has a pending {kind}")
         now = self._now()
-        deadline = now + (self._config.deadline_s if deadline_s is None else _checked(deadline_s))
+        deadline = now + timeout
         future = IntentFuture(loop=self._loop)
         pending = Pending(
             kind, key, ticker, payload, future, now, deadline, time.time(), queued_at=now

@@ -182,6 +182,23 @@ async def test_a_second_pending_cancel_of_one_order_is_refused(clock: VirtualClo
         assert isinstance(await router.cancel("ord-1", TICKER), Cancelled)
 
 
+async def test_a_bad_argument_is_named_before_the_routers_state_is(clock: VirtualClock) -> None:
+    # Arguments before state: a bad deadline is the caller's error whatever else holds, here a
+    # pending cancel of the same order (found by HYPOTHESIS_PROFILE=explore), a closed router.
+    async with make_router(ScriptedClient()) as router:
+        router.cancel("ord-1", TICKER)
+        for attempt in (
+            lambda: router.cancel("ord-1", TICKER, deadline_s=-1),
+            lambda: router.submit(order("q1"), deadline_s=float("nan")),
+        ):
+            with pytest.raises(IntentError) as raised:
+                attempt()
+            assert raised.value.field == "deadline_s"
+    with pytest.raises(IntentError) as raised:
+        router.submit(order("q2"), deadline_s=-1)
+    assert raised.value.field == "deadline_s"
+
+
 async def test_a_cancel_needs_the_ticker(clock: VirtualClock) -> None:
     async with make_router(ScriptedClient()) as router:
         with pytest.raises(IntentError) as raised:

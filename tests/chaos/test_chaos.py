@@ -12,8 +12,6 @@ twenty seconds of faults, two-second utilization windows. Every run prints its r
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.chaos.chaos import (
@@ -26,8 +24,9 @@ from tests.chaos.chaos import (
     chaos_service,
     schedule,
 )
+from tests.long import is_long
 
-IS_LONG = os.environ.get("KALSHI_ROUTER_CHAOS_LONG") == "1"
+IS_LONG = is_long("CHAOS")
 MODE = LONG if IS_LONG else FAST
 ROUTER_SEEDS = range(10) if IS_LONG else range(2)
 SERVICE_SEEDS = range(100, 110) if IS_LONG else range(100, 102)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +30,10 @@ from kalshi_router.cli import main as cli_main
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.outcome import Accepted, Closed, Outcome
 from kalshi_router.service.protocol import OrderStatus, StreamAck, StreamOutcome, StreamReply
+from tests.long import is_long
 from tests.service.test_serve_e2e import AUTH, KEY_ID, Command, Sim, serve_env
 
-LONG = os.environ.get("KALSHI_ROUTER_CRASH_LONG") == "1"
+LONG = is_long("CRASH")
 SEEDS = range(20) if LONG else range(3)
 TICKERS = [f"KXCRASH-26DEC31-T{n}" for n in (40, 50, 60)]
 CREATE_COST = 10
