@@ -323,8 +323,8 @@ _DECREASE_SAID = ("order_id", "ticker", "reduce_by", "reduce_to")
 
 
 def _other_fields(intent: msgspec.Struct, said: tuple[str, ...]) -> str:
-    """ ", name=value" for each field the sentence did not say that is not at its default (a
-    field without one, like a generated client_order_id, always shows)."""
+    """Each field the sentence did not say and that is away from its default, as ', name=value'
+    (a field without a default, like a generated client_order_id, always shows)."""
     return "".join(
         f", {name}={getattr(intent, name)!r}"
         for name, default in _defaults(type(intent))
