@@ -1,7 +1,7 @@
 """``RouterClient``: the service's client, with the embedded router's submit/place/cancel API.
 
     async with RouterClient("http://127.0.0.1:8088", token=token) as router:
-        outcome = await router.place(OrderIntent.bid("KX-1", "0.56", 10))
+        outcome = await router.place(OrderIntent.bid("KX-1", price="0.56", count=10))
 
 Intents are pipelined over one WebSocket: ``submit`` returns a future at once and the service's
 outcome message settles it. ``open_router`` picks the embedded router or this client from the

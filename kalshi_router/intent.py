@@ -1,21 +1,32 @@
 """The caller's order and cancel intents: one type for every API version, validated when built.
 
-Money is exact: prices and counts are ``Decimal`` (never ``float``), normalised at construction to
-Kalshi's fixed-point forms, 4 places for a dollar price and 2 for a count, so every encoder can
-write them as they stand.
+Money is exact: prices and counts are ``Decimal`` (never ``float``), read by one rule whether
+built here or decoded from the service's JSON or msgpack (see :mod:`kalshi_router.amounts`: a
+str is dollars, an int cents; an int count is whole contracts), and normalised to Kalshi's
+fixed-point forms.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal, TypeAlias
 
 import msgspec
 from msgspec.structs import force_setattr
 
+from kalshi_router.amounts import (
+    CountLike,
+    Exact,
+    PriceLike,
+    contracts,
+    dollars,
+    parse_count,
+    parse_price,
+)
 from kalshi_router.errors import IntentError
 
 BookSide: TypeAlias = Literal["bid", "ask"]
@@ -23,15 +34,8 @@ Action: TypeAlias = Literal["buy", "sell"]
 OutcomeSide: TypeAlias = Literal["yes", "no"]
 TimeInForce: TypeAlias = Literal["fill_or_kill", "good_till_canceled", "immediate_or_cancel"]
 SelfTradePrevention: TypeAlias = Literal["taker_at_cross", "maker"]
-# int means cents; str and Decimal mean dollars. float is refused: it cannot say 0.1 exactly.
-PriceLike: TypeAlias = Decimal | str | int
-CountLike: TypeAlias = Decimal | str | int
 
-PRICE_PLACES = Decimal("0.0001")
-COUNT_PLACES = Decimal("0.01")
-_ZERO = Decimal(0)
 _ONE = Decimal(1)
-_CENT = Decimal("0.01")
 MAX_CLIENT_ORDER_ID = 64
 MAX_SUBACCOUNT = 63
 # Kalshi documents no REST format for client_order_id; its FIX ClOrdID rule (<= 64 characters,
@@ -50,57 +54,6 @@ _STPS = ("taker_at_cross", "maker")
 def new_client_order_id() -> str:
     """A fresh UUID4: single-use forever, as Kalshi treats client order ids."""
     return str(uuid.uuid4())
-
-
-def _decimal(field: str, value: object) -> Decimal:
-    if isinstance(value, bool | float):
-        raise IntentError(field, "must be exact: a str or Decimal in dollars, or int cents")
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, str):
-        try:
-            result = Decimal(value.strip())
-        except InvalidOperation:
-            raise IntentError(field, f"not a decimal number: {value!r}") from None
-    else:
-        raise IntentError(field, f"must be a str, Decimal or int, not {type(value).__name__}")
-    if not result.is_finite():
-        raise IntentError(field, "must be a finite number")
-    return result
-
-
-def _exact(field: str, value: Decimal, places: Decimal, what: str) -> Decimal:
-    try:
-        quantized = value.quantize(places)
-    except InvalidOperation:
-        # More digits than the decimal context holds (e.g. a count of "1e30"): quantize raises
-        # ArithmeticError, which must not escape as anything but this field's IntentError.
-        raise IntentError(field, f"too many digits: {value}") from None
-    if quantized != value:
-        raise IntentError(field, f"at most {what} decimal places, got {value}")
-    return quantized
-
-
-def parse_price(value: object, field: str = "price") -> Decimal:
-    """A YES price in dollars, strictly between 0 and 1, 4 places; an int is read as cents."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        price = Decimal(value) * _CENT
-    else:
-        price = _decimal(field, value)
-    if not _ZERO < price < _ONE:
-        raise IntentError(field, f"must be between 0 and 1 dollar exclusive, got {price}")
-    return _exact(field, price, PRICE_PLACES, "4")
-
-
-def parse_count(value: object, field: str = "count", *, allow_zero: bool = False) -> Decimal:
-    """A contract count > 0 (or >= 0) with at most 2 decimal places (Kalshi's 0.01 step)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        count = Decimal(value)
-    else:
-        count = _decimal(field, value)
-    if count < _ZERO or (count == _ZERO and not allow_zero):
-        raise IntentError(field, f"must be {'>= 0' if allow_zero else '> 0'}, got {count}")
-    return _exact(field, count, COUNT_PLACES, "2")
 
 
 def _check_int(field: str, value: object, low: int, high: int | None = None) -> None:
@@ -136,13 +89,16 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     ``side`` is on Kalshi's YES book (bid = buy YES, ask = sell YES) and ``price`` is the YES
     price; use :meth:`legacy` for the original buy/sell + yes/no form. A bad field raises
-    :class:`IntentError` naming it, so nothing invalid ever reaches the wire.
+    :class:`IntentError` naming it, so nothing invalid ever reaches the wire::
+
+        OrderIntent.bid("KXHIGHNY-26DEC31-T60", price="0.56", count=10)  # 10 at $0.56
+        OrderIntent.ask("KXHIGHNY-26DEC31-T60", price=58, count="2.5")  # 2.5 at 58 cents
     """
 
     ticker: str
     side: BookSide
-    price: Decimal
-    count: Decimal
+    price: Exact
+    count: Exact
     time_in_force: TimeInForce = "good_till_canceled"
     self_trade_prevention: SelfTradePrevention = "taker_at_cross"
     client_order_id: str = msgspec.field(default_factory=new_client_order_id)
@@ -198,6 +154,14 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         if self.sell_position_floor is not None:
             _check_int("sell_position_floor", self.sell_position_floor, 0, 0)
 
+    def __repr__(self) -> str:
+        # A sentence, so that a price and a count given the wrong way round show at a glance:
+        # OrderIntent(bid 0.56 contracts of KXFOO at $0.10, client_order_id='...').
+        return (
+            f"OrderIntent({self.side} {contracts(self.count)} of {self.ticker} at"
+            f" {dollars(self.price)}{_other_fields(self, _SAID)})"
+        )
+
     def _check_expiration(self, expiration: object) -> None:
         _check_int("expiration_time", expiration, 1)
         if self.time_in_force == "immediate_or_cancel":
@@ -209,14 +173,18 @@ class OrderIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     @classmethod
     def bid(cls, ticker: str, price: PriceLike, count: CountLike, **fields: Any) -> OrderIntent:
-        """Buy YES at ``price`` (dollars as str/Decimal, or int cents)."""
+        """Buy ``count`` YES at ``price``: ``bid(ticker, price="0.56", count=10)``.
+
+        A price is dollars as a str or Decimal, or cents as an int; a count is whole contracts
+        as an int, or a str or Decimal to 2 places. Floats are refused."""
         return cls(
             ticker=ticker, side="bid", price=parse_price(price), count=parse_count(count), **fields
         )
 
     @classmethod
     def ask(cls, ticker: str, price: PriceLike, count: CountLike, **fields: Any) -> OrderIntent:
-        """Sell YES at ``price`` (the same as buying NO at 1 - price)."""
+        """Sell ``count`` YES at ``price`` (the same as buying NO at 1 - price):
+        ``ask(ticker, price="0.58", count=10)``."""
         return cls(
             ticker=ticker, side="ask", price=parse_price(price), count=parse_count(count), **fields
         )
@@ -272,8 +240,8 @@ class AmendIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     order_id: str
     ticker: str
     side: BookSide
-    price: Decimal
-    count: Decimal
+    price: Exact
+    count: Exact
     client_order_id: str | None = None
     updated_client_order_id: str | None = None
     expiration_time: int | None = None
@@ -295,14 +263,21 @@ class AmendIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             if 0 < self.expiration_time <= time.time():
                 raise IntentError("expiration_time", "must be in the future (or 0 to remove it)")
 
+    def __repr__(self) -> str:
+        return (
+            f"AmendIntent(order {self.order_id} on {self.ticker}: {self.side}"
+            f" {contracts(self.count)} in all at {dollars(self.price)}"
+            f"{_other_fields(self, _AMEND_SAID)})"
+        )
+
 
 class DecreaseIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Take contracts off a resting order: exactly one of ``reduce_by`` and ``reduce_to``."""
 
     order_id: str
     ticker: str
-    reduce_by: Decimal | None = None
-    reduce_to: Decimal | None = None
+    reduce_by: Exact | None = None
+    reduce_to: Exact | None = None
     subaccount: int | None = None
     exchange_index: int | None = None
 
@@ -313,16 +288,19 @@ class DecreaseIntent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         if self.reduce_by is not None:
             force_setattr(self, "reduce_by", parse_count(self.reduce_by, "reduce_by"))
         if self.reduce_to is not None:
-            to = (
-                _decimal("reduce_to", self.reduce_to)
-                if not isinstance(self.reduce_to, int)
-                else None
-            )
-            if to is not None and to == 0:
-                # "-0" too: the wire gets "0.00", never "-0.00".
-                force_setattr(self, "reduce_to", _exact("reduce_to", abs(to), COUNT_PLACES, "2"))
-            else:
-                force_setattr(self, "reduce_to", parse_count(self.reduce_to, "reduce_to"))
+            # Zero cancels the rest of the order.
+            to = parse_count(self.reduce_to, "reduce_to", allow_zero=True)
+            force_setattr(self, "reduce_to", to)
+
+    def __repr__(self) -> str:
+        by = self.reduce_by is not None
+        change = (
+            f"reduce {'by' if by else 'to'} {contracts(self.reduce_by if by else self.reduce_to)}"
+        )
+        return (
+            f"DecreaseIntent(order {self.order_id} on {self.ticker}: {change}"
+            f"{_other_fields(self, _DECREASE_SAID)})"
+        )
 
 
 def _check_order_ref(
@@ -337,3 +315,24 @@ def _check_order_ref(
         _check_int("subaccount", subaccount, 0, MAX_SUBACCOUNT)
     if exchange_index is not None:
         _check_int("exchange_index", exchange_index, -1)
+
+
+_SAID = ("side", "count", "ticker", "price")
+_AMEND_SAID = ("order_id", "ticker", "side", "count", "price")
+_DECREASE_SAID = ("order_id", "ticker", "reduce_by", "reduce_to")
+
+
+def _other_fields(intent: msgspec.Struct, said: tuple[str, ...]) -> str:
+    """Each field the sentence did not say and that is away from its default, as ', name=value'
+    (a field without a default, like a generated client_order_id, always shows)."""
+    return "".join(
+        f", {name}={getattr(intent, name)!r}"
+        for name, default in _defaults(type(intent))
+        if name not in said and getattr(intent, name) != default
+    )
+
+
+@functools.cache
+def _defaults(kind: type[msgspec.Struct]) -> tuple[tuple[str, object], ...]:
+    # Once per class: msgspec.structs.fields resolves the type hints on every call.
+    return tuple((field.name, field.default) for field in msgspec.structs.fields(kind))

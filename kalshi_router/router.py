@@ -1,7 +1,7 @@
 """``OrderRouter``: submit intents, get one future each, settled exactly once.
 
     async with OrderRouter.connect(config, signer) as router:
-        outcome = await router.place(OrderIntent.bid("KX-1", "0.56", 10))
+        outcome = await router.place(OrderIntent.bid("KX-1", price="0.56", count=10))
 
 The router sizes its write budget from ``GET /account/limits`` and ``/account/endpoint_costs``
 at start (``[limits]`` in the config overrides them), then one dispatcher task batches what is

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kalshi_router.errors import IntentError
-from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.wire.v2 import V2Dialect
 from tests.spec_schema import require_spec, validate_schema
 
@@ -37,14 +37,15 @@ REFUSED: list[Any] = [
     pytest.param({"ticker": 7}, "ticker", "printable ASCII", id="ticker-not-str"),
     pytest.param({"side": "buy"}, "side", "one of bid, ask", id="side-buy"),
     pytest.param({"side": "yes"}, "side", "one of bid, ask", id="side-yes"),
-    pytest.param({"price": 0.56}, "price", "must be exact", id="price-float"),
-    pytest.param({"price": True}, "price", "must be exact", id="price-bool"),
-    pytest.param({"price": None}, "price", "not NoneType", id="price-none"),
+    pytest.param({"price": 0.56}, "price", "cannot say 0.45 exactly", id="price-float"),
+    pytest.param({"price": True}, "price", "not a bool", id="price-bool"),
+    pytest.param({"price": None}, "price", "not null", id="price-none"),
+    pytest.param({"price": b"0.5"}, "price", "not bytes", id="price-bytes"),
     pytest.param({"price": "56c"}, "price", "not a decimal number", id="price-garbage"),
     pytest.param({"price": "NaN"}, "price", "finite", id="price-nan"),
     pytest.param({"price": "Infinity"}, "price", "finite", id="price-infinity"),
     pytest.param({"price": 0}, "price", "between 0 and 1", id="price-0-cents"),
-    pytest.param({"price": 100}, "price", "between 0 and 1", id="price-100-cents"),
+    pytest.param({"price": 100}, "price", "an int is cents", id="price-100-cents"),
     pytest.param({"price": -5}, "price", "between 0 and 1", id="price-negative-cents"),
     pytest.param({"price": "0"}, "price", "between 0 and 1", id="price-0-dollars"),
     pytest.param({"price": "1"}, "price", "between 0 and 1", id="price-1-dollar"),
@@ -55,8 +56,8 @@ REFUSED: list[Any] = [
     pytest.param({"count": 0}, "count", "> 0", id="count-0"),
     pytest.param({"count": "-1"}, "count", "> 0", id="count-negative"),
     pytest.param({"count": "1.001"}, "count", "at most 2 decimal places", id="count-3-places"),
-    pytest.param({"count": 1.0}, "count", "must be exact", id="count-float"),
-    pytest.param({"count": False}, "count", "must be exact", id="count-bool"),
+    pytest.param({"count": 1.0}, "count", "must not be a float", id="count-float"),
+    pytest.param({"count": False}, "count", "not a bool", id="count-bool"),
     pytest.param({"count": "ten"}, "count", "not a decimal number", id="count-garbage"),
     pytest.param({"count": "1e30"}, "count", "too many digits", id="count-beyond-precision"),
     pytest.param({"count": 10**30}, "count", "too many digits", id="count-huge-int"),
@@ -342,12 +343,13 @@ def _decode(doc: dict[str, Any]) -> OrderIntent:
 
 
 def test_json_decoding_validates_and_normalises() -> None:
-    intent = _decode({"price": "0.5", "count": 2.5, "time_in_force": "immediate_or_cancel"})
+    intent = _decode({"price": "0.5", "count": "2.5", "time_in_force": "immediate_or_cancel"})
     assert (str(intent.price), str(intent.count)) == ("0.5000", "2.50")
     assert intent.time_in_force == "immediate_or_cancel"
     assert uuid.UUID(intent.client_order_id).version == 4
-    # A JSON number is read exactly as written, in dollars (ints mean cents only in Python).
-    assert str(_decode({"price": 0.1234}).price) == "0.1234"
+    # The one rule, as in Python: a JSON int price is cents, an int count whole contracts.
+    intent = _decode({"price": 56, "count": 3})
+    assert (str(intent.price), str(intent.count)) == ("0.5600", "3.00")
 
 
 @pytest.mark.parametrize(
@@ -355,7 +357,11 @@ def test_json_decoding_validates_and_normalises() -> None:
     [
         pytest.param({"price": "0.56781"}, "price", id="price-places"),
         pytest.param({"price": 0.30000000000000004}, "price", id="price-binary-float-text"),
-        pytest.param({"price": 56}, "price", id="json-int-is-dollars-not-cents"),
+        pytest.param({"price": 0.56}, "price", id="price-float"),
+        pytest.param({"price": 5600}, "price", id="price-int-is-cents"),
+        pytest.param({"price": None}, "price", id="price-null"),
+        pytest.param({"price": True}, "price", id="price-bool"),
+        pytest.param({"count": 2.5}, "count", id="count-float"),
         pytest.param({"count": "0"}, "count", id="count-zero"),
         pytest.param({"reduce_only": True}, "reduce_only", id="reduce-only-gtc"),
         pytest.param({"client_order_id": "a b"}, "client_order_id", id="coid"),
@@ -383,8 +389,6 @@ def test_json_decoding_runs_intent_rules(doc: dict[str, Any], field: str) -> Non
         pytest.param({"self_trade_prevention": "x"}, "`$.self_trade_prevention`", id="stp-enum"),
         pytest.param({"expiration_time": 1.5}, "`$.expiration_time`", id="expiry-type"),
         pytest.param({"post_only": "yes"}, "`$.post_only`", id="flag-type"),
-        pytest.param({"price": None}, "`$.price`", id="price-null"),
-        pytest.param({"price": True}, "`$.price`", id="price-bool"),
     ],
 )
 def test_json_decoding_type_errors_name_the_path(doc: dict[str, Any], message: str) -> None:
@@ -446,3 +450,56 @@ def test_valid_intent_round_trips_through_v2(
         stp,
     )
     assert float not in _json_types(body)
+
+
+# --- repr: a sentence ---------------------------------------------------------------------------
+
+
+def test_the_repr_reads_as_a_sentence_so_a_swapped_price_and_count_shows() -> None:
+    swapped = OrderIntent.bid(TICKER, 10, "0.56", client_order_id="c-1")  # price and count swapped
+    assert repr(swapped) == (
+        f"OrderIntent(bid 0.56 contracts of {TICKER} at $0.10, client_order_id='c-1')"
+    )
+    meant = OrderIntent.bid(TICKER, price="0.56", count=10, client_order_id="c-1")
+    assert (
+        repr(meant) == f"OrderIntent(bid 10 contracts of {TICKER} at $0.56, client_order_id='c-1')"
+    )
+    # Places past the cents when there are any; fields away from their defaults; a generated id.
+    other = OrderIntent.ask(TICKER, price="0.5612", count=1, post_only=True, subaccount=2)
+    assert repr(other) == (
+        f"OrderIntent(ask 1 contract of {TICKER} at $0.5612,"
+        f" client_order_id={other.client_order_id!r}, post_only=True, subaccount=2)"
+    )
+
+
+def test_the_repr_leaves_equality_and_hash_alone() -> None:
+    first = OrderIntent.bid(TICKER, price="0.56", count=10, client_order_id="c-1")
+    second = make(client_order_id="c-1", price=56, count=10)
+    assert (first == second, hash(first) == hash(second)) == (True, True)
+    assert first != OrderIntent.bid(TICKER, price="0.56", count=11, client_order_id="c-1")
+    assert len({first, second}) == 1
+
+
+def test_amend_and_decrease_reprs_are_sentences() -> None:
+    amend = AmendIntent(
+        order_id="o-1", ticker=TICKER, side="ask", price=Decimal("0.45"), count=Decimal("2.5")
+    )
+    assert repr(amend) == f"AmendIntent(order o-1 on {TICKER}: ask 2.5 contracts in all at $0.45)"
+    by = DecreaseIntent(order_id="o-1", ticker=TICKER, reduce_by=Decimal(2), exchange_index=1)
+    assert (
+        repr(by)
+        == f"DecreaseIntent(order o-1 on {TICKER}: reduce by 2 contracts, exchange_index=1)"
+    )
+    to = DecreaseIntent(order_id="o-1", ticker=TICKER, reduce_to=Decimal(0))
+    assert repr(to) == f"DecreaseIntent(order o-1 on {TICKER}: reduce to 0 contracts)"
+
+
+def test_the_repr_of_an_intent_refused_while_being_built_does_not_fail() -> None:
+    """A traceback's locals (pytest --showlocals, error trackers) hold the half-built intent,
+    whose price is still what the caller gave."""
+    with pytest.raises(IntentError) as caught:
+        make(price=0.45, client_order_id="c-1")
+    (half_built,) = (
+        entry.locals["self"] for entry in caught.traceback if entry.name == "__post_init__"
+    )
+    assert repr(half_built) == f"OrderIntent(bid '10' of {TICKER} at 0.45, client_order_id='c-1')"

@@ -90,11 +90,11 @@ async def test_orders_are_answered_per_intent_in_request_order(running: Running)
         pytest.param(resting(price="0.40001"), "price", "at most 4 decimal", id="price-5-places"),
         pytest.param(resting(price="nan"), "price", "finite", id="price-nan"),
         pytest.param(resting(price="Infinity"), "price", "finite", id="price-infinity"),
-        pytest.param(resting(price="0,40"), "price", "Invalid decimal", id="price-comma"),
-        pytest.param(resting(price=True), "price", "got `bool`", id="price-bool"),
-        # A JSON integer is dollars here (the struct's Decimal), so 40 is refused, never read
-        # as 40 cents (the Python API's int-cents form would make it $0.40).
-        pytest.param(resting(price=40), "price", "got 40", id="price-int"),
+        pytest.param(resting(price="0,40"), "price", "not a decimal number", id="price-comma"),
+        pytest.param(resting(price=True), "price", "not a bool", id="price-bool"),
+        # A JSON integer is cents, as in Python: 4000 is refused, never read as $40.
+        pytest.param(resting(price=4000), "price", "an int is cents", id="price-int"),
+        pytest.param(resting(price=0.4), "price", "float", id="price-float"),
         pytest.param(resting(count="0"), "count", "> 0", id="count-zero"),
         pytest.param(resting(count="1.555"), "count", "at most 2 decimal", id="count-3-places"),
         pytest.param(resting(side="up"), "side", "Invalid enum value 'up'", id="side-enum"),
