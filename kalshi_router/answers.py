@@ -73,7 +73,7 @@ class Plan:
     again, due at ``retry_at``; start each of ``look_up``; continue a lookup with
     ``look_again``."""
 
-    settle: list[tuple[Pending, Outcome]]
+    settle: dict[Pending, Outcome]
     maybe_placed: Sequence[Pending] = ()
     drain: bool = False
     retry: Sequence[Pending] = ()
@@ -111,7 +111,9 @@ def answer(
 ) -> Plan:
     """The plan for ``reply``, the answer to ``batch`` (of ``kind``) received at ``now``.
     ``backoff`` is asked once, and only if something is to be queued again."""
-    settle: list[tuple[Pending, Outcome]] = []
+    # A dict, not a list of pairs: no object per intent on the hot path (a tuple each would
+    # also be one more for the garbage collector to track).
+    settle: dict[Pending, Outcome] = {}
     plan = Plan(settle)
     if reply.disposition == "retry":
         plan.drain = reply.http_status == 429
@@ -127,7 +129,7 @@ def answer(
         if outcome is None:
             unsure.append(pending)
         elif not (pending.maybe_placed and isinstance(outcome, Rejected)):
-            settle.append((pending, outcome))
+            settle[pending] = outcome
         elif kind == "create" and is_duplicate_id(outcome):
             landed.append(pending)
         elif kind == "create":
@@ -141,9 +143,9 @@ def answer(
                 f"the resend was refused ({outcome.code}: {outcome.message}), but an "
                 "earlier attempt may have cancelled the order"
             )
-            settle.append((pending, Unknown(reason=why, **pending.ids())))
+            settle[pending] = Unknown(reason=why, **pending.ids())
         else:
-            settle.append((pending, outcome))
+            settle[pending] = outcome
     if not (unsure or landed or refused):
         return plan
     looks: list[LookUp] = []
@@ -172,7 +174,7 @@ def _ambiguous(
         reason = "unusable answer" if reply.anomalies and reply.http_status else "no answer"
     if kind == "single":
         why = f"{reason}: an amend/decrease is not safe to resend"
-        plan.settle += [(pending, Unknown(reason=why, **pending.ids())) for pending in unsure]
+        plan.settle.update((pending, Unknown(reason=why, **pending.ids())) for pending in unsure)
         return
     plan.maybe_placed = unsure
     if kind == "cancel":
@@ -189,7 +191,7 @@ def looked_up(
     client_order_id it listed, or the error the lookup failed with, at ``now``. An intent found
     is accepted; one absent is as ``look.if_absent`` says; one still unsure is unknown at its
     deadline, and looked up again until then (never later: the last round is at it)."""
-    plan = Plan([])
+    plan = Plan({})
     waiting: list[Pending] = look.pending
     if isinstance(found, WireError):
         why = f"could not look the order up before its deadline: {found}"
@@ -199,7 +201,7 @@ def looked_up(
         for pending in look.pending:
             order = found.get(pending.key)
             if order is not None:
-                plan.settle.append((pending, accepted_from(order)))
+                plan.settle[pending] = accepted_from(order)
             elif look.if_absent == "landed":
                 waiting.append(pending)
             else:
@@ -208,9 +210,9 @@ def looked_up(
             # Not there: resending the same id is safe, the exchange refuses a second.
             _retry(plan, absent, "not found after an ambiguous attempt", now, backoff)
         elif absent:
-            plan.settle += [(pending, look.refusals[pending]) for pending in absent]
+            plan.settle.update((pending, look.refusals[pending]) for pending in absent)
     late = [pending for pending in waiting if now >= pending.deadline]
-    plan.settle += [(pending, Unknown(reason=why, **pending.ids())) for pending in late]
+    plan.settle.update((pending, Unknown(reason=why, **pending.ids())) for pending in late)
     still = [pending for pending in waiting if not pending.settled and now < pending.deadline]
     if still:
         wait = min(backoff(look.attempt), min(p.deadline for p in still) - now)
@@ -240,7 +242,7 @@ def _retry(
         if at >= pending.deadline:
             why = f"deadline passed while retrying ({reason})"
             placed = pending.maybe_placed or marked
-            plan.settle.append((pending, _given_up(pending, why, Expired, placed)))
+            plan.settle[pending] = _given_up(pending, why, Expired, placed)
         else:
             retry.append(pending)
     plan.retry, plan.retry_at = retry, at

@@ -352,7 +352,7 @@ class Dispatcher:
         if plan.drain:
             self._stats.rate_limited()
             self._budget.rate_limited()
-        for pending, outcome in plan.settle:
+        for pending, outcome in plan.settle.items():
             self._settle(pending, outcome)
         if plan.retry:
             self._stats.retried(len(plan.retry))

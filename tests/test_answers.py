@@ -135,7 +135,7 @@ def _look(look: LookUp) -> tuple[object, ...]:
 def summary(plan: Plan) -> dict[str, object]:
     out: dict[str, object] = {}
     if plan.settle:
-        out["settle"] = [(p.key, said(o)) for p, o in plan.settle]
+        out["settle"] = [(p.key, said(o)) for p, o in plan.settle.items()]
     if plan.maybe_placed:
         out["marked"] = keys(plan.maybe_placed)
     if plan.drain:
@@ -381,7 +381,10 @@ def test_an_all_accepted_answer_settles_with_the_answers_own_outcomes() -> None:
     batch = [intent(key) for key in AB]
     reply = created(AB)
     plan = answer("create", batch, reply, NOW, never)
-    assert plan.settle == [(batch[0], reply.outcomes["a0"]), (batch[1], reply.outcomes["a1"])]
+    assert list(plan.settle.items()) == [
+        (batch[0], reply.outcomes["a0"]),
+        (batch[1], reply.outcomes["a1"]),
+    ]
 
 
 # Lookup rounds.
@@ -481,7 +484,7 @@ def test_looked_up(row: Round) -> None:
 def _places(plan: Plan) -> list[Pending]:
     looks = [*plan.look_up, *([plan.look_again] if plan.look_again else [])]
     return [
-        *(p for p, _ in plan.settle),
+        *plan.settle,
         *plan.retry,
         *(p for look in looks for p in look.pending),
     ]

@@ -52,9 +52,9 @@ async def test_rounds_carry_out_each_plan_and_wait_as_it_says(clock: VirtualCloc
     sought = pending("a0", deadline=5.0)
     await reconciler.rounds(LookUp([sought], "landed"), decide, plans.append)
     assert rounds == [(0.0, "ExchangeError"), (0.25, "dict"), (0.5, "dict")]
-    settled = [(p.key, outcome_name(o)) for plan in plans for p, o in plan.settle]
+    settled = [(p.key, outcome_name(o)) for plan in plans for p, o in plan.settle.items()]
     assert settled == [("a0", "accepted")]
-    accepted = plans[-1].settle[0][1]
+    (accepted,) = plans[-1].settle.values()
     assert isinstance(accepted, Accepted)
     assert accepted.order_id == client.exchange.orders["a0"].order_id
     assert len(client.order_pages) == 3
@@ -73,5 +73,5 @@ async def test_rounds_end_at_the_deadline_not_after_it(clock: VirtualClock) -> N
     # Rounds at 0, 0.4, 0.8 and at the deadline (1.0), which settles it unknown.
     assert clock.elapsed() == pytest.approx(1.0)
     assert len(client.order_pages) == 4
-    (last,) = plans[-1].settle
-    assert outcome_name(last[1]) == "unknown"
+    (last,) = plans[-1].settle.values()
+    assert outcome_name(last) == "unknown"
