@@ -34,6 +34,7 @@ from kalshi_router.wire.models import Order
 from kalshi_router.wire.reply import BatchReply
 
 log = logging.getLogger("kalshi_router.dispatcher")
+# Backoff and given_up live in ``answers``; the router imports them from here.
 __all__ = ["Backoff", "Dispatcher", "given_up"]
 Settle = Callable[[Pending, Outcome], None]
 
@@ -104,8 +105,9 @@ class Dispatcher:
             self._unsent([pending], expired=False)
 
     def _unsent(self, taken: list[Pending], *, expired: bool = True) -> None:
-        """Settle ``taken``, out of the queue unsent: that makes room, and a create batch
-        waiting for tokens may now be waiting for more than it needs."""
+        """Settle ``taken``, out of the queue unsent because their deadlines passed (``expired``)
+        or their callers cancelled them. That makes room, and a create batch waiting for tokens
+        may now be waiting for more than it needs."""
         for pending in taken:
             self._settle(pending, never_sent(pending, expired=expired))
         self._space.set()
