@@ -7,9 +7,8 @@ fill by themselves under load and an idle router sends a lone intent at once. On
 touches the write budget, one spend at a time, so the order of the lanes is the order of the
 wire.
 
-Every answer is classified (see ``wire.reply``): definitive answers settle, "not executed" ones
-are retried with the same client_order_ids after a jittered backoff, and ambiguous ones are
-looked up before anything is sent again.
+Every answer is classified (see ``wire.reply``) and what it means is decided in ``answers`` as
+a plan (settle, retry, look up): this module only carries plans out.
 """
 
 from __future__ import annotations
@@ -18,48 +17,26 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from kalshi_router.accumulator import Accumulator, Kind, Pending
+from kalshi_router.answers import Backoff, LookUp, Plan, answer, given_up, looked_up, never_sent
 from kalshi_router.errors import WireError
+from kalshi_router.expiry import ExpiryTimer
 from kalshi_router.journal import IntentJournal
 from kalshi_router.limiter import WriteBudget
-from kalshi_router.outcome import Closed, Expired, Outcome, Rejected, Unknown
-from kalshi_router.reconcile import Reconciler, accepted_from
+from kalshi_router.outcome import Outcome
+from kalshi_router.reconcile import Reconciler
 from kalshi_router.stats import RouterObserver
 from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.models import Order
 from kalshi_router.wire.reply import BatchReply
 
 log = logging.getLogger("kalshi_router.dispatcher")
-
-# Sim assumption shared with kalshi_router.sim: Kalshi documents 409 for a reused id but not its
-# code; any of these on a resend of an order that may have landed means "it is there".
-DUPLICATE_CODES = frozenset({"duplicate_client_order_id", "order_already_exists", "conflict"})
+# Backoff and given_up live in ``answers``; the router imports them from here.
+__all__ = ["Backoff", "Dispatcher", "given_up"]
 Settle = Callable[[Pending, Outcome], None]
-
-
-def given_up(pending: Pending, reason: str, outcome: type[Expired | Closed]) -> Outcome:
-    """``outcome`` for an intent we stop trying to send, unless an earlier attempt may have
-    reached the exchange: a negative lookup does not prove a request still on its way will not
-    land, and only a resend (answered "duplicate" if it did) could, so it is unknown."""
-    if pending.maybe_placed:
-        why = f"{reason}; an earlier attempt may have reached the exchange"
-        return Unknown(reason=why, **pending.ids())
-    return outcome(reason=reason, **pending.ids())
-
-
-class Backoff:
-    """Exponential backoff with full jitter (no Retry-After exists to honour)."""
-
-    def __init__(self, base: float, cap: float, rng: random.Random) -> None:
-        self.base = base
-        self.cap = cap
-        self._rng = rng
-
-    def delay(self, attempt: int) -> float:
-        return self._rng.uniform(0.0, min(self.cap, self.base * 2 ** max(0, attempt - 1)))
 
 
 class Dispatcher:
@@ -101,8 +78,7 @@ class Dispatcher:
         self._finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Creates queued at or before this time were flushed: they do not linger.
         self._flushed_at = -math.inf
-        self._expiry: asyncio.TimerHandle | None = None
-        self._expiry_at = math.inf
+        self._expiry = ExpiryTimer(accumulator, self._unsent)
         self.in_flight: set[Pending] = set()
         self._time = asyncio.get_running_loop().time
 
@@ -112,32 +88,8 @@ class Dispatcher:
 
     def queued(self, pending: Pending) -> None:
         """``pending`` was pushed to the accumulator: watch its deadline, wake the loop."""
-        if pending.deadline < self._expiry_at:
-            self._arm_expiry(pending.deadline)
+        self._expiry.watch(pending.deadline)
         self.notify(priority=pending.kind != "create")
-
-    def _arm_expiry(self, when: float) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-        self._expiry_at = when
-        self._expiry = asyncio.get_running_loop().call_at(when, self._expire)
-
-    def _expire(self) -> None:
-        """Settle what is still waiting at its deadline now, rather than whenever a batch cut
-        reaches it; then wait for the next deadline."""
-        # The timer may fire a hair early (the loop's clock resolution): it is due all the same.
-        upto = max(self._time(), self._expiry_at)
-        self._expiry, self._expiry_at = None, math.inf
-        expired = self._acc.expire(upto)
-        for pending in expired:
-            self._settle(pending, given_up(pending, "deadline passed before sending", Expired))
-        if expired:
-            self._space.set()
-            # A create batch waiting for tokens may now be waiting for more than it needs.
-            self._urgent.set()
-        due = self._acc.next_deadline()
-        if due is not None:
-            self._arm_expiry(due)
 
     def notify(self, *, priority: bool = False) -> None:
         """Something was queued; ``priority``: in a lane above creates, so a create batch
@@ -150,11 +102,16 @@ class Dispatcher:
         """Settle ``pending`` now if it is still waiting to be sent (its caller cancelled it);
         one already sent is left to its answer."""
         if self._acc.discard(pending):
-            reason = "cancelled by the caller before sending"
-            self._settle(pending, given_up(pending, reason, Closed))
-            self._space.set()
-            # A create batch waiting for tokens may now be waiting for more than it needs.
-            self._urgent.set()
+            self._unsent([pending], expired=False)
+
+    def _unsent(self, taken: list[Pending], *, expired: bool = True) -> None:
+        """Settle ``taken``, out of the queue unsent because their deadlines passed (``expired``)
+        or their callers cancelled them. That makes room, and a create batch waiting for tokens
+        may now be waiting for more than it needs."""
+        for pending in taken:
+            self._settle(pending, never_sent(pending, expired=expired))
+        self._space.set()
+        self._urgent.set()
 
     def flush(self) -> None:
         """Send what is queued now without lingering (later arrivals linger as usual)."""
@@ -169,9 +126,7 @@ class Dispatcher:
     async def stop(self) -> None:
         """Cancel what is still sending or reconciling (the drain ran out of time)."""
         self._stopped = True
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
+        self._expiry.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -265,12 +220,8 @@ class Dispatcher:
             want += extra
         now = self._time()
         cut = self._acc.cut(kind, want, now)
-        self._space.set()
-        for pending in cut.expired:
-            self._settle(pending, given_up(pending, "deadline passed before sending", Expired))
-        for pending in cut.dropped:
-            reason = "cancelled by the caller before sending"
-            self._settle(pending, given_up(pending, reason, Closed))
+        self._unsent(cut.expired)
+        self._unsent(cut.dropped, expired=False)
         if unused := want - len(cut.batch):
             self._budget.refund(cost * unused)
         if not cut.batch:
@@ -395,137 +346,37 @@ class Dispatcher:
     def _handle(self, kind: Kind, batch: list[Pending], reply: BatchReply) -> None:
         if reply.anomalies:
             log.warning("answer anomalies: %s", "; ".join(reply.anomalies))
-        by_key = {pending.key: pending for pending in batch}
-        if reply.disposition == "retry":
-            if reply.http_status == 429:
-                self._stats.rate_limited()
-                self._budget.rate_limited()
-            self.retry_all(batch, reply.error.code if reply.error else "not executed")
-            return
-        unsure = [by_key[key] for key in reply.unanswered]
-        landed: list[Pending] = []
-        refused: dict[Pending, Rejected] = {}
-        for key, outcome in reply.outcomes.items():
-            pending = by_key[key]
-            if not (pending.maybe_placed and isinstance(outcome, Rejected)):
-                self._settle(pending, outcome)
-            elif kind == "create" and outcome.code in DUPLICATE_CODES:
-                landed.append(pending)
-            elif kind == "create":
-                # The first attempt may have landed after our lookup (and, say, taken the
-                # balance the resend then lacked): look again before believing the refusal.
-                refused[pending] = outcome
-            elif kind == "cancel":
-                # Refusing the resend ("not resting", say) is what the exchange would answer
-                # had the first attempt cancelled the order: that cannot be told apart.
-                why = (
-                    f"the resend was refused ({outcome.code}: {outcome.message}), but an "
-                    "earlier attempt may have cancelled the order"
+        self._carry_out(answer(kind, batch, reply, self._time(), self._backoff.delay))
+
+    def _carry_out(self, plan: Plan) -> None:
+        for pending in plan.maybe_placed:
+            pending.maybe_placed = True
+        if plan.drain:
+            self._stats.rate_limited()
+            self._budget.rate_limited()
+        for pending, outcome in plan.settle.items():
+            self._settle(pending, outcome)
+        if plan.retry:
+            self._stats.retried(len(plan.retry))
+            for pending in plan.retry:
+                self._acc.push_retry(pending, plan.retry_at)
+            # A create batch waiting for tokens must learn when a cancel's retry comes due.
+            self.notify(priority=plan.retry[0].kind != "create")
+        for look in plan.look_up:
+            if look.if_absent == "resend":
+                keys = [p.key for p in look.pending]
+                log.info(
+                    "reconciling %d orders after %s: %s",
+                    len(keys),
+                    look.reason,
+                    " ".join(keys),
+                    extra={"client_order_ids": keys},
                 )
-                self._settle(pending, Unknown(reason=why, **pending.ids()))
-            else:
-                self._settle(pending, outcome)
-        if landed:
-            self._spawn(self._reconcile(landed, if_absent=None))
-        if refused:
+            self._spawn(self._reconcile(look))
 
-            def believe(absent: list[Pending]) -> None:
-                for pending in absent:
-                    self._settle(pending, refused[pending])
+    async def _reconcile(self, look: LookUp) -> None:
+        self._stats.reconciling(len(look.pending))
+        await self._reconciler.rounds(look, self._looked_up, self._carry_out)
 
-            self._spawn(self._reconcile(list(refused), if_absent=believe))
-        if unsure:
-            self._ambiguous(kind, unsure, reply)
-
-    def _ambiguous(self, kind: Kind, batch: list[Pending], reply: BatchReply) -> None:
-        if reply.error:
-            reason = reply.error.code
-        else:
-            reason = "unusable answer" if reply.anomalies and reply.http_status else "no answer"
-        if kind == "cancel":
-            # Cancelling twice cannot hurt, and the second answer says where the order stands.
-            for pending in batch:
-                pending.maybe_placed = True
-            self.retry_all(batch, reason)
-        elif kind == "single":
-            for pending in batch:
-                self._settle(
-                    pending,
-                    Unknown(
-                        reason=f"{reason}: an amend/decrease is not safe to resend", **pending.ids()
-                    ),
-                )
-        else:
-            for pending in batch:
-                pending.maybe_placed = True
-            keys = [p.key for p in batch]
-            log.info(
-                "reconciling %d orders after %s: %s",
-                len(batch),
-                reason,
-                " ".join(keys),
-                extra={"client_order_ids": keys},
-            )
-            self._spawn(self._reconcile(batch, if_absent=self._resend))
-
-    def retry(self, pending: Pending, reason: str) -> None:
-        self.retry_all([pending], reason)
-
-    def retry_all(self, batch: Sequence[Pending], reason: str) -> None:
-        """Queue ``batch`` again after one backoff: what failed together is retried together
-        (one jittered delay each would split a batch into as many requests)."""
-        now = self._time()
-        delay = self._backoff.delay(max(pending.attempts for pending in batch))
-        for pending in batch:
-            if pending.settled:  # failed loudly after a crash, say: nothing left to retry
-                continue
-            if now + delay >= pending.deadline:
-                why = f"deadline passed while retrying ({reason})"
-                self._settle(pending, given_up(pending, why, Expired))
-                continue
-            self._stats.retried(1)
-            self._acc.push_retry(pending, now + delay)
-        # A create batch waiting for tokens must learn when a cancel's retry comes due.
-        self.notify(priority=any(pending.kind != "create" for pending in batch))
-
-    async def _reconcile(
-        self, batch: Sequence[Pending], *, if_absent: Callable[[list[Pending]], None] | None
-    ) -> None:
-        """Look ``batch`` up until each is found (accepted), not found (``if_absent``) or out of
-        time (unknown). ``if_absent`` None: the order is known to exist (a duplicate-id answer),
-        so it is looked for until its deadline."""
-        self._stats.reconciling(len(batch))
-        waiting = list(batch)
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                found = await self._reconciler.find(waiting)
-            except WireError as exc:
-                why = f"could not look the order up before its deadline: {exc}"
-            else:
-                why = "the exchange holds this client_order_id but did not list it in time"
-                absent: list[Pending] = []
-                for pending in waiting:
-                    order = found.get(pending.key)
-                    if order is not None:
-                        self._settle(pending, accepted_from(order))
-                    elif if_absent is not None:
-                        absent.append(pending)
-                if if_absent is not None and absent:
-                    if_absent(absent)
-                    waiting = [p for p in waiting if p not in absent]
-            now = self._time()
-            for pending in waiting:
-                if now >= pending.deadline:
-                    self._settle(pending, Unknown(reason=why, **pending.ids()))
-            waiting = [p for p in waiting if not p.settled]
-            if not waiting:
-                return
-            # Never sleep past a deadline: the last lookup happens at it, not after it.
-            until = min(p.deadline for p in waiting) - now
-            await asyncio.sleep(min(self._backoff.delay(attempt), until))
-
-    def _resend(self, absent: list[Pending]) -> None:
-        # Not there: resending the same id is safe, the exchange refuses a second.
-        self.retry_all(absent, "not found after an ambiguous attempt")
+    def _looked_up(self, look: LookUp, found: Mapping[str, Order] | WireError) -> Plan:
+        return looked_up(look, found, self._time(), self._backoff.delay)

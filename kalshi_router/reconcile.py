@@ -6,12 +6,14 @@ just before the first attempt, page by cursor, and match on client_order_id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NamedTuple, Protocol
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple, Protocol, TypeAlias
 
 from aiolimiter import AsyncLimiter
 
-from kalshi_router.outcome import Accepted
+from kalshi_router.answers import LookUp, Plan
+from kalshi_router.errors import WireError
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import Order
 
@@ -19,6 +21,7 @@ from kalshi_router.wire.models import Order
 # any sane skew so an order placed "before" we sent it is still found.
 LOOKBACK_S = 120
 READ_COST = 10
+Decide: TypeAlias = Callable[[LookUp, Mapping[str, Order] | WireError], Plan]
 
 
 class Probe(Protocol):
@@ -75,11 +78,18 @@ class Reconciler:
                     break
         return found
 
-
-def accepted_from(order: Order) -> Accepted:
-    return Accepted(
-        client_order_id=order.client_order_id,
-        order_id=order.order_id,
-        fill_count=order.fill_count_fp,
-        remaining_count=order.remaining_count_fp,
-    )
+    async def rounds(self, look: LookUp, decide: Decide, carry_out: Callable[[Plan], None]) -> None:
+        """Look ``look.pending`` up round after round, carrying out what ``decide`` makes of
+        each (``answers.looked_up``), until it leaves nothing to look up again."""
+        while True:
+            found: dict[str, Order] | WireError
+            try:
+                found = await self.find(look.pending)
+            except WireError as exc:
+                found = exc
+            plan = decide(look, found)
+            carry_out(plan)
+            if plan.look_again is None:
+                return
+            look = plan.look_again
+            await asyncio.sleep(look.wait_s)

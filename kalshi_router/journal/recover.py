@@ -30,10 +30,11 @@ from aiolimiter import AsyncLimiter
 from kalshi_router.config import JournalConfig
 from kalshi_router.errors import WireError
 from kalshi_router.journal.store import Entry, SqliteJournal
-from kalshi_router.outcome import Cancelled, Closed, Outcome, Unknown, outcome_name
-from kalshi_router.reconcile import READ_COST, Reconciler, Sought, accepted_from
+from kalshi_router.outcome import Closed, Outcome, Unknown, outcome_name
+from kalshi_router.reconcile import READ_COST, Reconciler, Sought
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import Order
+from kalshi_router.wire.orders import accepted_from, cancelled_from
 
 log = logging.getLogger("kalshi_router.journal")
 NEVER_SENT = "router restarted before this intent was sent"
@@ -190,11 +191,8 @@ def _decide_other(entry: Entry, order: Order | None, grace_passed: bool) -> Outc
         return Unknown(reason=why, **ids)
     if order is None:
         return Closed(reason="no such order at the exchange after restart", **ids)
-    if order.status == "canceled":
-        reduced = (order.initial_count_fp or order.fill_count_fp) - order.fill_count_fp
-        return Cancelled(
-            order_id=order.order_id, reduced_by=reduced, client_order_id=order.client_order_id
-        )
+    if (cancelled := cancelled_from(order)) is not None:
+        return cancelled
     if order.status == "resting":
         why = f"not applied: after restart the order is still {_state(order)}; cancel it again"
         return Closed(reason=why, **ids) if grace_passed else None

@@ -24,6 +24,9 @@ T = TypeVar("T")
 # both refused before processing. 500/502/504 may come after the matching engine acted, so the
 # orders may exist.
 _NOT_EXECUTED = frozenset({408, 429, 503})
+# Sim assumption shared with kalshi_router.sim: Kalshi documents 409 for a reused id but not its
+# code; any of these refuses a create because its client_order_id is already taken.
+_DUPLICATE_CODES = frozenset({"duplicate_client_order_id", "order_already_exists", "conflict"})
 _MAX_TEXT = 200
 _MAX_KEY_TEXT = 80
 _error_decoder = msgspec.json.Decoder(ErrorEnvelope)
@@ -74,6 +77,11 @@ def decode_error(status: int, body: bytes) -> ApiError:
         message=found.message or f"HTTP {status}",
         details=found.details or "",
     )
+
+
+def is_duplicate_id(rejected: Rejected) -> bool:
+    """``rejected`` refuses a create because its client_order_id is already at the exchange."""
+    return rejected.code in _DUPLICATE_CODES
 
 
 def rejection(key_field: str, key: str, error: ApiError, status: int) -> Rejected:
