@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from kalshi_router.accumulator import Accumulator, Kind, Pending
-from kalshi_router.answers import Backoff, LookUp, Plan, answer, given_up, looked_up, never_sent
+from kalshi_router.answers import Backoff, LookUp, Plan, answer, looked_up, never_sent
 from kalshi_router.errors import WireError
 from kalshi_router.expiry import ExpiryTimer
 from kalshi_router.journal import IntentJournal
@@ -34,8 +34,6 @@ from kalshi_router.wire.models import Order
 from kalshi_router.wire.reply import BatchReply
 
 log = logging.getLogger("kalshi_router.dispatcher")
-# Backoff and given_up live in ``answers``; the router imports them from here.
-__all__ = ["Backoff", "Dispatcher", "given_up"]
 Settle = Callable[[Pending, Outcome], None]
 
 

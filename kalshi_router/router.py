@@ -22,9 +22,10 @@ from typing import Any, Self
 from aiolimiter import AsyncLimiter
 
 from kalshi_router.accumulator import Accumulator, Kind, Pending
+from kalshi_router.answers import Backoff, given_up
 from kalshi_router.awaiting import all_of
 from kalshi_router.config import Config, LimitsConfig, RouterConfig
-from kalshi_router.dispatcher import Backoff, Dispatcher, given_up
+from kalshi_router.dispatcher import Dispatcher
 from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed, WireError
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.journal import IntentJournal
