@@ -87,6 +87,11 @@ class RouterClient:
         """The service's base URL (its host is not used on a Unix socket)."""
         return self._connection.url
 
+    @property
+    def connected(self) -> bool:
+        """A stream to the service is open (False while it reconnects)."""
+        return self._connection.connected
+
     async def __aenter__(self) -> Self:
         await self.connect()
         return self

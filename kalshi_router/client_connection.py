@@ -203,7 +203,8 @@ class Connection:
         for held in self._holding.waiting():
             self._send_late(link, held)
         if self._holding.orphans:
-            self._resumer = asyncio.create_task(self._resume(link), name="kalshi-router-resume")
+            resume = self._resume(link)
+            self._resumer = asyncio.create_task(resume, name="kalshi-router-client-resume")
 
     async def _supervise(self, link: Link) -> None:
         while True:
