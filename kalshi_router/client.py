@@ -38,7 +38,7 @@ from kalshi_router.errors import (
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, Closed, OrderOutcome, Unknown
-from kalshi_router.router import OrderRouter, _checked
+from kalshi_router.router import OrderRouter, _checked, _expect
 from kalshi_router.service.protocol import BudgetState, StreamState, Verb
 from kalshi_router.stats import RouterStats, StatsRecorder
 from kalshi_router.wire.signer import Signer
@@ -106,7 +106,9 @@ class RouterClient:
 
     async def connect(self) -> None:
         """Open the stream; ``ServiceError`` if it cannot be (later breaks are reconnected)."""
-        if self._connection.opened or self._closed:
+        if self._closed:
+            raise RouterClosed("the client is closed")
+        if self._connection.opened:
             raise ServiceError("already connected")
         await self._connection.open()
 
@@ -115,6 +117,7 @@ class RouterClient:
     def submit(
         self, intent: OrderIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[OrderOutcome]:
+        _expect(intent, OrderIntent)
         return self._send("submit", intent, intent.client_order_id, deadline_s)
 
     async def submit_wait(
@@ -173,11 +176,13 @@ class RouterClient:
     def amend(
         self, intent: AmendIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[AmendOutcome]:
+        _expect(intent, AmendIntent)
         return self._send("amend", intent, intent.order_id, deadline_s)
 
     def decrease(
         self, intent: DecreaseIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[AmendOutcome]:
+        _expect(intent, DecreaseIntent)
         return self._send("decrease", intent, intent.order_id, deadline_s)
 
     async def flush(self) -> None:

@@ -215,7 +215,6 @@ class Connection:
                 self._give_up(reason)
                 return
             link = await self._reconnect()
-            self._up(link)
 
     async def _dropped(self, link: Link, reason: str) -> None:
         self._link = None
@@ -237,6 +236,7 @@ class Connection:
             self._outage = loop.call_later(self._outage_timeout, self._outage_over)
 
     async def _reconnect(self) -> Link:
+        """Open a stream, trying until one opens, and take it up."""
         assert self._session is not None
         backoff = Backoff(_RECONNECT_BASE_S, _RECONNECT_CAP_S, self._rng)
         last = ""
@@ -254,6 +254,8 @@ class Connection:
             log.info(
                 "reconnected to %s (attempt %d, service run %s)", self.where, attempt, link.run
             )
+            # In the step that opened it: no cancellation can come in between and leak it.
+            self._up(link)
             return link
         raise AssertionError("unreachable")  # itertools.count never ends
 
