@@ -9,7 +9,7 @@ import asyncio
 import inspect
 import math
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -19,26 +19,32 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
+from kalshi_router.accumulator import Pending
 from kalshi_router.api import Router
 from kalshi_router.client import RouterClient, ServiceError, open_router
 from kalshi_router.config import Config, ExchangeConfig, ServiceConfig
-from kalshi_router.errors import ConfigError, IntentError, QueueFull, RouterClosed
+from kalshi_router.errors import ConfigError, IntentError, QueueFull, RouterClosed, RouterCrashed
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Outcome, Rejected, Unknown
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
+from kalshi_router.service.protocol import StreamAck, StreamFrame, StreamState
 from kalshi_router.service.serve import _listen
 from kalshi_router.sim import SimConfig
 from tests.integration.conftest import FAST_RETRIES, PRIVATE_PEM, make_signer, running_sim
 from tests.service.conftest import (
+    AUTH,
     TICKER,
     TOKEN,
     MakeService,
     Running,
     eventually,
+    resting,
     slow_exchange,
     start_router,
 )
+
+_frames = msgspec.json.Decoder(StreamFrame)
 
 
 def client_of(running: Running, drain_timeout: float = 10.0) -> RouterClient:
@@ -241,6 +247,61 @@ async def test_aclose_gives_up_after_its_drain_timeout(running: Running) -> None
     unknown = future.result()
     assert isinstance(unknown, Unknown)
     assert unknown.client_order_id is not None
+
+
+async def test_the_service_pushes_its_state_to_streams_that_ask(running: Running) -> None:
+    async with running.http.ws_connect("/v1/stream?state=1", headers=AUTH) as socket:
+        first = _frames.decode((await socket.receive(timeout=5)).data)
+        later = _frames.decode((await socket.receive(timeout=5)).data)
+    assert isinstance(first, StreamState)
+    assert isinstance(later, StreamState)
+    assert later.seq > first.seq
+    assert (first.run, first.journal) == (running.service.run, False)
+    assert first.deadline_s == running.router.deadline_s
+    assert first.batch_limits == running.router.batch_limits
+    assert first.budget.capacity == running.router.budget.capacity
+    async with running.http.get("/v1/state", headers=AUTH) as response:
+        asked = _frames.decode(await response.read())
+    assert isinstance(asked, StreamState)
+    assert asked.seq > later.seq
+    # A stream that did not ask gets the protocol it always had: an ack first.
+    async with running.http.ws_connect("/v1/stream", headers=AUTH) as socket:
+        await socket.send_json({"type": "submit", "id": 1, "item": resting()})
+        assert isinstance(_frames.decode((await socket.receive(timeout=5)).data), StreamAck)
+
+
+class ExplodingJournal:
+    """A bug below the dispatcher: its first send raises."""
+
+    def taken(self, pending: Pending) -> None:
+        pass
+
+    def sending(self, batch: Sequence[Pending]) -> None:
+        raise RuntimeError("disk on fire")
+
+    def settled(self, pending: Pending, outcome: Outcome) -> None:
+        pass
+
+
+async def test_a_crash_of_the_service_router_is_the_clients_crashed(
+    exit_stack: AsyncExitStack,
+) -> None:
+    sim = await exit_stack.enter_async_context(running_sim(SimConfig(tier="premier")))
+    config = Config(router=FAST_RETRIES)
+    router = OrderRouter.connect(config, make_signer(), sim.url, journal=ExplodingJournal())
+    await exit_stack.enter_async_context(router)
+    app = build_service_app(router, ServiceConfig(), Metrics(), TOKEN)
+    server = await exit_stack.enter_async_context(TestServer(app))
+    async with RouterClient(str(server.make_url("")), token=TOKEN) as client:
+        assert client.crashed is None
+        with pytest.raises(ServiceError, match="dispatcher crashed"):
+            await client.place(bid())
+        await client.flush()
+        crashed = client.crashed
+        assert isinstance(crashed, RouterCrashed)
+        assert client.crashed is crashed
+        assert "disk on fire" in str(crashed)
+        assert router.crashed is not None
 
 
 async def test_a_wrong_token_is_refused_at_connect(running: Running) -> None:
