@@ -1,7 +1,7 @@
 """``RouterClient``: the service's client, a ``Router`` like the embedded one.
 
     async with RouterClient("http://127.0.0.1:8088", token=token) as router:
-        outcome = await router.place(OrderIntent.bid("KX-1", "0.56", 10))
+        outcome = await router.place(OrderIntent.bid("KX-1", price="0.56", count=10))
 
 Intents are pipelined over one WebSocket: ``submit`` returns a future at once and the service's
 outcome message settles it. The service pushes its router's state on the same stream, which
@@ -127,8 +127,9 @@ class RouterClient:
         queue_timeout: float | None = None,
         deadline_s: float | None = None,
     ) -> asyncio.Future[OrderOutcome]:
-        """The embedded router's signature. ``queue_timeout`` has no effect here: the service
-        answers a full queue at once, and the future fails with ``QueueFull``."""
+        """The embedded router's signature. ``queue_timeout`` has no effect here: a full queue
+        is answered at once with ``QueueFull`` (the future fails with it when the service's is
+        full; ``submit`` raises it when the client's own, while the service is away, is)."""
         return self.submit(intent, deadline_s=deadline_s)
 
     async def place(
