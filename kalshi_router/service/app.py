@@ -119,6 +119,7 @@ class Service:
     watchers: set[Outbox] = field(default_factory=set)
 
     def state(self) -> StreamState:
+        """What a client of this service reports as its router's state."""
         router = self.router
         crashed = router.crashed
         return StreamState(
