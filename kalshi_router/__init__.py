@@ -1,5 +1,6 @@
 """kalshi-router: an asyncio batched order router for Kalshi's Trade API v2."""
 
+from kalshi_router.api import BudgetView, Router
 from kalshi_router.config import Config, load_config
 from kalshi_router.errors import (
     ConfigError,
@@ -10,6 +11,7 @@ from kalshi_router.errors import (
     QueueFull,
     RouterClosed,
     RouterCrashed,
+    ServiceError,
     WireError,
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
@@ -33,6 +35,7 @@ __all__ = [
     "AmendIntent",
     "Amended",
     "ApiError",
+    "BudgetView",
     "CancelIntent",
     "Cancelled",
     "Closed",
@@ -48,9 +51,11 @@ __all__ = [
     "OrderRouter",
     "QueueFull",
     "Rejected",
+    "Router",
     "RouterClosed",
     "RouterCrashed",
     "RouterStats",
+    "ServiceError",
     "Signer",
     "Unknown",
     "WireError",

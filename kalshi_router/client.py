@@ -1,88 +1,96 @@
-"""``RouterClient``: the service's client, with the embedded router's submit/place/cancel API.
+"""``RouterClient``: the service's client, a ``Router`` like the embedded one.
 
     async with RouterClient("http://127.0.0.1:8088", token=token) as router:
         outcome = await router.place(OrderIntent.bid("KX-1", price="0.56", count=10))
 
 Intents are pipelined over one WebSocket: ``submit`` returns a future at once and the service's
-outcome message settles it. ``open_router`` picks the embedded router or this client from the
-configuration, so a bot can switch between them without code changes.
+outcome message settles it. The service pushes its router's state on the same stream, which
+``stats()``, ``queue_depth``, ``in_flight``, ``budget``, ``crashed`` and ``batch_limits`` report.
+A broken stream is opened again and nothing is lost (``client_connection``). ``open_router``
+picks the embedded router or this client from the configuration, so a bot can switch between
+them without code changes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
-from collections.abc import Iterable
+import random
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import aiohttp
 import msgspec
 
+from kalshi_router.api import Router
 from kalshi_router.awaiting import all_of
-from kalshi_router.config import Config
+from kalshi_router.client_connection import Connection, Token
+from kalshi_router.client_holding import Holding
+from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.errors import (
     ConfigError,
     IntentError,
-    KalshiRouterError,
-    QueueFull,
     RouterClosed,
+    RouterCrashed,
+    ServiceError,
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
-from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome
-from kalshi_router.router import OrderRouter
-from kalshi_router.service.protocol import (
-    StreamAck,
-    StreamOutcome,
-    StreamReply,
-    Verb,
-)
-from kalshi_router.stats import RouterStats
+from kalshi_router.outcome import AmendOutcome, CancelOutcome, Closed, OrderOutcome, Unknown
+from kalshi_router.router import OrderRouter, _checked, _expect
+from kalshi_router.service.protocol import BudgetState, StreamState, Verb
+from kalshi_router.stats import RouterStats, StatsRecorder
 from kalshi_router.wire.signer import Signer
 
+__all__ = ["RouterClient", "ServiceError", "open_router"]
+
 log = logging.getLogger("kalshi_router.client")
-_encoder = msgspec.json.Encoder()
-_replies = msgspec.json.Decoder(StreamReply)
-_stats = msgspec.json.Decoder(RouterStats)
-
-
-class ServiceError(KalshiRouterError):
-    """The service refused a request or went away."""
 
 
 class RouterClient:
     """A connection to ``kalshi-router serve`` over TCP (with its bearer token) or a Unix
-    socket (``unix_socket=path``, with any ``url`` host)."""
+    socket (``unix_socket=path``, with any ``url`` host).
+
+    ``token`` may be a function, called (on a thread) each time a stream is opened: a restarted
+    service may have a new token. While the stream is down, up to ``queue_size`` new intents
+    wait for it (more raise ``QueueFull``), each until its deadline (then ``Expired``); intents
+    sent before it broke are settled ``Unknown`` if the service stays unreachable for
+    ``outage_timeout`` seconds."""
 
     def __init__(
         self,
         url: str,
         *,
-        token: str | None = None,
+        token: Token = None,
         unix_socket: str | None = None,
         drain_timeout: float = 10.0,
+        queue_size: int = 10_000,
+        outage_timeout: float = 60.0,
+        rng: random.Random | None = None,
     ) -> None:
-        self._url = url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._unix_socket = unix_socket
         self._drain_timeout = drain_timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._socket: aiohttp.ClientWebSocketResponse | None = None
-        self._reader: asyncio.Task[None] | None = None
-        # Frames being written: owned here so that none is collected mid-send or left
-        # pending at close.
-        self._sending: set[asyncio.Task[None]] = set()
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._holding = Holding(queue_size)
+        self._connection = Connection(
+            url.rstrip("/"),
+            self._holding,
+            token=token,
+            unix_socket=unix_socket,
+            outage_timeout=outage_timeout,
+            rng=rng or random.Random(),  # noqa: S311 - reconnect jitter, not a secret
+        )
+        self._crash: tuple[str, RouterCrashed] | None = None
         self._closed = False
 
     @property
     def url(self) -> str:
         """The service's base URL (its host is not used on a Unix socket)."""
-        return self._url
+        return self._connection.url
+
+    @property
+    def connected(self) -> bool:
+        """A stream to the service is open (False while it reconnects)."""
+        return self._connection.connected
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -97,35 +105,20 @@ class RouterClient:
         await self.aclose()
 
     async def connect(self) -> None:
-        if self._session is not None:
+        """Open the stream; ``ServiceError`` if it cannot be (later breaks are reconnected)."""
+        if self._closed:
+            raise RouterClosed("the client is closed")
+        if self._connection.opened:
             raise ServiceError("already connected")
-        connector = aiohttp.UnixConnector(self._unix_socket) if self._unix_socket else None
-        session = aiohttp.ClientSession(connector=connector, headers=self._headers)
-        where = self._unix_socket or self._url
-        try:
-            self._socket = await session.ws_connect(f"{self._url}/v1/stream", heartbeat=20)
-        except aiohttp.WSServerHandshakeError as exc:
-            await session.close()
-            hint = " (check the token)" if exc.status == 401 else ""
-            raise ServiceError(
-                f"the service at {where} refused the stream: {exc.status}{hint}"
-            ) from None
-        except aiohttp.ClientError as exc:
-            await session.close()
-            raise ServiceError(f"cannot open the stream at {where}: {exc}") from None
-        except BaseException:
-            # Cancelled or timed out while connecting: no session may outlive this call.
-            await session.close()
-            raise
-        self._session = session
-        self._reader = asyncio.create_task(self._read(self._socket))
+        await self._connection.open()
 
-    # The embedded router's API.
+    # The Router API.
 
     def submit(
         self, intent: OrderIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[OrderOutcome]:
-        return self._send("submit", intent, deadline_s)
+        _expect(intent, OrderIntent)
+        return self._send("submit", intent, intent.client_order_id, deadline_s)
 
     async def submit_wait(
         self,
@@ -134,8 +127,9 @@ class RouterClient:
         queue_timeout: float | None = None,
         deadline_s: float | None = None,
     ) -> asyncio.Future[OrderOutcome]:
-        """The embedded router's signature. ``queue_timeout`` has no effect here: the service
-        answers a full queue at once, and the future fails with ``QueueFull``."""
+        """The embedded router's signature. ``queue_timeout`` has no effect here: a full queue
+        is answered at once with ``QueueFull`` (the future fails with it when the service's is
+        full; ``submit`` raises it when the client's own, while the service is away, is)."""
         return self.submit(intent, deadline_s=deadline_s)
 
     async def place(
@@ -157,7 +151,10 @@ class RouterClient:
     def submit_many(
         self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
     ) -> list[asyncio.Future[OrderOutcome]]:
-        return [self.submit(intent, deadline_s=deadline_s) for intent in intents]
+        batch = list(intents)
+        if not self._connection.connected:
+            self._holding.room_for(len(batch))  # all or none, as the embedded router
+        return [self.submit(intent, deadline_s=deadline_s) for intent in batch]
 
     def cancel(
         self,
@@ -172,7 +169,7 @@ class RouterClient:
             raise IntentError("ticker", "required: Kalshi routes cancels by market ticker")
         else:
             intent = CancelIntent(order_id=order_id, ticker=ticker)
-        return self._send("cancel", intent, deadline_s)
+        return self._send("cancel", intent, intent.order_id, deadline_s)
 
     def cancel_many(self, cancels: Iterable[CancelIntent]) -> list[asyncio.Future[CancelOutcome]]:
         return [self.cancel(cancel) for cancel in cancels]
@@ -180,121 +177,115 @@ class RouterClient:
     def amend(
         self, intent: AmendIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[AmendOutcome]:
-        return self._send("amend", intent, deadline_s)
+        _expect(intent, AmendIntent)
+        return self._send("amend", intent, intent.order_id, deadline_s)
 
     def decrease(
         self, intent: DecreaseIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[AmendOutcome]:
-        return self._send("decrease", intent, deadline_s)
+        _expect(intent, DecreaseIntent)
+        return self._send("decrease", intent, intent.order_id, deadline_s)
 
     async def flush(self) -> None:
-        """Wait until every intent sent on this connection has its outcome."""
-        if self._waiting:
-            await asyncio.wait(list(self._waiting.values()))
+        """Wait until every intent submitted so far has its outcome; the state reported then
+        (``stats()`` and the rest) includes them all."""
+        futures = self._holding.futures()
+        if futures:
+            await asyncio.wait(futures)
+        await self._connection.refresh()
 
-    async def stats(self) -> RouterStats:
-        """The service's router stats (a request, unlike the embedded ``stats()``)."""
-        session = self._open()[0]
-        async with session.get(f"{self._url}/v1/stats") as response:
-            if response.status != 200:
-                raise ServiceError(f"GET /v1/stats: HTTP {response.status}")
-            return _stats.decode(await response.read())
+    def stats(self) -> RouterStats:
+        """The service's router stats as of its last report; ``queue_depth`` counts the intents
+        waiting here for a stream too."""
+        state = self._connection.state
+        waiting = len(self._holding.queued)
+        if state is None:
+            return StatsRecorder().snapshot(tokens_spent=0, queue_depth=waiting, in_flight=0)
+        if not waiting:
+            return state.stats
+        return msgspec.structs.replace(state.stats, queue_depth=state.stats.queue_depth + waiting)
+
+    @property
+    def queue_depth(self) -> int:
+        state = self._connection.state
+        return (state.stats.queue_depth if state else 0) + len(self._holding.queued)
+
+    @property
+    def in_flight(self) -> int:
+        state = self._connection.state
+        return state.stats.in_flight if state else 0
+
+    @property
+    def budget(self) -> BudgetState:
+        return self._reported().budget
+
+    @property
+    def batch_limits(self) -> dict[str, int]:
+        return self._reported().batch_limits
+
+    @property
+    def crashed(self) -> RouterCrashed | None:
+        state = self._connection.state
+        if state is None or state.crashed is None:
+            return None
+        if self._crash is None or self._crash[0] != state.crashed:
+            # One object per crash, as the embedded router keeps its own.
+            self._crash = (state.crashed, RouterCrashed(f"dispatcher crashed: {state.crashed}"))
+        return self._crash[1]
 
     async def aclose(self, drain_timeout: float | None = None) -> None:
         """Stop taking intents, wait up to ``drain_timeout`` (default: the constructor's) for
-        the outcomes still due, as the embedded router drains, then close. What is still
-        unanswered fails with ``ServiceError`` (the service settles it anyway; its outcome is
-        at ``GET /v1/orders/{key}``)."""
+        the outcomes still due, reconnecting if need be, then close. What is left is settled
+        as the embedded router settles it: never sent, ``Closed``; sent, ``Unknown`` (the
+        service settles it all the same: its outcome is at ``GET /v1/orders/{key}``)."""
         if self._closed:
             return
         self._closed = True
         timeout = self._drain_timeout if drain_timeout is None else drain_timeout
-        if self._waiting and timeout > 0:
-            await asyncio.wait(list(self._waiting.values()), timeout=timeout)
-        if self._socket is not None:
-            await self._socket.close()
-        if self._reader is not None:
-            await self._reader
-        if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        futures = self._holding.futures()
+        if futures and timeout > 0:
+            await asyncio.wait(futures, timeout=timeout)
+        await self._connection.close()
+        holding = self._holding
+        for held in list(holding.queued.values()):
+            reason = "client closed before this intent was sent"
+            holding.settle(held, Closed(reason=reason, **held.ids()))
+        unsure = [*holding.sent.values(), *holding.orphans.values()]
+        if unsure:
+            log.warning(
+                "closing with %d intents sent and not answered, outcome unknown: %s",
+                len(unsure),
+                " ".join(held.key for held in unsure),
+            )
+        for held in unsure:
+            reason = (
+                "client closed before the service answered; its outcome is at the service "
+                "(GET /v1/orders/{key}) or the exchange"
+            )
+            holding.settle(held, Unknown(reason=reason, **held.ids()))
 
-    # Plumbing.
+    def _send(
+        self, verb: Verb, item: Any, key: str, deadline_s: float | None
+    ) -> asyncio.Future[Any]:
+        state = self._connection.state
+        if self._closed or state is None:
+            raise RouterClosed(
+                "the client is closed" if self._closed else "the client is not connected"
+            )
+        if self._connection.fatal is not None:
+            raise ServiceError(self._connection.fatal)
+        lasts = state.deadline_s if deadline_s is None else _checked(deadline_s)
+        held = self._holding.new(verb, item, key, asyncio.get_running_loop().time() + lasts)
+        self._connection.send(held, deadline_s)
+        return held.future
 
-    def _open(self) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
-        if self._closed or self._session is None or self._socket is None:
-            raise RouterClosed("the client is not connected")
-        if self._socket.closed:
-            raise ServiceError("the service closed the stream")
-        return self._session, self._socket
-
-    def _send(self, verb: Verb, intent: Any, deadline_s: float | None) -> asyncio.Future[Any]:
-        socket = self._open()[1]
-        message_id = next(self._ids)
-        message: dict[str, Any] = {"type": verb, "id": message_id, "item": intent}
-        if deadline_s is not None:
-            message["deadline_s"] = deadline_s
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting[message_id] = future
-        # send_str only queues the frame on the transport; the task just surfaces its errors.
-        sending = asyncio.create_task(socket.send_str(_encoder.encode(message).decode()))
-        self._sending.add(sending)
-        sending.add_done_callback(lambda done: self._sent(message_id, done))
-        return future
-
-    def _sent(self, message_id: int, done: asyncio.Task[None]) -> None:
-        self._sending.discard(done)
-        if not done.cancelled() and (error := done.exception()) is not None:
-            self._fail(message_id, ServiceError(f"could not send: {error}"))
-
-    def _fail(self, message_id: int, error: Exception) -> None:
-        future = self._waiting.pop(message_id, None)
-        if future is not None and not future.done():
-            future.set_exception(error)
-
-    async def _read(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        reason = "stream closed before the outcome arrived"
-        try:
-            async for message in socket:
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                self._on_reply(_replies.decode(message.data))
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            # Not the protocol this client speaks: nothing more on this stream can be trusted.
-            reason = f"undecodable reply from the service: {exc}"
-            log.error("%s; closing the stream", reason)
-            await socket.close()
-        finally:
-            # Whatever was not answered will not be on this connection: say so, loudly. The
-            # service still settles it; GET /v1/orders/{key} has its outcome.
-            for message_id in list(self._waiting):
-                self._fail(message_id, ServiceError(reason))
-
-    def _on_reply(self, reply: StreamReply) -> None:
-        if isinstance(reply, StreamAck):
-            return
-        if not isinstance(reply.id, int):
-            # Ours are ints: null means the service could not read a frame of ours at all (a
-            # bug in this client); anything else is no request of this client's.
-            log.error("reply to no request of ours: %r", reply)
-            return
-        if isinstance(reply, StreamOutcome):
-            future = self._waiting.pop(reply.id, None)
-            if future is not None and not future.done():
-                future.set_result(reply.outcome)
-            return
-        error: Exception
-        if reply.field == "queue":
-            error = QueueFull(reply.message)
-        elif reply.field in ("router", "service"):
-            error = ServiceError(f"{reply.field}: {reply.message}")
-        else:
-            error = IntentError(reply.field, reply.message)
-        self._fail(reply.id, error)
+    def _reported(self) -> StreamState:
+        if self._connection.state is None:
+            raise RouterClosed("the client is not connected: use 'async with' or await connect()")
+        return self._connection.state
 
 
-def open_router(config: Config, signer: Signer | None = None) -> OrderRouter | RouterClient:
+def open_router(config: Config, signer: Signer | None = None) -> Router:
     """The embedded router (``exchange.target = "url"``) or a client of the local service
     (``"service"``), from the same config, both used as ``async with``."""
     target = config.exchange.target
@@ -306,9 +297,8 @@ def open_router(config: Config, signer: Signer | None = None) -> OrderRouter | R
             raise ConfigError(
                 "service.port: 0 lets the service pick a port; clients need the port it announced"
             )
-        token = os.environ.get(settings.token_env) or _read_token(settings.token_path())
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        return RouterClient(f"http://{host}:{settings.port}", token=token)
+        return RouterClient(f"http://{host}:{settings.port}", token=_token_source(settings))
     if target == "url":
         if signer is None:
             credentials = config.credentials
@@ -322,6 +312,15 @@ def open_router(config: Config, signer: Signer | None = None) -> OrderRouter | R
         'exchange.target: "sim" runs the simulator in-process; use the demo or serve for it, '
         'or "url" / "service" here'
     )
+
+
+def _token_source(settings: ServiceConfig) -> Callable[[], str | None]:
+    """Read again at every connection: a restarted service may have written a new token."""
+
+    def token() -> str | None:
+        return os.environ.get(settings.token_env) or _read_token(settings.token_path())
+
+    return token
 
 
 def _read_token(path: Path) -> str | None:

@@ -42,3 +42,7 @@ class RouterClosed(KalshiRouterError):
 
 class RouterCrashed(KalshiRouterError):
     """The router's dispatcher died; every intent still pending fails with this, loudly."""
+
+
+class ServiceError(KalshiRouterError):
+    """The service (``kalshi-router serve``) refused a request, or cannot be reached."""

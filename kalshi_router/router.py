@@ -226,6 +226,11 @@ class OrderRouter:
         return len(self._acc)
 
     @property
+    def deadline_s(self) -> float:
+        """The deadline of an intent submitted without one (``router.deadline_s``)."""
+        return self._config.deadline_s
+
+    @property
     def batch_limits(self) -> dict[str, int]:
         """Largest batch per lane, as sized from the budget at start."""
         return self._running().batch_limits

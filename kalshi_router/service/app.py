@@ -3,8 +3,10 @@
     POST /v1/orders | /v1/cancels | /v1/amends | /v1/decreases   {"items": [...], "wait": true}
     GET  /v1/orders/{key}        an intent's status and outcome, by client_order_id / order_id
     GET  /v1/stats               the router's stats snapshot
+    GET  /v1/state               the router's state as a client reports it (StreamState)
     GET  /v1/stream              WebSocket: {"type": "submit", "id": 1, "item": {...}} and back
-                                 {"type": "ack" | "outcome" | "error", "id": 1, ...}
+                                 {"type": "ack" | "outcome" | "error", "id": 1, ...};
+                                 ?state=1: a {"type": "state", ...} first, then every 250 ms
     GET  /healthz /readyz /metrics
 
 Every intent is decoded on its own: a bad one gets an error naming its field and the rest go
@@ -17,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -34,6 +38,8 @@ from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
 from kalshi_router.service.metrics import CONTENT_TYPE, Metrics
 from kalshi_router.service.protocol import (
+    SHUTTING_DOWN,
+    BudgetState,
     Codec,
     ErrorBody,
     IntentsBody,
@@ -44,10 +50,11 @@ from kalshi_router.service.protocol import (
     ResultsBody,
     StreamAck,
     StreamError,
+    StreamFrame,
     StreamOutcome,
-    StreamReply,
     StreamRequest,
     StreamRequestId,
+    StreamState,
     Verb,
     item_error,
 )
@@ -55,6 +62,7 @@ from kalshi_router.service.protocol import (
 log = logging.getLogger("kalshi_router.service")
 MSGPACK = "application/msgpack"
 _LINGER_S = 1.0
+STATE_EVERY_S = 0.25
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -91,7 +99,7 @@ class _GoingAway:
 
 GOING_AWAY = _GoingAway()
 # None: the client left, stop writing.
-Outbox = asyncio.Queue[StreamReply | _GoingAway | None]
+Outbox = asyncio.Queue[StreamFrame | _GoingAway | None]
 
 
 @dataclass(slots=True)
@@ -104,6 +112,26 @@ class Service:
     book: OutcomeBook
     draining: bool = False
     streams: dict[web.WebSocketResponse, Outbox] = field(default_factory=dict)
+    journaled: bool = False
+    run: str = field(default_factory=lambda: secrets.token_hex(8))
+    reports: itertools.count[int] = field(default_factory=itertools.count)
+    # The outboxes of the streams that asked for state frames.
+    watchers: set[Outbox] = field(default_factory=set)
+
+    def state(self) -> StreamState:
+        """What a client of this service reports as its router's state."""
+        router = self.router
+        crashed = router.crashed
+        return StreamState(
+            seq=next(self.reports),
+            run=self.run,
+            journal=self.journaled,
+            deadline_s=router.deadline_s,
+            stats=router.stats(),
+            budget=BudgetState.of(router.budget),
+            batch_limits=router.batch_limits,
+            crashed=None if crashed is None else repr(crashed),
+        )
 
     async def close_streams(self) -> None:
         """Once the router has settled everything: each stream's writer sends what it holds
@@ -258,6 +286,10 @@ async def stats(request: web.Request) -> web.Response:
     return _json(200, request.app[SERVICE].router.stats(), _codec(request))
 
 
+async def state(request: web.Request) -> web.Response:
+    return _json(200, request.app[SERVICE].state(), _codec(request))
+
+
 async def healthz(request: web.Request) -> web.Response:
     return _json(200, {"status": "alive"}, _codec(request))
 
@@ -286,6 +318,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await socket.prepare(request)
     outbox: Outbox = asyncio.Queue()
     service.streams[socket] = outbox
+    if request.query.get("state") == "1":
+        service.watchers.add(outbox)
+        outbox.put_nowait(service.state())
     writer = asyncio.create_task(_write(socket, codec, outbox, service.book.durable))
     try:
         async for message in socket:
@@ -293,6 +328,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 _on_message(service, codec, message.data, outbox)
     finally:
         service.streams.pop(socket, None)
+        service.watchers.discard(outbox)
         outbox.put_nowait(None)
         await writer
     return socket
@@ -325,7 +361,7 @@ def _on_message(service: Service, codec: Codec, data: bytes | str, outbox: Outbo
         outbox.put_nowait(StreamError(_request_id(codec, data), problem.field, problem.message))
         return
     if service.draining:
-        outbox.put_nowait(StreamError(request.id, "service", "shutting down"))
+        outbox.put_nowait(StreamError(request.id, "service", SHUTTING_DOWN))
         return
     try:
         key, future = _admit(service, request.type, request.item, codec, request.deadline_s)
@@ -404,17 +440,37 @@ def build_service_app(
 ) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=settings.max_body_bytes)
     book = OutcomeBook(settings.keep_outcomes, journal)
-    app[SERVICE] = Service(router, settings, metrics, token, book)
+    app[SERVICE] = Service(router, settings, metrics, token, book, journaled=journal is not None)
     for path in PATHS:
         app.router.add_post(path, intents)
     app.router.add_get("/v1/orders/{key}", status)
     app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/v1/state", state)
     app.router.add_get("/v1/stream", stream)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.on_shutdown.append(_shutdown)
+    app.cleanup_ctx.append(_push_state)
     return app
+
+
+async def _push_state(app: web.Application) -> AsyncIterator[None]:
+    """One task for the app: every STATE_EVERY_S, one state frame for every stream that asked."""
+    service = app[SERVICE]
+
+    async def push() -> None:
+        while True:
+            await asyncio.sleep(STATE_EVERY_S)
+            if service.watchers:
+                frame = service.state()  # made once: stats() sorts every latency sample
+                for outbox in service.watchers:
+                    outbox.put_nowait(frame)
+
+    task = asyncio.create_task(push(), name="kalshi-router-state")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _shutdown(app: web.Application) -> None:

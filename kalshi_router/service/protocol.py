@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 import msgspec
 
+from kalshi_router.api import BudgetView
 from kalshi_router.errors import IntentError
 from kalshi_router.outcome import Outcome
+from kalshi_router.stats import RouterStats
 
 T = TypeVar("T")
 MessageId: TypeAlias = int | str
@@ -68,6 +70,8 @@ class OrderStatus(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 Verb: TypeAlias = Literal["submit", "cancel", "amend", "decrease"]
+# The error message of an intent the service refused because it is stopping: never taken.
+SHUTTING_DOWN = "shutting down"
 
 
 class StreamRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -102,7 +106,54 @@ class StreamError(msgspec.Struct, frozen=True, tag_field="type", tag="error"):
     message: str
 
 
+class BudgetState(msgspec.Struct, frozen=True, kw_only=True):
+    """The service's write budget as of a state frame: a client's ``budget``."""
+
+    refill_rate: float
+    capacity: float
+    headroom: float
+    costs: dict[str, int]
+    spent: int
+    available: float
+    """Tokens the local bucket held when the frame was made."""
+
+    def tokens(self) -> float:
+        return self.available
+
+    @classmethod
+    def of(cls, budget: BudgetView) -> BudgetState:
+        return cls(
+            refill_rate=budget.refill_rate,
+            capacity=budget.capacity,
+            headroom=budget.headroom,
+            costs=dict(budget.costs),
+            spent=budget.spent,
+            available=budget.tokens(),
+        )
+
+
+class StreamState(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="state"):
+    """What a client reports as its router's state. Sent on a stream opened with ``?state=1``:
+    first, then every 250 ms; and by ``GET /v1/state``."""
+
+    seq: int
+    """Counts the service's state reports: the highest is the latest."""
+    run: str
+    """Random for each start of the service: a client sees from it that the service restarted."""
+    journal: bool
+    """The service journals every intent it takes, so a key it does not know was never sent."""
+    deadline_s: float
+    """The deadline of an intent submitted without one."""
+    stats: RouterStats
+    budget: BudgetState
+    batch_limits: dict[str, int]
+    crashed: str | None = None
+    """Why the router's dispatcher died, if it did."""
+
+
 StreamReply: TypeAlias = StreamAck | StreamOutcome | StreamError
+# What a stream opened with ``?state=1`` carries.
+StreamFrame: TypeAlias = StreamReply | StreamState
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")

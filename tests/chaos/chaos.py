@@ -518,7 +518,7 @@ async def chaos_service(seed: int, mode: Mode) -> ChaosReport:
                 await post_orders(http, load, 3)
 
         async def stats() -> dict[str, int]:
-            return _router_counts(await client.stats())
+            return _router_counts(client.stats())
 
         report = await run_chaos(
             "service", seed, mode, sim, [stream, posts], load, client.flush, stats

@@ -1,12 +1,15 @@
 """RouterClient against the service in-process (on a real loopback port or a Unix socket), and
-open_router's choice between the embedded router and the client."""
+open_router's choice between the embedded router and the client. Reconnecting after the service
+restarts: test_client_reconnect.py; the same bot on both through a real ``serve``:
+test_client_protocol.py."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from decimal import Decimal
 from pathlib import Path
@@ -16,27 +19,32 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
+from kalshi_router.accumulator import Pending
+from kalshi_router.api import Router
 from kalshi_router.client import RouterClient, ServiceError, open_router
 from kalshi_router.config import Config, ExchangeConfig, ServiceConfig
-from kalshi_router.errors import ConfigError, IntentError, QueueFull, RouterClosed
+from kalshi_router.errors import ConfigError, IntentError, QueueFull, RouterClosed, RouterCrashed
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
-from kalshi_router.outcome import Accepted, Outcome, Rejected
+from kalshi_router.outcome import Accepted, Outcome, Rejected, Unknown
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
+from kalshi_router.service.protocol import StreamAck, StreamFrame, StreamState
 from kalshi_router.service.serve import _listen
 from kalshi_router.sim import SimConfig
 from tests.integration.conftest import FAST_RETRIES, PRIVATE_PEM, make_signer, running_sim
 from tests.service.conftest import (
+    AUTH,
     TICKER,
     TOKEN,
     MakeService,
     Running,
     eventually,
+    resting,
     slow_exchange,
     start_router,
 )
 
-Api = OrderRouter | RouterClient
+_frames = msgspec.json.Decoder(StreamFrame)
 
 
 def client_of(running: Running, drain_timeout: float = 10.0) -> RouterClient:
@@ -54,7 +62,7 @@ def summary(outcome: Outcome) -> tuple[str, str]:
     return type(outcome).__name__, outcome.code if isinstance(outcome, Rejected) else ""
 
 
-async def scenario(router: Api) -> list[tuple[str, str]]:
+async def scenario(router: Router) -> list[tuple[str, str]]:
     """A bot's session, written once against the shared API."""
     placed = await router.place(bid(count=3))
     assert isinstance(placed, Accepted)
@@ -96,20 +104,60 @@ EXPECTED = [
 
 
 @pytest.fixture(params=["embedded", "service"])
-async def api(request: pytest.FixtureRequest, make_service: MakeService) -> AsyncIterator[Api]:
+async def api(
+    request: pytest.FixtureRequest, make_service: MakeService
+) -> AsyncIterator[tuple[Router, OrderRouter]]:
+    """The API under test, and the router that serves it (itself, or the service's)."""
     running = await make_service()
     if request.param == "embedded":
-        yield running.router
+        yield running.router, running.router
     else:
         async with client_of(running) as client:
-            yield client
+            yield client, running.router
 
 
-async def test_embedded_and_service_give_the_same_outcomes(api: Api) -> None:
-    assert await scenario(api) == EXPECTED
-    stats = api.stats() if isinstance(api, OrderRouter) else await api.stats()
+async def test_embedded_and_service_give_the_same_outcomes(
+    api: tuple[Router, OrderRouter],
+) -> None:
+    router, serving = api
+    assert await scenario(router) == EXPECTED
+    # After flush, the client's report includes every outcome it waited for.
+    stats = router.stats()
     assert stats.outcomes == {"accepted": 6, "rejected": 2, "amended": 2, "cancelled": 4}
     assert (stats.queue_depth, stats.in_flight) == (0, 0)
+    assert (router.queue_depth, router.in_flight, router.crashed) == (0, 0, None)
+    assert dict(router.batch_limits) == serving.batch_limits
+    budget, real = router.budget, serving.budget
+    assert (budget.capacity, budget.refill_rate, budget.headroom) == (
+        real.capacity,
+        real.refill_rate,
+        real.headroom,
+    )
+    assert dict(budget.costs) == real.costs
+    assert budget.spent == real.spent == stats.tokens_spent
+    assert 0 <= budget.tokens() <= budget.capacity
+
+
+def shape(member: object) -> str:
+    if isinstance(member, property):
+        return "property"
+    return "async" if inspect.iscoroutinefunction(member) else "plain"
+
+
+def test_both_are_a_router() -> None:
+    """mypy checks these assignments against the protocol; at run time, every member is
+    there on both, with the same shape (property, plain call or coroutine)."""
+    embedded: Router = OrderRouter.connect(Config(), make_signer())
+    remote: Router = RouterClient("http://127.0.0.1:1")
+    members = {
+        name: shape(member)
+        for name, member in vars(Router).items()
+        if not name.startswith("_") or name in ("__aenter__", "__aexit__")
+    }
+    assert {"stats", "queue_depth", "budget", "crashed", "batch_limits"} <= set(members)
+    for implementation in (type(embedded), type(remote)):
+        found = {name: shape(getattr(implementation, name, None)) for name in members}
+        assert found == members, implementation
 
 
 async def test_an_invalid_intent_is_an_intent_error_naming_the_field(running: Running) -> None:
@@ -141,6 +189,16 @@ async def test_a_full_queue_is_queue_full(make_service: MakeService) -> None:
         assert isinstance(await second, Accepted)
 
 
+def drop_connections(running: Running) -> None:
+    """The connections are lost (the network went): no close frame."""
+    runner = running.http.server.runner
+    assert runner is not None
+    assert runner.server is not None
+    for connection in runner.server.connections:
+        assert connection.transport is not None
+        connection.transport.abort()
+
+
 @pytest.mark.parametrize(
     "close",
     [
@@ -148,32 +206,23 @@ async def test_a_full_queue_is_queue_full(make_service: MakeService) -> None:
         pytest.param("connection-lost", id="connection-lost"),
     ],
 )
-async def test_a_closed_stream_fails_what_is_pending(running: Running, close: str) -> None:
-    slow_exchange(running, 1000)
-    client = client_of(running)
-    await client.connect()
-    pending = [client.submit(bid()) for _ in range(3)]
-    await eventually(lambda: running.router.in_flight == 3)
-    if close == "going-away":
-        await running.service.close_streams()
-    else:
-        # The connection is lost (the service was killed, the network went): no close frame.
-        runner = running.http.server.runner
-        assert runner is not None
-        assert runner.server is not None
-        for connection in runner.server.connections:
-            assert connection.transport is not None
-            connection.transport.abort()
-    async with asyncio.timeout(5):  # never hangs
-        results = await asyncio.gather(*pending, return_exceptions=True)
-    assert [type(r) for r in results] == [ServiceError] * 3
-    assert "stream closed before the outcome arrived" in str(results[0])
-    with pytest.raises(ServiceError, match="closed the stream"):
-        client.submit(bid())
-    await client.aclose()
-    # The service settles them all the same.
-    await running.router.flush()
-    assert running.router.stats().outcomes == {"accepted": 3}
+async def test_a_broken_stream_is_reopened_and_what_was_pending_gets_its_outcome(
+    running: Running, close: str
+) -> None:
+    slow_exchange(running, 500)
+    async with client_of(running) as client:
+        pending = [client.submit(bid()) for _ in range(3)]
+        await eventually(lambda: running.router.in_flight == 3)
+        if close == "going-away":
+            await running.service.close_streams()
+        else:
+            drop_connections(running)
+        async with asyncio.timeout(10):  # never hangs
+            results = await asyncio.gather(*pending)
+        # The service kept them pending; the client asked for them by key until they settled.
+        assert [type(r) for r in results] == [Accepted] * 3
+        assert isinstance(await client.place(bid()), Accepted)
+    assert running.router.stats().outcomes == {"accepted": 4}
 
 
 async def test_aclose_waits_for_the_outcomes_due(running: Running) -> None:
@@ -194,8 +243,65 @@ async def test_aclose_gives_up_after_its_drain_timeout(running: Running) -> None
     future = client.submit(bid())
     async with asyncio.timeout(0.4):
         await client.aclose()
-    with pytest.raises(ServiceError):
-        future.result()
+    # As the embedded router settles what is in flight when its drain runs out.
+    unknown = future.result()
+    assert isinstance(unknown, Unknown)
+    assert unknown.client_order_id is not None
+
+
+async def test_the_service_pushes_its_state_to_streams_that_ask(running: Running) -> None:
+    async with running.http.ws_connect("/v1/stream?state=1", headers=AUTH) as socket:
+        first = _frames.decode((await socket.receive(timeout=5)).data)
+        later = _frames.decode((await socket.receive(timeout=5)).data)
+    assert isinstance(first, StreamState)
+    assert isinstance(later, StreamState)
+    assert later.seq > first.seq
+    assert (first.run, first.journal) == (running.service.run, False)
+    assert first.deadline_s == running.router.deadline_s
+    assert first.batch_limits == running.router.batch_limits
+    assert first.budget.capacity == running.router.budget.capacity
+    async with running.http.get("/v1/state", headers=AUTH) as response:
+        asked = _frames.decode(await response.read())
+    assert isinstance(asked, StreamState)
+    assert asked.seq > later.seq
+    # A stream that did not ask gets the protocol it always had: an ack first.
+    async with running.http.ws_connect("/v1/stream", headers=AUTH) as socket:
+        await socket.send_json({"type": "submit", "id": 1, "item": resting()})
+        assert isinstance(_frames.decode((await socket.receive(timeout=5)).data), StreamAck)
+
+
+class ExplodingJournal:
+    """A bug below the dispatcher: its first send raises."""
+
+    def taken(self, pending: Pending) -> None:
+        pass
+
+    def sending(self, batch: Sequence[Pending]) -> None:
+        raise RuntimeError("disk on fire")
+
+    def settled(self, pending: Pending, outcome: Outcome) -> None:
+        pass
+
+
+async def test_a_crash_of_the_service_router_is_the_clients_crashed(
+    exit_stack: AsyncExitStack,
+) -> None:
+    sim = await exit_stack.enter_async_context(running_sim(SimConfig(tier="premier")))
+    config = Config(router=FAST_RETRIES)
+    router = OrderRouter.connect(config, make_signer(), sim.url, journal=ExplodingJournal())
+    await exit_stack.enter_async_context(router)
+    app = build_service_app(router, ServiceConfig(), Metrics(), TOKEN)
+    server = await exit_stack.enter_async_context(TestServer(app))
+    async with RouterClient(str(server.make_url("")), token=TOKEN) as client:
+        assert client.crashed is None
+        with pytest.raises(ServiceError, match="dispatcher crashed"):
+            await client.place(bid())
+        await client.flush()
+        crashed = client.crashed
+        assert isinstance(crashed, RouterCrashed)
+        assert client.crashed is crashed
+        assert "disk on fire" in str(crashed)
+        assert router.crashed is not None
 
 
 async def test_a_wrong_token_is_refused_at_connect(running: Running) -> None:
@@ -210,12 +316,15 @@ async def test_nothing_listening_is_a_service_error(unused_tcp_port: int) -> Non
         await client.connect()
 
 
-async def test_a_reply_the_client_cannot_read_fails_loudly() -> None:
-    """A service speaking another protocol: pending futures fail, nothing hangs or leaks."""
+async def test_a_reply_the_client_cannot_read_fails_loudly(running: Running) -> None:
+    """A service speaking another protocol: pending futures fail, new intents too, nothing
+    hangs, leaks or reconnects."""
+    state = running.service.state()
 
     async def garbage(request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
+        await socket.send_str(msgspec.json.encode(state).decode())
         async for message in socket:
             if message.type == WSMsgType.TEXT:
                 await socket.send_str('{"type": "verdict", "id": 1}')
@@ -228,6 +337,22 @@ async def test_a_reply_the_client_cannot_read_fails_loudly() -> None:
         async with asyncio.timeout(5):
             with pytest.raises(ServiceError, match="undecodable reply"):
                 await future
+        with pytest.raises(ServiceError, match="undecodable reply"):
+            client.submit(bid())
+
+
+async def test_a_service_that_sends_no_state_is_refused_at_connect() -> None:
+    async def silent(request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_str('{"type": "ack", "id": 1, "key": "k"}')
+        return socket
+
+    app = web.Application()
+    app.router.add_get("/v1/stream", silent)
+    async with TestServer(app) as server:
+        with pytest.raises(ServiceError, match="sent no state frame first"):
+            await RouterClient(str(server.make_url(""))).connect()
 
 
 # --- Unix socket -------------------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""``Router``: what a bot holds, whether the router runs in its process or in the service.
+
+``OrderRouter`` (embedded) and ``RouterClient`` (a client of ``kalshi-router serve``) both
+implement it, with the same calls, the same sync or async shape for each member, and the same
+outcomes, so a bot written against ``Router`` runs on either (``open_router`` picks one from the
+configuration). On the client, the read-only members (``stats()``, ``queue_depth``,
+``in_flight``, ``budget``, ``crashed``, ``batch_limits``) report the state the service last
+pushed on the stream (every 250 ms, and as of the end of each ``flush()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Protocol, Self
+
+from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
+from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome
+from kalshi_router.stats import RouterStats
+
+
+class BudgetView(Protocol):
+    """The write budget, read-only: ``WriteBudget`` is one, and so is the service's report of
+    its own (``kalshi_router.service.protocol.BudgetState``)."""
+
+    @property
+    def refill_rate(self) -> float:
+        """Tokens per second."""
+
+    @property
+    def capacity(self) -> float:
+        """The exchange's bucket, in tokens."""
+
+    @property
+    def headroom(self) -> float:
+        """Tokens of the bucket the router keeps unspent (see ``kalshi_router.limiter``)."""
+
+    @property
+    def costs(self) -> Mapping[str, int]:
+        """Tokens per created order (``create``), per cancel, and per single-order call."""
+
+    @property
+    def spent(self) -> int:
+        """Tokens spent since the router started."""
+
+    def tokens(self) -> float:
+        """Tokens the local bucket holds now."""
+
+
+class Router(Protocol):
+    """Submit intents, get one future each, settled exactly once; see ``OrderRouter``."""
+
+    def submit(
+        self, intent: OrderIntent, *, deadline_s: float | None = None
+    ) -> asyncio.Future[OrderOutcome]: ...
+
+    async def submit_wait(
+        self,
+        intent: OrderIntent,
+        *,
+        queue_timeout: float | None = None,
+        deadline_s: float | None = None,
+    ) -> asyncio.Future[OrderOutcome]: ...
+
+    async def place(
+        self,
+        intent: OrderIntent,
+        *,
+        queue_timeout: float | None = None,
+        deadline_s: float | None = None,
+    ) -> OrderOutcome: ...
+
+    def submit_many(
+        self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
+    ) -> list[asyncio.Future[OrderOutcome]]: ...
+
+    async def place_many(
+        self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
+    ) -> list[OrderOutcome]: ...
+
+    def cancel(
+        self,
+        order_id: str | CancelIntent,
+        ticker: str | None = None,
+        *,
+        deadline_s: float | None = None,
+    ) -> asyncio.Future[CancelOutcome]: ...
+
+    def cancel_many(
+        self, cancels: Iterable[CancelIntent]
+    ) -> list[asyncio.Future[CancelOutcome]]: ...
+
+    def amend(
+        self, intent: AmendIntent, *, deadline_s: float | None = None
+    ) -> asyncio.Future[AmendOutcome]: ...
+
+    def decrease(
+        self, intent: DecreaseIntent, *, deadline_s: float | None = None
+    ) -> asyncio.Future[AmendOutcome]: ...
+
+    async def flush(self) -> None:
+        """Send what is queued and wait until every intent taken so far has its outcome."""
+
+    async def aclose(self, drain_timeout: float | None = None) -> None:
+        """Refuse new intents, wait up to ``drain_timeout`` for the rest, then settle what is
+        left: never sent, ``Closed``; sent without an answer, ``Unknown``."""
+
+    def stats(self) -> RouterStats: ...
+
+    @property
+    def queue_depth(self) -> int:
+        """Intents waiting to be sent."""
+
+    @property
+    def in_flight(self) -> int:
+        """Intents in requests on the wire to the exchange."""
+
+    @property
+    def budget(self) -> BudgetView: ...
+
+    @property
+    def crashed(self) -> BaseException | None:
+        """Why the router's dispatcher died, if it did (it then takes nothing new)."""
+
+    @property
+    def batch_limits(self) -> Mapping[str, int]:
+        """The largest batch per lane (``create``, ``cancel``, ``single``)."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -1,0 +1,134 @@
+"""One WebSocket to the service, for ``RouterClient``: opened with the state frame the service
+sends first, a writer that sends the client's frames in order, a reader that hands each reply
+over. A link that ends is not reopened: the client opens a new one (``RouterClient._supervise``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+
+import aiohttp
+import msgspec
+
+from kalshi_router.client_holding import Held
+from kalshi_router.errors import ServiceError
+from kalshi_router.service.protocol import StreamFrame, StreamState
+
+log = logging.getLogger("kalshi_router.client")
+_replies = msgspec.json.Decoder(StreamFrame)
+# Opening a stream (TCP, handshake, the first state frame): a service that takes longer than
+# this is treated as down, and tried again.
+OPEN_TIMEOUT_S = 10.0
+_HEARTBEAT_S = 20.0
+
+
+class Link:
+    """An open stream. ``ended`` finishes with why it closed, and whether that is fatal (a
+    reply this client cannot read: nothing more from that service can be trusted)."""
+
+    def __init__(
+        self,
+        socket: aiohttp.ClientWebSocketResponse,
+        state: StreamState,
+        on_reply: Callable[[StreamFrame], None],
+    ) -> None:
+        self.socket = socket
+        self.state = state
+        self.draining = False
+        """The service said it is shutting down: nothing more is sent on this stream."""
+        self._on_reply = on_reply
+        self._outbox: asyncio.Queue[tuple[Held, str]] = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write(), name="kalshi-router-client-writer")
+        self.ended = asyncio.create_task(self._read(), name="kalshi-router-client-reader")
+
+    @property
+    def run(self) -> str:
+        return self.state.run
+
+    @property
+    def usable(self) -> bool:
+        return not self.draining and not self.socket.closed and not self.ended.done()
+
+    def send(self, held: Held, frame: str) -> None:
+        self._outbox.put_nowait((held, frame))
+
+    def unwritten(self) -> list[Held]:
+        """Once the link has stopped: what it never handed to the socket (certainly unsent)."""
+        left = []
+        while not self._outbox.empty():
+            left.append(self._outbox.get_nowait()[0])
+        return left
+
+    async def stop(self) -> None:
+        """Close the stream and wait for its tasks (safe to call more than once)."""
+        self._writer.cancel()
+        await asyncio.gather(self._writer, return_exceptions=True)
+        await self.socket.close()
+        await asyncio.gather(self.ended, return_exceptions=True)
+
+    async def _write(self) -> None:
+        while True:
+            _, frame = await self._outbox.get()
+            try:
+                await self.socket.send_str(frame)
+            except (ConnectionError, aiohttp.ClientError):
+                # The stream is going: the reader sees it end. This frame may have gone out,
+                # the ones after it have not.
+                return
+
+    async def _read(self) -> tuple[str, bool]:
+        try:
+            async for message in self.socket:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    self._on_reply(_replies.decode(message.data))
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self.socket.close()
+            return f"undecodable reply from the service: {exc}", True
+        code = self.socket.close_code
+        return f"the stream closed ({'no close code' if code is None else code})", False
+
+
+async def open_link(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: Mapping[str, str],
+    on_reply: Callable[[StreamFrame], None],
+    where: str,
+) -> Link:
+    """Open ``url``'s stream and read its first frame, the state; ``ServiceError`` if either
+    fails."""
+    try:
+        async with asyncio.timeout(OPEN_TIMEOUT_S):
+            socket = await session.ws_connect(
+                f"{url}/v1/stream?state=1", headers=headers, heartbeat=_HEARTBEAT_S
+            )
+    except aiohttp.WSServerHandshakeError as exc:
+        hint = " (check the token)" if exc.status == 401 else ""
+        raise ServiceError(
+            f"the service at {where} refused the stream: {exc.status}{hint}"
+        ) from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ServiceError(f"cannot open the stream at {where}: {reason}") from None
+    try:
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUT_S):
+                first = await socket.receive()
+        except TimeoutError:
+            raise ServiceError(f"the service at {where} sent no state frame") from None
+        if first.type != aiohttp.WSMsgType.TEXT:
+            raise ServiceError(f"the service at {where} closed the stream at once")
+        try:
+            state = _replies.decode(first.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ServiceError(f"undecodable reply from the service at {where}: {exc}") from None
+        if not isinstance(state, StreamState):
+            raise ServiceError(f"the service at {where} sent no state frame first")
+    except BaseException:
+        # Refused, cancelled or timed out: no socket may outlive this call.
+        await socket.close()
+        raise
+    log.debug("stream open to %s (service run %s)", where, state.run)
+    return Link(socket, state, on_reply)
