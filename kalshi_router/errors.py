@@ -1,14 +1,23 @@
-"""The one exception tree: every error the library raises derives from ``KalshiRouterError``."""
+"""The one exception tree: every error the library raises derives from ``KalshiRouterError``.
+
+Every one is defined here and exported from ``kalshi_router`` (``tests/test_errors.py`` checks
+both). The simulator (``kalshi_router.sim``) keeps its own exceptions (``AuthError``,
+``SimError``, ``OrderRejected``, ``RateLimited``): they are its control flow, turned into Kalshi's
+HTTP answers inside the simulator, and never reach a caller of the library.
+"""
 
 from __future__ import annotations
 
 
 class KalshiRouterError(Exception):
-    """Base of every error raised by kalshi_router."""
+    """Base of every error raised by kalshi_router: catch it to handle them all; each subclass
+    says what went wrong and what to do."""
 
 
 class IntentError(KalshiRouterError, ValueError):
-    """An intent broke a rule; ``field`` names the field and ``rule`` says which rule."""
+    """An intent broke a rule; ``field`` names the field and ``rule`` says which rule.
+
+    Nothing was sent: fix the intent; the same intent again fails the same way."""
 
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}")
@@ -17,19 +26,56 @@ class IntentError(KalshiRouterError, ValueError):
 
 
 class DialectError(IntentError):
-    """The intent is valid but the selected wire dialect cannot express one of its fields."""
+    """The intent is valid but the selected wire dialect cannot express one of its fields.
+
+    Nothing was sent: drop the field ``field`` names, or choose the dialect that has it
+    (``exchange.dialect``)."""
 
 
 class ConfigError(KalshiRouterError, ValueError):
-    """The configuration is invalid; the message names the key."""
+    """The configuration is invalid; the message names the key (or the option, or the file).
+
+    Fix that setting and start again."""
 
 
 class KeyLoadError(KalshiRouterError):
-    """The private key could not be loaded. Never carries key material."""
+    """The private key could not be loaded (unreadable, not PEM, encrypted, too small, or of a
+    type Kalshi does not accept). Never carries key material.
+
+    Point the config at an unencrypted RSA (at least 2048 bits) or Ed25519 PEM key."""
 
 
 class WireError(KalshiRouterError):
-    """An answer from the exchange did not fit the protocol (malformed, truncated, wrong shape)."""
+    """Talking to the exchange failed: its answer did not fit the protocol (malformed, truncated,
+    wrong shape), it answered a read with an error (:class:`ExchangeError`), or no answer came
+    (:class:`TransportError`).
+
+    Raised by reads (the account's limits at start, order look-ups); orders sent in batches get
+    outcomes instead. The message says which request: check the exchange's URL, the key and the
+    network."""
+
+
+class ExchangeError(WireError):
+    """A read answered with an error status; carries Kalshi's code (``status``, ``code``).
+
+    A 401 or 403 means the key or its signature was refused (check the key id and the key); a
+    5xx may pass: read again later."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+class TransportError(WireError):
+    """No answer was read. ``sent`` says whether the exchange may have acted on the request.
+
+    ``sent=False`` (cannot connect): it certainly did not; check the URL and the network, and
+    retry. ``sent=True`` (timeout, reset): it may have; look the orders up before sending again."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class QueueFull(KalshiRouterError):
@@ -37,12 +83,27 @@ class QueueFull(KalshiRouterError):
 
 
 class RouterClosed(KalshiRouterError):
-    """The router is shutting down or closed and takes no new intents."""
+    """The router is shutting down or closed and takes no new intents.
+
+    Open a new router (or client) to send more."""
 
 
 class RouterCrashed(KalshiRouterError):
-    """The router's dispatcher died; every intent still pending fails with this, loudly."""
+    """The router's dispatcher died; every intent still pending fails with this, loudly.
+
+    The message carries the cause. Intents that were on the wire may still be at the exchange:
+    look them up (by ``client_order_id``) before placing them again."""
+
+
+class JournalError(KalshiRouterError):
+    """The journal cannot be used: the message names its path and what is wrong.
+
+    Damaged, foreign or locked files are refused rather than repaired or shared: stop the other
+    process, or move the file aside to start a new journal (its open intents are then not
+    reconciled at start). A batch that could not be journaled was not sent."""
 
 
 class ServiceError(KalshiRouterError):
-    """The service (``kalshi-router serve``) refused a request, or cannot be reached."""
+    """The service (``kalshi-router serve``) refused a request, or cannot be reached.
+
+    The message says which; check that it runs at the configured address and the token."""

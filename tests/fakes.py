@@ -30,9 +30,10 @@ import msgspec
 import pytest
 
 from kalshi_router.config import LimitsConfig, RouterConfig
+from kalshi_router.errors import ExchangeError
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.router import OrderRouter
-from kalshi_router.wire.client import ExchangeClient, ExchangeError
+from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import (
     BatchCancelOrdersV2Response,
     BatchCreateOrdersV2Response,

@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 
 from kalshi_router.accumulator import Kind, Pending
 from kalshi_router.answers import IfAbsent, LookUp, Plan, answer, looked_up
-from kalshi_router.errors import WireError
+from kalshi_router.errors import ExchangeError, WireError
 from kalshi_router.outcome import Outcome, Rejected, outcome_name
 from kalshi_router.wire import reply as wire_reply
-from kalshi_router.wire.client import ExchangeError
 from kalshi_router.wire.models import Order
 from kalshi_router.wire.reply import BatchReply
 from kalshi_router.wire.single import decode_single

@@ -16,18 +16,18 @@ from kalshi_router.config import LimitsConfig, RouterConfig
 from kalshi_router.errors import (
     ConfigError,
     DialectError,
+    ExchangeError,
     IntentError,
     QueueFull,
     RouterClosed,
     RouterCrashed,
+    TransportError,
     WireError,
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Amended, Cancelled, Closed, Rejected, Unknown
 from kalshi_router.router import OrderRouter
 from kalshi_router.stats import Percentiles, percentiles
-from kalshi_router.wire.client import ExchangeError
-from kalshi_router.wire.http import TransportError
 from kalshi_router.wire.models import BucketLimit, GetAccountApiLimitsResponse, Order
 from tests.fakes import (
     TICKER,

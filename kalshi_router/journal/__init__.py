@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from kalshi_router.accumulator import Pending
-from kalshi_router.journal.store import JournalError, SqliteJournal
+from kalshi_router.errors import JournalError
+from kalshi_router.journal.store import SqliteJournal
 from kalshi_router.outcome import Outcome
 
 __all__ = ["IntentJournal", "JournalError", "SqliteJournal"]

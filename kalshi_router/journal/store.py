@@ -41,7 +41,7 @@ from typing import Any, Literal, Self, TypeAlias
 import msgspec
 
 from kalshi_router.accumulator import Pending
-from kalshi_router.errors import KalshiRouterError
+from kalshi_router.errors import JournalError
 from kalshi_router.outcome import Outcome, outcome_name
 
 State: TypeAlias = Literal["taken", "sending", "settled"]
@@ -119,10 +119,6 @@ _UNRESOLVED = (
 )
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 _outcome = msgspec.json.Decoder(Outcome)
-
-
-class JournalError(KalshiRouterError):
-    """The journal cannot be used: the message names its path and what is wrong."""
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,10 +8,10 @@ from urllib.parse import quote
 
 import msgspec
 
-from kalshi_router.errors import IntentError, WireError
+from kalshi_router.errors import ExchangeError, IntentError, TransportError, WireError
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.wire.dialect import Dialect
-from kalshi_router.wire.http import Response, Transport, TransportError
+from kalshi_router.wire.http import Response, Transport
 from kalshi_router.wire.models import (
     GetAccountApiLimitsResponse,
     GetAccountEndpointCostsResponse,
@@ -27,15 +27,6 @@ _limits = msgspec.json.Decoder(GetAccountApiLimitsResponse)
 _costs = msgspec.json.Decoder(GetAccountEndpointCostsResponse)
 _orders = msgspec.json.Decoder(GetOrdersResponse)
 _order = msgspec.json.Decoder(GetOrderResponse)
-
-
-class ExchangeError(WireError):
-    """A read answered with an error status; carries Kalshi's code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"HTTP {status} {code}: {message}")
-        self.status = status
-        self.code = code
 
 
 def _unreachable(keys: Sequence[str], exc: TransportError) -> BatchReply:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from kalshi_router.errors import WireError
+from kalshi_router.errors import TransportError
 from kalshi_router.wire.clock import ClockSkew
 from kalshi_router.wire.hosts import check_transport_security
 from kalshi_router.wire.signer import Signer
@@ -34,14 +34,6 @@ class Response(NamedTuple):
     body: bytes
     date: str | None
     """The server's ``Date`` header, for clock-skew checks."""
-
-
-class TransportError(WireError):
-    """No answer was read. ``sent`` says whether the exchange may have acted on the request."""
-
-    def __init__(self, message: str, *, sent: bool) -> None:
-        super().__init__(message)
-        self.sent = sent
 
 
 class Transport(Protocol):

@@ -14,10 +14,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from kalshi_router.errors import ExchangeError, TransportError
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Cancelled
-from kalshi_router.wire.client import ExchangeClient, ExchangeError
-from kalshi_router.wire.http import HttpTransport, TransportError
+from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 from kalshi_router.wire.v2 import V2Dialect
 

@@ -19,13 +19,14 @@ import msgspec
 import pytest
 
 from kalshi_router.config import LimitsConfig
+from kalshi_router.errors import TransportError
 from kalshi_router.intent import AmendIntent, CancelIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Amended, Cancelled, Rejected
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import SimConfig
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.dialect import Dialect, dialect_for
-from kalshi_router.wire.http import HttpTransport, Response, TransportError
+from kalshi_router.wire.http import HttpTransport, Response
 from kalshi_router.wire.reply import BatchReply, Outcome
 from kalshi_router.wire.single import decode_single
 from kalshi_router.wire.v1 import V1Dialect

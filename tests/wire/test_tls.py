@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kalshi_router.config import Config, ExchangeConfig
-from kalshi_router.errors import ConfigError
+from kalshi_router.errors import ConfigError, TransportError
 from kalshi_router.outcome import Rejected
 from kalshi_router.router import OrderRouter
 from kalshi_router.wire.hosts import is_loopback
-from kalshi_router.wire.http import HttpTransport, TransportError
+from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 from kalshi_router.wire.v2 import V2Dialect
 
