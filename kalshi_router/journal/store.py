@@ -19,20 +19,21 @@ inline on the event loop's thread (a commit costs tens of microseconds, mostly s
 ``benchmarks/bench_journal.py``). Checkpoints, which copy the WAL into the database file and
 fsync both (milliseconds), run on a thread of their own with its own connection, every
 ``_CHECKPOINT_EVERY`` commits; the loop's connection checkpoints only when the WAL has grown to
-``_WAL_BACKSTOP`` pages, which happens only when commits never pause long enough for the
-thread's checkpoints to catch up and let the WAL start over.
+``sqlite_file._WAL_BACKSTOP`` pages, which happens only when commits never pause long enough
+for the thread's checkpoints to catch up and let the WAL start over.
+
+The file itself (its schema, the lock, the checks that refuse a damaged or foreign file, the
+checkpointer's thread) is ``sqlite_file``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import functools
 import math
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -42,43 +43,18 @@ import msgspec
 
 from kalshi_router.accumulator import Pending
 from kalshi_router.errors import JournalError
+from kalshi_router.journal import sqlite_file
+from kalshi_router.journal.sqlite_file import Checkpointer
 from kalshi_router.outcome import Outcome, outcome_name
 
 State: TypeAlias = Literal["taken", "sending", "settled"]
-# "kalshi-router journal" in ASCII, folded into PRAGMA application_id's 32 bits: a database some
-# other program made is refused rather than written into.
-APPLICATION_ID = 0x4B524A4C
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE intents (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    ticker TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    submitted REAL NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_sent REAL,
-    result TEXT,
-    outcome BLOB,
-    settled_at REAL
-);
-CREATE INDEX intents_key ON intents (key);
-CREATE INDEX intents_open ON intents (state) WHERE state != 'settled';
-CREATE INDEX intents_settled ON intents (settled_at) WHERE state = 'settled';
-CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
 # Rows per multi-row statement. One statement for many rows costs much less than one execution
 # per row (executemany), and a bounded set of texts stays in sqlite3's statement cache.
 _CHUNK = 32
-_CACHED_STATEMENTS = 256
 _INSERT_WIDTH = 6
 # About 10 WAL pages per commit: a checkpoint per ~1,000 pages, as often as SQLite's default
 # autocheckpoint would, but on the checkpointer's thread.
 _CHECKPOINT_EVERY = 100
-# 40 MB of 4 KiB pages: the WAL file grows at most to about this size.
-_WAL_BACKSTOP = 10_000
 _SETTLE_WIDTH = 4
 
 
@@ -176,7 +152,7 @@ class SqliteJournal:
         conn: sqlite3.Connection,
         path: Path,
         lock: int | None,
-        checkpointer: _Checkpointer | None,
+        checkpointer: Checkpointer | None,
         *,
         keep_settled_s: float,
         compact_every_s: float,
@@ -214,13 +190,13 @@ class SqliteJournal:
         ``exchange`` names where its orders go: a journal whose unsettled intents were sent to
         another exchange is refused (looking them up here would call them absent)."""
         path = path.expanduser()
-        lock = _lock(path)
+        lock = sqlite_file.lock(path)
         try:
-            conn = _connect(path, create=True)
+            conn = sqlite_file.connect(path, create=True)
             try:
-                _set_up(conn, path)
-                _claim(conn, path, exchange)
-                checkpointer = _Checkpointer(_connect(path, create=False, threaded=True))
+                sqlite_file.set_up(conn, path)
+                sqlite_file.claim(conn, path, exchange)
+                checkpointer = Checkpointer(sqlite_file.connect(path, create=False, threaded=True))
             except BaseException:
                 conn.close()
                 raise
@@ -242,9 +218,9 @@ class SqliteJournal:
         path = path.expanduser()
         if not path.exists():
             raise JournalError(f"journal {path}: no such file")
-        conn = _connect(path, create=False, readonly=True)
+        conn = sqlite_file.connect(path, create=False, readonly=True)
         try:
-            _check(conn, path)
+            sqlite_file.check(conn, path)
         except BaseException:
             conn.close()
             raise
@@ -393,137 +369,3 @@ class SqliteJournal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _lock(path: Path) -> int:
-    """An exclusive lock beside the file: two services on one journal would settle each
-    other's in-flight intents at start."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise JournalError(f"journal {path}: cannot create its lock file: {exc}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise JournalError(f"journal {path}: in use by another process") from None
-    return fd
-
-
-class _Checkpointer:
-    """Runs ``wal_checkpoint(PASSIVE)`` on its own thread whenever woken: it copies what the WAL
-    holds into the database file without blocking the writer, fsyncs and all. The WAL starts
-    over at the next commit after a checkpoint that caught up with it."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._woken = threading.Event()
-        self._closing = False
-        self.passes = 0
-        # A daemon: a journal nobody closed must not keep the interpreter from exiting.
-        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._woken.set()
-
-    def close(self) -> None:
-        """One last checkpoint, then the thread ends and its connection closes."""
-        self._closing = True
-        self._woken.set()
-        self._thread.join()
-        self._conn.close()
-
-    def _run(self) -> None:
-        while True:
-            self._woken.wait()
-            self._woken.clear()
-            # A failed checkpoint loses nothing (the WAL still holds it all): the next one, or
-            # the loop's connection at _WAL_BACKSTOP pages, copies it.
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            self.passes += 1
-            if self._closing:
-                return
-
-
-def _connect(
-    path: Path, *, create: bool, readonly: bool = False, threaded: bool = False
-) -> sqlite3.Connection:
-    if path.exists() and not path.is_file():
-        raise JournalError(f"journal {path}: not a regular file")
-    if create and not path.exists():
-        # Created here, 0600, so that sqlite never makes it with the umask's wider mode.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    try:
-        # mode=rw: never create (or recreate) a file that vanished after the check above.
-        mode = "ro" if readonly else "rw"
-        return sqlite3.connect(
-            f"{path.absolute().as_uri()}?mode={mode}",
-            uri=True,
-            isolation_level=None,
-            cached_statements=_CACHED_STATEMENTS,
-            check_same_thread=not threaded,
-        )
-    except sqlite3.Error as exc:
-        raise JournalError(f"journal {path}: cannot open: {exc}") from None
-
-
-def _check(conn: sqlite3.Connection, path: Path) -> bool:
-    """Refuse a damaged or foreign file; True when it is new and empty."""
-    try:
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
-        if problems != ["ok"]:
-            raise JournalError(
-                f"journal {path}: damaged (quick_check: {'; '.join(problems[:3])}); "
-                "move it aside to start a new one"
-            )
-        (app_id,) = conn.execute("PRAGMA application_id").fetchone()
-        (tables,) = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-    except sqlite3.Error as exc:
-        raise JournalError(
-            f"journal {path}: not a readable SQLite journal ({exc}); move it aside to start a "
-            "new one"
-        ) from None
-    if app_id == 0 and tables == 0:
-        return True
-    if app_id != APPLICATION_ID:
-        raise JournalError(f"journal {path}: not a kalshi-router journal (another database)")
-    if version != SCHEMA_VERSION:
-        raise JournalError(f"journal {path}: schema version {version}, expected {SCHEMA_VERSION}")
-    return False
-
-
-def _set_up(conn: sqlite3.Connection, path: Path) -> None:
-    fresh = _check(conn, path)
-    try:
-        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        if mode != "wal":
-            raise JournalError(f"journal {path}: cannot use WAL mode (got {mode!r})")
-        # Enough for a process crash in WAL mode; see the module docstring.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_BACKSTOP}")
-        if fresh:
-            conn.executescript(
-                f"BEGIN; {_SCHEMA} PRAGMA application_id = {APPLICATION_ID}; "
-                f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            )
-    except sqlite3.Error as exc:
-        raise JournalError(f"journal {path}: cannot set up: {exc}") from None
-
-
-def _claim(conn: sqlite3.Connection, path: Path, exchange: str) -> None:
-    """Record which exchange the journal's orders go to; refuse another one while intents
-    sent to the first are still open."""
-    row = conn.execute("SELECT value FROM meta WHERE name = 'exchange'").fetchone()
-    if row is not None and row[0] != exchange:
-        (open_,) = conn.execute("SELECT count(*) FROM intents WHERE state != 'settled'").fetchone()
-        if open_:
-            raise JournalError(
-                f"journal {path}: {open_} intents still open at {row[0]}, but this service "
-                f"targets {exchange}; start it against {row[0]} to reconcile them, or use "
-                "another journal.path"
-            )
-    conn.execute("INSERT OR REPLACE INTO meta VALUES ('exchange', ?)", (exchange,))

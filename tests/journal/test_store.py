@@ -16,7 +16,7 @@ import pytest
 
 from kalshi_router.accumulator import Kind, Pending
 from kalshi_router.intent import CancelIntent, OrderIntent
-from kalshi_router.journal import JournalError, SqliteJournal, store
+from kalshi_router.journal import JournalError, SqliteJournal, sqlite_file, store
 from kalshi_router.outcome import Accepted, Closed
 
 TICKER = "KXJOURNAL-26DEC31-T50"
@@ -169,7 +169,9 @@ async def test_the_checkpointer_is_woken_every_so_many_commits(
     journal: SqliteJournal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wakes: list[int] = []
-    monkeypatch.setattr(store._Checkpointer, "wake", lambda self: wakes.append(journal.commits))
+    monkeypatch.setattr(
+        sqlite_file.Checkpointer, "wake", lambda self: wakes.append(journal.commits)
+    )
     for i in range(2 * store._CHECKPOINT_EVERY + 1):
         journal.taken(pending(f"k{i}"))
         journal.commit()
@@ -186,7 +188,7 @@ async def test_the_checkpointer_copies_the_wal_into_the_database_off_the_loop(
             journal.commit()
     assert journal.commits < store._CHECKPOINT_EVERY
     before = size(path)
-    checkpointer = store._Checkpointer(store._connect(path, create=False, threaded=True))
+    checkpointer = sqlite_file.Checkpointer(sqlite_file.connect(path, create=False, threaded=True))
     checkpointer.wake()
     checkpointer.close()  # joins its thread: the pass is done
     assert checkpointer.passes == 1
