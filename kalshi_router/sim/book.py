@@ -2,7 +2,8 @@
 
 Pure and synchronous; the aiohttp app wraps it. Units: prices in $0.0001, counts in hundredths
 of a contract, money in micro-dollars. Every operation validates first and mutates only once
-nothing can fail any more, so a rejected request changes no order, book or balance.
+nothing can fail any more, so a rejected request changes no order, book or balance: this module
+validates and plans, ``_ledger`` holds the records and applies what was planned.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from kalshi_router.sim._ladder import Book, Entry, Plan, plan_match, taker_fee
+from kalshi_router.sim._ladder import Book, Plan, plan_match
+from kalshi_router.sim._ledger import Ledger
 from kalshi_router.sim._model import (
-    Account,
     Market,
     NewOrder,
     OrderRejected,
@@ -39,7 +40,6 @@ from kalshi_router.sim._model import (
     not_found,
     not_resting,
     post_only_cross,
-    settle,
     unit_cost,
 )
 
@@ -58,8 +58,11 @@ __all__ = [
 ]
 
 
-class Exchange:
-    """Every market's book, every user's orders, cash and positions."""
+class Exchange(Ledger):
+    """Every market's book, every user's orders, cash and positions.
+
+    Each operation checks its request and plans its trades here; the records it changes, and
+    the steps that change them, are the :class:`~kalshi_router.sim._ledger.Ledger`'s."""
 
     def __init__(
         self,
@@ -70,15 +73,10 @@ class Exchange:
         starting_balance: int = 1_000_000 * 1_000_000,
         id_factory: Callable[[], str] | None = None,
     ) -> None:
+        super().__init__({m.ticker: Book(m) for m in markets}, starting_balance)
         self._clock_ms = clock_ms
         self._auto_create = auto_create_markets
-        self._starting_balance = starting_balance
         self._new_id = id_factory or (lambda: str(uuid.uuid4()))
-        self._books = {m.ticker: Book(m) for m in markets}
-        self._accounts: dict[str, Account] = {}
-        self._orders: dict[str, SimOrder] = {}
-        self._entries: dict[str, Entry] = {}
-        self._expiries: list[tuple[int, int, str]] = []
         self._seq = 0
 
     # -- markets ---------------------------------------------------------------------------
@@ -359,25 +357,7 @@ class Exchange:
         acct = self._accounts.get(user_id)
         return self._starting_balance if acct is None else self._available(acct)
 
-    # -- internals -----------------------------------------------------------------------------
-
-    def _account(self, user_id: str) -> Account:
-        acct = self._accounts.get(user_id)
-        if acct is None:
-            acct = self._accounts[user_id] = Account(self._starting_balance)
-        return acct
-
-    @staticmethod
-    def _available(acct: Account) -> int:
-        return acct.cash - acct.reserved
-
-    @staticmethod
-    def _use_client_id(acct: Account, order: SimOrder, client_order_id: str) -> None:
-        # An omitted client_order_id is stored as "" and never collides.
-        order.client_order_id = client_order_id
-        if client_order_id:
-            acct.used_client_ids.add(client_order_id)
-            acct.by_client_id[client_order_id] = order
+    # -- finding the order a request names ------------------------------------------------
 
     def _owned(self, user_id: str, order_id: str) -> SimOrder:
         order = self._orders.get(order_id)
@@ -390,78 +370,3 @@ class Exchange:
         if order.status != "resting":
             raise not_resting(order)
         return order
-
-    def _expire(self, now_ms: int) -> None:
-        heap = self._expiries
-        while heap and heap[0][0] * 1000 <= now_ms:
-            expiry, _, order_id = heapq.heappop(heap)
-            order = self._orders[order_id]
-            # Stale heap items (cancelled, or re-dated by an amend) are skipped.
-            if order.status == "resting" and order.expiration_time == expiry:
-                self._cancel_resting(order, now_ms)
-
-    def _execute(self, book: Book, order: SimOrder, plan: Plan, *, rest: bool, now: int) -> None:
-        """Apply a plan to a taker that is off the book, then rest or close what is left."""
-        for entry in plan.self_trades:
-            self._cancel_resting(entry.order, now)
-        for entry, qty in plan.fills:
-            self._fill(book, order, entry, qty, now)
-        acct = self._accounts[order.user_id]
-        if rest and order.remaining_count and not plan.stopped:
-            order.status = "resting"
-            acct.resting[order.order_id] = order
-            acct.reserved += unit_cost(order.side, order.price) * order.remaining_count
-            self._entries[order.order_id] = book.side(order.side).add(order)
-            if order.expiration_time is not None:
-                heapq.heappush(self._expiries, (order.expiration_time, order.seq, order.order_id))
-        else:
-            order.remaining_count = 0
-            order.status = "executed" if order.fill_count == order.initial_count else "canceled"
-
-    def _fill(self, book: Book, taker: SimOrder, entry: Entry, qty: int, now: int) -> None:
-        maker = entry.order
-        price = maker.price
-        fee = taker_fee(price, qty)
-        maker.fill_count += qty
-        maker.remaining_count -= qty
-        maker.maker_fill_cost += price * qty
-        maker.last_update_ts_ms = now
-        maker_acct = self._accounts[maker.user_id]
-        maker_acct.reserved -= unit_cost(maker.side, price) * qty
-        if maker.remaining_count:
-            book.side(maker.side).reduce(entry, qty)
-        else:
-            maker.status = "executed"
-            book.side(maker.side).remove(entry, qty)
-            del self._entries[maker.order_id]
-            del maker_acct.resting[maker.order_id]
-        settle(maker_acct, maker.side, maker.ticker, price, qty)
-        taker.fill_count += qty
-        taker.remaining_count -= qty
-        taker.taker_fill_cost += price * qty
-        taker.taker_fees += fee
-        taker.last_update_ts_ms = now
-        taker_acct = self._accounts[taker.user_id]
-        settle(taker_acct, taker.side, taker.ticker, price, qty)
-        taker_acct.cash -= fee
-
-    def _unrest(self, order: SimOrder) -> None:
-        """Take a resting order off its book and release its reservation (status unchanged)."""
-        acct = self._accounts[order.user_id]
-        acct.reserved -= unit_cost(order.side, order.price) * order.remaining_count
-        del acct.resting[order.order_id]
-        self._books[order.ticker].side(order.side).remove(
-            self._entries.pop(order.order_id), order.remaining_count
-        )
-
-    def _cancel_resting(self, order: SimOrder, now: int) -> None:
-        self._unrest(order)
-        order.remaining_count = 0
-        order.status = "canceled"
-        order.last_update_ts_ms = now
-
-    def _shrink(self, order: SimOrder, by: int, now: int) -> None:
-        self._accounts[order.user_id].reserved -= unit_cost(order.side, order.price) * by
-        order.remaining_count -= by
-        order.last_update_ts_ms = now
-        self._books[order.ticker].side(order.side).reduce(self._entries[order.order_id], by)

@@ -1,0 +1,119 @@
+"""The simulator's records and the steps that change them once an operation is validated.
+
+``Ledger`` holds every book's resting entries, every order, every account's cash, reservations
+and positions, and the expiry queue. Its steps (fill, rest, cancel, shrink, expire) cannot fail:
+:class:`~kalshi_router.sim.book.Exchange`, which derives from it, calls them only after its
+checks and its matching plan have passed, so a rejected request changes nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from kalshi_router.sim._ladder import Book, Entry, Plan, taker_fee
+from kalshi_router.sim._model import Account, SimOrder, settle, unit_cost
+
+
+class Ledger:
+    """Every book, order and account; see the module docstring."""
+
+    def __init__(self, books: dict[str, Book], starting_balance: int) -> None:
+        self._books = books
+        self._starting_balance = starting_balance
+        self._accounts: dict[str, Account] = {}
+        self._orders: dict[str, SimOrder] = {}
+        self._entries: dict[str, Entry] = {}
+        self._expiries: list[tuple[int, int, str]] = []
+
+    def _account(self, user_id: str) -> Account:
+        acct = self._accounts.get(user_id)
+        if acct is None:
+            acct = self._accounts[user_id] = Account(self._starting_balance)
+        return acct
+
+    @staticmethod
+    def _available(acct: Account) -> int:
+        return acct.cash - acct.reserved
+
+    @staticmethod
+    def _use_client_id(acct: Account, order: SimOrder, client_order_id: str) -> None:
+        # An omitted client_order_id is stored as "" and never collides.
+        order.client_order_id = client_order_id
+        if client_order_id:
+            acct.used_client_ids.add(client_order_id)
+            acct.by_client_id[client_order_id] = order
+
+    def _expire(self, now_ms: int) -> None:
+        heap = self._expiries
+        while heap and heap[0][0] * 1000 <= now_ms:
+            expiry, _, order_id = heapq.heappop(heap)
+            order = self._orders[order_id]
+            # Stale heap items (cancelled, or re-dated by an amend) are skipped.
+            if order.status == "resting" and order.expiration_time == expiry:
+                self._cancel_resting(order, now_ms)
+
+    def _execute(self, book: Book, order: SimOrder, plan: Plan, *, rest: bool, now: int) -> None:
+        """Apply a plan to a taker that is off the book, then rest or close what is left."""
+        for entry in plan.self_trades:
+            self._cancel_resting(entry.order, now)
+        for entry, qty in plan.fills:
+            self._fill(book, order, entry, qty, now)
+        acct = self._accounts[order.user_id]
+        if rest and order.remaining_count and not plan.stopped:
+            order.status = "resting"
+            acct.resting[order.order_id] = order
+            acct.reserved += unit_cost(order.side, order.price) * order.remaining_count
+            self._entries[order.order_id] = book.side(order.side).add(order)
+            if order.expiration_time is not None:
+                heapq.heappush(self._expiries, (order.expiration_time, order.seq, order.order_id))
+        else:
+            order.remaining_count = 0
+            order.status = "executed" if order.fill_count == order.initial_count else "canceled"
+
+    def _fill(self, book: Book, taker: SimOrder, entry: Entry, qty: int, now: int) -> None:
+        maker = entry.order
+        price = maker.price
+        fee = taker_fee(price, qty)
+        maker.fill_count += qty
+        maker.remaining_count -= qty
+        maker.maker_fill_cost += price * qty
+        maker.last_update_ts_ms = now
+        maker_acct = self._accounts[maker.user_id]
+        maker_acct.reserved -= unit_cost(maker.side, price) * qty
+        if maker.remaining_count:
+            book.side(maker.side).reduce(entry, qty)
+        else:
+            maker.status = "executed"
+            book.side(maker.side).remove(entry, qty)
+            del self._entries[maker.order_id]
+            del maker_acct.resting[maker.order_id]
+        settle(maker_acct, maker.side, maker.ticker, price, qty)
+        taker.fill_count += qty
+        taker.remaining_count -= qty
+        taker.taker_fill_cost += price * qty
+        taker.taker_fees += fee
+        taker.last_update_ts_ms = now
+        taker_acct = self._accounts[taker.user_id]
+        settle(taker_acct, taker.side, taker.ticker, price, qty)
+        taker_acct.cash -= fee
+
+    def _unrest(self, order: SimOrder) -> None:
+        """Take a resting order off its book and release its reservation (status unchanged)."""
+        acct = self._accounts[order.user_id]
+        acct.reserved -= unit_cost(order.side, order.price) * order.remaining_count
+        del acct.resting[order.order_id]
+        self._books[order.ticker].side(order.side).remove(
+            self._entries.pop(order.order_id), order.remaining_count
+        )
+
+    def _cancel_resting(self, order: SimOrder, now: int) -> None:
+        self._unrest(order)
+        order.remaining_count = 0
+        order.status = "canceled"
+        order.last_update_ts_ms = now
+
+    def _shrink(self, order: SimOrder, by: int, now: int) -> None:
+        self._accounts[order.user_id].reserved -= unit_cost(order.side, order.price) * by
+        order.remaining_count -= by
+        order.last_update_ts_ms = now
+        self._books[order.ticker].side(order.side).reduce(self._entries[order.order_id], by)
