@@ -237,12 +237,15 @@ class OrderRouter:
     # Intake.
 
     def submit(
-        self, intent: OrderIntent, *, deadline_s: float | None = None
+        self, intent: OrderIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[OrderOutcome]:
-        """Queue ``intent`` and return its future at once; raise ``QueueFull`` if no room."""
+        """Queue ``intent`` and return its future at once; raise ``QueueFull`` if no room.
+        ``client``: who sends it; the intents of different clients take turns in each lane."""
         _expect(intent, OrderIntent)
         self._client.dialect.check(intent)
-        return self._enqueue("create", intent.client_order_id, intent.ticker, intent, deadline_s)
+        return self._enqueue(
+            "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
+        )
 
     async def submit_wait(
         self,
@@ -250,10 +253,11 @@ class OrderRouter:
         *,
         queue_timeout: float | None = None,
         deadline_s: float | None = None,
+        client: str | None = None,
     ) -> asyncio.Future[OrderOutcome]:
         """Like ``submit``, but wait up to ``queue_timeout`` s (None: forever) for room."""
         await self._room(queue_timeout)
-        return self.submit(intent, deadline_s=deadline_s)
+        return self.submit(intent, deadline_s=deadline_s, client=client)
 
     async def place(
         self,
@@ -261,19 +265,30 @@ class OrderRouter:
         *,
         queue_timeout: float | None = None,
         deadline_s: float | None = None,
+        client: str | None = None,
     ) -> OrderOutcome:
         """Submit (waiting for room, as ``submit_wait``) and wait for the outcome."""
-        future = await self.submit_wait(intent, queue_timeout=queue_timeout, deadline_s=deadline_s)
+        future = await self.submit_wait(
+            intent, queue_timeout=queue_timeout, deadline_s=deadline_s, client=client
+        )
         return await future
 
     async def place_many(
-        self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
+        self,
+        intents: Iterable[OrderIntent],
+        *,
+        deadline_s: float | None = None,
+        client: str | None = None,
     ) -> list[OrderOutcome]:
         """``submit_many``, then every outcome, in order (cancelling this cancels them all)."""
-        return await all_of(self.submit_many(intents, deadline_s=deadline_s))
+        return await all_of(self.submit_many(intents, deadline_s=deadline_s, client=client))
 
     def submit_many(
-        self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
+        self,
+        intents: Iterable[OrderIntent],
+        *,
+        deadline_s: float | None = None,
+        client: str | None = None,
     ) -> list[asyncio.Future[OrderOutcome]]:
         """Queue all or none: raises before queueing any if one is invalid or there is no room."""
         batch = list(intents)
@@ -282,7 +297,9 @@ class OrderRouter:
             self._client.dialect.check(intent)
         self._check_batch("create", [intent.client_order_id for intent in batch])
         return [
-            self._enqueue("create", intent.client_order_id, intent.ticker, intent, deadline_s)
+            self._enqueue(
+                "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
+            )
             for intent in batch
         ]
 
@@ -292,6 +309,7 @@ class OrderRouter:
         ticker: str | None = None,
         *,
         deadline_s: float | None = None,
+        client: str | None = None,
     ) -> asyncio.Future[CancelOutcome]:
         """Cancel a resting order; ``ticker`` routes it to the market's exchange shard."""
         intent = order_id if isinstance(order_id, CancelIntent) else None
@@ -299,15 +317,17 @@ class OrderRouter:
             if ticker is None:
                 raise IntentError("ticker", "required: Kalshi routes cancels by market ticker")
             intent = CancelIntent(order_id=str(order_id), ticker=ticker)
-        return self._enqueue("cancel", intent.order_id, intent.ticker, intent, deadline_s)
+        return self._enqueue("cancel", intent.order_id, intent.ticker, intent, deadline_s, client)
 
-    def cancel_many(self, cancels: Iterable[CancelIntent]) -> list[asyncio.Future[CancelOutcome]]:
+    def cancel_many(
+        self, cancels: Iterable[CancelIntent], *, client: str | None = None
+    ) -> list[asyncio.Future[CancelOutcome]]:
         """Queue all or none, as ``submit_many``."""
         batch = list(cancels)
         for cancel in batch:
             _expect(cancel, CancelIntent)
         self._check_batch("cancel", [cancel.order_id for cancel in batch])
-        return [self.cancel(cancel) for cancel in batch]
+        return [self.cancel(cancel, client=client) for cancel in batch]
 
     def _check_batch(self, kind: Kind, keys: list[str]) -> None:
         """Everything that could stop one of ``keys`` from queueing, checked before any is."""
@@ -330,19 +350,25 @@ class OrderRouter:
             )
 
     def amend(
-        self, intent: AmendIntent, *, deadline_s: float | None = None
+        self, intent: AmendIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         _expect(intent, AmendIntent)
-        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s)
+        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
 
     def decrease(
-        self, intent: DecreaseIntent, *, deadline_s: float | None = None
+        self, intent: DecreaseIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         _expect(intent, DecreaseIntent)
-        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s)
+        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
 
     def _enqueue(
-        self, kind: Kind, key: str, ticker: str, payload: Intent, deadline_s: float | None
+        self,
+        kind: Kind,
+        key: str,
+        ticker: str,
+        payload: Intent,
+        deadline_s: float | None,
+        client: str | None = None,
     ) -> asyncio.Future[Any]:
         # Every intent passes here: kept to what each one needs.
         dispatcher = self._dispatcher
@@ -361,6 +387,7 @@ class OrderRouter:
         pending = Pending(
             kind, key, ticker, payload, future, now, deadline, time.time(), queued_at=now
         )
+        pending.client = client
         future.pending = pending
         future.dispatcher = dispatcher
         self._live[live] = pending
