@@ -23,6 +23,7 @@ import aiohttp
 import msgspec
 
 from kalshi_router.awaiting import all_of
+from kalshi_router.client_names import HEADER, name_problem
 from kalshi_router.config import Config
 from kalshi_router.errors import (
     ConfigError,
@@ -55,7 +56,8 @@ class ServiceError(KalshiRouterError):
 
 class RouterClient:
     """A connection to ``kalshi-router serve`` over TCP (with its bearer token) or a Unix
-    socket (``unix_socket=path``, with any ``url`` host)."""
+    socket (``unix_socket=path``, with any ``url`` host). ``name``: who this bot is, for the
+    service's fairness between bots and its per-client figures (none: this connection)."""
 
     def __init__(
         self,
@@ -64,9 +66,14 @@ class RouterClient:
         token: str | None = None,
         unix_socket: str | None = None,
         drain_timeout: float = 10.0,
+        name: str | None = None,
     ) -> None:
         self._url = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if name is not None:
+            if problem := name_problem(name):
+                raise ConfigError(f"name: {problem}")
+            self._headers[HEADER] = name
         self._unix_socket = unix_socket
         self._drain_timeout = drain_timeout
         self._session: aiohttp.ClientSession | None = None
@@ -300,15 +307,16 @@ def open_router(config: Config, signer: Signer | None = None) -> OrderRouter | R
     target = config.exchange.target
     if target == "service":
         settings = config.service
+        name = settings.client_name or None
         if settings.unix_socket:
-            return RouterClient("http://localhost", unix_socket=settings.unix_socket)
+            return RouterClient("http://localhost", unix_socket=settings.unix_socket, name=name)
         if settings.port == 0:
             raise ConfigError(
                 "service.port: 0 lets the service pick a port; clients need the port it announced"
             )
         token = os.environ.get(settings.token_env) or _read_token(settings.token_path())
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        return RouterClient(f"http://{host}:{settings.port}", token=token)
+        return RouterClient(f"http://{host}:{settings.port}", token=token, name=name)
     if target == "url":
         if signer is None:
             credentials = config.credentials

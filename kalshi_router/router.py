@@ -224,6 +224,10 @@ class OrderRouter:
         rather than ``stats()``, which sorts every latency sample."""
         return len(self._acc)
 
+    def queued_by_client(self) -> dict[str | None, int]:
+        """``queue_depth`` per client; linear in the queue's length, unlike that."""
+        return self._acc.queued()
+
     @property
     def batch_limits(self) -> dict[str, int]:
         """Largest batch per lane, as sized from the budget at start."""
