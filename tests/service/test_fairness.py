@@ -15,17 +15,23 @@ plus one.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from decimal import Decimal
+from typing import Any
 
 import aiohttp
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
 from kalshi_router.config import Config, RouterConfig
+from kalshi_router.intent import AmendIntent, DecreaseIntent
 from kalshi_router.outcome import outcome_name
 from kalshi_router.service.protocol import ResultsBody
 from kalshi_router.sim import SimConfig
 from kalshi_router.stats import RouterStats
+from tests.fakes import TICKER, ScriptedClient, VirtualClock, cancel, gated, make_router, order
+from tests.fakes import clock_fixture as clock_fixture
 from tests.service.conftest import AUTH, MakeService, Running, eventually, resting
 
 _results = msgspec.json.Decoder(ResultsBody)
@@ -139,3 +145,48 @@ async def test_the_metrics_carry_each_clients_figures(make_service: MakeService)
         ("kalshi_router_client_outcomes_total", "bot-m,accepted"): 10,
         ("kalshi_router_client_queue_depth", "bot-m"): 0,
     }
+
+
+# The router's side: every way in names its client, and each lane takes turns.
+
+
+def amend(order_id: str) -> AmendIntent:
+    return AmendIntent(
+        order_id=order_id, ticker=TICKER, side="bid", price=Decimal("0.4"), count=Decimal(2)
+    )
+
+
+async def test_every_way_in_names_its_client_and_each_lane_takes_turns(
+    clock: VirtualClock,
+) -> None:
+    gate = asyncio.Event()
+    client = ScriptedClient().then(gated(gate))
+    config = RouterConfig(max_batch_size=4, max_in_flight=1)
+    async with make_router(client, config) as router:
+        futures: list[asyncio.Future[Any]] = [
+            *router.submit_many([order("a0"), order("a1"), order("a2")], client="a"),
+            router.submit(order("b0"), client="b"),
+            await router.submit_wait(order("b1"), client="b"),
+            *router.cancel_many([cancel("xa0"), cancel("xa1")], client="a"),
+            router.cancel("xb0", TICKER, client="b"),
+            router.amend(amend("sa0"), client="a"),
+            router.amend(amend("sa1"), client="a"),
+            router.decrease(
+                DecreaseIntent(order_id="sb0", ticker=TICKER, reduce_by=Decimal(1)), client="b"
+            ),
+        ]
+        assert router.queued_by_client() == {"a": 7, "b": 4}
+        # The cancels' request is held open: what follows queues behind it.
+        await asyncio.sleep(0.001)
+        placed: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(router.place(order("c0"), client="c")),
+            asyncio.ensure_future(router.place_many([order("c1")], client="c")),
+        ]
+        await asyncio.sleep(0.001)
+        assert router.queued_by_client() == {"a": 5, "b": 3, "c": 2}
+        gate.set()
+        await asyncio.wait([*futures, *placed])
+    assert client.sent("cancel") == [["xa0", "xb0", "xa1"]]
+    assert client.sent("single") == [["sa0"], ["sb0"], ["sa1"]]
+    # c arrived after a and b, so it joins the turns behind them.
+    assert client.sent("create") == [["a0", "b0", "c0", "a1"], ["b1", "c1", "a2"]]
