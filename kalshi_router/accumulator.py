@@ -56,7 +56,9 @@ class Pending:
 class _Lane:
     """One lane: a first-in-first-out queue per client, and those clients in the order of their
     turns (a client joins at the back, after every client already waiting). Entries taken out by
-    ``discard`` stay in their queue, dead, until a cut or ``oldest`` reaches them."""
+    ``discard`` stay in their queue, dead, until a cut or ``oldest`` reaches them. A queue the
+    cut empties goes, with its client's turn, unless it is the only one (a lone client's next
+    intent then allocates nothing)."""
 
     __slots__ = ("queues", "turns")
 
@@ -84,7 +86,7 @@ class Accumulator:
     """Holds what is waiting to be sent. ``capacity`` bounds new submissions only: a retry always
     gets back in, so nothing once accepted is ever turned away.
 
-    ``discard`` takes an intent out in O(1): its entry stays in the deque or heap, marked dead by
+    ``discard`` takes an intent out in O(1): its entry stays in its queue or heap, marked dead by
     ``Pending.where``, and is dropped when it reaches the front. The counts are exact at all
     times, so batch sizes and token spends are never computed from dead entries.
 
@@ -243,16 +245,14 @@ class Accumulator:
                 else:
                     batch.append(pending)
             if alone:
-                # Its queue stays, even empty, so that a lone client's next intent allocates
-                # nothing.
                 break
             if queue:
                 turns.rotate(-1)
             else:
                 turns.popleft()
                 del queues[client]
-        # Keeps the deadline deque about as long as the queue (queues are FIFO, so what was
-        # just cut is usually at its front).
+        # Keeps the deadline deque about as long as the queue (each client's queue is FIFO, so
+        # what was just cut is mostly at its front).
         deadlines = self._deadlines
         while deadlines and deadlines[0].where is None:
             deadlines.popleft()
