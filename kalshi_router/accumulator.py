@@ -1,9 +1,10 @@
 """Lanes of waiting intents and the batch cut: synchronous decisions, no awaiting.
 
 Three lanes in priority order: cancels (risk off first), single-order requests (amend,
-decrease), creates. Within a lane, first in first out. An intent sent back for a retry waits in
-a delay heap until its backoff ends, then rejoins the *front* of its lane: it is older than
-everything behind it.
+decrease), creates. Within a lane, clients (the bots sharing one service) take turns, one intent
+each, so that one bot's backlog cannot starve another's; each client's intents go first in first
+out. An intent sent back for a retry waits in a delay heap until its backoff ends, then rejoins
+the *front* of its client's queue: it is older than everything behind it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal, TypeAlias
 
 Kind: TypeAlias = Literal["cancel", "single", "create"]
 Where: TypeAlias = Literal["lane", "retry"] | None
+Client: TypeAlias = str | None
 KINDS: tuple[Kind, ...] = ("cancel", "single", "create")
 
 
@@ -43,10 +45,33 @@ class Pending:
     queued_at: float = 0.0
     where: Where = None
     """Where it waits in the accumulator, if it does: its lane, or the retry heap."""
+    client: Client = None
+    """Who sent it: intents of different clients take turns in their lane."""
 
     def ids(self) -> dict[str, str]:
         """The identifying field for this intent's outcome."""
         return {"client_order_id" if self.kind == "create" else "order_id": self.key}
+
+
+class _Lane:
+    """One lane: a first-in-first-out queue per client, and those clients in the order of their
+    turns (a client joins at the back, after every client already waiting). Entries taken out by
+    ``discard`` stay in their queue, dead, until a cut or ``oldest`` reaches them. A queue the
+    cut empties goes, with its client's turn, unless it is the only one (a lone client's next
+    intent then allocates nothing)."""
+
+    __slots__ = ("queues", "turns")
+
+    def __init__(self) -> None:
+        self.queues: dict[Client, deque[Pending]] = {}
+        self.turns: deque[Client] = deque()
+
+    def queue(self, client: Client) -> deque[Pending]:
+        queue = self.queues.get(client)
+        if queue is None:
+            queue = self.queues[client] = deque()
+            self.turns.append(client)
+        return queue
 
 
 @dataclass(slots=True)
@@ -61,7 +86,7 @@ class Accumulator:
     """Holds what is waiting to be sent. ``capacity`` bounds new submissions only: a retry always
     gets back in, so nothing once accepted is ever turned away.
 
-    ``discard`` takes an intent out in O(1): its entry stays in the deque or heap, marked dead by
+    ``discard`` takes an intent out in O(1): its entry stays in its queue or heap, marked dead by
     ``Pending.where``, and is dropped when it reaches the front. The counts are exact at all
     times, so batch sizes and token spends are never computed from dead entries.
 
@@ -73,7 +98,7 @@ class Accumulator:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._lanes: dict[Kind, deque[Pending]] = {kind: deque() for kind in KINDS}
+        self._lanes: dict[Kind, _Lane] = {kind: _Lane() for kind in KINDS}
         self._counts: dict[Kind, int] = dict.fromkeys(KINDS, 0)
         self._delayed: list[tuple[float, int, Pending]] = []
         self._retrying = 0
@@ -93,7 +118,11 @@ class Accumulator:
         pending.where = "lane"
         self._size += 1
         self._counts[pending.kind] += 1
-        self._lanes[pending.kind].append(pending)
+        lane = self._lanes[pending.kind]
+        queue = lane.queues.get(pending.client)
+        if queue is None:
+            queue = lane.queue(pending.client)
+        queue.append(pending)
         deadlines = self._deadlines
         if not deadlines or deadlines[-1].deadline <= pending.deadline:
             deadlines.append(pending)
@@ -123,7 +152,8 @@ class Accumulator:
         return True
 
     def promote(self, now: float) -> None:
-        """Move retries whose backoff has ended to the front of their lanes, oldest first."""
+        """Move retries whose backoff has ended to the front of their clients' queues, oldest
+        first."""
         due: list[Pending] = []
         while self._delayed and self._delayed[0][0] <= now:
             pending = heapq.heappop(self._delayed)[2]
@@ -137,7 +167,7 @@ class Accumulator:
             self._retrying -= 1
             self._counts[pending.kind] += 1
             pending.where = "lane"
-            self._lanes[pending.kind].appendleft(pending)
+            self._lanes[pending.kind].queue(pending.client).appendleft(pending)
 
     def next_due(self) -> float | None:
         while self._delayed and self._delayed[0][2].where != "retry":
@@ -181,40 +211,77 @@ class Accumulator:
         return self._counts[kind]
 
     def oldest(self, kind: Kind) -> Pending | None:
-        lane = self._lanes[kind]
-        while lane and lane[0].where != "lane":
-            lane.popleft()
-        return lane[0] if lane else None
+        """The longest-waiting intent of ``kind``, whoever's turn is next."""
+        oldest = None
+        for queue in self._lanes[kind].queues.values():
+            while queue and queue[0].where != "lane":
+                queue.popleft()
+            if queue and (oldest is None or queue[0].queued_at < oldest.queued_at):
+                oldest = queue[0]
+        return oldest
 
     def cut(self, kind: Kind, limit: int, now: float) -> Cut:
-        """Take up to ``limit`` sendable intents from the front of ``kind``'s lane; settle-bound
-        ones (expired, cancelled by the caller) come out too, but not into the batch."""
+        """Take up to ``limit`` sendable intents from ``kind``'s lane, one per client in turn;
+        settle-bound ones (expired, cancelled by the caller) come out too, but not into the
+        batch and without using up a turn."""
         lane = self._lanes[kind]
+        turns, queues = lane.turns, lane.queues
         cut = Cut()
-        while lane and len(cut.batch) < limit:
-            pending = lane.popleft()
-            if not self.discard(pending) or pending.settled:
-                continue
-            if pending.future.cancelled():
-                cut.dropped.append(pending)
-            elif now >= pending.deadline:
-                cut.expired.append(pending)
+        batch = cut.batch
+        while turns and len(batch) < limit:
+            client = turns[0]
+            queue = queues[client]
+            # No one to take turns with: first in first out, up to the limit.
+            alone = len(turns) == 1
+            wanted = limit if alone else len(batch) + 1
+            while queue and len(batch) < wanted:
+                pending = queue.popleft()
+                if not self.discard(pending) or pending.settled:
+                    continue
+                if pending.future.cancelled():
+                    cut.dropped.append(pending)
+                elif now >= pending.deadline:
+                    cut.expired.append(pending)
+                else:
+                    batch.append(pending)
+            if alone:
+                break
+            if queue:
+                turns.rotate(-1)
             else:
-                cut.batch.append(pending)
-        # Keeps the deadline deque about as long as the queue (lanes are FIFO, so what was just
-        # cut is usually at its front).
+                turns.popleft()
+                del queues[client]
+        # Keeps the deadline deque about as long as the queue (each client's queue is FIFO, so
+        # what was just cut is mostly at its front).
         deadlines = self._deadlines
         while deadlines and deadlines[0].where is None:
             deadlines.popleft()
         return cut
 
+    def queued(self) -> dict[Client, int]:
+        """How many intents each client has waiting, retries in backoff included. Linear in
+        the queue's length: for stats, not for every intent."""
+        counts: dict[Client, int] = {}
+        for lane in self._lanes.values():
+            for client, queue in lane.queues.items():
+                waiting = sum(1 for pending in queue if pending.where == "lane")
+                if waiting:
+                    counts[client] = counts.get(client, 0) + waiting
+        for _, _, pending in self._delayed:
+            if pending.where == "retry":
+                counts[pending.client] = counts.get(pending.client, 0) + 1
+        return counts
+
     def drain(self) -> Iterator[Pending]:
         """Everything still waiting, for shutdown."""
         for lane in self._lanes.values():
-            while lane:
-                pending = lane.popleft()
-                if self.discard(pending):
-                    yield pending
+            for queue in lane.queues.values():
+                while queue:
+                    pending = queue.popleft()
+                    if self.discard(pending):
+                        yield pending
+            lane.queues.clear()
+            lane.turns.clear()
         while self._delayed:
             pending = heapq.heappop(self._delayed)[2]
             if self.discard(pending):

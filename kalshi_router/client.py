@@ -28,6 +28,7 @@ from kalshi_router.api import Router
 from kalshi_router.awaiting import all_of
 from kalshi_router.client_connection import Connection, Token
 from kalshi_router.client_holding import Holding
+from kalshi_router.client_names import name_problem
 from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.errors import (
     ConfigError,
@@ -50,7 +51,8 @@ log = logging.getLogger("kalshi_router.client")
 
 class RouterClient:
     """A connection to ``kalshi-router serve`` over TCP (with its bearer token) or a Unix
-    socket (``unix_socket=path``, with any ``url`` host).
+    socket (``unix_socket=path``, with any ``url`` host). ``name``: who this bot is, for the
+    service's fairness between bots and its per-client figures (none: this connection).
 
     ``token`` may be a function, called (on a thread) each time a stream is opened: a restarted
     service may have a new token. While the stream is down, up to ``queue_size`` new intents
@@ -68,7 +70,10 @@ class RouterClient:
         queue_size: int = 10_000,
         outage_timeout: float = 60.0,
         rng: random.Random | None = None,
+        name: str | None = None,
     ) -> None:
+        if name is not None and (problem := name_problem(name)):
+            raise ConfigError(f"name: {problem}")
         self._drain_timeout = drain_timeout
         self._holding = Holding(queue_size)
         self._connection = Connection(
@@ -76,6 +81,7 @@ class RouterClient:
             self._holding,
             token=token,
             unix_socket=unix_socket,
+            name=name,
             outage_timeout=outage_timeout,
             rng=rng or random.Random(),  # noqa: S311 - reconnect jitter, not a secret
         )
@@ -291,14 +297,17 @@ def open_router(config: Config, signer: Signer | None = None) -> Router:
     target = config.exchange.target
     if target == "service":
         settings = config.service
+        name = settings.client_name or None
         if settings.unix_socket:
-            return RouterClient("http://localhost", unix_socket=settings.unix_socket)
+            return RouterClient("http://localhost", unix_socket=settings.unix_socket, name=name)
         if settings.port == 0:
             raise ConfigError(
                 "service.port: 0 lets the service pick a port; clients need the port it announced"
             )
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        return RouterClient(f"http://{host}:{settings.port}", token=_token_source(settings))
+        return RouterClient(
+            f"http://{host}:{settings.port}", token=_token_source(settings), name=name
+        )
     if target == "url":
         if signer is None:
             credentials = config.credentials

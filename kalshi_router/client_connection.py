@@ -22,6 +22,7 @@ import msgspec
 from kalshi_router.answers import Backoff
 from kalshi_router.client_holding import Held, Holding
 from kalshi_router.client_link import Link, open_link
+from kalshi_router.client_names import HEADER
 from kalshi_router.client_resume import after_reconnect, look_up
 from kalshi_router.errors import IntentError, QueueFull, ServiceError
 from kalshi_router.outcome import Unknown
@@ -49,6 +50,7 @@ class Connection:
         *,
         token: Token,
         unix_socket: str | None,
+        name: str | None,
         outage_timeout: float,
         rng: random.Random,
     ) -> None:
@@ -60,7 +62,9 @@ class Connection:
         """Why the client gave up on the service for good (it spoke another protocol)."""
         self._holding = holding
         self._token = token
-        self._headers: dict[str, str] = {}
+        # Who this bot is, on every request (see client_names): the service's fairness key.
+        self._identity = {} if name is None else {HEADER: name}
+        self._headers: dict[str, str] = dict(self._identity)
         self._unix_socket = unix_socket
         self._outage_timeout = outage_timeout
         self._rng = rng
@@ -190,7 +194,8 @@ class Connection:
         token = self._token
         if callable(token):
             token = await asyncio.to_thread(token)  # it may read a file
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers = {**self._identity, **auth}
         return await open_link(session, self.url, self._headers, self._on_reply, self.where)
 
     def _up(self, link: Link) -> None:

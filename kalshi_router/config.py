@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from kalshi_router.client_names import name_problem
 from kalshi_router.errors import ConfigError
 from kalshi_router.sim.config import SimConfig
 from kalshi_router.wire.hosts import check_transport_security
@@ -166,6 +167,10 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     stream_heartbeat_s: float = 20.0
     """A stream is pinged after this long without a frame; no pong within half of it closes it."""
     keep_outcomes: int = 100_000
+    max_client_names: int = 32
+    """Client names (``X-Client-Name``) with figures of their own; later ones share "other"."""
+    client_name: str = ""
+    """The name ``open_router``'s client gives the service (none: its connection is its name)."""
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -184,6 +189,10 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
                 raise ConfigError(f"service.{name}: must be a finite number > 0")
         if not _ENV_NAME.fullmatch(self.token_env):
             raise ConfigError("service.token_env: must be an environment variable name")
+        if self.max_client_names < 0:
+            raise ConfigError("service.max_client_names: must be >= 0")
+        if self.client_name and (problem := name_problem(self.client_name)):
+            raise ConfigError(f"service.client_name: {problem}")
 
 
 class JournalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

@@ -225,6 +225,10 @@ class OrderRouter:
         rather than ``stats()``, which sorts every latency sample."""
         return len(self._acc)
 
+    def queued_by_client(self) -> dict[str | None, int]:
+        """``queue_depth`` per client; linear in the queue's length, unlike that."""
+        return self._acc.queued()
+
     @property
     def deadline_s(self) -> float:
         """The deadline of an intent submitted without one (``router.deadline_s``)."""
@@ -243,12 +247,15 @@ class OrderRouter:
     # Intake.
 
     def submit(
-        self, intent: OrderIntent, *, deadline_s: float | None = None
+        self, intent: OrderIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[OrderOutcome]:
-        """Queue ``intent`` and return its future at once; raise ``QueueFull`` if no room."""
+        """Queue ``intent`` and return its future at once; raise ``QueueFull`` if no room.
+        ``client``: who sends it; the intents of different clients take turns in each lane."""
         _expect(intent, OrderIntent)
         self._client.dialect.check(intent)
-        return self._enqueue("create", intent.client_order_id, intent.ticker, intent, deadline_s)
+        return self._enqueue(
+            "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
+        )
 
     async def submit_wait(
         self,
@@ -256,10 +263,11 @@ class OrderRouter:
         *,
         queue_timeout: float | None = None,
         deadline_s: float | None = None,
+        client: str | None = None,
     ) -> asyncio.Future[OrderOutcome]:
         """Like ``submit``, but wait up to ``queue_timeout`` s (None: forever) for room."""
         await self._room(queue_timeout)
-        return self.submit(intent, deadline_s=deadline_s)
+        return self.submit(intent, deadline_s=deadline_s, client=client)
 
     async def place(
         self,
@@ -267,19 +275,30 @@ class OrderRouter:
         *,
         queue_timeout: float | None = None,
         deadline_s: float | None = None,
+        client: str | None = None,
     ) -> OrderOutcome:
         """Submit (waiting for room, as ``submit_wait``) and wait for the outcome."""
-        future = await self.submit_wait(intent, queue_timeout=queue_timeout, deadline_s=deadline_s)
+        future = await self.submit_wait(
+            intent, queue_timeout=queue_timeout, deadline_s=deadline_s, client=client
+        )
         return await future
 
     async def place_many(
-        self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
+        self,
+        intents: Iterable[OrderIntent],
+        *,
+        deadline_s: float | None = None,
+        client: str | None = None,
     ) -> list[OrderOutcome]:
         """``submit_many``, then every outcome, in order (cancelling this cancels them all)."""
-        return await all_of(self.submit_many(intents, deadline_s=deadline_s))
+        return await all_of(self.submit_many(intents, deadline_s=deadline_s, client=client))
 
     def submit_many(
-        self, intents: Iterable[OrderIntent], *, deadline_s: float | None = None
+        self,
+        intents: Iterable[OrderIntent],
+        *,
+        deadline_s: float | None = None,
+        client: str | None = None,
     ) -> list[asyncio.Future[OrderOutcome]]:
         """Queue all or none: raises before queueing any if one is invalid or there is no room."""
         batch = list(intents)
@@ -288,7 +307,9 @@ class OrderRouter:
             self._client.dialect.check(intent)
         self._check_batch("create", [intent.client_order_id for intent in batch])
         return [
-            self._enqueue("create", intent.client_order_id, intent.ticker, intent, deadline_s)
+            self._enqueue(
+                "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
+            )
             for intent in batch
         ]
 
@@ -298,6 +319,7 @@ class OrderRouter:
         ticker: str | None = None,
         *,
         deadline_s: float | None = None,
+        client: str | None = None,
     ) -> asyncio.Future[CancelOutcome]:
         """Cancel a resting order; ``ticker`` routes it to the market's exchange shard."""
         intent = order_id if isinstance(order_id, CancelIntent) else None
@@ -305,15 +327,17 @@ class OrderRouter:
             if ticker is None:
                 raise IntentError("ticker", "required: Kalshi routes cancels by market ticker")
             intent = CancelIntent(order_id=str(order_id), ticker=ticker)
-        return self._enqueue("cancel", intent.order_id, intent.ticker, intent, deadline_s)
+        return self._enqueue("cancel", intent.order_id, intent.ticker, intent, deadline_s, client)
 
-    def cancel_many(self, cancels: Iterable[CancelIntent]) -> list[asyncio.Future[CancelOutcome]]:
+    def cancel_many(
+        self, cancels: Iterable[CancelIntent], *, client: str | None = None
+    ) -> list[asyncio.Future[CancelOutcome]]:
         """Queue all or none, as ``submit_many``."""
         batch = list(cancels)
         for cancel in batch:
             _expect(cancel, CancelIntent)
         self._check_batch("cancel", [cancel.order_id for cancel in batch])
-        return [self.cancel(cancel) for cancel in batch]
+        return [self.cancel(cancel, client=client) for cancel in batch]
 
     def _check_batch(self, kind: Kind, keys: list[str]) -> None:
         """Everything that could stop one of ``keys`` from queueing, checked before any is."""
@@ -336,19 +360,25 @@ class OrderRouter:
             )
 
     def amend(
-        self, intent: AmendIntent, *, deadline_s: float | None = None
+        self, intent: AmendIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         _expect(intent, AmendIntent)
-        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s)
+        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
 
     def decrease(
-        self, intent: DecreaseIntent, *, deadline_s: float | None = None
+        self, intent: DecreaseIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         _expect(intent, DecreaseIntent)
-        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s)
+        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
 
     def _enqueue(
-        self, kind: Kind, key: str, ticker: str, payload: Intent, deadline_s: float | None
+        self,
+        kind: Kind,
+        key: str,
+        ticker: str,
+        payload: Intent,
+        deadline_s: float | None,
+        client: str | None = None,
     ) -> asyncio.Future[Any]:
         # Every intent passes here: kept to what each one needs. The arguments are checked
         # before the router's state, so a bad argument is named whatever that state is.
@@ -369,6 +399,7 @@ class OrderRouter:
         pending = Pending(
             kind, key, ticker, payload, future, now, deadline, time.time(), queued_at=now
         )
+        pending.client = client
         future.pending = pending
         future.dispatcher = dispatcher
         self._live[live] = pending

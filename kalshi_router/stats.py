@@ -1,11 +1,14 @@
-"""Counters and latency samples, and the immutable snapshot ``OrderRouter.stats()`` returns."""
+"""Counters and latency samples, and the immutable snapshot ``OrderRouter.stats()`` returns;
+the service's figures per client."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter, deque
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, Protocol
 
 import msgspec
 
@@ -23,6 +26,17 @@ class Percentiles(msgspec.Struct, frozen=True):
     p90: float
     p99: float
     max: float
+
+
+class ClientFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """One client's intents at the service (a named bot, ``other`` or ``unnamed``)."""
+
+    submitted: int
+    """Taken by the router."""
+    outcomes: dict[str, int]
+    """Settled, by outcome; ``failed``: no outcome (the router crashed)."""
+    queued: int
+    """Waiting to be sent now, retries in backoff included."""
 
 
 class RouterStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +57,8 @@ class RouterStats(msgspec.Struct, frozen=True, kw_only=True):
     limiter_wait: Percentiles
     round_trip: Percentiles
     submit_to_outcome: Percentiles
+    clients: dict[str, ClientFigures] = msgspec.field(default_factory=dict)
+    """Per client of the service, by label (empty for an embedded router)."""
 
 
 def percentiles(samples: deque[float]) -> Percentiles:
@@ -170,3 +186,38 @@ class StatsRecorder:
             round_trip=percentiles(self.round_trip),
             submit_to_outcome=percentiles(self.submit_to_outcome),
         )
+
+
+class ClientTally:
+    """What each client label submitted and how it settled, for the service's figures."""
+
+    def __init__(self) -> None:
+        self._submitted: Counter[str] = Counter()
+        self._outcomes: dict[str, Counter[str]] = {}
+
+    def track(self, label: str, future: asyncio.Future[Any]) -> None:
+        """``future`` is an intent the router took from ``label``: count it, and its outcome."""
+        self._submitted[label] += 1
+        future.add_done_callback(partial(self._settled, label))
+
+    def _settled(self, label: str, future: asyncio.Future[Any]) -> None:
+        failed = future.cancelled() or future.exception() is not None
+        name = "failed" if failed else outcome_name(future.result())
+        self._outcomes.setdefault(label, Counter())[name] += 1
+
+    def snapshot(
+        self, queued: Mapping[str | None, int], label: Callable[[str | None], str]
+    ) -> dict[str, ClientFigures]:
+        """Every label seen so far; ``queued``: what each client key has waiting now, and
+        ``label`` the label of each key."""
+        waiting: Counter[str] = Counter()
+        for key, count in queued.items():
+            waiting[label(key)] += count
+        return {
+            name: ClientFigures(
+                submitted=submitted,
+                outcomes=dict(self._outcomes.get(name, {})),
+                queued=waiting[name],
+            )
+            for name, submitted in sorted(self._submitted.items())
+        }

@@ -1,29 +1,42 @@
-"""The accumulator's synchronous decisions: lanes, priority, FIFO, the cut, retries, capacity."""
+"""The accumulator's synchronous decisions: lanes, priority, clients taking turns, FIFO per
+client, the cut, retries, capacity."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kalshi_router.accumulator import Accumulator, Kind, Pending
+from kalshi_router.accumulator import KINDS, Accumulator, Kind, Pending
 from tests.fakes import TICKER
 
 DEADLINE = 100.0
 
 
 def pending(
-    key: str, kind: Kind = "create", *, at: float = 0.0, deadline: float = DEADLINE
+    key: str,
+    kind: Kind = "create",
+    *,
+    at: float = 0.0,
+    deadline: float = DEADLINE,
+    client: str | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
 ) -> Pending:
     return Pending(
         kind=kind,
         key=key,
         ticker=TICKER,
         payload=None,
-        future=asyncio.get_running_loop().create_future(),
+        future=(loop or asyncio.get_running_loop()).create_future(),
         submitted=at,
         deadline=deadline,
         queued_at=at,
+        client=client,
     )
 
 
@@ -250,3 +263,236 @@ async def test_a_retry_keeps_its_deadline_after_its_first_send() -> None:
     assert acc.next_deadline() == 20.0
     assert keys(acc.expire(upto=20.0)) == ["r"]
     assert len(acc) == 1
+
+
+# Clients take turns.
+
+
+def from_clients(*keys: str, kind: Kind = "create") -> list[Pending]:
+    """Intents whose client is the key's first letter ("a2" is client a's), in order."""
+    return [pending(key, kind, at=float(at), client=key[0]) for at, key in enumerate(keys)]
+
+
+def pushed(items: list[Pending]) -> Accumulator:
+    acc = Accumulator(capacity=100)
+    for item in items:
+        acc.push(item)
+    return acc
+
+
+async def test_clients_take_turns_one_intent_each_in_the_order_they_came() -> None:
+    acc = pushed(from_clients("a1", "a2", "a3", "a4", "b1", "c1", "b2"))
+    assert keys(acc.cut("create", 10, now=0.0).batch) == ["a1", "b1", "c1", "a2", "b2", "a3", "a4"]
+    assert (len(acc), acc.next_kind()) == (0, None)
+
+
+async def test_the_turn_carries_over_from_one_cut_to_the_next() -> None:
+    acc = pushed(from_clients("a1", "a2", "a3", "b1", "b2", "b3"))
+    assert keys(acc.cut("create", 3, now=0.0).batch) == ["a1", "b1", "a2"]
+    assert keys(acc.cut("create", 3, now=0.0).batch) == ["b2", "a3", "b3"]
+
+
+async def test_a_newcomer_is_served_within_one_round_whatever_the_backlog_ahead() -> None:
+    acc = pushed(from_clients(*(f"a{i}" for i in range(50))))
+    assert keys(acc.cut("create", 2, now=0.0).batch) == ["a0", "a1"]
+    for item in from_clients("b0", "c0"):
+        acc.push(item)
+    assert keys(acc.cut("create", 4, now=0.0).batch) == ["a2", "b0", "c0", "a3"]
+
+
+async def test_expired_and_cancelled_intents_do_not_use_up_a_turn() -> None:
+    items = from_clients("a1", "a2", "b1", "b2", "c1")
+    items[2].future.cancel()
+    items[3].deadline = 1.0
+    acc = pushed(items)
+    cut = acc.cut("create", 2, now=1.0)
+    # b has nothing sendable: its turn passes to c, not to a second intent of a's.
+    assert (keys(cut.batch), keys(cut.dropped), keys(cut.expired)) == (["a1", "c1"], ["b1"], ["b2"])
+    assert keys(acc.cut("create", 2, now=1.0).batch) == ["a2"]
+
+
+async def test_a_retry_rejoins_the_front_of_its_clients_queue_not_of_the_lane() -> None:
+    acc = Accumulator(capacity=100)
+    first = pending("a0", at=0.0, client="a")
+    acc.push(first)
+    (sent,) = acc.cut("create", 1, now=0.0).batch
+    for item in from_clients("a1", "a2", "b1", "b2"):
+        acc.push(item)
+    acc.push_retry(sent, not_before=1.0)
+    acc.promote(1.0)
+    assert keys(acc.cut("create", 10, now=1.0).batch) == ["a0", "b1", "a1", "b2", "a2"]
+
+
+async def test_lanes_keep_their_priority_over_clients() -> None:
+    acc = pushed(from_clients("a1", "a2") + from_clients("b1", kind="cancel"))
+    assert acc.next_kind() == "cancel"
+    assert keys(acc.cut("cancel", 10, now=0.0).batch) == ["b1"]
+    assert keys(acc.cut("create", 10, now=0.0).batch) == ["a1", "a2"]
+
+
+async def test_oldest_is_the_longest_waiting_intent_of_any_client() -> None:
+    acc = pushed(from_clients("a1", "b1", "a2", "b2"))
+    assert keys(acc.cut("create", 1, now=0.0).batch) == ["a1"]
+    # b's turn is next, and its first intent is also the oldest left.
+    oldest = acc.oldest("create")
+    assert oldest is not None
+    assert oldest.key == "b1"
+    assert acc.discard(oldest)
+    oldest = acc.oldest("create")
+    assert oldest is not None
+    assert oldest.key == "a2"
+
+
+async def test_queued_counts_each_clients_waiting_intents_and_retries() -> None:
+    items = from_clients("a1", "a2", "b1", "x1")
+    items[3].client = None
+    acc = pushed(items)
+    acc.push_retry(pending("b0", client="b"), not_before=5.0)
+    assert acc.discard(items[1])
+    assert acc.queued() == {"a": 1, "b": 2, None: 1}
+    acc.cut("create", 10, now=0.0)
+    assert acc.queued() == {"b": 1}
+
+
+async def test_a_lone_client_is_served_first_in_first_out_up_to_the_limit() -> None:
+    acc = pushed([pending(f"n{i}", at=float(i)) for i in range(5)])
+    assert keys(acc.cut("create", 3, now=0.0).batch) == ["n0", "n1", "n2"]
+    acc.push(pending("b0", client="b"))
+    assert keys(acc.cut("create", 3, now=0.0).batch) == ["n3", "b0", "n4"]
+
+
+# Every intent comes out exactly once, and no client waits more than one round.
+
+CLIENTS = ("a", "b", "c", None)
+Op = tuple[Any, ...]
+OPS = st.one_of(
+    # Several intents at once, and drawn most often: contention between clients is the point.
+    st.tuples(
+        st.just("push"),
+        st.sampled_from(CLIENTS),
+        st.sampled_from(KINDS),
+        st.floats(0.5, 20.0),
+        st.integers(1, 5),
+    ),
+    st.tuples(st.just("cut"), st.sampled_from(KINDS), st.integers(1, 6)),
+    st.tuples(st.just("retry"), st.integers(0, 200), st.floats(0.0, 3.0)),
+    st.tuples(st.just("discard"), st.integers(0, 200)),
+    st.tuples(st.just("cancel"), st.integers(0, 200)),
+    st.tuples(st.just("tick"), st.floats(0.0, 2.0)),
+    st.tuples(st.just("expire")),
+)
+
+
+class Model:
+    """What the accumulator must hold: each intent's ins (pushes) and outs, and for each client
+    waiting in a lane, how often every other client has been served since it last was."""
+
+    def __init__(self, acc: Accumulator) -> None:
+        self.acc = acc
+        self.now = 0.0
+        self.ins: Counter[Pending] = Counter()
+        self.outs: Counter[Pending] = Counter()
+        self.sent: list[Pending] = []
+        self.passed_over: dict[tuple[Kind, str | None], Counter[str | None]] = {}
+
+    def out(self, items: Iterable[Pending]) -> None:
+        for item in items:
+            assert self.ins[item] == self.outs[item] + 1, f"{item.key} came out twice"
+            self.outs[item] += 1
+
+    def inside(self) -> list[Pending]:
+        return [item for item in self.ins if self.ins[item] > self.outs[item]]
+
+    def sendable(self, kind: Kind) -> Counter[str | None]:
+        """Clients with sendable intents waiting in ``kind``'s lane, and how many each."""
+        return Counter(
+            item.client
+            for item in self.inside()
+            if item.kind == kind
+            and item.where == "lane"
+            and not item.future.cancelled()
+            and self.now < item.deadline
+        )
+
+    def served(self, kind: Kind, batch: list[Pending], waiting: Counter[str | None]) -> None:
+        for item in batch:
+            for client in waiting:
+                if client != item.client and waiting[client]:
+                    others = self.passed_over.setdefault((kind, client), Counter())
+                    others[item.client] += 1
+                    assert others[item.client] <= 1, (
+                        f"{client} waited while {item.client} was served twice"
+                    )
+            self.passed_over[(kind, item.client)] = Counter()
+            waiting[item.client] -= 1
+
+    def check(self) -> None:
+        inside = self.inside()
+        assert len(self.acc) == len(inside)
+        for kind in KINDS:
+            lane = [item for item in inside if item.kind == kind and item.where == "lane"]
+            assert self.acc.count(kind) == len(lane)
+            # A client that stopped waiting starts afresh when it waits again.
+            waiting = self.sendable(kind)
+            for client in CLIENTS:
+                if not waiting[client]:
+                    self.passed_over.pop((kind, client), None)
+        assert self.acc.queued() == Counter(item.client for item in inside)
+
+    def run(self, op: Op, loop: asyncio.AbstractEventLoop) -> None:
+        acc = self.acc
+        known = list(self.ins)
+        match op:
+            case ("push", client, kind, lifetime, count):
+                for number in range(len(known), len(known) + count):
+                    item = pending(
+                        f"p{number}",
+                        kind,
+                        at=self.now,
+                        deadline=self.now + lifetime,
+                        client=client,
+                        loop=loop,
+                    )
+                    acc.push(item)
+                    self.ins[item] += 1
+            case ("retry", index, delay) if self.sent:
+                item = self.sent.pop(index % len(self.sent))
+                acc.push_retry(item, self.now + delay)
+                self.ins[item] += 1
+            case ("discard", index) if known:
+                item = known[index % len(known)]
+                was_inside = self.ins[item] > self.outs[item]
+                assert acc.discard(item) == was_inside
+                if was_inside:
+                    self.out([item])
+            case ("cancel", index) if known:
+                known[index % len(known)].future.cancel()
+            case ("cut", kind, limit):
+                acc.promote(self.now)
+                waiting = self.sendable(kind)
+                cut = acc.cut(kind, limit, self.now)
+                assert len(cut.batch) == min(limit, waiting.total())
+                assert all(item.future.cancelled() for item in cut.dropped)
+                assert all(item.deadline <= self.now for item in cut.expired)
+                self.out(cut.batch + cut.expired + cut.dropped)
+                self.served(kind, cut.batch, waiting)
+                self.sent.extend(item for item in cut.batch if not item.future.cancelled())
+            case ("tick", seconds):
+                self.now += seconds
+            case ("expire",):
+                self.out(acc.expire(self.now))
+        self.check()
+
+
+@given(st.lists(OPS, min_size=20, max_size=60))
+def test_every_intent_comes_out_once_and_no_client_waits_more_than_a_round(ops: list[Op]) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        model = Model(Accumulator(capacity=1_000))
+        for op in ops:
+            model.run(op, loop)
+        model.out(model.acc.drain())
+        assert model.ins == model.outs
+        assert (len(model.acc), model.acc.next_kind(), model.acc.queued()) == (0, None, {})
+    finally:
+        loop.close()

@@ -24,11 +24,12 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from kalshi_router.client_names import HEADER, ClientNames, name_problem
 from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
@@ -58,6 +59,7 @@ from kalshi_router.service.protocol import (
     Verb,
     item_error,
 )
+from kalshi_router.stats import ClientFigures, ClientTally, RouterStats
 
 log = logging.getLogger("kalshi_router.service")
 MSGPACK = "application/msgpack"
@@ -72,18 +74,22 @@ class Route:
 
     kind: type[OrderIntent] | type[CancelIntent] | type[AmendIntent] | type[DecreaseIntent]
     key: Callable[[Any], str]
-    call: Callable[[OrderRouter, Any, float | None], asyncio.Future[Any]]
+    call: RouterCall
+
+
+class RouterCall(Protocol):
+    """``OrderRouter.submit``, ``cancel``, ``amend`` or ``decrease``, unbound."""
+
+    def __call__(
+        self, router: OrderRouter, intent: Any, /, *, deadline_s: float | None, client: str | None
+    ) -> asyncio.Future[Any]: ...
 
 
 ROUTES: dict[Verb, Route] = {
-    "submit": Route(
-        OrderIntent, lambda i: i.client_order_id, lambda r, i, d: r.submit(i, deadline_s=d)
-    ),
-    "cancel": Route(CancelIntent, lambda i: i.order_id, lambda r, i, d: r.cancel(i, deadline_s=d)),
-    "amend": Route(AmendIntent, lambda i: i.order_id, lambda r, i, d: r.amend(i, deadline_s=d)),
-    "decrease": Route(
-        DecreaseIntent, lambda i: i.order_id, lambda r, i, d: r.decrease(i, deadline_s=d)
-    ),
+    "submit": Route(OrderIntent, lambda i: i.client_order_id, OrderRouter.submit),
+    "cancel": Route(CancelIntent, lambda i: i.order_id, OrderRouter.cancel),
+    "amend": Route(AmendIntent, lambda i: i.order_id, OrderRouter.amend),
+    "decrease": Route(DecreaseIntent, lambda i: i.order_id, OrderRouter.decrease),
 }
 PATHS: dict[str, Verb] = {
     "/v1/orders": "submit",
@@ -117,6 +123,8 @@ class Service:
     reports: itertools.count[int] = field(default_factory=itertools.count)
     # The outboxes of the streams that asked for state frames.
     watchers: set[Outbox] = field(default_factory=set)
+    names: ClientNames = field(default_factory=ClientNames)
+    tally: ClientTally = field(default_factory=ClientTally)
 
     def state(self) -> StreamState:
         """What a client of this service reports as its router's state."""
@@ -127,11 +135,18 @@ class Service:
             run=self.run,
             journal=self.journaled,
             deadline_s=router.deadline_s,
-            stats=router.stats(),
+            stats=self.stats(),
             budget=BudgetState.of(router.budget),
             batch_limits=router.batch_limits,
             crashed=None if crashed is None else repr(crashed),
         )
+
+    def client_figures(self) -> dict[str, ClientFigures]:
+        return self.tally.snapshot(self.router.queued_by_client(), self.names.label)
+
+    def stats(self) -> RouterStats:
+        """The router's stats, and the figures of each client."""
+        return msgspec.structs.replace(self.router.stats(), clients=self.client_figures())
 
     async def close_streams(self) -> None:
         """Once the router has settled everything: each stream's writer sends what it holds
@@ -173,8 +188,22 @@ def _problem(
     return _json(status, ErrorBody(message, field_name), _codec(request), headers)
 
 
+def _caller(request: web.Request) -> str | web.Response:
+    """The client key of whoever sent ``request``: its name, or its connection; a bad name is
+    answered 400."""
+    name = request.headers.get(HEADER)
+    if name is not None and (problem := name_problem(name)):
+        return _problem(request, 400, f"{HEADER}: {problem}", HEADER)
+    return request.app[SERVICE].names.key(name, request.transport)
+
+
 def _admit(
-    service: Service, verb: Verb, raw: msgspec.Raw, codec: Codec, deadline: float | None
+    service: Service,
+    verb: Verb,
+    raw: msgspec.Raw,
+    codec: Codec,
+    deadline: float | None,
+    client: str,
 ) -> tuple[str, asyncio.Future[Any]]:
     """Decode one intent and hand it to the router; raise what the caller should report."""
     route = ROUTES[verb]
@@ -188,8 +217,9 @@ def _admit(
             raise IntentError(
                 "client_order_id", f"{key!r} was already accepted as order {found[1].order_id}"
             )
-    future = route.call(service.router, intent, deadline)
+    future = route.call(service.router, intent, deadline_s=deadline, client=client)
     service.book.track(key, future)
+    service.tally.track(service.names.label(client), future)
     return key, future
 
 
@@ -221,6 +251,9 @@ async def intents(request: web.Request) -> web.Response:
     codec = _codec(request)
     if service.draining:
         return _problem(request, 503, "shutting down: not taking new intents")
+    client = _caller(request)
+    if isinstance(client, web.Response):
+        return client
     limit = service.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         # Refused before a byte of it is read.
@@ -246,7 +279,7 @@ async def intents(request: web.Request) -> web.Response:
     waiting: list[tuple[int, str, asyncio.Future[Any]]] = []
     for index, raw in enumerate(body.items):
         try:
-            key, future = _admit(service, verb, raw, codec, body.deadline_s)
+            key, future = _admit(service, verb, raw, codec, body.deadline_s, client)
         except (msgspec.DecodeError, msgspec.ValidationError, IntentError) as exc:
             results.append(ItemResult(index=index, error=item_error(exc)))
         except QueueFull as exc:
@@ -283,7 +316,7 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    return _json(200, request.app[SERVICE].router.stats(), _codec(request))
+    return _json(200, request.app[SERVICE].stats(), _codec(request))
 
 
 async def state(request: web.Request) -> web.Response:
@@ -313,6 +346,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     if service.draining:
         return _problem(request, 503, "shutting down: not taking new streams")
+    client = _caller(request)
+    if isinstance(client, web.Response):
+        return client
     codec = Codec(binary=request.query.get("format") == "msgpack")
     socket = _Socket(service.settings)
     await socket.prepare(request)
@@ -325,7 +361,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         async for message in socket:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                _on_message(service, codec, message.data, outbox)
+                _on_message(service, codec, message.data, outbox, client)
     finally:
         service.streams.pop(socket, None)
         service.watchers.discard(outbox)
@@ -353,7 +389,9 @@ class _Socket(web.WebSocketResponse):
         return await super().close(code=code, message=message, drain=drain)
 
 
-def _on_message(service: Service, codec: Codec, data: bytes | str, outbox: Outbox) -> None:
+def _on_message(
+    service: Service, codec: Codec, data: bytes | str, outbox: Outbox, client: str
+) -> None:
     try:
         request = codec.decode(data, StreamRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -364,7 +402,7 @@ def _on_message(service: Service, codec: Codec, data: bytes | str, outbox: Outbo
         outbox.put_nowait(StreamError(request.id, "service", SHUTTING_DOWN))
         return
     try:
-        key, future = _admit(service, request.type, request.item, codec, request.deadline_s)
+        key, future = _admit(service, request.type, request.item, codec, request.deadline_s, client)
     except (msgspec.DecodeError, msgspec.ValidationError, IntentError) as exc:
         problem = item_error(exc)
         outbox.put_nowait(StreamError(request.id, problem.field, problem.message))
@@ -440,7 +478,17 @@ def build_service_app(
 ) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=settings.max_body_bytes)
     book = OutcomeBook(settings.keep_outcomes, journal)
-    app[SERVICE] = Service(router, settings, metrics, token, book, journaled=journal is not None)
+    service = Service(
+        router,
+        settings,
+        metrics,
+        token,
+        book,
+        journaled=journal is not None,
+        names=ClientNames(settings.max_client_names),
+    )
+    metrics.bind_clients(service.client_figures)
+    app[SERVICE] = service
     for path in PATHS:
         app.router.add_post(path, intents)
     app.router.add_get("/v1/orders/{key}", status)

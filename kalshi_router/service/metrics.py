@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from kalshi_router.outcome import Outcome, Rejected, outcome_name
+from kalshi_router.stats import ClientFigures
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _FILL = (1, 2, 5, 10, 20, 50, 100, 200, 400, 800)
@@ -55,6 +58,8 @@ class Metrics:
         self.tokens = Gauge("kalshi_router_tokens_spent", "Write tokens spent.", registry=r)
         self.queue_depth = Gauge("kalshi_router_queue_depth", "Intents waiting.", registry=r)
         self.in_flight = Gauge("kalshi_router_in_flight", "Requests in flight.", registry=r)
+        self.clients = _PerClient()
+        r.register(self.clients)
 
     def bind(
         self,
@@ -67,6 +72,10 @@ class Metrics:
         self.tokens.set_function(tokens)
         self.queue_depth.set_function(queue_depth)
         self.in_flight.set_function(in_flight)
+
+    def bind_clients(self, figures: Callable[[], Mapping[str, ClientFigures]]) -> None:
+        """The service's figures per client, read at scrape time."""
+        self.clients.figures = figures
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -96,3 +105,40 @@ class Metrics:
         code = outcome.code if isinstance(outcome, Rejected) else ""
         self.outcomes.labels(kind, outcome_name(outcome), code).inc()
         self.submit_to_outcome.observe(seconds)
+
+
+class _PerClient:
+    """Per-client families, made from the service's figures at each scrape (its labels are
+    bounded: ``[service] max_client_names`` names, ``other`` and ``unnamed``)."""
+
+    def __init__(self) -> None:
+        self.figures: Callable[[], Mapping[str, ClientFigures]] = dict
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families({})
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self.figures())
+
+    def _families(self, figures: Mapping[str, ClientFigures]) -> Iterator[Metric]:
+        submitted = CounterMetricFamily(
+            "kalshi_router_client_submitted",
+            "Intents taken from each client.",
+            labels=["client"],
+        )
+        outcomes = CounterMetricFamily(
+            "kalshi_router_client_outcomes",
+            "Intents of each client settled, by outcome.",
+            labels=["client", "outcome"],
+        )
+        queued = GaugeMetricFamily(
+            "kalshi_router_client_queue_depth",
+            "Intents of each client waiting to be sent.",
+            labels=["client"],
+        )
+        for client, figure in figures.items():
+            submitted.add_metric([client], figure.submitted)
+            for outcome, count in figure.outcomes.items():
+                outcomes.add_metric([client, outcome], count)
+            queued.add_metric([client], figure.queued)
+        yield from (submitted, outcomes, queued)
