@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 from collections.abc import Iterable
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -40,6 +38,7 @@ from kalshi_router.service.protocol import (
     StreamReply,
     Verb,
 )
+from kalshi_router.service.token import read_token
 from kalshi_router.stats import RouterStats
 from kalshi_router.wire.signer import Signer
 
@@ -306,7 +305,7 @@ def open_router(config: Config, signer: Signer | None = None) -> OrderRouter | R
             raise ConfigError(
                 "service.port: 0 lets the service pick a port; clients need the port it announced"
             )
-        token = os.environ.get(settings.token_env) or _read_token(settings.token_path())
+        token = read_token(settings)
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         return RouterClient(f"http://{host}:{settings.port}", token=token)
     if target == "url":
@@ -322,10 +321,3 @@ def open_router(config: Config, signer: Signer | None = None) -> OrderRouter | R
         'exchange.target: "sim" runs the simulator in-process; use the demo or serve for it, '
         'or "url" / "service" here'
     )
-
-
-def _read_token(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None

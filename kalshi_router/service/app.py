@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from kalshi_router.journal import SqliteJournal
 from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
-from kalshi_router.service.metrics import CONTENT_TYPE, Metrics
+from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.protocol import (
     Codec,
     ErrorBody,
@@ -51,6 +50,8 @@ from kalshi_router.service.protocol import (
     Verb,
     item_error,
 )
+from kalshi_router.service.scrape import scrape
+from kalshi_router.service.token import authorized
 
 log = logging.getLogger("kalshi_router.service")
 MSGPACK = "application/msgpack"
@@ -170,12 +171,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bearer token on TCP (constant-time compare, no detail on failure); JSON for errors."""
     service = request.app[SERVICE]
     public = request.path in ("/healthz", "/readyz")
-    if service.token is not None and not public:
-        sent = request.headers.get("Authorization", "")
-        expected = f"Bearer {service.token}"
-        # aiohttp keeps undecodable header bytes as surrogates: encode them back, not fail.
-        if not hmac.compare_digest(sent.encode(errors="surrogateescape"), expected.encode()):
-            return _problem(request, 401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    sent = request.headers.get("Authorization", "")
+    if service.token is not None and not public and not authorized(sent, service.token):
+        return _problem(request, 401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
@@ -272,8 +270,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    body = request.app[SERVICE].metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    return scrape(request.app[SERVICE].metrics)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
