@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import msgspec
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 
 from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull
@@ -31,6 +31,7 @@ from kalshi_router.journal import SqliteJournal
 from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
+from kalshi_router.service.encoding import BodyRefused, decode_body
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.protocol import (
     Codec,
@@ -179,6 +180,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         limit = service.settings.max_body_bytes
         return _problem(request, 413, f"request body larger than {limit} bytes")
+    except BodyRefused as exc:
+        return _problem(request, exc.status, exc.message, "Content-Encoding", exc.headers)
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
             return _problem(request, exc.status, exc.reason)
@@ -204,6 +207,7 @@ async def intents(request: web.Request) -> web.Response:
         answer = _problem(request, 408, f"request body not received within {timeout} s")
         answer.force_close()
         return answer
+    data = decode_body(data, request.headers.get(hdrs.CONTENT_ENCODING, ""), limit)
     try:
         body = codec.decode(data, IntentsBody)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -399,7 +403,12 @@ def build_service_app(
     token: str | None,
     journal: SqliteJournal | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[guard], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[guard],
+        client_max_size=settings.max_body_bytes,
+        # Bodies are decoded by ``decode_body``, whatever server the app runs on.
+        handler_args={"auto_decompress": False},
+    )
     book = OutcomeBook(settings.keep_outcomes, journal)
     app[SERVICE] = Service(router, settings, metrics, token, book)
     for path in PATHS:
