@@ -117,6 +117,29 @@ _UNRESOLVED = (
     "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
     "outcome, settled_at FROM intents WHERE state != 'settled' OR result = 'unknown' ORDER BY id"
 )
+# An order's intents (GET /v1/orders/{key}): its creates by client_order_id, the rest by order id.
+_HISTORY = (
+    "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
+    "outcome, settled_at FROM intents WHERE (kind = 'create' AND key = ?) "
+    "OR (kind != 'create' AND key = ?) ORDER BY id DESC LIMIT ?"
+)
+_HISTORY_COUNT = (
+    "SELECT count(*) FROM intents WHERE (kind = 'create' AND key = ?) "
+    "OR (kind != 'create' AND key = ?)"
+)
+# The create that made an order, found by the order id in its outcome through an index of its
+# own (about 1.5 us of CPU per accepted create settled; a scan would hold the loop for ~2 ms per
+# thousand intents journaled).
+_PLACED_INDEX = (
+    "CREATE INDEX IF NOT EXISTS intents_placed ON intents "
+    "(json_extract(CAST(outcome AS TEXT), '$.order_id')) "
+    "WHERE kind = 'create' AND result = 'accepted'"
+)
+_PLACED = (
+    "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
+    "outcome, settled_at FROM intents WHERE kind = 'create' AND result = 'accepted' "
+    "AND json_extract(CAST(outcome AS TEXT), '$.order_id') = ? ORDER BY id DESC LIMIT 1"
+)
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 _outcome = msgspec.json.Decoder(Outcome)
 
@@ -375,6 +398,21 @@ class SqliteJournal:
         row = self._conn.execute(_FIND, (key,)).fetchone()
         return None if row is None else _entry(row)
 
+    def history(
+        self, client_order_id: str | None, order_id: str | None, limit: int
+    ) -> tuple[list[Entry], int]:
+        """One order's newest ``limit`` intents, oldest first, and how many it has in all: its
+        creates under ``client_order_id``, its cancels, amends and decreases under ``order_id``."""
+        keys = (client_order_id, order_id)
+        rows = self._conn.execute(_HISTORY, (*keys, limit)).fetchall()
+        (total,) = self._conn.execute(_HISTORY_COUNT, keys).fetchone()
+        return [_entry(row) for row in reversed(rows)], total
+
+    def placed(self, order_id: str) -> Entry | None:
+        """The accepted create whose outcome is the order ``order_id``."""
+        row = self._conn.execute(_PLACED, (order_id,)).fetchone()
+        return None if row is None else _entry(row)
+
     def open_entries(self) -> list[Entry]:
         """Every intent not settled (taken or sending), oldest first."""
         rows = self._conn.execute(_OPEN).fetchall()
@@ -514,6 +552,9 @@ def _set_up(conn: sqlite3.Connection, path: Path) -> None:
                 f"BEGIN; {_SCHEMA} PRAGMA application_id = {APPLICATION_ID}; "
                 f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             )
+        # Not in _SCHEMA: journals made before it get it too (and SQLite keeps it up to date
+        # for any version of this code that writes them).
+        conn.execute(_PLACED_INDEX)
     except sqlite3.Error as exc:
         raise JournalError(f"journal {path}: cannot set up: {exc}") from None
 

@@ -1,7 +1,7 @@
 """The service's intake: HTTP JSON (or msgpack) endpoints and a WebSocket stream over one router.
 
     POST /v1/orders | /v1/cancels | /v1/amends | /v1/decreases   {"items": [...], "wait": true}
-    GET  /v1/orders/{key}        an intent's status and outcome, by client_order_id / order_id
+    GET  /v1/orders/{key}        an order's actions and outcomes, by client_order_id or order id
     GET  /v1/stats               the router's stats snapshot
     GET  /v1/stream              WebSocket: {"type": "submit", "id": 1, "item": {...}} and back
                                  {"type": "ack" | "outcome" | "error", "id": 1, ...}
@@ -28,7 +28,6 @@ from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.journal import SqliteJournal
-from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
 from kalshi_router.service.encoding import BodyRefused, decode_body
@@ -40,7 +39,6 @@ from kalshi_router.service.protocol import (
     ItemError,
     ItemResult,
     MessageId,
-    OrderStatus,
     ResultsBody,
     StreamAck,
     StreamError,
@@ -157,13 +155,13 @@ def _admit(
     if verb == "submit":
         # Kalshi would refuse it as a duplicate (at the price of a write), and its outcome
         # would replace the one the book holds: say so here instead.
-        found = service.book.lookup(key)
-        if found is not None and isinstance(found[1], Accepted):
+        accepted = service.book.accepted(key)
+        if accepted is not None:
             raise IntentError(
-                "client_order_id", f"{key!r} was already accepted as order {found[1].order_id}"
+                "client_order_id", f"{key!r} was already accepted as order {accepted.order_id}"
             )
     future = route.call(service.router, intent, deadline)
-    service.book.track(key, future)
+    service.book.track(verb, key, future)
     return key, future
 
 
@@ -250,10 +248,9 @@ async def status(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     found = request.app[SERVICE].book.find(key)
     if found is None:
-        message = f"no intent with key {key!r} (settled long ago, or never sent here)"
+        message = f"no order with key {key!r} (settled long ago, or never sent here)"
         return _problem(request, 404, message)
-    state, outcome = found
-    return _json(200, OrderStatus(key, state, outcome), _codec(request))
+    return _json(200, found, _codec(request))
 
 
 async def stats(request: web.Request) -> web.Response:
