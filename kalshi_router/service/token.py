@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from kalshi_router.config import ServiceConfig
+from kalshi_router.errors import ConfigError
 
 _DIRECTORY = "~/.cache/kalshi-router"
 
@@ -65,9 +66,12 @@ def read_token(settings: ServiceConfig, environ: Mapping[str, str] | None = None
 def published(path: Path, token: str) -> Iterator[None]:
     """Write ``token`` to ``path`` (0600, whatever the umask) for as long as the block runs, then
     remove the file, unless another service has replaced it since."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # Written beside the file and renamed over it: a client never reads half a token.
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".token-")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Written beside the file and renamed over it: a client never reads half a token.
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".token-")
+    except OSError as exc:
+        raise ConfigError(f"service.token_file: cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(token)

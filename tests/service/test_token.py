@@ -11,6 +11,7 @@ import pytest
 
 from kalshi_router.client import RouterClient, open_router
 from kalshi_router.config import Config, ExchangeConfig, ServiceConfig
+from kalshi_router.errors import ConfigError
 from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted
 from kalshi_router.service.token import published, read_token, token_path
@@ -60,6 +61,15 @@ def test_the_file_goes_with_its_service_but_not_a_successors(tmp_path: Path) -> 
         path.write_text("second")
     assert path.read_text() == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["token"]  # no temporary left behind
+
+
+def test_a_file_that_cannot_be_written_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with (
+        pytest.raises(ConfigError, match=r"^service\.token_file: cannot write .*/file/token: "),
+        published(tmp_path / "file" / "token", "t"),
+    ):
+        pass
 
 
 # --- two services --------------------------------------------------------------------------------
