@@ -35,7 +35,9 @@ def settle_open(journal: SqliteJournal, order_id: str) -> None:
 
 
 def amend(order_id: str) -> AmendIntent:
-    return AmendIntent(order_id=order_id, ticker=TICKER, side="bid", price="0.31", count="2")
+    return AmendIntent(
+        order_id=order_id, ticker=TICKER, side="bid", price=Decimal("0.31"), count=Decimal(2)
+    )
 
 
 async def test_an_orders_intents_newest_first_with_their_count(tmp_path: Path) -> None:
