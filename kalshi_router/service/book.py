@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kalshi_router.journal import SqliteJournal
@@ -37,28 +37,43 @@ _ACTIONS: dict[Verb, Action] = {
 }
 
 
+# Few objects per order (an order, its list of steps, a step per action; the step is the done
+# callback): with tens of thousands of orders held, every object the garbage collector tracks
+# makes its passes slower.
+
+
 @dataclass(eq=False, slots=True)
 class _Order:
-    client_ids: set[str] = field(default_factory=set)
-    order_ids: set[str] = field(default_factory=set)
+    steps: list[_Step]
     client_order_id: str | None = None
-    """The newest name the order was given; the same for ``order_id``."""
+    """Its newest names; ``aliases`` holds any it had before (an amend may rename it)."""
     order_id: str | None = None
-    steps: list[_Step] = field(default_factory=list)
+    aliases: list[str] | None = None
     pending: int = 0
     omitted: int = 0
     placed_here: bool = False
     """The book has the order from its place on (some early actions may be omitted)."""
     accepted: Accepted | None = None
 
+    def names(self) -> list[str]:
+        return [
+            name
+            for name in (self.client_order_id, self.order_id, *(self.aliases or ()))
+            if name is not None
+        ]
+
 
 @dataclass(eq=False, slots=True)
 class _Step:
+    book: OutcomeBook
     seq: int
     action: Action
     order: _Order
     """Reassigned when two records turn out to be one order."""
     outcome: Outcome | None = None
+
+    def __call__(self, future: asyncio.Future[Any]) -> None:
+        self.book._settled(self, future)
 
 
 class OutcomeBook:
@@ -78,20 +93,20 @@ class OutcomeBook:
     def track(self, verb: Verb, key: str, future: asyncio.Future[Any]) -> None:
         """``key``: the client_order_id of a place, the order id of any other action."""
         action = _ACTIONS[verb]
-        names = self._by_client if action == "place" else self._by_order
-        order = names.get(key)
+        place = action == "place"
+        index = self._by_client if place else self._by_order
+        order = index.get(key)
         if order is None:
-            order = _Order()
-            if action == "place":
-                self._name(order, client_order_id=key)
-            else:
-                self._name(order, order_id=key)
-        order.placed_here |= action == "place"
-        step = _Step(next(self._seq), action, order)
+            order = _Order([], key, None) if place else _Order([], None, key)
+            index[key] = order
+            self._recent[order] = None
+        else:
+            self._recent.move_to_end(order)
+        order.placed_here |= place
+        step = _Step(self, next(self._seq), action, order)
         order.steps.append(step)
         order.pending += 1
-        self._touch(order)
-        future.add_done_callback(lambda done: self._settled(step, done))
+        future.add_done_callback(step)
 
     def _settled(self, step: _Step, future: asyncio.Future[Any]) -> None:
         order = step.order
@@ -105,11 +120,15 @@ class OutcomeBook:
         outcome: Outcome = future.result()
         step.outcome = outcome
         self._held += 1
-        if isinstance(outcome, Accepted) and step.action == "place":
-            order.accepted = outcome
         if isinstance(outcome, Accepted | Amended | Cancelled):
-            self._name(order, client_order_id=outcome.client_order_id, order_id=outcome.order_id)
-        self._touch(order)
+            if isinstance(outcome, Accepted) and step.action == "place":
+                order.accepted = outcome
+            if outcome.order_id != order.order_id:
+                self._name(order, self._by_order, outcome.order_id)
+            if outcome.client_order_id != order.client_order_id:
+                self._name(order, self._by_client, outcome.client_order_id)
+        # Pending orders are never forgotten: it is still there (or merged into ``order``).
+        self._recent.move_to_end(order)
         while len(order.steps) > self._per_order and self._omit_oldest(order):
             pass
         while self._held > self._keep:
@@ -150,22 +169,24 @@ class OutcomeBook:
 
     # Names, memory.
 
-    def _name(
-        self, order: _Order, *, client_order_id: str | None = None, order_id: str | None = None
-    ) -> None:
-        for name, index, names in (
-            (client_order_id, self._by_client, order.client_ids),
-            (order_id, self._by_order, order.order_ids),
-        ):
-            if name is None:
-                continue
-            other = index.get(name)
-            if other is not None and other is not order:
-                self._merge(order, other)
-            index[name] = order
-            names.add(name)
-        order.client_order_id = client_order_id or order.client_order_id
-        order.order_id = order_id or order.order_id
+    def _name(self, order: _Order, index: dict[str, _Order], name: str | None) -> None:
+        """``order`` is known by ``name`` (in ``index``: by client_order_id or by order id)."""
+        if name is None:
+            return
+        other = index.get(name)
+        if other is order:
+            return
+        if other is not None:
+            self._merge(order, other)
+        index[name] = order
+        by_client = index is self._by_client
+        old = order.client_order_id if by_client else order.order_id
+        if by_client:
+            order.client_order_id = name
+        else:
+            order.order_id = name
+        if old is not None and old != name:
+            self._alias(order, [old])
 
     def _merge(self, order: _Order, other: _Order) -> None:
         """``other`` was the same order under another name (one action was taken by order id
@@ -179,17 +200,23 @@ class OutcomeBook:
         order.accepted = order.accepted or other.accepted
         order.client_order_id = order.client_order_id or other.client_order_id
         order.order_id = order.order_id or other.order_id
-        for name in other.client_ids:
-            self._by_client[name] = order
-        for name in other.order_ids:
-            self._by_order[name] = order
-        order.client_ids |= other.client_ids
-        order.order_ids |= other.order_ids
+        for name in other.names():
+            for index in (self._by_client, self._by_order):
+                if index.get(name) is other:
+                    index[name] = order
         self._recent.pop(other, None)
+        self._alias(order, other.names())
 
-    def _touch(self, order: _Order) -> None:
-        self._recent[order] = None
-        self._recent.move_to_end(order)
+    def _alias(self, order: _Order, names: list[str]) -> None:
+        """Keep ``names`` as the order's former names; the oldest beyond ACTIONS_KEPT go (an
+        order renamed by every amend must not hold ever more names)."""
+        aliases = [*(order.aliases or ()), *names]
+        order.aliases = aliases[-ACTIONS_KEPT:]
+        current = (order.client_order_id, order.order_id, *order.aliases)
+        for name in aliases[:-ACTIONS_KEPT]:
+            for index in (self._by_client, self._by_order):
+                if index.get(name) is order and name not in current:
+                    del index[name]
 
     def _omit_oldest(self, order: _Order) -> bool:
         oldest = next((step for step in order.steps if step.outcome is not None), None)
@@ -202,13 +229,11 @@ class OutcomeBook:
 
     def _forget(self, order: _Order) -> None:
         self._recent.pop(order, None)
-        for name in order.client_ids:
-            if self._by_client.get(name) is order:
-                del self._by_client[name]
-        for name in order.order_ids:
-            if self._by_order.get(name) is order:
-                del self._by_order[name]
-        self._held -= sum(step.outcome is not None for step in order.steps)
+        for name in order.names():
+            for index in (self._by_client, self._by_order):
+                if index.get(name) is order:
+                    del index[name]
+        self._held -= len(order.steps) - order.pending
 
 
 def _status(key: str, order: _Order) -> OrderStatus:

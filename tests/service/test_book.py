@@ -22,6 +22,9 @@ class Driver:
     def __init__(self, book: OutcomeBook) -> None:
         self.book = book
         self.loop = asyncio.get_running_loop()
+        # An exception in a done callback would only be logged: make it fail the test.
+        self.errors: list[dict[str, Any]] = []
+        self.loop.set_exception_handler(lambda _, context: self.errors.append(context))
 
     def take(self, verb: Verb, key: str) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = self.loop.create_future()
@@ -34,6 +37,7 @@ class Driver:
         else:
             future.set_result(outcome)
         await asyncio.sleep(0)  # done callbacks run on the next turn
+        assert self.errors == []
 
     async def act(self, verb: Verb, key: str, outcome: Outcome | Exception) -> None:
         await self.settle(self.take(verb, key), outcome)
@@ -135,23 +139,46 @@ async def test_an_amend_may_give_the_order_a_new_client_order_id() -> None:
         assert [action.action for action in found.actions] == ["place", "amend"]
 
 
+async def test_an_order_renamed_by_every_amend_keeps_only_its_newest_names() -> None:
+    driver = Driver(OutcomeBook(keep=1000))
+    await driver.act("submit", "c0", accepted("c0", "x"))
+    for n in range(1, 151):
+        await driver.act("amend", "x", Amended(order_id="x", client_order_id=f"c{n}"))
+    found = {key: driver.book.find(key) for key in ("c0", "c49", "c50", "c150", "x")}
+    assert found["c0"] is None
+    assert found["c49"] is None
+    for key in ("c50", "c150", "x"):
+        order = found[key]
+        assert order is not None
+        assert (order.client_order_id, order.order_id, order.omitted) == ("c150", "x", 51)
+
+
 VERBS: list[Verb] = ["submit", "amend", "decrease", "cancel"]
 ACTION = st.tuples(
     st.sampled_from(VERBS),
     st.integers(0, 4),
     st.booleans(),  # settle at once, or leave pending until the end
+    st.none() | st.integers(0, 4),  # the client_order_id an amend's answer gives the order
 )
 
 
 @given(st.integers(1, 8), st.lists(ACTION, max_size=60))
-def test_memory_stays_within_its_bounds(keep: int, actions: list[tuple[Verb, int, bool]]) -> None:
+def test_memory_stays_within_its_bounds(
+    keep: int, actions: list[tuple[Verb, int, bool, int | None]]
+) -> None:
     async def run() -> None:
         driver = Driver(OutcomeBook(keep=keep))
         waiting: list[tuple[asyncio.Future[Any], Outcome]] = []
         pending: set[str] = set()
-        for verb, n, now in actions:
+        for verb, n, now, renamed in actions:
             key = f"c{n}" if verb == "submit" else f"x{n}"
-            outcome: Outcome = accepted(key, f"x{n}") if verb == "submit" else Amended(order_id=key)
+            outcome: Outcome = (
+                accepted(key, f"x{n}")
+                if verb == "submit"
+                else Amended(
+                    order_id=key, client_order_id=None if renamed is None else f"c{renamed}"
+                )
+            )
             future = driver.take(verb, key)
             if now:
                 await driver.settle(future, outcome)
