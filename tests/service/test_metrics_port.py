@@ -3,6 +3,7 @@ loopback and the configured one beyond it; the intake's /metrics stays behind it
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +15,7 @@ from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import ConfigError
 from kalshi_router.service import Metrics
 from kalshi_router.service.scrape import build_metrics_app
-from kalshi_router.service.serve import check_bind
+from kalshi_router.service.serve import _listen_metrics, check_bind
 from tests.service.test_serve_e2e import TICKER, Command, base_env
 
 SCRAPER = "scraper-token-not-a-secret"
@@ -57,6 +58,22 @@ async def test_with_a_token_a_scrape_must_carry_it() -> None:
         # Nothing else is served there.
         async with http.get("/v1/stats", headers=headers) as response:
             assert response.status == 404
+
+
+@pytest.mark.parametrize(("host", "needs_token"), [("127.0.0.1", False), ("0.0.0.0", True)])
+async def test_the_listener_asks_for_the_token_beyond_loopback_only(
+    host: str, needs_token: bool
+) -> None:
+    settings = ServiceConfig(metrics_port=0, metrics_host=host)
+    environ = {"KALSHI_ROUTER_TOKEN": SCRAPER}
+    async with AsyncExitStack() as stack, aiohttp.ClientSession() as session:
+        url = await _listen_metrics(stack, Metrics(), settings, environ)
+        port = int(url.removesuffix("/metrics").rpartition(":")[2])
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            assert response.status == (401 if needs_token else 200)
+        headers = {"Authorization": f"Bearer {SCRAPER}"}
+        async with session.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response:
+            assert response.status == 200
 
 
 async def test_prometheus_scrapes_the_metrics_port_without_a_token(
