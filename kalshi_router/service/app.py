@@ -153,8 +153,8 @@ def _admit(
     intent = codec.decode(raw, route.kind)
     key = route.key(intent)
     if verb == "submit":
-        # Kalshi would refuse it as a duplicate (at the price of a write), and its outcome
-        # would replace the one the book holds: say so here instead.
+        # Kalshi would refuse it as a duplicate (at the price of a write), and the order's
+        # history would show a second place: say so here instead.
         accepted = service.book.accepted(key)
         if accepted is not None:
             raise IntentError(
