@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -132,14 +133,12 @@ async def test_a_second_service_on_a_taken_port_leaves_the_first_ones_token(
 
 async def test_two_services_on_two_ports_have_two_token_files(
     tmp_path: Path,
-    unused_tcp_port_factory: object,
+    unused_tcp_port_factory: Callable[[], int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KALSHI_ROUTER_TOKEN", raising=False)
-    factory = unused_tcp_port_factory
-    assert callable(factory)
-    ports = (factory(), factory())
+    ports = (unused_tcp_port_factory(), unused_tcp_port_factory())
     async with serving(tmp_path, "a", ports[0]), serving(tmp_path, "b", ports[1]):
         paths = [token_path(ServiceConfig(port=port)) for port in ports]
         assert paths[0] != paths[1]
