@@ -3,6 +3,7 @@
 from kalshi_router.api import BudgetView, Router
 from kalshi_router.config import Config, load_config
 from kalshi_router.errors import (
+    BodyRefused,
     ConfigError,
     DialectError,
     ExchangeError,
@@ -38,6 +39,7 @@ __all__ = [
     "AmendIntent",
     "Amended",
     "ApiError",
+    "BodyRefused",
     "BudgetView",
     "CancelIntent",
     "Cancelled",

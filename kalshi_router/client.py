@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -41,6 +39,7 @@ from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, Orde
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, Closed, OrderOutcome, Unknown
 from kalshi_router.router import OrderRouter, _checked, _expect
 from kalshi_router.service.protocol import BudgetState, StreamState, Verb
+from kalshi_router.service.token import read_token
 from kalshi_router.stats import RouterStats, StatsRecorder
 from kalshi_router.wire.signer import Signer
 
@@ -327,13 +326,6 @@ def _token_source(settings: ServiceConfig) -> Callable[[], str | None]:
     """Read again at every connection: a restarted service may have written a new token."""
 
     def token() -> str | None:
-        return os.environ.get(settings.token_env) or _read_token(settings.token_path())
+        return read_token(settings)
 
     return token
-
-
-def _read_token(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None

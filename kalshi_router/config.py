@@ -153,8 +153,13 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     """A path: listen there (mode 0600, no token needed) instead of on TCP."""
     token_env: str = "KALSHI_ROUTER_TOKEN"  # noqa: S105 - the variable's name, not a secret
     token_file: str = ""
-    """Where a token generated for a loopback bind is written (0600); default
-    ~/.cache/kalshi-router/token."""
+    """Where a token generated for a loopback bind is written (0600) once the service has
+    bound; default ~/.cache/kalshi-router/token-<host>-<port> (see ``service.token``)."""
+    metrics_port: int | None = None
+    """Also serve ``GET /metrics`` here, for Prometheus: no token on loopback (0: any free
+    port). Unset: only the intake's ``/metrics``, behind its token."""
+    metrics_host: str = "127.0.0.1"
+    """Beyond loopback, the metrics listener needs (and asks for) the token in ``token_env``."""
     max_body_bytes: int = 1_048_576
     """The largest request body, and the largest stream frame."""
     max_items: int = 1000
@@ -174,12 +179,11 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    def token_path(self) -> Path:
-        return Path(self.token_file or "~/.cache/kalshi-router/token").expanduser()
-
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError("service.port: must be between 0 and 65535")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError("service.metrics_port: must be between 0 and 65535")
         for name in ("max_body_bytes", "max_items", "keep_outcomes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"service.{name}: must be >= 1")

@@ -107,3 +107,15 @@ class ServiceError(KalshiRouterError):
     """The service (``kalshi-router serve``) refused a request, or cannot be reached.
 
     The message says which; check that it runs at the configured address and the token."""
+
+
+class BodyRefused(ServiceError):
+    """The service cannot take a request body as it was sent (a ``Content-Encoding`` it does
+    not accept, a body that does not decode, or one too large once decoded): ``status`` is the
+    HTTP status it answers, ``headers`` any it adds (``Accept-Encoding``)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers

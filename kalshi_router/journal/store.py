@@ -93,6 +93,23 @@ _UNRESOLVED = (
     "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
     "outcome, settled_at FROM intents WHERE state != 'settled' OR result = 'unknown' ORDER BY id"
 )
+# An order's intents (GET /v1/orders/{key}): its creates by client_order_id, the rest by order id.
+_HISTORY = (
+    "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
+    "outcome, settled_at FROM intents WHERE (kind = 'create' AND key = ?) "
+    "OR (kind != 'create' AND key = ?) ORDER BY id DESC LIMIT ?"
+)
+_HISTORY_COUNT = (
+    "SELECT count(*) FROM intents WHERE (kind = 'create' AND key = ?) "
+    "OR (kind != 'create' AND key = ?)"
+)
+# The create that made an order, found by the order id in its outcome through an index of its
+# own (``sqlite_file.PLACED_INDEX``).
+_PLACED = (
+    "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
+    "outcome, settled_at FROM intents WHERE kind = 'create' AND result = 'accepted' "
+    "AND json_extract(CAST(outcome AS TEXT), '$.order_id') = ? ORDER BY id DESC LIMIT 1"
+)
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 _outcome = msgspec.json.Decoder(Outcome)
 
@@ -345,6 +362,21 @@ class SqliteJournal:
     def find(self, key: str) -> Entry | None:
         """The newest intent journaled under ``key`` (client_order_id or order id)."""
         row = self._conn.execute(_FIND, (key,)).fetchone()
+        return None if row is None else _entry(row)
+
+    def history(
+        self, client_order_id: str | None, order_id: str | None, limit: int
+    ) -> tuple[list[Entry], int]:
+        """One order's newest ``limit`` intents, oldest first, and how many it has in all: its
+        creates under ``client_order_id``, its cancels, amends and decreases under ``order_id``."""
+        keys = (client_order_id, order_id)
+        rows = self._conn.execute(_HISTORY, (*keys, limit)).fetchall()
+        (total,) = self._conn.execute(_HISTORY_COUNT, keys).fetchone()
+        return [_entry(row) for row in reversed(rows)], total
+
+    def placed(self, order_id: str) -> Entry | None:
+        """The accepted create whose outcome is the order ``order_id``."""
+        row = self._conn.execute(_PLACED, (order_id,)).fetchone()
         return None if row is None else _entry(row)
 
     def open_entries(self) -> list[Entry]:

@@ -1,7 +1,7 @@
 """The service's intake: HTTP JSON (or msgpack) endpoints and a WebSocket stream over one router.
 
     POST /v1/orders | /v1/cancels | /v1/amends | /v1/decreases   {"items": [...], "wait": true}
-    GET  /v1/orders/{key}        an intent's status and outcome, by client_order_id / order_id
+    GET  /v1/orders/{key}        an order's actions and outcomes, by client_order_id or order id
     GET  /v1/stats               the router's stats snapshot
     GET  /v1/state               the router's state as a client reports it (StreamState)
     GET  /v1/stream              WebSocket: {"type": "submit", "id": 1, "item": {...}} and back
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import itertools
 import logging
 import secrets
@@ -27,17 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
 import msgspec
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 
 from kalshi_router.client_names import HEADER, ClientNames, name_problem
 from kalshi_router.config import ServiceConfig
-from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull
+from kalshi_router.errors import BodyRefused, IntentError, KalshiRouterError, QueueFull
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.journal import SqliteJournal
-from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
-from kalshi_router.service.metrics import CONTENT_TYPE, Metrics
+from kalshi_router.service.encoding import decode_body
+from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.protocol import (
     SHUTTING_DOWN,
     BudgetState,
@@ -47,7 +46,6 @@ from kalshi_router.service.protocol import (
     ItemError,
     ItemResult,
     MessageId,
-    OrderStatus,
     ResultsBody,
     StreamAck,
     StreamError,
@@ -59,6 +57,8 @@ from kalshi_router.service.protocol import (
     Verb,
     item_error,
 )
+from kalshi_router.service.scrape import scrape
+from kalshi_router.service.token import authorized
 from kalshi_router.stats import ClientFigures, ClientTally, RouterStats
 
 log = logging.getLogger("kalshi_router.service")
@@ -210,15 +210,15 @@ def _admit(
     intent = codec.decode(raw, route.kind)
     key = route.key(intent)
     if verb == "submit":
-        # Kalshi would refuse it as a duplicate (at the price of a write), and its outcome
-        # would replace the one the book holds: say so here instead.
-        found = service.book.lookup(key)
-        if found is not None and isinstance(found[1], Accepted):
+        # Kalshi would refuse it as a duplicate (at the price of a write), and the order's
+        # history would show a second place: say so here instead.
+        accepted = service.book.accepted(key)
+        if accepted is not None:
             raise IntentError(
-                "client_order_id", f"{key!r} was already accepted as order {found[1].order_id}"
+                "client_order_id", f"{key!r} was already accepted as order {accepted.order_id}"
             )
     future = route.call(service.router, intent, deadline_s=deadline, client=client)
-    service.book.track(key, future)
+    service.book.track(verb, key, future)
     service.tally.track(service.names.label(client), future)
     return key, future
 
@@ -228,17 +228,16 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bearer token on TCP (constant-time compare, no detail on failure); JSON for errors."""
     service = request.app[SERVICE]
     public = request.path in ("/healthz", "/readyz")
-    if service.token is not None and not public:
-        sent = request.headers.get("Authorization", "")
-        expected = f"Bearer {service.token}"
-        # aiohttp keeps undecodable header bytes as surrogates: encode them back, not fail.
-        if not hmac.compare_digest(sent.encode(errors="surrogateescape"), expected.encode()):
-            return _problem(request, 401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    sent = request.headers.get("Authorization", "")
+    if service.token is not None and not public and not authorized(sent, service.token):
+        return _problem(request, 401, "unauthorized", headers={"WWW-Authenticate": "Bearer"})
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge:
         limit = service.settings.max_body_bytes
         return _problem(request, 413, f"request body larger than {limit} bytes")
+    except BodyRefused as exc:
+        return _problem(request, exc.status, exc.message, "Content-Encoding", exc.headers)
     except web.HTTPException as exc:
         if exc.status >= 400 and exc.content_type != "application/json":
             return _problem(request, exc.status, exc.reason)
@@ -267,6 +266,7 @@ async def intents(request: web.Request) -> web.Response:
         answer = _problem(request, 408, f"request body not received within {timeout} s")
         answer.force_close()
         return answer
+    data = decode_body(data, request.headers.get(hdrs.CONTENT_ENCODING, ""), limit)
     try:
         body = codec.decode(data, IntentsBody)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -309,10 +309,9 @@ async def status(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     found = request.app[SERVICE].book.find(key)
     if found is None:
-        message = f"no intent with key {key!r} (settled long ago, or never sent here)"
+        message = f"no order with key {key!r} (settled long ago, or never sent here)"
         return _problem(request, 404, message)
-    state, outcome = found
-    return _json(200, OrderStatus(key, state, outcome), _codec(request))
+    return _json(200, found, _codec(request))
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -337,8 +336,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    body = request.app[SERVICE].metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+    return scrape(request.app[SERVICE].metrics)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -476,7 +474,12 @@ def build_service_app(
     token: str | None,
     journal: SqliteJournal | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[guard], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[guard],
+        client_max_size=settings.max_body_bytes,
+        # Bodies are decoded by ``decode_body``, whatever server the app runs on.
+        handler_args={"auto_decompress": False},
+    )
     book = OutcomeBook(settings.keep_outcomes, journal)
     service = Service(
         router,

@@ -60,10 +60,30 @@ class ErrorBody(msgspec.Struct, frozen=True):
     field: str | None = None
 
 
+Action: TypeAlias = Literal["place", "amend", "decrease", "cancel"]
+
+
+class OrderAction(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One action taken on an order: ``pending``, or ``settled`` with its outcome."""
+
+    action: Action
+    status: str
+    outcome: Outcome | None = None
+
+
 class OrderStatus(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``GET /v1/orders/{key}``, by client_order_id or order id: the actions on the order, in
+    the order the service took them (the newest 100; ``omitted`` counts any before those).
+    ``status`` is ``pending`` while any of them is; ``outcome`` is the newest one's, once it
+    has one."""
+
     key: str
     status: str
     outcome: Outcome | None = None
+    client_order_id: str | None = None
+    order_id: str | None = None
+    actions: list[OrderAction] = []
+    omitted: int = 0
 
 
 # The stream (WebSocket): one message per frame, JSON text or msgpack binary.

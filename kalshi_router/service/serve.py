@@ -10,7 +10,6 @@ import asyncio
 import ipaddress
 import logging
 import os
-import secrets
 import signal
 import stat
 from collections.abc import Iterator, Mapping
@@ -27,6 +26,8 @@ from kalshi_router.journal.recover import recover
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.app import SERVICE, build_service_app, server_options
 from kalshi_router.service.metrics import Metrics
+from kalshi_router.service.scrape import build_metrics_app
+from kalshi_router.service.token import published, resolve_token, token_path
 from kalshi_router.sim import SimServer
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.dialect import dialect_for
@@ -50,36 +51,19 @@ def _loopback(host: str) -> bool:
 
 
 def check_bind(settings: ServiceConfig, environ: Mapping[str, str]) -> None:
-    """Refuse a TCP bind beyond this machine without a token, before anything starts."""
-    if settings.unix_socket or environ.get(settings.token_env) or _loopback(settings.host):
-        return
-    raise ConfigError(
-        f"service.host: {settings.host} is not loopback; set a bearer token in "
-        f"${settings.token_env} to listen there"
-    )
-
-
-def resolve_token(settings: ServiceConfig, environ: Mapping[str, str]) -> str | None:
-    """The bearer token TCP clients must send; None on a Unix socket (its 0600 mode guards it).
-
-    A loopback bind without a configured token gets a random one, written to a 0600 file for
-    local clients; any other TCP bind without one is refused.
-    """
-    if settings.unix_socket:
-        return None
-    token = environ.get(settings.token_env, "")
-    if token:
-        return token
-    check_bind(settings, environ)
-    token = secrets.token_urlsafe(32)
-    path = settings.token_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token)
-    os.chmod(path, 0o600)
-    log.info("generated a bearer token for this run in %s (mode 0600)", path)
-    return token
+    """Refuse a TCP bind beyond this machine without a token, before anything starts: the
+    intake's, and the metrics listener's (which asks for no token on loopback only)."""
+    configured = bool(environ.get(settings.token_env))
+    if not (settings.unix_socket or configured or _loopback(settings.host)):
+        raise ConfigError(
+            f"service.host: {settings.host} is not loopback; set a bearer token in "
+            f"${settings.token_env} to listen there"
+        )
+    if settings.metrics_port is not None and not (configured or _loopback(settings.metrics_host)):
+        raise ConfigError(
+            f"service.metrics_host: {settings.metrics_host} is not loopback; set a bearer token "
+            f"in ${settings.token_env} to serve metrics there (scrapers must then send it)"
+        )
 
 
 async def serve(config: Config, *, announce: bool = True) -> int:
@@ -125,9 +109,7 @@ async def serve(config: Config, *, announce: bool = True) -> int:
             queue_depth=lambda: router.queue_depth,
             in_flight=lambda: router.in_flight,
         )
-        # Only now: a service that failed to start must not replace the token file that the
-        # clients of one already running read.
-        token = resolve_token(settings, os.environ)
+        token, generated = resolve_token(settings, os.environ)
         # The handlers go in before the address is announced: a signal sent as soon as a
         # supervisor sees the line must drain, not kill the process (the default action, which
         # still applies while starting, when nothing has been accepted yet).
@@ -145,6 +127,17 @@ async def serve(config: Config, *, announce: bool = True) -> int:
         await runner.setup()
         try:
             address = await _listen(runner, settings)
+            if settings.metrics_port is not None:
+                scraped = await _listen_metrics(stack, metrics, settings, os.environ)
+                if announce:
+                    print(f"kalshi-router metrics on {scraped}", flush=True)
+                log.info("metrics on %s", scraped)
+            if generated and token is not None:
+                # Only once every address is bound: a service that failed to start must not
+                # replace the token file that the clients of one already running read.
+                path = token_path(settings, runner.addresses[0][1])
+                stack.enter_context(published(path, token))
+                log.info("generated a bearer token for this run in %s (mode 0600)", path)
             if announce:
                 print(f"kalshi-router serving on {address}", flush=True)
             log.info("serving on %s", address)
@@ -224,6 +217,31 @@ async def _listen(runner: web.AppRunner, settings: ServiceConfig) -> str:
         raise ConfigError(f"service.host/port: cannot listen on {where}: {exc}") from None
     host, port = runner.addresses[0][:2]
     return f"http://{host}:{port}"
+
+
+async def _listen_metrics(
+    stack: AsyncExitStack, metrics: Metrics, settings: ServiceConfig, environ: Mapping[str, str]
+) -> str:
+    """The metrics listener (see ``service.scrape``): no token on loopback, the configured one
+    beyond it. Its URL; an address in use is a ConfigError naming it."""
+    host = settings.metrics_host
+    token = None if _loopback(host) else environ.get(settings.token_env)
+    runner = web.AppRunner(
+        build_metrics_app(metrics, token),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=_CLOSE_GRACE_S,
+        **server_options(settings),
+    )
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    try:
+        await web.TCPSite(runner, host, settings.metrics_port).start()
+    except OSError as exc:
+        where = f"{host}:{settings.metrics_port}"
+        raise ConfigError(f"service.metrics_port: cannot listen on {where}: {exc}") from None
+    bound, port = runner.addresses[0][:2]
+    return f"http://{bound}:{port}/metrics"
 
 
 @contextmanager

@@ -289,7 +289,12 @@ async def test_no_wait_answers_202_with_keys_then_status_settles(running: Runnin
     assert results.results[0].key == "svc-later"
     async with running.http.get("/v1/orders/svc-later", headers=AUTH) as response:
         assert response.status == 200
-        assert await response.json() == {"key": "svc-later", "status": "pending"}
+        assert await response.json() == {
+            "key": "svc-later",
+            "status": "pending",
+            "client_order_id": "svc-later",
+            "actions": [{"action": "place", "status": "pending"}],
+        }
     await running.router.flush()
     async with running.http.get("/v1/orders/svc-later", headers=AUTH) as response:
         found = _status.decode(await response.read())

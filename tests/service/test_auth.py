@@ -20,7 +20,8 @@ from aiohttp import web
 from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import ConfigError
 from kalshi_router.service import Metrics, build_service_app
-from kalshi_router.service.serve import _listen, resolve_token
+from kalshi_router.service.serve import _listen, check_bind
+from kalshi_router.service.token import published, resolve_token
 from kalshi_router.sim import SimConfig
 from tests.integration.conftest import running_sim
 from tests.service.conftest import AUTH, TOKEN, Running, resting, start_router
@@ -31,8 +32,7 @@ from tests.service.conftest import AUTH, TOKEN, Running, resting, start_router
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "0.0.0.0", "192.0.2.7"])
 def test_a_configured_token_is_used_on_any_tcp_bind(host: str, tmp_path: Path) -> None:
     settings = ServiceConfig(host=host, token_file=str(tmp_path / "token"))
-    assert resolve_token(settings, {"KALSHI_ROUTER_TOKEN": "from-env"}) == "from-env"
-    assert not (tmp_path / "token").exists()
+    assert resolve_token(settings, {"KALSHI_ROUTER_TOKEN": "from-env"}) == ("from-env", False)
 
 
 @contextmanager
@@ -50,27 +50,27 @@ def test_a_loopback_bind_without_one_gets_a_fresh_token_in_a_0600_file(
 ) -> None:
     path = tmp_path / "dir" / "token"
     settings = ServiceConfig(host=host, token_file=str(path))
-    with umask(0):
-        first = resolve_token(settings, {})
-        second = resolve_token(settings, {})
+    first, generated = resolve_token(settings, {})
+    second, _ = resolve_token(settings, {})
+    assert generated
     assert first
     assert second
     assert len(first) >= 40
     assert first != second
-    assert path.read_text() == second
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with umask(0), published(path, second):
+        assert path.read_text() == second
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_any_other_tcp_bind_without_a_token_is_refused(tmp_path: Path) -> None:
     settings = ServiceConfig(host="0.0.0.0", token_file=str(tmp_path / "token"))
     with pytest.raises(ConfigError, match=r"not loopback; set a bearer token"):
-        resolve_token(settings, {"KALSHI_ROUTER_TOKEN": ""})
-    assert not (tmp_path / "token").exists()
+        check_bind(settings, {"KALSHI_ROUTER_TOKEN": ""})
 
 
 def test_only_a_unix_socket_goes_without_a_token(tmp_path: Path) -> None:
     settings = ServiceConfig(unix_socket=str(tmp_path / "s.sock"))
-    assert resolve_token(settings, {"KALSHI_ROUTER_TOKEN": "ignored"}) is None
+    assert resolve_token(settings, {"KALSHI_ROUTER_TOKEN": "ignored"}) == (None, False)
 
 
 async def test_a_unix_socket_is_created_0600_whatever_the_umask(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ async def test_the_token_is_compared_in_constant_time(
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("kalshi_router.service.app.hmac.compare_digest", spy)
+    monkeypatch.setattr("kalshi_router.service.token.hmac.compare_digest", spy)
     for headers in (AUTH, {"Authorization": "Bearer nope"}):
         async with running.http.get("/v1/stats", headers=headers) as response:
             assert response.status in (200, 401)

@@ -66,13 +66,18 @@ def sent(running: Running) -> int:
 
 async def outcomes(running: Running, keys: list[str]) -> Counter[str]:
     book = running.service.book
-    await eventually(lambda: all(book.lookup(key) != ("pending", None) for key in keys), 20)
+
+    def settled(key: str) -> bool:
+        found = book.find(key)
+        return found is not None and found.status == "settled"
+
+    await eventually(lambda: all(settled(key) for key in keys), 20)
     tally: Counter[str] = Counter()
     for key in keys:
-        found = book.lookup(key)
+        found = book.find(key)
         assert found is not None
-        assert found[1] is not None
-        tally[outcome_name(found[1])] += 1
+        assert found.outcome is not None
+        tally[outcome_name(found.outcome)] += 1
     return tally
 
 
