@@ -4,12 +4,13 @@
         --mode throughput|latency --loop uvloop|asyncio   < spec.json   > result.json
 
 The benchmark scripts run this file in a child process (kalshi-python-async under the Python
-3.13 venv of ``_peer_venv``, which has no kalshi_router: hence nothing here imports it, nor
-``_harness``; the peers themselves are imported lazily, so a missing one is a skip reason).
+3.13 venv of ``_peer_venv``, which has no kalshi_router: hence nothing here imports it, and of
+the other modules here only ``_runner`` and ``_machine``, which do not either; the peers
+themselves are imported lazily, so a missing one is a skip reason).
 ``measure`` and ``pipelined`` are the timing and concurrency shared with our own contenders.
 
 The spec (JSON on stdin): ``url`` (API root), ``key_id``, ``private_pem``, ``orders`` (V2
-create bodies as ``_harness.stdlib_order`` makes them), ``warmup`` (how many of them are
+create bodies as ``_data.stdlib_order`` makes them), ``warmup`` (how many of them are
 untimed), ``in_flight`` and ``batch`` (throughput), ``seed`` and ``mean_ms`` (latency).
 
 How each is set up (pykalshi 2.0.0, kalshi-python-async 3.34.0); both speak V2 only:
@@ -43,10 +44,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
+
+from _machine import installed_version
+from _runner import LOOPS, loop_in_use, read_child_spec, run_on
 
 T = TypeVar("T")
 Order: TypeAlias = dict[str, str]
@@ -116,13 +120,6 @@ def failed_status(exc: BaseException) -> str:
 
 
 # -- whether a peer can run here ---------------------------------------------------------------
-
-
-def installed_version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def pykalshi_skip_reason(key_kind: str) -> str | None:
@@ -287,29 +284,16 @@ async def latency(peer: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {"samples_s": samples, "outcomes": dict(labels)}
 
 
-def run_on(main: Coroutine[Any, Any, T], loop: str) -> tuple[T, str]:
-    """``main`` on uvloop if asked for and importable here, else asyncio; and the loop used.
-    (``_harness.run_on``'s job, for an interpreter that cannot import ``_harness``.)"""
-    if loop == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(main), "uvloop"
-    return asyncio.run(main), "asyncio"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="one peer contender, spec on stdin")
     parser.add_argument("--contender", choices=PEER_NAMES, required=True)
     parser.add_argument("--mode", choices=("throughput", "latency"), required=True)
-    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--loop", choices=LOOPS, default="uvloop")
     args = parser.parse_args(argv)
-    spec: dict[str, Any] = json.load(sys.stdin)
+    spec = read_child_spec()
     job = throughput if args.mode == "throughput" else latency
-    result, loop = run_on(job(args.contender, spec), args.loop)
+    loop = loop_in_use(args.loop)
+    result = run_on(job(args.contender, spec), loop)
     result |= {
         "loop": loop,
         "python": platform.python_version(),

@@ -27,34 +27,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from _harness import (
-    UNLIMITED_WRITES,
-    BenchKey,
-    SimProcess,
-    describe_machine,
-    format_machine,
-    percentile,
-    run_on,
-    table,
-)
+from _data import BATCH, make_intents
+from _keys import BenchKey
+from _machine import describe_machine, format_machine
+from _report import percentile, table
+from _runner import loop_in_use, run_on
+from _sim import UNLIMITED_WRITES, SimProcess
 
 from kalshi_router.accumulator import Pending
 from kalshi_router.config import Config, LimitsConfig, RouterConfig
-from kalshi_router.intent import OrderIntent
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
 
-TICKERS = [f"KXBENCHJ-26DEC31-T{n}" for n in (40, 45, 50, 55)]
-BATCH = 20
-
-
-def intents(n: int, prefix: str) -> list[OrderIntent]:
-    # Resting bids below the house's: every one is accepted, none crosses.
-    return [
-        OrderIntent.bid(TICKERS[i % len(TICKERS)], "0.30", 1, client_order_id=f"{prefix}-{i}")
-        for i in range(n)
-    ]
+SEED = 42
 
 
 async def route(
@@ -69,10 +55,8 @@ async def route(
     label = "on" if store else "off"
     try:
         async with OrderRouter.connect(config, key.signer(), sim.url, journal=store) as router:
-            await asyncio.gather(
-                *router.submit_many(intents(200, f"warm-{label}-{time.time_ns()}"))
-            )
-            batch = intents(orders, f"{label}-{time.time_ns()}")
+            await asyncio.gather(*router.submit_many(make_intents(200, SEED, f"warm-{label}")))
+            batch = make_intents(orders, SEED, label)
             commits = store.commits if store else 0
             cpu, wall = time.process_time(), time.perf_counter()
             outcomes = await asyncio.gather(*router.submit_many(batch))
@@ -113,7 +97,7 @@ async def calls_alone(directory: Path, intents_n: int = 20_000) -> dict[str, flo
             deadline=0.0,
             submitted_wall=time.time(),
         )
-        for i in intents(intents_n, "alone")
+        for i in make_intents(intents_n, SEED, "alone")
     ]
     batches = [pendings[i : i + BATCH] for i in range(0, len(pendings), BATCH)]
     clock = time.process_time
@@ -205,10 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args(argv)
     result = run_on(run(args), "uvloop")
-    print(format_machine(describe_machine("uvloop")))
+    machine = describe_machine(loop_in_use("uvloop"))
+    print(format_machine(machine))
     print(render(result, args))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": describe_machine("uvloop"), **result}))
+        Path(args.json).write_text(json.dumps({"machine": machine, **result}))
     return 0
 
 

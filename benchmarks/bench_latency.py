@@ -46,48 +46,28 @@ from pathlib import Path
 from typing import Any
 
 import _peers
-from _harness import (
-    UNLIMITED_WRITES,
-    BenchKey,
-    SignedPoster,
-    SimProcess,
-    answer_labels,
-    comma_list,
-    describe_machine,
-    format_machine,
-    format_ratio,
-    key_spec,
-    outcome_label,
-    percentile,
-    ratio,
-    run_child,
-    run_on,
-    stdlib_order,
-    table,
-)
+from _contenders import SignedPoster, via_floor, via_router
+from _data import make_intents, stdlib_order
+from _keys import KEYS, BenchKey, key_spec
+from _machine import describe_machine, format_machine
+from _options import comma_list
 from _peer_venv import PeerPython, ensure_venv
-from bench_saturation import make_intents
+from _report import (
+    ADDED_LATENCY_US,
+    added_median_us,
+    format_ratio,
+    quantiles,
+    ratio,
+    table,
+    verdict,
+)
+from _runner import CHILD_TIMEOUT_S, LOOPS, default_loop, run_child, run_on, uvloop_available
+from _sim import UNLIMITED_WRITES, SimProcess
 
 from kalshi_router import Config, OrderIntent, OrderRouter
-from kalshi_router.loop import loop_factory
 
-ADDED_GOAL_US = 50.0
-QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
-CHILD_TIMEOUT_S = 600.0
+QUANTILES = ("p50", "p90", "p99")
 Place = Callable[[OrderIntent], Awaitable[str]]
-
-
-async def via_router(router: OrderRouter, intent: OrderIntent) -> str:
-    return outcome_label(await router.submit(intent))
-
-
-async def via_floor(poster: SignedPoster, single: bool, intent: OrderIntent) -> str:
-    if single:
-        status, answer = await poster.post("/portfolio/events/orders", stdlib_order(intent))
-    else:
-        payload = {"orders": [stdlib_order(intent)]}
-        status, answer = await poster.post("/portfolio/events/orders/batched", payload)
-    return answer_labels(status, answer, not single)[0]
 
 
 def summary(samples_s: Sequence[float], outcomes: dict[str, int]) -> dict[str, Any]:
@@ -96,8 +76,7 @@ def summary(samples_s: Sequence[float], outcomes: dict[str, int]) -> dict[str, A
     return {
         "status": "ok",
         "count": len(ordered),
-        **{q: percentile(ordered, f) for q, f in QUANTILES},
-        "max": ordered[-1] if ordered else 0.0,
+        **quantiles(ordered, (*QUANTILES, "max")),
         "outcomes": outcomes,
         "samples_us": ordered,
     }
@@ -202,11 +181,6 @@ async def run(args: argparse.Namespace, key: BenchKey, kpa: PeerPython) -> list[
     return rows
 
 
-def added_median_us(rows: Sequence[dict[str, Any]]) -> float:
-    by_name = {r["contender"]: r for r in rows}
-    return float(by_name["router"]["p50"] - by_name["floor"]["p50"])
-
-
 def render(rows: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = []
     for r in rows:
@@ -214,11 +188,11 @@ def render(rows: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
             lines.append([r["contender"], r["endpoint"], *["-"] * 6, r["status"]])
             continue
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
-        cells = [f"{r[q]:.0f}" for q, _ in QUANTILES]
+        cells = [f"{r[q]:.0f}" for q in QUANTILES]
         figures = [str(r["count"]), *cells, f"{r['max']:.0f}", format_ratio(r["p50_vs_router"])]
         lines.append([r["contender"], r["endpoint"], *figures, outcomes])
     by_name = {r["contender"]: r for r in rows}
-    added = [f"{by_name['router'][q] - by_name['floor'][q]:+.0f}" for q, _ in QUANTILES]
+    added = [f"{by_name['router'][q] - by_name['floor'][q]:+.0f}" for q in QUANTILES]
     lines.append(["added (router - floor)", "-", "-", *added, "-", "-", "-"])
     floor = "single create" if args.floor_endpoint == "single" else "batch of one"
     title = (
@@ -230,13 +204,13 @@ def render(rows: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
     columns = ["contender", "endpoint", "n", "p50 µs", "p90 µs", "p99 µs", "max µs"]
     columns += ["p50 vs router", "outcomes / status"]
     added_us = added_median_us(rows)
-    met = "met" if added_us <= ADDED_GOAL_US else "MISSED"
-    goal = f"goal: median added latency <= {ADDED_GOAL_US:g} µs: {added_us:.0f} µs, {met}"
+    met = verdict(ADDED_LATENCY_US.met(added_us))
+    goal = f"goal: median added latency <= {ADDED_LATENCY_US.limit:g} µs: {added_us:.0f} µs, {met}"
     return table(title, columns, lines) + "\n" + goal
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    have_uvloop = loop_factory() is not None
+    have_uvloop = uvloop_available()
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -244,10 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20, help="untimed samples first")
     parser.add_argument("--mean-ms", type=float, default=20.0, help="mean gap between intents")
     parser.add_argument("--floor-endpoint", choices=("batched", "single"), default="batched")
-    parser.add_argument("--key", choices=("rsa", "ed25519"), default="rsa")
-    parser.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default="uvloop" if have_uvloop else "asyncio"
-    )
+    parser.add_argument("--key", choices=KEYS, default="rsa")
+    parser.add_argument("--loop", choices=LOOPS, default=default_loop())
     parser.add_argument(
         "--peers",
         type=comma_list(_peers.PEER_NAMES, none_ok=True),

@@ -30,10 +30,6 @@ import argparse
 import asyncio
 import functools
 import json
-import os
-import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,172 +38,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _harness import BenchKey, SimProcess, describe_machine, format_machine, percentile
+from _contenders import future_label
+from _data import resting_intents
+from _keys import BenchKey
+from _machine import describe_machine, format_machine
+from _report import quantiles, table
+from _runner import loop_in_use, run_on
+from _sim import SimProcess
+from _soak_service import TOKEN, Service, serve_with_probe
 
-from kalshi_router import OrderIntent
 from kalshi_router.client import RouterClient
-from kalshi_router.config import load_config
-from kalshi_router.loop import run as run_uvloop
-from kalshi_router.outcome import Accepted, Rejected
-from kalshi_router.service.logs import setup_logging
-from kalshi_router.service.serve import serve
 
-TOKEN = "soak-token-not-a-secret"
-TICKERS = 64
-ANNOUNCE = "kalshi-router serving on "
 WARMUP_SHARE = 0.02
-
-
-# -- the service child -------------------------------------------------------------------------
-
-
-async def _serve_with_probe(config_path: str, probe_path: Path) -> int:
-    """``serve()`` as the CLI runs it; SIGUSR1 writes the loop's task count to ``probe_path``
-    (a signal, not a polling task, so that the probe adds no task of its own)."""
-    loop = asyncio.get_running_loop()
-
-    def probe() -> None:
-        tmp = probe_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"tasks": len(asyncio.all_tasks(loop)), "at": time.time()}))
-        tmp.replace(probe_path)
-
-    loop.add_signal_handler(signal.SIGUSR1, probe)
-    try:
-        config = load_config(config_path)
-        setup_logging(config.service.log_level)
-        return await serve(config)
-    finally:
-        loop.remove_signal_handler(signal.SIGUSR1)
-
-
-# -- the parent --------------------------------------------------------------------------------
-
-
-def _status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/{pid}/status")
-
-
-def _fds(pid: int) -> tuple[int, int, list[str]]:
-    """Open file descriptors of ``pid``, how many are sockets, and what the others are."""
-    fds = sockets = 0
-    files = []
-    for entry in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(entry)
-        except OSError:  # closed between listing and reading
-            continue
-        fds += 1
-        if target.startswith("socket:"):
-            sockets += 1
-        else:
-            files.append(target)
-    return fds, sockets, sorted(files)
-
-
-class Service:
-    """The service child: started, probed, stopped."""
-
-    def __init__(self, directory: Path, sim_url: str, key: BenchKey, keep_outcomes: int) -> None:
-        self._dir = directory
-        key_path = directory / "soak-key.pem"
-        key_path.write_bytes(key.private_pem)
-        key_path.chmod(0o600)
-        self._config = directory / "serve.toml"
-        self._config.write_text(
-            f"""
-[exchange]
-target = "url"
-base_url = "{sim_url}"
-[credentials]
-key_type = "{key.kind}"
-[router]
-deadline_s = 60
-queue_size = 20000
-[service]
-port = 0
-keep_outcomes = {keep_outcomes}
-log_level = "warning"
-token_file = "{directory / "token"}"
-"""
-        )
-        self._env = {
-            **os.environ,
-            # Anything the service keeps under ~ (its journal, by default) goes in the run's
-            # own directory, and goes away with it.
-            "HOME": str(directory),
-            "KALSHI_API_KEY_ID": key.key_id,
-            "KALSHI_PRIVATE_KEY_PATH": str(key_path),
-            "KALSHI_ROUTER_TOKEN": TOKEN,
-            "PYTHONUNBUFFERED": "1",
-        }
-        self._probe = directory / "probe.json"
-        self.log = directory / "serve.log"
-        self.url = ""
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
-
-    async def start(self) -> None:
-        argv = [sys.executable, __file__, "--serve", str(self._config), str(self._probe)]
-        with self.log.open("wb") as log:
-            self._proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once, output to a file
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self._env
-            )
-        for _ in range(1500):
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"serve exited {self._proc.returncode}: {self.log.read_text()}")
-            for line in self.log.read_text().splitlines():
-                if line.startswith(ANNOUNCE):
-                    self.url = line.removeprefix(ANNOUNCE)
-                    return
-            await asyncio.sleep(0.02)
-        raise RuntimeError(f"serve did not start: {self.log.read_text()}")
-
-    async def tasks(self) -> int:
-        before = self._probe.stat().st_mtime_ns if self._probe.exists() else 0
-        os.kill(self.pid, signal.SIGUSR1)
-        for _ in range(500):
-            if self._probe.exists() and self._probe.stat().st_mtime_ns != before:
-                count: int = json.loads(self._probe.read_text())["tasks"]
-                return count
-            await asyncio.sleep(0.01)
-        raise RuntimeError("the service did not answer the task probe")
-
-    async def sample(self, label: str) -> dict[str, Any]:
-        fds, sockets, files = _fds(self.pid)
-        return {
-            "at": label,
-            "rss_kb": _status_kb(self.pid, "VmRSS"),
-            "fds": fds,
-            "sockets": sockets,
-            "tasks": await self.tasks(),
-            "files": files,
-        }
-
-    async def stop(self) -> int:
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGTERM)
-        for _ in range(1500):
-            if (code := self._proc.poll()) is not None:
-                return code
-            await asyncio.sleep(0.02)
-        self._proc.kill()
-        return self._proc.wait()
-
-
-def make_intent(rng: random.Random, i: int, seed: int) -> OrderIntent:
-    """A resting order (bids 1-30 c, asks 70-99 c) that never meets the house or another."""
-    ticker = f"KXSOAK-26DEC31-T{rng.randrange(TICKERS):02d}"
-    cid = f"soak-{seed}-{i}"
-    if rng.random() < 0.5:
-        return OrderIntent.bid(ticker, rng.randint(1, 30), 1, client_order_id=cid)
-    return OrderIntent.ask(ticker, rng.randint(70, 99), 1, client_order_id=cid)
 
 
 class Run:
@@ -219,8 +61,7 @@ class Run:
         self.labels: Counter[str] = Counter()
         self.accepted: dict[str, str] = {}
         self.settled = 0
-        self._seed = seed
-        self._rng = random.Random(seed)
+        self._intents = resting_intents(seed, "soak")
         self._room = asyncio.Semaphore(outstanding)
         self._wanted = 0
         self._reached = asyncio.Event()
@@ -229,17 +70,10 @@ class Run:
         self.latency[i] = time.perf_counter() - started
         self._room.release()
         self.settled += 1
-        if future.cancelled() or future.exception() is not None:
-            self.labels["error"] += 1
-        else:
-            outcome = future.result()
-            if isinstance(outcome, Accepted):
-                self.labels["accepted"] += 1
-                self.accepted[key] = outcome.order_id
-            elif isinstance(outcome, Rejected):
-                self.labels[f"rejected:{outcome.code}"] += 1
-            else:
-                self.labels[type(outcome).__name__.lower()] += 1
+        label = future_label(future)
+        self.labels[label] += 1
+        if label == "accepted":
+            self.accepted[key] = future.result().order_id
         if self.settled >= self._wanted:
             self._reached.set()
 
@@ -248,7 +82,7 @@ class Run:
     ) -> None:
         for i in range(start, stop):
             await self._room.acquire()
-            intent = make_intent(self._rng, i, self._seed)
+            intent = next(self._intents)
             started = time.perf_counter()
             future = clients[i % len(clients)].submit(intent)
             future.add_done_callback(
@@ -265,13 +99,7 @@ class Run:
 
 
 def _percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50": percentile(ordered, 0.5) * 1e3,
-        "p90": percentile(ordered, 0.9) * 1e3,
-        "p99": percentile(ordered, 0.99) * 1e3,
-        "max": (ordered[-1] if ordered else 0.0) * 1e3,
-    }
+    return quantiles(sorted(samples), ("p50", "p90", "p99", "max"), 1e3)
 
 
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
@@ -303,9 +131,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                     await asyncio.sleep(0.05)
                     if len(tenths) > seen:
                         seen = len(tenths)
-                        rss_tenths.append(
-                            {"tenth": seen, "rss_kb": _status_kb(service.pid, "VmRSS")}
-                        )
+                        rss_tenths.append({"tenth": seen, "rss_kb": service.rss_kb()})
                     if pump.done():
                         await pump  # re-raise a failure of the pump now
                         await run.settled_up_to(total)
@@ -357,7 +183,7 @@ def _result(
     first, last = by_tenth[0], by_tenth[-1]
     tokens = sim1["tokens_spent"]["write"] - sim0["tokens_spent"]["write"]
     return {
-        "machine": describe_machine("uvloop"),
+        "machine": describe_machine(loop_in_use("uvloop")),
         "settings": {
             "intents": run.total,
             "clients": args.clients,
@@ -410,20 +236,29 @@ def _print(result: dict[str, Any]) -> None:
     )
     print(f"outcomes: {result['outcomes']}; one outcome each: {result['one_outcome_each']}")
     print(f"books: {result['books']}")
-    print("\nservice     rss MB   fds  sockets  tasks")
-    for sample in result["samples"]:
-        print(
-            f"{sample['at']:<8} {sample['rss_kb'] / 1024:8.1f} {sample['fds']:5d} "
-            f"{sample['sockets']:8d} {sample['tasks']:6d}"
-        )
+    service = [
+        [x["at"], f"{x['rss_kb'] / 1024:.1f}", *(str(x[k]) for k in ("fds", "sockets", "tasks"))]
+        for x in result["samples"]
+    ]
+    columns = ["service", "rss MB", "fds", "sockets", "tasks"]
+    print(
+        "\n"
+        + table("the service at each point (a leak: end > warm, after > idle)", columns, service)
+    )
     print(f"growth: {result['growth']}")
     print(
         "RSS by tenth (MB): "
         + " ".join(f"{t['rss_kb'] / 1024:.0f}" for t in result["rss_by_tenth"])
     )
-    print("\ntenth   p50 ms   p90 ms   p99 ms   max ms")
-    for n, row in enumerate(result["latency_ms_by_tenth"], 1):
-        print(f"{n:5d} {row['p50']:8.1f} {row['p90']:8.1f} {row['p99']:8.1f} {row['max']:8.1f}")
+    tenths = [
+        [str(n), *(f"{row[q]:.1f}" for q in ("p50", "p90", "p99", "max"))]
+        for n, row in enumerate(result["latency_ms_by_tenth"], 1)
+    ]
+    columns = ["tenth", "p50 ms", "p90 ms", "p99 ms", "max ms"]
+    print(
+        "\n"
+        + table("submit to outcome by tenth of the run (stable: last as first)", columns, tenths)
+    )
     print(f"last tenth vs first: {result['latency_last_vs_first']}")
     print(f"service exit code: {result['service_exit_code']}")
 
@@ -440,10 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "PROBE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        return run_uvloop(_serve_with_probe(args.serve[0], Path(args.serve[1])))
+        return run_on(serve_with_probe(args.serve[0], Path(args.serve[1])), "uvloop")
     if args.intents < 100:
         parser.error("--intents: at least 100")
-    result = run_uvloop(soak(args))
+    result = run_on(soak(args), "uvloop")
     _print(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

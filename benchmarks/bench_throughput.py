@@ -47,335 +47,31 @@ and a peer skipped for a key has one row with ``in_flight`` None.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
-import platform
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import _peers
-import aiohttp
-from _harness import (
-    UNLIMITED_WRITES,
-    BenchKey,
-    KeyKind,
-    SignedPoster,
-    SimProcess,
-    answer_labels,
-    child_key,
-    comma_list,
-    describe_machine,
-    format_machine,
-    format_ratio,
-    key_spec,
-    outcome_label,
-    ratio,
-    read_child_spec,
-    run_child,
-    run_on,
-    stdlib_order,
-    table,
-)
-from _peer_venv import KPA_VERSION, PeerPython, ensure_venv
-from bench_saturation import make_intents
-
-from kalshi_router import Config, OrderIntent, OrderRouter
-from kalshi_router.config import LimitsConfig, RouterConfig
-from kalshi_router.loop import loop_factory
-
-ROUTER, NAIVE_SINGLE, NAIVE_BATCH = "router", "naive-single", "naive-batch"
-BATCH = 20  # naive batching and the peers: Kalshi's batch limit; also the router's reference
-CHILD_TIMEOUT_S = 600.0
-KEYS: tuple[KeyKind, ...] = ("rsa", "ed25519")
-LOOPS = ("uvloop", "asyncio")
-ORDER_TAG = "tp"
-
-Sender = Callable[[dict[str, Any], BenchKey], contextlib.AbstractAsyncContextManager[Any]]
-
-
-# -- our contenders (run in the child) ----------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def router_sender(
-    spec: dict[str, Any], key: BenchKey
-) -> AsyncIterator[_peers.Send[OrderIntent]]:
-    count = spec["warmup"] + spec["orders"]
-    config = Config(
-        # The sim's bucket is unlimited; say so rather than rely on what it reports.
-        limits=LimitsConfig(
-            write_refill_rate=int(UNLIMITED_WRITES["write_refill"]),
-            write_bucket_capacity=int(UNLIMITED_WRITES["write_capacity"]),
-        ),
-        router=RouterConfig(
-            max_in_flight=spec["in_flight"],
-            max_batch_size=spec["batch"],
-            queue_size=max(RouterConfig().queue_size, count),
-            # Every order is queued at once: none may expire while the slow configs drain.
-            deadline_s=CHILD_TIMEOUT_S,
-        ),
-    )
-    async with OrderRouter.connect(config, key.signer(), base_url=spec["url"]) as router:
-
-        async def send(intents: Sequence[OrderIntent]) -> list[str]:
-            # What a bot placing a book of quotes at once would write.
-            return [outcome_label(o) for o in await router.place_many(intents)]
-
-        yield send
-
-
-@contextlib.asynccontextmanager
-async def naive_sender(
-    spec: dict[str, Any], key: BenchKey
-) -> AsyncIterator[_peers.Send[OrderIntent]]:
-    """A batch of one goes to the single create, more to the batched path; ``in_flight``
-    workers each wait for their answer before they send again."""
-    batched = spec["batch"] > 1
-    path = "/portfolio/events/orders/batched" if batched else "/portfolio/events/orders"
-    async with SignedPoster(spec["url"], key.signer(), connections=spec["in_flight"]) as poster:
-
-        async def post(chunk: Sequence[OrderIntent]) -> list[str]:
-            body = (
-                {"orders": [stdlib_order(i) for i in chunk]} if batched else stdlib_order(chunk[0])
-            )
-            try:
-                status, answer = await poster.post(path, body)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                return [_peers.error_label(exc)] * len(chunk)
-            return answer_labels(status, answer, batched)
-
-        async def send(intents: Sequence[OrderIntent]) -> list[str]:
-            return await _peers.pipelined(intents, spec["batch"], spec["in_flight"], post)
-
-        yield send
-
-
-CONTENDERS: dict[str, Sender] = {
-    ROUTER: router_sender,
-    NAIVE_SINGLE: naive_sender,
-    NAIVE_BATCH: naive_sender,
-}
+from _contenders import SENDERS
+from _data import BATCH, make_intents
+from _keys import KEYS, BenchKey, child_key
+from _machine import describe_machine, format_machine
+from _options import comma_list, positive_ints
+from _peer_venv import PeerPython, ensure_venv
+from _report import OVER_BEST_PEER, OVER_NAIVE, Check, cell, format_ratio, table, throughput_checks
+from _runner import LOOPS, read_child_spec, run_on, uvloop_available
+from _throughput_runs import ORDER_TAG, Peers, run_all
 
 
 def child_main(name: str, loop: str) -> int:
     spec = read_child_spec()
     intents = make_intents(spec["warmup"] + spec["orders"], spec["seed"], ORDER_TAG)
     warm, timed = intents[: spec["warmup"]], intents[spec["warmup"] :]
-    sender = CONTENDERS[name](spec, child_key(spec))
+    sender = SENDERS[name](spec, child_key(spec))
     json.dump(run_on(_peers.measure(sender, warm, timed), loop), sys.stdout)
     return 0
-
-
-# -- the parent ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    contender: str
-    key: KeyKind
-    loop: str
-    in_flight: int
-    batch: int
-
-
-def plan(args: argparse.Namespace) -> list[Run]:
-    """Every run, in table order (see the module docstring)."""
-    key0, loop0 = args.key[0], args.loop[0]
-    runs = [Run(ROUTER, key0, loop0, k, b) for k in args.in_flight for b in args.batch]
-    runs += [
-        Run(ROUTER, key, loop, k, BATCH)
-        for key in args.key
-        for loop in args.loop
-        if (key, loop) != (key0, loop0)
-        for k in args.in_flight
-    ]
-    runs += [Run(NAIVE_SINGLE, key0, loop0, k, 1) for k in args.in_flight]
-    runs.append(Run(NAIVE_BATCH, key0, loop0, 1, BATCH))
-    runs += [
-        Run(peer, key, loop0, k, BATCH)
-        for peer in args.peers
-        for key in args.key
-        for k in args.in_flight
-    ]
-    return runs
-
-
-@dataclass(frozen=True, slots=True)
-class Peers:
-    """Where each peer runs (its interpreter) or why it cannot, decided once per invocation."""
-
-    kpa: PeerPython
-
-    def skip_reason(self, peer: str, key: KeyKind) -> str | None:
-        if peer == _peers.PYKALSHI:
-            return _peers.pykalshi_skip_reason(key)
-        return self.kpa.reason or None
-
-    def child(self, run: Run) -> tuple[str, list[str]]:
-        """The interpreter and script arguments that run this peer."""
-        python = sys.executable if run.contender == _peers.PYKALSHI else self.kpa.python
-        assert python is not None  # a peer without an interpreter was skipped
-        return python, [_peers.__file__, "--mode", "throughput", "--loop", run.loop]
-
-    def describe(self, wanted: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Version, interpreter and status of every peer, for the JSON."""
-        pykalshi_reason = _peers.pykalshi_skip_reason("rsa")
-        return {
-            _peers.PYKALSHI: {
-                "version": _peers.installed_version(_peers.PYKALSHI),
-                "python": platform.python_version(),
-                "status": _status(_peers.PYKALSHI, wanted, pykalshi_reason),
-            },
-            _peers.KPA: {
-                "version": KPA_VERSION if self.kpa.python else None,
-                "python": self.kpa.version,
-                "status": _status(_peers.KPA, wanted, self.kpa.reason or None),
-            },
-        }
-
-
-def _status(peer: str, wanted: Sequence[str], reason: str | None) -> str:
-    if peer not in wanted:
-        return "skipped: not asked for (--peers)"
-    return reason or "ok"
-
-
-async def run_one(
-    run: Run, args: argparse.Namespace, keys: dict[KeyKind, BenchKey], peers: Peers
-) -> dict[str, Any]:
-    key = keys[run.key]
-    async with SimProcess("basic", [key], seed=args.seed, sim_options=UNLIMITED_WRITES) as sim:
-        spec: dict[str, Any] = {
-            **key_spec(key),
-            "url": sim.url,
-            "orders": args.orders,
-            "warmup": args.warmup,
-            "seed": args.seed,
-            "in_flight": run.in_flight,
-            "batch": run.batch,
-        }
-        if run.contender in CONTENDERS:
-            python, child = sys.executable, [__file__, "--loop", run.loop]
-        else:
-            python, child = peers.child(run)
-            # The peers get the same orders as V2 bodies (the 3.13 child has no kalshi_router).
-            intents = make_intents(args.warmup + args.orders, args.seed, ORDER_TAG)
-            spec["orders"] = [stdlib_order(i) for i in intents]
-        sim_cpu0 = sim.cpu_seconds()
-        try:
-            result = await asyncio.to_thread(
-                run_child, child, run.contender, spec, CHILD_TIMEOUT_S, python
-            )
-        except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
-            if run.contender in CONTENDERS:
-                raise  # ours must run: that is the benchmark failing
-            return _not_run(run, run.in_flight, _peers.failed_status(exc))
-        sim_cpu1 = sim.cpu_seconds()
-    sim_us = None
-    if sim_cpu0 is not None and sim_cpu1 is not None:
-        sim_us = (sim_cpu1 - sim_cpu0) / (args.orders + args.warmup) * 1e6
-    return {
-        **_row(run, run.in_flight),
-        "status": "ok",
-        **result,
-        "loop": result.get("loop", run.loop),
-        "python": result.get("python", platform.python_version()),
-        "vs_router": None,
-        "cpu_vs_router": None,
-        "sim_cpu_us_per_order": sim_us,
-    }
-
-
-def _row(run: Run, in_flight: int | None) -> dict[str, Any]:
-    return {
-        "contender": run.contender,
-        "key": run.key,
-        "loop": run.loop,
-        "in_flight": in_flight,
-        "batch": run.batch,
-    }
-
-
-def _not_run(run: Run, in_flight: int | None, reason: str) -> dict[str, Any]:
-    """A row without figures (``in_flight`` None: one row says it for every limit)."""
-    return {**_row(run, in_flight), "status": reason, "skipped": reason}
-
-
-async def run_all(
-    args: argparse.Namespace, keys: dict[KeyKind, BenchKey], peers: Peers
-) -> list[dict[str, Any]]:
-    """Every run of the plan ``--repeat`` times, in rounds (so drift in the machine's load
-    spreads over all contenders), keeping each run's least disturbed repeat: the one with the
-    least CPU per order (best of N, as timeit does)."""
-    results: list[dict[str, Any] | None] = []
-    todo: list[tuple[int, Run]] = []
-    skipped: set[tuple[str, str]] = set()
-    for run in plan(args):
-        if run.contender not in CONTENDERS and (
-            reason := peers.skip_reason(run.contender, run.key)
-        ):
-            if (run.contender, run.key) not in skipped:  # one row says it for every limit
-                skipped.add((run.contender, run.key))
-                results.append(_not_run(run, None, reason))
-            continue
-        todo.append((len(results), run))
-        results.append(None)
-    repeats: dict[int, list[dict[str, Any]]] = {at: [] for at, _ in todo}
-    for round_ in range(args.repeat):
-        for at, run in todo:
-            row = await run_one(run, args, keys, peers)
-            repeats[at].append(row)
-            print(
-                f"  {row['status']}: {run.contender} {run.key} {run.loop} "
-                f"in-flight {run.in_flight} batch {run.batch} (round {round_ + 1})",
-                file=sys.stderr,
-            )
-    for at, rows in repeats.items():
-        results[at] = best_of(rows)
-    done = [r for r in results if r is not None]
-    add_ratios(done)
-    return done
-
-
-def best_of(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The repeat with the least CPU per order (a failed one only if all failed)."""
-    measured = [r for r in rows if r["status"] == "ok"]
-    best = min(measured, key=lambda r: r["cpu_us_per_order"]) if measured else rows[-1]
-    return {**best, "repeats": len(rows)}
-
-
-def reference(
-    results: Sequence[dict[str, Any]], key: str, loop: str, in_flight: int | None
-) -> dict[str, Any] | None:
-    """The router with this key, loop and in-flight limit at a batch of 20; else its best."""
-    routers = [
-        r
-        for r in results
-        if r["contender"] == ROUTER
-        and r["status"] == "ok"
-        and (r["key"], r["loop"], r["in_flight"]) == (key, loop, in_flight)
-    ]
-    for r in routers:
-        if r["batch"] == BATCH:
-            return r
-    return max(routers, key=lambda r: r["orders_per_s"], default=None)
-
-
-def add_ratios(results: Sequence[dict[str, Any]]) -> None:
-    for r in results:
-        ref = reference(results, r["key"], r["loop"], r["in_flight"])
-        if r["status"] == "ok" and ref is not None:
-            r["vs_router"] = ratio(r["orders_per_s"], ref["orders_per_s"])
-            r["cpu_vs_router"] = ratio(r["cpu_us_per_order"], ref["cpu_us_per_order"])
-
-
-def _cell(value: float | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
 
 
 def render(results: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -390,13 +86,13 @@ def render(results: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
                 r["contender"],
                 r["key"],
                 r["loop"],
-                _cell(r["in_flight"], "d"),
+                cell(r["in_flight"], "d"),
                 str(r["batch"]),
-                _cell(r.get("orders_per_s"), ".0f"),
+                cell(r.get("orders_per_s"), ".0f"),
                 format_ratio(r.get("vs_router")),
-                _cell(r.get("cpu_us_per_order"), ".1f"),
+                cell(r.get("cpu_us_per_order"), ".1f"),
                 format_ratio(r.get("cpu_vs_router")),
-                _cell(r.get("sim_cpu_us_per_order"), ".1f"),
+                cell(r.get("sim_cpu_us_per_order"), ".1f"),
                 note,
             ]
         )
@@ -422,40 +118,22 @@ def render(results: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
     return table(title, columns, rows) + "\n" + goals(results)
 
 
-CPU_GOAL_US: dict[str, float] = {"rsa": 20.0, "ed25519": 10.0}
+def _subject(check: Check) -> str:
+    r = check.row
+    if check.goal is OVER_NAIVE:
+        return f" at in-flight {r['in_flight']}"
+    if check.goal is OVER_BEST_PEER:
+        return f" at in-flight {r['in_flight']} ({r['contender']}, {r['key']})"
+    return f" at full batches ({r['key']}, {r['loop']}, in-flight {r['in_flight']})"
 
 
 def goals(results: Sequence[dict[str, Any]]) -> str:
-    """The issue's goals, reported, never asserted."""
+    """The issue's goals (``_report``), reported, never asserted."""
+    checks = throughput_checks(results)
+    lines = [f"goal: {c.line(_subject(c))}" for c in checks]
+    if not any(c.goal is OVER_BEST_PEER for c in checks):
+        lines.append(f"goal: {OVER_BEST_PEER.text}: no peer ran (see the table)")
     ok = [r for r in results if r["status"] == "ok"]
-    lines = []
-    for r in ok:
-        if r["contender"] == ROUTER and r["batch"] == BATCH:
-            goal = CPU_GOAL_US[r["key"]]
-            met = "met" if r["cpu_us_per_order"] <= goal else "MISSED"
-            lines.append(
-                f"goal: router CPU <= {goal:g} µs/order at full batches ({r['key']}, {r['loop']}, "
-                f"in-flight {r['in_flight']}): {r['cpu_us_per_order']:.1f} µs, {met}"
-            )
-    for r in ok:
-        if r["contender"] == NAIVE_SINGLE and r["vs_router"]:
-            x = 1 / r["vs_router"]
-            met = "met" if x >= 10 else "MISSED"
-            lines.append(
-                f"goal: router >= 10x naive per-order at in-flight {r['in_flight']}: "
-                f"{x:.1f}x, {met}"
-            )
-    peers = [r for r in ok if r["contender"] in _peers.PEER_NAMES and r["vs_router"]]
-    for in_flight in sorted({r["in_flight"] for r in peers}):
-        best = max((r for r in peers if r["in_flight"] == in_flight), key=lambda r: r["vs_router"])
-        x = 1 / best["vs_router"]
-        met = "met" if x >= 3 else "MISSED"
-        lines.append(
-            f"goal: router >= 3x the best peer at in-flight {in_flight} ({best['contender']}, "
-            f"{best['key']}): {x:.1f}x, {met}"
-        )
-    if not peers:
-        lines.append("goal: router >= 3x the best peer: no peer ran (see the table)")
 
     def refused(field: str) -> int:
         return sum(n for r in ok for k, n in r[field].items() if k != "accepted")
@@ -467,26 +145,18 @@ def goals(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"need integers >= 1: {text!r}")
-    return values
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    have_uvloop = loop_factory() is not None
+    have_uvloop = uvloop_available()
     loops = list(LOOPS if have_uvloop else LOOPS[1:])
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--orders", type=int, default=10_000, help="timed orders per run")
     parser.add_argument("--warmup", type=int, default=200, help="untimed orders first")
-    parser.add_argument("--in-flight", type=_ints, default=[1, 4], help="e.g. 1,4")
-    parser.add_argument("--batch", type=_ints, default=[20, 100], help="router max batch sizes")
+    parser.add_argument("--in-flight", type=positive_ints, default=[1, 4], help="e.g. 1,4")
+    parser.add_argument(
+        "--batch", type=positive_ints, default=[20, 100], help="router max batch sizes"
+    )
     parser.add_argument("--key", type=comma_list(KEYS), default=list(KEYS), help="e.g. rsa,ed25519")
     parser.add_argument("--loop", type=comma_list(LOOPS), default=loops, help="e.g. uvloop,asyncio")
     parser.add_argument(
@@ -500,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", help="also write everything to this file")
-    parser.add_argument("--contender", choices=sorted(CONTENDERS), help=argparse.SUPPRESS)
+    parser.add_argument("--contender", choices=sorted(SENDERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.contender:
         return child_main(args.contender, args.loop[0])

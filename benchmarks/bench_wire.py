@@ -23,22 +23,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import timeit
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
 
-from _harness import describe_machine, format_machine, format_ratio, ratio, stdlib_order, table
+from _data import BATCH, mixed_batch, stdlib_order
+from _machine import describe_machine, format_machine
+from _report import format_ratio, ratio, table
 
 from kalshi_router.intent import OrderIntent
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 from kalshi_router.wire.v1 import V1Dialect
 from kalshi_router.wire.v2 import V2Dialect
 
-BATCH = 20
 REPEATS = 5
 PATH = "/trade-api/v2/portfolio/events/orders/batched"
 FILLED = frozenset({3, 11, 16})  # items of the answer that filled on arrival
@@ -52,20 +51,6 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("decode", f"decode the answer to a batch of {BATCH}", "router v2 (decode + match)"),
     ("sign", "sign one request (per order: one batch's signature / 20)", "RSA-2048"),
 )
-
-
-def make_batch(seed: int = 42) -> list[OrderIntent]:
-    rng = random.Random(seed)
-    return [
-        OrderIntent(
-            ticker=f"KXBENCH-26DEC31-T{rng.randint(10, 99)}",
-            side=rng.choice(("bid", "ask")),
-            price=Decimal(rng.randint(1, 99)) / 100,
-            count=Decimal(rng.randint(1, 500)),
-            client_order_id=f"bench-{seed}-{i}",
-        )
-        for i in range(BATCH)
-    ]
 
 
 def _answer_item(i: int, intent: OrderIntent) -> dict[str, Any]:
@@ -186,7 +171,7 @@ def signers() -> dict[str, Signer]:
 
 def contenders(seed: int) -> dict[str, Contenders]:
     """Per section, each contender's call on the fixed data (or why it is skipped)."""
-    batch = make_batch(seed)
+    batch = mixed_batch(seed)
     answer = make_answer(batch)
     keys = [i.client_order_id for i in batch]
 

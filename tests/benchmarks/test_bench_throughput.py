@@ -6,17 +6,10 @@ import argparse
 from typing import Any
 
 import pytest
-from _harness import comma_list
-from bench_throughput import (
-    BATCH,
-    NAIVE_BATCH,
-    NAIVE_SINGLE,
-    ROUTER,
-    Run,
-    add_ratios,
-    best_of,
-    plan,
-)
+from _data import BATCH
+from _options import comma_list
+from _report import NAIVE_BATCH, NAIVE_SINGLE, ROUTER
+from _throughput_runs import Run, add_ratios, best_of, plan
 
 
 def _args(**fields: Any) -> argparse.Namespace:

@@ -6,23 +6,15 @@ import json
 from typing import Any
 
 import pytest
-from bench_wire import (
-    BATCH,
-    FILLED,
-    REFUSED,
-    decoders,
-    make_answer,
-    make_batch,
-    rows_of,
-    v2_encoders,
-)
+from _data import BATCH, mixed_batch
+from bench_wire import FILLED, REFUSED, decoders, make_answer, rows_of, v2_encoders
 
 from kalshi_router.outcome import Accepted, Rejected
 from kalshi_router.wire.reply import BatchReply
 
 
 def test_every_encoder_writes_the_same_v2_body() -> None:
-    batch = make_batch(7)
+    batch = mixed_batch(7)
     bodies = {}
     for name, encode in v2_encoders().items():
         if isinstance(encode, str):
@@ -38,7 +30,7 @@ def test_every_encoder_writes_the_same_v2_body() -> None:
 
 
 def test_the_realistic_answer_reads_the_same_to_every_decoder() -> None:
-    batch = make_batch()
+    batch = mixed_batch()
     keys = [i.client_order_id for i in batch]
     answer = make_answer(batch)
     found = decoders(keys)

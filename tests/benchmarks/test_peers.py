@@ -10,8 +10,8 @@ from typing import Any
 
 import _peers
 import pytest
-from _harness import UNLIMITED_WRITES, stdlib_order
-from bench_saturation import make_intents
+from _data import make_intents, stdlib_order
+from _sim import UNLIMITED_WRITES
 
 from kalshi_router.sim import SimConfig, SimServer
 from kalshi_router.wire.signer import generate_key

@@ -1,22 +1,21 @@
-"""run.py: the scripts' JSON to tables, ratios, goals and options (no benchmark is run)."""
+"""run.py and its summary: the scripts' JSON to tables, ratios, goals and options (no benchmark
+is run)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from run import (
-    SCENARIOS,
+from _summary import (
     goals,
     latency_tables,
     merge_tiers,
-    parser,
     render,
     saturation_tables,
-    script_options,
     throughput_tables,
     wire_tables,
 )
+from run import SCENARIOS, parser, script_options
 
 
 def _run(contender: str, in_flight: int, orders_per_s: float, cpu: float, **extra: Any) -> Any:
@@ -81,7 +80,7 @@ def test_throughput_rows_keep_the_scripts_ratios_and_list_a_skipped_peer() -> No
 
 
 def test_goals_turn_ratios_into_multiples_of_the_router() -> None:
-    lines = goals({t["name"]: t for t in throughput_tables(THROUGHPUT)})
+    lines = goals({"throughput": THROUGHPUT})
     assert (
         "router CPU <= 20 µs/order, router (rsa, uvloop) at 4 in flight: 30.0 µs, MISSED" in lines
     )
@@ -110,7 +109,7 @@ def test_latency_rows_say_what_the_router_adds_over_each_contender() -> None:
     assert router["samples_us"] == [1, 2, 3]
     assert skipped["skipped"] == "skipped: needs Python >= 3.13"
     assert "median added latency over the bare signed POST <= 50 µs: 100 µs, MISSED" in goals(
-        {"latency": tab}
+        {"latency": raw}
     )
 
 
@@ -125,7 +124,7 @@ def test_tiers_run_apart_merge_in_order_into_one_table() -> None:
     [tab] = saturation_tables(merged)
     assert "side by side" in tab["title"]
     assert [r["contender"] for r in tab["rows"]] == ["basic", "prime"]
-    lines = goals({"saturation": tab})
+    lines = goals({"saturation": merged})
     assert lines[0].endswith("met")
     assert lines[1].endswith("MISSED")
     assert "98.00%" in render(tab)
