@@ -3,6 +3,7 @@
 from kalshi_router.config import Config, load_config
 from kalshi_router.errors import (
     ConfigError,
+    CredentialsRefused,
     DialectError,
     IntentError,
     KalshiRouterError,
@@ -38,6 +39,7 @@ __all__ = [
     "Closed",
     "Config",
     "ConfigError",
+    "CredentialsRefused",
     "DecreaseIntent",
     "DialectError",
     "Expired",
