@@ -202,9 +202,10 @@ class Signer:
     attempt (retries included): the timestamp is part of the signed text.
     """
 
-    __slots__ = ("_algorithm", "_clock_ms", "_key_id", "_sign_bytes")
+    __slots__ = ("_algorithm", "_clock_ms", "_key_id", "_key_type", "_sign_bytes")
 
     _algorithm: KeyAlgorithm
+    _key_type: str
     _sign_bytes: Callable[[bytes], bytes]
 
     def __init__(
@@ -224,9 +225,11 @@ class Signer:
         if isinstance(key, rsa.RSAPrivateKey):
             rsa_sign = key.sign
             self._algorithm = "rsa"
+            self._key_type = f"RSA {key.key_size}-bit"
             self._sign_bytes = lambda data: rsa_sign(data, _PSS, _SHA256)
         else:
             self._algorithm = "ed25519"
+            self._key_type = "Ed25519"
             self._sign_bytes = key.sign
 
     @property
@@ -238,6 +241,11 @@ class Signer:
     def algorithm(self) -> KeyAlgorithm:
         """``"rsa"`` or ``"ed25519"``."""
         return self._algorithm
+
+    @property
+    def key_type(self) -> str:
+        """The key's type and size, for people: ``"RSA 2048-bit"`` or ``"Ed25519"``."""
+        return self._key_type
 
     def sign(self, timestamp_ms: int, method: str, path: str) -> str:
         """Base64 signature of ``timestamp_ms + METHOD + path`` (query stripped)."""
