@@ -181,10 +181,17 @@ async def test_no_answer_in_time_is_the_reason(tmp_path: Path) -> None:
 class FakeExchange(Recorder):
     """Answers the three reads as told, with its ``Date`` header ``date_offset_s`` off."""
 
-    def __init__(self, status: dict[str, Any], date_offset_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        status: dict[str, Any],
+        date_offset_s: float = 0.0,
+        errors: dict[str, tuple[int, dict[str, Any]]] | None = None,
+    ) -> None:
         super().__init__()
         self.status = status
         self.date_offset_s = date_offset_s
+        self.errors = errors or {}
+        """Path (without /trade-api/v2) -> the error status and body it answers instead."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         answers: dict[str, Any] = {
@@ -196,7 +203,10 @@ class FakeExchange(Recorder):
             },
             "/trade-api/v2/account/endpoint_costs": {"default_cost": 10, "endpoint_costs": []},
         }
-        response = web.json_response(answers[request.path])
+        status, body = self.errors.get(
+            request.path.removeprefix("/trade-api/v2"), (200, answers[request.path])
+        )
+        response = web.json_response(body, status=status)
         response.headers["Date"] = formatdate(time.time() + self.date_offset_s, usegmt=True)
         return response
 
@@ -295,3 +305,29 @@ async def test_the_command_exits_1_with_the_reason(sim: SimServer, tmp_path: Pat
     assert code == 1
     assert err.startswith("kalshi-router check: GET /account/limits: HTTP 401 ")
     assert "Traceback" not in err
+
+
+async def test_a_key_without_the_scope_is_the_reason(tmp_path: Path) -> None:
+    forbidden = {"error": {"code": "forbidden", "message": "forbidden", "details": ""}}
+    exchange = FakeExchange(GOOD_STATUS, errors={"/account/limits": (403, forbidden)})
+    async with serving(exchange, None) as url:
+        code, _, err = await run(write_config(tmp_path, url), key_env(tmp_path))
+    assert code == 1
+    problem = the_problem(err)
+    assert problem.startswith("GET /account/limits: HTTP 403 (forbidden) from ")
+    assert "a read-only key is refused with 403: trading needs a key with write scope" in problem
+
+
+async def test_an_unreadable_status_is_a_problem_but_the_key_is_still_checked(
+    tmp_path: Path,
+) -> None:
+    down = {"error": {"code": "service_unavailable", "message": "maintenance"}}
+    exchange = FakeExchange(GOOD_STATUS, errors={"/exchange/status": (503, down)})
+    async with serving(exchange, None) as url:
+        code, out, err = await run(write_config(tmp_path, url), key_env(tmp_path))
+    assert code == 1
+    assert "status        unknown: HTTP 503 service_unavailable: maintenance" in out
+    assert "tier          premier" in out
+    assert err == [
+        "kalshi-router check: GET /exchange/status: HTTP 503 service_unavailable: maintenance"
+    ]
