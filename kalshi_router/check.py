@@ -59,7 +59,8 @@ def skew_problem(skew_s: float, limit_s: float) -> str:
 
 
 class _Reader:
-    """Reads one endpoint at a time; what cannot be read is the answer's reason."""
+    """Reads the exchange one endpoint at a time, sorting failures into those that end the
+    check and those after which the next read can still tell us something."""
 
     def __init__(self, config: Config, client: ExchangeClient) -> None:
         credentials = config.credentials
@@ -127,7 +128,8 @@ async def run_check(
     if exchange.target != "url":
         raise ConfigError(
             f"exchange.target: check reads the exchange at exchange.base_url (target = "
-            f'"url"), not {exchange.target!r}: the embedded simulator makes its own key'
+            f'"url"), not {exchange.target!r} (the embedded simulator makes its own key; a '
+            "service client uses the service's)"
         )
     credentials = config.credentials
     out(_line("exchange", describe_exchange(exchange.base_url)))
