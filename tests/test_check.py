@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from kalshi_router.check import check
+from kalshi_router.cli import main
 from kalshi_router.config import load_config
 from kalshi_router.sim import FaultConfig, SimConfig, SimServer
 from kalshi_router.wire.signer import generate_key
@@ -331,3 +332,18 @@ async def test_an_unreadable_status_is_a_problem_but_the_key_is_still_checked(
     assert err == [
         "kalshi-router check: GET /exchange/status: HTTP 503 service_unavailable: maintenance"
     ]
+
+
+@pytest.mark.parametrize("target", ["sim", "service"])
+def test_a_config_without_an_exchange_to_check_is_refused(
+    tmp_path: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[exchange]\ntarget = "{target}"\n')
+    assert main(["check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(
+        "kalshi-router: exchange.target: check reads the exchange at exchange.base_url "
+        f"(target = \"url\"), not '{target}'"
+    )
