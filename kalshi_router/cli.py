@@ -1,83 +1,123 @@
-"""``kalshi-router``: ``demo`` (the simulator and the router end to end), ``serve``, ``sim`` and
-``journal`` (what the service's intent journal holds).
+"""``kalshi-router``: ``demo`` (the simulator and the router end to end), ``serve``, ``sim``,
+``check`` (whether a key can trade, by reading only) and ``journal`` (what the service's intent
+journal holds).
 
-This module (with ``demo``) wires the simulator and the router together; neither imports
-the other.
+Every option is checked like a config key (``cli_options``): a bad one is a one-line error
+naming it, exit 2. This module (with ``demo``) wires the simulator and the router together;
+neither imports the other.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 import msgspec
 
+from kalshi_router import cli_options as opt
+from kalshi_router.check import check
 from kalshi_router.config import Config, load_config
-from kalshi_router.demo import run_demo
-from kalshi_router.errors import ConfigError, KalshiRouterError
+from kalshi_router.demo import require_simulator, run_demo
+from kalshi_router.errors import KalshiRouterError, OptionError
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.journal.report import summary
 from kalshi_router.loop import run
 from kalshi_router.service.logs import setup_logging
 from kalshi_router.service.serve import serve
-from kalshi_router.sim import FaultConfig, SimConfig, serve_forever
+from kalshi_router.sim import SimServer, serve_forever
+from kalshi_router.sim_bot import write_bot_kit
+from kalshi_router.wire.hosts import LOOPBACK_HINT, is_loopback
+
+log = logging.getLogger("kalshi_router")
 
 
 def _config(path: str | None) -> Config:
     return load_config(path) if path else Config()
 
 
+def _demo(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    require_simulator(config, args.config)
+    if args.dialect:
+        exchange = opt.override(config.exchange, "--dialect", dialect=args.dialect)
+        config = msgspec.structs.replace(config, exchange=exchange)
+    if args.tier:
+        sim = opt.override(config.sim, "--tier", tier=args.tier)
+        config = msgspec.structs.replace(config, sim=sim)
+    # The quotes need room in the queue beside the burst.
+    most = config.router.queue_size // 2
+    if args.orders > most:
+        raise OptionError(
+            f"--orders: at most {most} (half of router.queue_size), got {args.orders}"
+        )
+    return run(run_demo(config, orders=args.orders, seconds=args.seconds))
+
+
 def _serve_config(args: argparse.Namespace) -> Config:
     config = _config(args.config)
-    changes = {
-        name: value
-        for name, value in (
-            ("host", args.host),
-            ("port", args.port),
-            ("unix_socket", args.unix_socket),
-            ("log_format", args.log_format),
-        )
-        if value is not None
-    }
-    service = msgspec.structs.replace(config.service, **changes)
+    service = config.service
+    for option, name in (
+        ("--host", "host"),
+        ("--port", "port"),
+        ("--unix-socket", "unix_socket"),
+        ("--log-format", "log_format"),
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            service = opt.override(service, option, **{name: value})
     setup_logging(service.log_level, json_lines=service.log_format == "json")
     return msgspec.structs.replace(config, service=service)
 
 
-def _sim_config(args: argparse.Namespace) -> SimConfig:
-    config = load_config(args.config).sim if args.config else SimConfig()
-    changes: dict[str, object] = {}
+def _sim_config(args: argparse.Namespace) -> Config:
+    config = _config(args.config)
+    sim = config.sim
     if args.tier:
-        changes["tier"] = args.tier
+        sim = opt.override(sim, "--tier", tier=args.tier)
     if args.v1:
-        changes["v1_mode"] = args.v1
+        sim = opt.override(sim, "--v1", v1_mode=args.v1)
     if args.seed is not None:
-        changes["seed"] = args.seed
+        sim = opt.override(sim, "--seed", seed=args.seed)
     if args.fault:
-        changes["faults"] = _faults(config.faults, args.fault)
-    return msgspec.structs.replace(config, **changes) if changes else config
+        sim = opt.override(sim, "--fault", faults=opt.faults(sim.faults, args.fault))
+    return msgspec.structs.replace(config, sim=sim)
 
 
-def _faults(base: FaultConfig, settings: list[str]) -> FaultConfig:
-    """``--fault error_503_rate=0.1 --fault hang_s=2``: numeric FaultConfig fields."""
-    raw = msgspec.to_builtins(base)
-    for setting in settings:
-        name, sep, value = setting.partition("=")
-        if not sep or name not in raw or not isinstance(raw[name], int | float):
-            numeric = sorted(k for k, v in raw.items() if isinstance(v, int | float))
-            raise ConfigError(f"--fault {setting!r}: expected NAME=NUMBER, NAME one of {numeric}")
-        whole = isinstance(raw[name], int)
+def _new_key(directory: Path, config: Config) -> Callable[[SimServer], None]:
+    """Once the simulator listens: a key pair it accepts and a bot config, in ``directory``."""
+
+    def ready(server: SimServer) -> None:
         try:
-            raw[name] = int(value) if whole else float(value)
-        except ValueError:
-            kind = "a whole number" if whole else "a number"
-            raise ConfigError(f"--fault {setting!r}: {value!r} is not {kind}") from None
+            kit = write_bot_kit(directory, server.url, config.credentials.key_type)
+        except OSError as exc:
+            raise OptionError(f"--new-key: cannot write to {directory}: {exc}") from None
+        server.register_key(kit.key_id, kit.public_pem)
+        print("\n".join(kit.describe()), flush=True)
+
+    return ready
+
+
+async def _run_sim(args: argparse.Namespace) -> int:
+    config = _sim_config(args)
+    ready = None
+    if args.new_key is not None:
+        if not is_loopback(args.host):
+            raise OptionError(
+                f"--new-key: needs a loopback --host ({LOOPBACK_HINT}): a router talks plain "
+                "http to the simulator only there"
+            )
+        ready = _new_key(args.new_key, config)
     try:
-        return msgspec.convert(raw, FaultConfig)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"--fault: {exc}") from None
+        await serve_forever(config.sim, args.host, args.port, ready)
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        raise OptionError(f"--host/--port: cannot listen on {where}: {exc}") from None
+    return 0
 
 
 def _journal(args: argparse.Namespace) -> int:
@@ -87,38 +127,37 @@ def _journal(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_sim(args: argparse.Namespace) -> int:
-    config = _sim_config(args)
-    await serve_forever(config, args.host, args.port)
-    return 0
+def _check(args: argparse.Namespace) -> int:
+    return run(check(_config(args.config), err=lambda line: print(line, file=sys.stderr)))
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kalshi-router", description=__doc__)
+    parser = opt.Parser(prog="kalshi-router", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    config_help = "TOML config file (default: built-in defaults)"
     demo = commands.add_parser("demo", help="run the simulator and send signed batches to it")
-    demo.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    demo.add_argument("--config", type=opt.existing_file, help=config_help)
     demo.add_argument("--dialect", choices=("v2", "v1"), help="override exchange.dialect")
-    demo.add_argument("--orders", type=int, default=60, help="size of the burst (default 60)")
-    demo.add_argument(
-        "--seconds", type=float, default=10.0, help="how long to make markets (default 10)"
-    )
+    demo.add_argument("--orders", type=opt.count, default=60, help="size of the burst (60)")
+    demo.add_argument("--seconds", type=opt.seconds, default=10.0, help="market making (10 s)")
     demo.add_argument("--tier", help="the simulator's rate-limit tier (default: the config's)")
     serve_cmd = commands.add_parser("serve", help="run the router as a local service")
-    serve_cmd.add_argument("--config", help="TOML config file (default: built-in defaults)")
-    serve_cmd.add_argument("--host", help="override service.host")
-    serve_cmd.add_argument("--port", type=int, help="override service.port (0: any free port)")
-    serve_cmd.add_argument("--unix-socket", help="override service.unix_socket")
+    serve_cmd.add_argument("--config", type=opt.existing_file, help=config_help)
+    serve_cmd.add_argument("--host", type=opt.host, help="override service.host")
+    serve_cmd.add_argument("--port", type=opt.port, help="override service.port (0: any free)")
+    serve_cmd.add_argument(
+        "--unix-socket", type=opt.socket_path, help="override service.unix_socket"
+    )
     serve_cmd.add_argument(
         "--log-format", choices=("text", "json"), help="override service.log_format"
     )
     sim = commands.add_parser("sim", help="run the exchange simulator on its own")
-    sim.add_argument("--config", help="TOML config file whose [sim] table is used")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--config", type=opt.existing_file, help="TOML config file ([sim] is used)")
+    sim.add_argument("--host", type=opt.host, default="127.0.0.1")
+    sim.add_argument("--port", type=opt.port, default=8765, help="0: any free port")
     sim.add_argument("--tier", help="rate-limit tier: basic, advanced, premier, paragon, prime")
     sim.add_argument("--v1", choices=("gone", "serve"), help="legacy V1 routes: 410 or served")
-    sim.add_argument("--seed", type=int, help="seed of the fault draws")
+    sim.add_argument("--seed", type=opt.whole_number, help="seed of the fault draws")
     sim.add_argument(
         "--fault",
         action="append",
@@ -126,11 +165,26 @@ def _parser() -> argparse.ArgumentParser:
         help="a fault setting, e.g. error_503_rate=0.1, reset_after_rate=0.05, hang_s=2 "
         "(repeatable; see FaultConfig)",
     )
+    sim.add_argument(
+        "--new-key",
+        type=opt.directory,
+        metavar="DIR",
+        help="write a fresh key pair the simulator accepts and a bot config into DIR, and "
+        "print the environment a bot sets",
+    )
+    check_cmd = commands.add_parser(
+        "check", help="check the credentials against the exchange, by reading only (no orders)"
+    )
+    check_cmd.add_argument(
+        "--config", type=opt.existing_file, required=True, help="TOML config file (target url)"
+    )
     journal = commands.add_parser(
         "journal", help="summarise the service's intent journal and list unresolved intents"
     )
-    journal.add_argument("--config", help="TOML config file whose journal.path is read")
-    journal.add_argument("--path", help="the journal file (overrides the config)")
+    journal.add_argument(
+        "--config", type=opt.existing_file, help="TOML config file whose journal.path is read"
+    )
+    journal.add_argument("--path", type=opt.existing_file, help="the journal (overrides config)")
     journal.add_argument(
         "--unresolved",
         action="store_true",
@@ -139,24 +193,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _demo,
+    "serve": lambda args: run(serve(_serve_config(args))),
+    "sim": lambda args: run(_run_sim(args)),
+    "check": _check,
+    "journal": _journal,
+}
+
+
+def _warning_as_log_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    # One line, through the service's log format when there is one, not a source excerpt.
+    log.warning("%s", message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
-        if args.command == "demo":
-            config = _config(args.config)
-            if args.dialect:
-                exchange = msgspec.structs.replace(config.exchange, dialect=args.dialect)
-                config = msgspec.structs.replace(config, exchange=exchange)
-            if args.tier:
-                config = msgspec.structs.replace(
-                    config, sim=msgspec.structs.replace(config.sim, tier=args.tier)
-                )
-            return run(run_demo(config, orders=args.orders, seconds=args.seconds))
-        if args.command == "serve":
-            return run(serve(_serve_config(args)))
-        if args.command == "journal":
-            return _journal(args)
-        return run(_run_sim(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_as_log_line
+            args = _parser().parse_args(argv)
+            return _COMMANDS[args.command](args)
     except KalshiRouterError as exc:
         print(f"kalshi-router: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from typing import TextIO
 import msgspec
 
 from kalshi_router.config import Config
+from kalshi_router.errors import ConfigError
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.market_maker import MarketMaker
 from kalshi_router.outcome import Accepted, Cancelled, Outcome, Rejected, outcome_name
@@ -22,12 +23,30 @@ from kalshi_router.router import OrderRouter
 from kalshi_router.sim import SimServer
 from kalshi_router.stats import RouterStats
 from kalshi_router.terminal import Progress, histogram
+from kalshi_router.wire.hosts import describe_exchange
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 
 DEMO_KEY_ID = "demo-key-0000"
 TICKER = "KXDEMO-26DEC31-T50"
 QUOTE_TICKERS = tuple(f"KXDEMO-26DEC31-T{strike}" for strike in (40, 45, 55, 60))
 Print = Callable[[str], None]
+
+
+def require_simulator(config: Config, source: str = "FILE") -> None:
+    """Refuse a config that targets an exchange: the demo sends its orders to the embedded
+    simulator only, whatever ``base_url`` says, and must not seem to have traded there."""
+    target = config.exchange.target
+    demo_only = (
+        f'{source}: exchange.target is "{target}", but the demo runs only on the embedded simulator'
+    )
+    if target == "service":
+        raise ConfigError(f"{demo_only}; this config is for a bot of a running kalshi-router serve")
+    if target == "url":
+        raise ConfigError(
+            f"{demo_only}, not on {describe_exchange(config.exchange.base_url)}; for that "
+            f"exchange use `kalshi-router check --config {source}` (the credentials, no orders), "
+            f"`kalshi-router serve --config {source}`, or the library (OrderRouter.connect)"
+        )
 
 
 def showcase_intents() -> list[OrderIntent]:
@@ -90,6 +109,7 @@ async def run_demo(
     progress: TextIO | None = None,
 ) -> int:
     """Returns the exit code: 0 when every intent got exactly one outcome and no 429 came."""
+    require_simulator(config)
     private_pem, public_pem = generate_key(config.credentials.key_type)
     sim_config = config.sim
     if config.exchange.dialect == "v1":

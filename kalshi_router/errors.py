@@ -56,15 +56,17 @@ class WireError(KalshiRouterError):
 
 
 class ExchangeError(WireError):
-    """A read answered with an error status; carries Kalshi's code (``status``, ``code``).
+    """A read answered with an error status; carries Kalshi's code (``status``, ``code``,
+    ``details``).
 
     A 401 or 403 means the key or its signature was refused (check the key id and the key); a
     5xx may pass: read again later."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, details: str = "") -> None:
         super().__init__(f"HTTP {status} {code}: {message}")
         self.status = status
         self.code = code
+        self.details = details
 
 
 class TransportError(WireError):
@@ -119,3 +121,45 @@ class BodyRefused(ServiceError):
         self.status = status
         self.message = message
         self.headers = headers
+
+
+class OptionError(ConfigError):
+    """A command-line option is invalid; the message names the option."""
+
+
+class CredentialsRefused(KalshiRouterError):
+    """The exchange answered a signed request with 401 or 403: a wrong key id, a private key
+    that is not that id's, a key made for the other exchange (demo or production), or (403) a
+    key without the scope. Fatal at start, since every order would be refused the same way.
+
+    The message says what to check and names the environment variables, never their values.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        request: str,
+        exchange: str,
+        said: str = "",
+        variables: tuple[str, str, str] | None = None,
+    ) -> None:
+        # The default names (credentials.* in the config can rename them).
+        key_id, pem, path = variables or (
+            "KALSHI_API_KEY_ID",
+            "KALSHI_PRIVATE_KEY",
+            "KALSHI_PRIVATE_KEY_PATH",
+        )
+        scope = (
+            "this key may not make that request (a read-only key is refused with 403: trading "
+            "needs a key with write scope); also check"
+            if status == 403
+            else "the exchange does not accept this API key; check"
+        )
+        super().__init__(
+            f"{request}: HTTP {status}{f' ({said})' if said else ''} from {exchange}: {scope} "
+            f"the key id ({key_id}), that the private key ({pem} or {path}) is the one made "
+            "with that key id, and that the key was made for this exchange: demo and "
+            "production keys are not interchangeable (exchange.base_url says which is used)"
+        )
+        self.status = status
+        self.request = request

@@ -42,7 +42,7 @@ from kalshi_router.outcome import (
 )
 from kalshi_router.reconcile import READ_COST, Reconciler
 from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
-from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.client import ExchangeClient, credentials_refused
 from kalshi_router.wire.dialect import dialect_for
 from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.signer import Signer
@@ -80,8 +80,18 @@ class Budget:
         self.costs = costs
 
 
+def _refused(client: ExchangeClient, request: str, exc: WireError) -> None:
+    """A 401 or 403 is fatal: the configured limits could start the router, but every order
+    would then be refused for the same reason."""
+    refused = credentials_refused(exc, request, getattr(client.transport, "base_url", ""))
+    if refused is not None:
+        raise refused from None
+
+
 async def discover_budget(client: ExchangeClient, limits: LimitsConfig) -> Budget:
-    """Read the account's limits and costs; config values that are set win."""
+    """Read the account's limits and costs; config values that are set win.
+
+    Raises ``CredentialsRefused`` when either read is answered 401 or 403."""
     rate, capacity, read_rate = limits.write_refill_rate, limits.write_bucket_capacity, 0
     try:
         account = await client.get_limits()
@@ -89,6 +99,7 @@ async def discover_budget(client: ExchangeClient, limits: LimitsConfig) -> Budge
         capacity = capacity or account.write.bucket_capacity
         read_rate = account.read.refill_rate
     except WireError as exc:
+        _refused(client, "GET /account/limits", exc)
         if not (rate and capacity):
             raise WireError(
                 f"cannot read GET /account/limits ({exc}); set limits.write_refill_rate and "
@@ -99,6 +110,7 @@ async def discover_budget(client: ExchangeClient, limits: LimitsConfig) -> Budge
         table = await client.get_endpoint_costs()
         costs = client.dialect.costs(table)
     except WireError as exc:
+        _refused(client, "GET /account/endpoint_costs", exc)
         log.warning("using default costs: GET /account/endpoint_costs failed: %s", exc)
         costs = client.dialect.costs(None)
     if limits.create_cost:

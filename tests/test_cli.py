@@ -59,13 +59,13 @@ def test_sim_fault_flags_set_the_fault_config() -> None:
     args = _parser().parse_args(
         ["sim", "--fault", "error_503_rate=0.25", "--fault", "hang_s=2", "--seed", "9"]
     )
-    config = _sim_config(args)
+    config = _sim_config(args).sim
     assert (config.faults.error_503_rate, config.faults.hang_s, config.seed) == (0.25, 2.0, 9)
     assert config.faults.reset_after_rate == 0.0
 
 
 def test_a_count_fault_flag_is_a_whole_number() -> None:
     args = _parser().parse_args(["sim", "--fault", "trickle_chunks=4", "--fault", "trickle_rate=1"])
-    faults = _sim_config(args).faults
+    faults = _sim_config(args).sim.faults
     assert (faults.trickle_chunks, faults.trickle_rate) == (4, 1.0)
     assert isinstance(faults.trickle_chunks, int)

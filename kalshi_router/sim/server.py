@@ -148,8 +148,16 @@ class SimServer:
         self._port = None
 
 
-async def serve_forever(config: SimConfig, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the simulator until cancelled, printing its URL once it listens."""
+async def serve_forever(
+    config: SimConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    ready: Callable[[SimServer], None] | None = None,
+) -> None:
+    """Run the simulator until cancelled, printing its URL once it listens, then calling
+    ``ready`` (which may register keys, say)."""
     async with SimServer(config, host, port) as server:
         print(f"kalshi-router sim listening on {server.url}", flush=True)
+        if ready is not None:
+            ready(server)
         await asyncio.Event().wait()

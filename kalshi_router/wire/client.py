@@ -8,13 +8,21 @@ from urllib.parse import quote
 
 import msgspec
 
-from kalshi_router.errors import ExchangeError, IntentError, TransportError, WireError
+from kalshi_router.errors import (
+    CredentialsRefused,
+    ExchangeError,
+    IntentError,
+    TransportError,
+    WireError,
+)
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.wire.dialect import Dialect
+from kalshi_router.wire.hosts import describe_exchange
 from kalshi_router.wire.http import Response, Transport
 from kalshi_router.wire.models import (
     GetAccountApiLimitsResponse,
     GetAccountEndpointCostsResponse,
+    GetExchangeStatusResponse,
     GetOrderResponse,
     GetOrdersResponse,
     Order,
@@ -27,6 +35,23 @@ _limits = msgspec.json.Decoder(GetAccountApiLimitsResponse)
 _costs = msgspec.json.Decoder(GetAccountEndpointCostsResponse)
 _orders = msgspec.json.Decoder(GetOrdersResponse)
 _order = msgspec.json.Decoder(GetOrderResponse)
+_status = msgspec.json.Decoder(GetExchangeStatusResponse)
+
+
+def credentials_refused(
+    exc: Exception,
+    request: str,
+    base_url: str,
+    variables: tuple[str, str, str] | None = None,
+) -> CredentialsRefused | None:
+    """The error to raise when ``exc`` is the exchange refusing our credentials (401, 403)."""
+    if not (isinstance(exc, ExchangeError) and exc.status in (401, 403)):
+        return None
+    # Kalshi's details are gRPC text: "rpc error: code = Unauthenticated desc = <cause>".
+    cause = exc.details.rpartition("desc = ")[2].strip()
+    said = f"{exc.code}: {cause}" if cause else exc.code
+    exchange = describe_exchange(base_url) if base_url else "the exchange"
+    return CredentialsRefused(exc.status, request, exchange, said, variables)
 
 
 def _unreachable(keys: Sequence[str], exc: TransportError) -> BatchReply:
@@ -107,11 +132,14 @@ class ExchangeClient:
     async def get_endpoint_costs(self) -> GetAccountEndpointCostsResponse:
         return self._read(await self.transport.request("GET", "/account/endpoint_costs"), _costs)
 
+    async def get_exchange_status(self) -> GetExchangeStatusResponse:
+        return self._read(await self.transport.request("GET", "/exchange/status"), _status)
+
     @staticmethod
     def _read(response: Response, decoder: msgspec.json.Decoder[T]) -> T:
         if response.status != 200:
             error = decode_error(response.status, response.body)
-            raise ExchangeError(response.status, error.code, error.message)
+            raise ExchangeError(response.status, error.code, error.message, error.details)
         try:
             return decoder.decode(response.body)
         except msgspec.DecodeError as exc:

@@ -48,3 +48,17 @@ def check_transport_security(base_url: str, verify_tls: bool, *, prefix: str = "
             f"{prefix}verify_tls: may be false only for a loopback host ({LOOPBACK_HINT}); "
             f"TLS is always verified for {host!r}"
         )
+
+
+def describe_exchange(base_url: str) -> str:
+    """Which exchange ``base_url`` is, for messages: Kalshi's demo or production exchange (by
+    host), a simulator (loopback), or the URL itself; the URL follows in every case."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    # kalshi.co hosts the demo exchange, kalshi.com production (kalshi_api.md, section 2).
+    if host == "kalshi.co" or host.endswith(".kalshi.co"):
+        return f"Kalshi's demo exchange ({base_url})"
+    if host == "kalshi.com" or host.endswith(".kalshi.com"):
+        return f"Kalshi's production exchange ({base_url})"
+    if is_loopback(host):
+        return f"a simulator on this machine ({base_url})"
+    return base_url

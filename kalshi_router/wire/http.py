@@ -138,10 +138,15 @@ class HttpTransport:
                 self._skew.observe(date, sent, self._wall_clock_s())
                 payload = await response.read()
                 return Response(response.status, payload, date)
+        except aiohttp.ClientSSLError as exc:
+            # A connector error too (nothing was sent), named apart: no retry will mend it.
+            raise TransportError(f"{method} {path}: TLS failed: {exc}", sent=False) from None
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(f"{method} {path}: cannot connect: {exc}", sent=False) from None
         except TimeoutError:
-            raise TransportError(f"{method} {path}: no answer in time", sent=True) from None
+            raise TransportError(
+                f"{method} {path}: no answer in time ({self._timeout.total:g} s)", sent=True
+            ) from None
         except aiohttp.ClientError as exc:
             # Reset, disconnect, truncated body: the request may have been processed.
             kind = type(exc).__name__

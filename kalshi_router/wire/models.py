@@ -271,6 +271,14 @@ class GetAccountEndpointCostsResponse(msgspec.Struct):
     endpoint_costs: list[EndpointTokenCost]
 
 
+class GetExchangeStatusResponse(msgspec.Struct, kw_only=True):
+    """``GET /exchange/status`` (the spec's ExchangeStatus; the per-index breakdown unread)."""
+
+    exchange_active: bool
+    trading_active: bool
+    exchange_estimated_resume_time: str | None = None
+
+
 class ErrorEnvelope(msgspec.Struct):
     """Every error body Kalshi sends: ``{"error": {...}}``, ``{"error": "text"}`` (429), or the
     flat ``{code, message, details}`` of the OpenAPI ErrorResponse."""

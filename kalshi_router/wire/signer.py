@@ -12,7 +12,6 @@ to be pickled, so a key cannot leave the process by accident.
 from __future__ import annotations
 
 import binascii
-import logging
 import os
 import re
 import time
@@ -36,8 +35,6 @@ __all__ = [
     "generate_key",
     "load_private_key",
 ]
-
-logger = logging.getLogger(__name__)
 
 PrivateKey: TypeAlias = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 KeyAlgorithm: TypeAlias = Literal["rsa", "ed25519"]
@@ -152,6 +149,55 @@ def _is_part_of(key_id: str, key: PrivateKey) -> bool:
     return key_id.encode() in pem
 
 
+def _read_key_file(path: str | os.PathLike[str]) -> PrivateKey:
+    """The key in the PEM file at ``path``; warns when the file is readable by group or
+    others (pointing at the caller of ``Signer.from_file`` or ``from_env``)."""
+    key_path = Path(path)
+    shown = _shown_path(str(key_path))
+    try:
+        with key_path.open("rb") as file:
+            # fstat on the open file, so the mode checked is that of the bytes read.
+            mode = os.fstat(file.fileno()).st_mode
+            pem = file.read()
+    except FileNotFoundError:
+        raise KeyLoadError(f"private key file not found: {shown}") from None
+    except OSError as exc:
+        raise KeyLoadError(
+            f"cannot read private key file {shown}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    # POSIX only: Windows reports synthetic permission bits that say nothing about access.
+    if os.name == "posix" and mode & 0o077:
+        message = (
+            f"private key file {shown} is accessible by group or others "
+            f"(mode {mode & 0o777:o}); restrict it with: chmod 600 {shown}"
+        )
+        # One channel only (a log line as well printed it twice); the CLI shows warnings
+        # as log lines.
+        warnings.warn(message, KeyFileWarning, stacklevel=3)
+    try:
+        key = load_private_key(pem)
+    except KeyLoadError as exc:
+        raise KeyLoadError(f"{shown}: {exc}") from None
+    return key
+
+
+def _key_id_problem(key_id: str, key: PrivateKey | None = None) -> str:
+    """What is wrong with ``key_id`` ("" if nothing), in words that do not quote it. The key id
+    is sent on every request and shown in reprs and logs, so key material must not pass."""
+    if "-----BEGIN" in key_id:
+        return _KEY_AS_ID
+    if not key_id or not key_id.isprintable() or key_id != key_id.strip():
+        return "key id must be a non-empty printable string without surrounding whitespace"
+    if key is not None and _is_part_of(key_id, key):
+        return "key id is a piece of the private key; use the API key's id"
+    if _BASE64_RUN.search(key_id):
+        return _KEY_AS_ID
+    return ""
+
+
+_KEY_AS_ID = "key id looks like key material (a PEM or a line of one), not an API key id"
+
+
 class Signer:
     """Makes the ``KALSHI-ACCESS-*`` headers for one API key.
 
@@ -159,9 +205,10 @@ class Signer:
     attempt (retries included): the timestamp is part of the signed text.
     """
 
-    __slots__ = ("_algorithm", "_clock_ms", "_key_id", "_sign_bytes")
+    __slots__ = ("_algorithm", "_clock_ms", "_key_id", "_key_type", "_sign_bytes")
 
     _algorithm: KeyAlgorithm
+    _key_type: str
     _sign_bytes: Callable[[bytes], bytes]
 
     def __init__(
@@ -171,23 +218,21 @@ class Signer:
         *,
         clock_ms: Callable[[], int] = _wall_clock_ms,
     ) -> None:
-        if not key_id or not key_id.isprintable() or key_id != key_id.strip():
-            # The value is not echoed: a PEM pasted into the wrong variable would end up here.
-            raise KeyLoadError(
-                "key id must be a non-empty printable string without surrounding whitespace"
-            )
         key = _check_key(private_key)
-        if _is_part_of(key_id, key):
-            # The key id is sent on every request and shown in reprs and logs.
-            raise KeyLoadError("key id is a piece of the private key; use the API key's id")
+        problem = _key_id_problem(key_id, key)
+        if problem:
+            # The value is not echoed: a PEM pasted into the wrong variable would end up here.
+            raise KeyLoadError(problem)
         self._key_id = key_id
         self._clock_ms = clock_ms
         if isinstance(key, rsa.RSAPrivateKey):
             rsa_sign = key.sign
             self._algorithm = "rsa"
+            self._key_type = f"RSA {key.key_size}-bit"
             self._sign_bytes = lambda data: rsa_sign(data, _PSS, _SHA256)
         else:
             self._algorithm = "ed25519"
+            self._key_type = "Ed25519"
             self._sign_bytes = key.sign
 
     @property
@@ -199,6 +244,11 @@ class Signer:
     def algorithm(self) -> KeyAlgorithm:
         """``"rsa"`` or ``"ed25519"``."""
         return self._algorithm
+
+    @property
+    def key_type(self) -> str:
+        """The key's type and size, for people: ``"RSA 2048-bit"`` or ``"Ed25519"``."""
+        return self._key_type
 
     def sign(self, timestamp_ms: int, method: str, path: str) -> str:
         """Base64 signature of ``timestamp_ms + METHOD + path`` (query stripped)."""
@@ -229,32 +279,7 @@ class Signer:
         clock_ms: Callable[[], int] = _wall_clock_ms,
     ) -> Self:
         """Load the PEM key at ``path``; warns when the file is readable by group or others."""
-        key_path = Path(path)
-        shown = _shown_path(str(key_path))
-        try:
-            with key_path.open("rb") as file:
-                # fstat on the open file, so the mode checked is that of the bytes read.
-                mode = os.fstat(file.fileno()).st_mode
-                pem = file.read()
-        except FileNotFoundError:
-            raise KeyLoadError(f"private key file not found: {shown}") from None
-        except OSError as exc:
-            raise KeyLoadError(
-                f"cannot read private key file {shown}: {exc.strerror or type(exc).__name__}"
-            ) from None
-        # POSIX only: Windows reports synthetic permission bits that say nothing about access.
-        if os.name == "posix" and mode & 0o077:
-            message = (
-                f"private key file {shown} is accessible by group or others "
-                f"(mode {mode & 0o777:o}); restrict it with: chmod 600 {shown}"
-            )
-            logger.warning("%s", message)
-            warnings.warn(message, KeyFileWarning, stacklevel=2)
-        try:
-            key = load_private_key(pem)
-        except KeyLoadError as exc:
-            raise KeyLoadError(f"{shown}: {exc}") from None
-        return cls(key_id, key, clock_ms=clock_ms)
+        return cls(key_id, _read_key_file(path), clock_ms=clock_ms)
 
     @classmethod
     def from_env(
@@ -271,7 +296,16 @@ class Signer:
         key_id = environ.get(key_id_var, "").strip()
         if not key_id:
             raise KeyLoadError(f"environment variable {key_id_var} (the API key id) is not set")
+        # Before the key is looked for: a PEM pasted here is this variable's fault, whatever
+        # the others hold.
+        problem = _key_id_problem(key_id)
+        if problem == _KEY_AS_ID:
+            problem += f"; the private key goes in {key_pem_var} (PEM) or {key_path_var} (a path)"
+        if problem:
+            raise KeyLoadError(f"environment variable {key_id_var}: {problem}")
         pem = environ.get(key_pem_var, "").strip()
+        key_path = environ.get(key_path_var, "").strip()
+        key: PrivateKey
         if pem:
             # .env files and container secrets often carry the PEM on one line with literal
             # "\n" escapes; PEM parsing needs real line breaks.
@@ -281,17 +315,21 @@ class Signer:
                 key = load_private_key(pem.encode())
             except KeyLoadError as exc:
                 raise KeyLoadError(f"environment variable {key_pem_var}: {exc}") from None
-            return cls(key_id, key, clock_ms=clock_ms)
-        key_path = environ.get(key_path_var, "").strip()
-        if key_path:
+        elif key_path:
             try:
-                return cls.from_file(key_id, key_path, clock_ms=clock_ms)
+                key = _read_key_file(key_path)
             except KeyLoadError as exc:
                 raise KeyLoadError(f"environment variable {key_path_var}: {exc}") from None
-        raise KeyLoadError(
-            f"no private key: set environment variable {key_pem_var} (PEM text) "
-            f"or {key_path_var} (path to a PEM file)"
-        )
+        else:
+            raise KeyLoadError(
+                f"no private key: set environment variable {key_pem_var} (PEM text) "
+                f"or {key_path_var} (path to a PEM file)"
+            )
+        try:
+            return cls(key_id, key, clock_ms=clock_ms)
+        except KeyLoadError as exc:
+            # Only the key id can be wrong here: the key was checked as it was loaded.
+            raise KeyLoadError(f"environment variable {key_id_var}: {exc}") from None
 
     def __repr__(self) -> str:
         # getattr: a Signer whose __init__ refused its arguments still appears in the locals of

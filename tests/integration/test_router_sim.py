@@ -14,7 +14,7 @@ import pytest
 
 from kalshi_router import Config, KalshiRouterError
 from kalshi_router.config import ExchangeConfig, LimitsConfig, RouterConfig
-from kalshi_router.errors import ConfigError, RouterClosed, WireError
+from kalshi_router.errors import ConfigError, CredentialsRefused, RouterClosed
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import (
     Accepted,
@@ -342,7 +342,7 @@ class ClosingTransport(HttpTransport):
     ("tier", "dialect", "key_id", "error"),
     [
         # GET /account/limits refused: the key is unknown to the exchange.
-        pytest.param("basic", "v2", "not-registered", WireError, id="wrong-key"),
+        pytest.param("basic", "v2", "not-registered", CredentialsRefused, id="wrong-key"),
         # One V1 order costs Basic's whole bucket, headroom or not: a config problem.
         pytest.param("basic", "v1", KEY_ID, ConfigError, id="v1-at-basic"),
     ],
