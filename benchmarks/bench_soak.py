@@ -47,7 +47,7 @@ from _runner import loop_in_use, run_on
 from _sim import SimProcess
 from _soak_service import TOKEN, Service, serve_with_probe
 
-from kalshi_router.client import RouterClient
+from kalshi_router.service.client import RouterClient
 
 WARMUP_SHARE = 0.02
 

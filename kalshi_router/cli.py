@@ -23,6 +23,7 @@ from kalshi_router import cli_options as opt
 from kalshi_router.check import check
 from kalshi_router.config import Config, load_config
 from kalshi_router.demo import require_simulator, run_demo
+from kalshi_router.demo.bot_kit import write_bot_kit
 from kalshi_router.errors import KalshiRouterError, OptionError
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.journal.report import summary
@@ -30,7 +31,6 @@ from kalshi_router.loop import run
 from kalshi_router.service.logs import setup_logging
 from kalshi_router.service.serve import serve
 from kalshi_router.sim import SimServer, serve_forever
-from kalshi_router.sim_bot import write_bot_kit
 from kalshi_router.wire.hosts import LOOPBACK_HINT, is_loopback
 
 log = logging.getLogger("kalshi_router")

@@ -35,12 +35,12 @@ import aiohttp
 import msgspec
 from aiohttp.test_utils import TestClient, TestServer
 
-from kalshi_router.client import RouterClient
 from kalshi_router.config import Config, ExchangeConfig, RouterConfig, ServiceConfig
 from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted, OrderOutcome, Unknown
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
+from kalshi_router.service.client import RouterClient
 from kalshi_router.service.protocol import ResultsBody
 from kalshi_router.sim import FaultConfig, SimConfig, SimServer
 from kalshi_router.sim.config import ORDER_WRITE_PATHS

@@ -12,13 +12,13 @@ import pytest
 from aiohttp import WSServerHandshakeError
 from prometheus_client.parser import text_string_to_metric_families
 
-from kalshi_router.client import RouterClient, open_router
 from kalshi_router.client_names import ClientNames, name_problem
 from kalshi_router.config import Config, ExchangeConfig, ServiceConfig
 from kalshi_router.errors import ConfigError, RouterCrashed
 from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted, Expired
 from kalshi_router.service import Metrics
+from kalshi_router.service.client import RouterClient, open_router
 from kalshi_router.stats import ClientFigures, ClientTally, RouterStats
 from tests.service.conftest import AUTH, TICKER, TOKEN, MakeService, Running, resting
 

@@ -24,10 +24,10 @@ import msgspec
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from kalshi_router.client import RouterClient, open_router
 from kalshi_router.config import Config, ExchangeConfig, ServiceConfig
 from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted, Closed, Outcome, Unknown
+from kalshi_router.service.client import RouterClient, open_router
 from kalshi_router.service.protocol import ResultsBody, StreamAck, StreamOutcome, StreamReply
 from kalshi_router.stats import RouterStats
 from kalshi_router.wire.signer import generate_key

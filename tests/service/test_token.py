@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from kalshi_router.client import RouterClient, open_router
 from kalshi_router.config import Config, ExchangeConfig, ServiceConfig
 from kalshi_router.errors import ConfigError
 from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted
+from kalshi_router.service.client import RouterClient, open_router
 from kalshi_router.service.token import published, read_token, token_path
 from tests.service.test_serve_e2e import TICKER, Command, base_env, run_cli
 

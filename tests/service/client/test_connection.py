@@ -13,8 +13,6 @@ from decimal import Decimal
 import pytest
 from aiohttp import web
 
-from kalshi_router.client import RouterClient
-from kalshi_router.client_resume import after_reconnect
 from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import QueueFull
 from kalshi_router.intent import OrderIntent
@@ -22,6 +20,8 @@ from kalshi_router.outcome import Accepted, Amended, Cancelled, Closed, Expired,
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
 from kalshi_router.service.app import SERVICE, Service
+from kalshi_router.service.client import RouterClient
+from kalshi_router.service.client.resume import after_reconnect
 from kalshi_router.service.protocol import OrderStatus
 from kalshi_router.sim import FaultConfig, LatencyConfig, SimConfig, SimServer
 from tests.integration.conftest import KEY_ID, running_sim

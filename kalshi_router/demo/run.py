@@ -15,14 +15,14 @@ from typing import TextIO
 import msgspec
 
 from kalshi_router.config import Config
+from kalshi_router.demo.market_maker import MarketMaker
+from kalshi_router.demo.terminal import Progress, histogram
 from kalshi_router.errors import ConfigError
 from kalshi_router.intent import CancelIntent, OrderIntent
-from kalshi_router.market_maker import MarketMaker
 from kalshi_router.outcome import Accepted, Cancelled, Outcome, Rejected, outcome_name
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import SimServer
 from kalshi_router.stats import RouterStats
-from kalshi_router.terminal import Progress, histogram
 from kalshi_router.wire.hosts import describe_exchange
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from kalshi_router.api import Router
-from kalshi_router.client import RouterClient
 from kalshi_router.config import Config
 from kalshi_router.router import OrderRouter
+from kalshi_router.service.client import RouterClient
 from kalshi_router.wire.signer import Signer, load_private_key
 from tests.integration.conftest import FAST_RETRIES
-from tests.service.test_client import EXPECTED, scenario
+from tests.service.client.test_router_client import EXPECTED, scenario
 from tests.service.test_serve_e2e import KEY_ID, PRIVATE_PEM, TOKEN, Sim, serve, serve_config
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from kalshi_router.terminal import Progress, histogram
+from kalshi_router.demo.terminal import Progress, histogram
 
 
 def test_histogram_bins_by_edge_and_scales_bars_to_the_peak() -> None:

@@ -20,12 +20,12 @@ import aiohttp
 import msgspec
 
 from kalshi_router.answers import Backoff
-from kalshi_router.client_holding import Held, Holding
-from kalshi_router.client_link import Link, open_link
 from kalshi_router.client_names import HEADER
-from kalshi_router.client_resume import after_reconnect, look_up
 from kalshi_router.errors import IntentError, QueueFull, ServiceError
 from kalshi_router.outcome import Unknown
+from kalshi_router.service.client.holding import Held, Holding
+from kalshi_router.service.client.link import Link, open_link
+from kalshi_router.service.client.resume import after_reconnect, look_up
 from kalshi_router.service.protocol import (
     SHUTTING_DOWN,
     StreamAck,

@@ -13,7 +13,7 @@ from kalshi_router.config import load_config
 from kalshi_router.demo import run_demo
 from kalshi_router.errors import ConfigError
 
-CONFIGS = Path(__file__).resolve().parent.parent / "config"
+CONFIGS = Path(__file__).resolve().parents[2] / "config"
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 import aiohttp
 import msgspec
 
-from kalshi_router.client_holding import Held
 from kalshi_router.errors import ServiceError
+from kalshi_router.service.client.holding import Held
 from kalshi_router.service.protocol import StreamFrame, StreamState
 
 log = logging.getLogger("kalshi_router.client")

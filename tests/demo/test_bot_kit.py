@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from kalshi_router.config import load_config
+from kalshi_router.demo.bot_kit import PRIVATE_KEY_FILE, write_bot_kit
 from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
-from kalshi_router.sim_bot import PRIVATE_KEY_FILE, write_bot_kit
 from kalshi_router.wire.signer import Signer
 
 EXPORT = re.compile(r"^  export (KALSHI_[A-Z_]+)=(.+)$")

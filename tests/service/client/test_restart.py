@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from kalshi_router.client import RouterClient
 from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted, Closed, Expired, OrderOutcome, Unknown
+from kalshi_router.service.client import RouterClient
 from tests.journal.test_crash import CREATE_COST, sim_books, write_tokens
 from tests.service.conftest import eventually
 from tests.service.test_serve_e2e import TICKER, TOKEN, Command, Sim, serve_env

@@ -24,8 +24,6 @@ import msgspec
 
 from kalshi_router.api import Router
 from kalshi_router.awaiting import all_of
-from kalshi_router.client_connection import Connection, Token
-from kalshi_router.client_holding import Holding
 from kalshi_router.client_names import name_problem
 from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.errors import (
@@ -38,12 +36,14 @@ from kalshi_router.errors import (
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, Closed, OrderOutcome, Unknown
 from kalshi_router.router import OrderRouter, _checked, _expect
+from kalshi_router.service.client.connection import Connection, Token
+from kalshi_router.service.client.holding import Holding
 from kalshi_router.service.protocol import BudgetState, StreamState, Verb
 from kalshi_router.service.token import read_token
 from kalshi_router.stats import RouterStats, StatsRecorder
 from kalshi_router.wire.signer import Signer
 
-__all__ = ["RouterClient", "ServiceError", "open_router"]
+__all__ = ["RouterClient", "open_router"]
 
 log = logging.getLogger("kalshi_router.client")
 

@@ -1,0 +1,10 @@
+"""The service's client: ``RouterClient`` speaks to ``kalshi-router serve`` with the embedded
+router's API (both are a ``kalshi_router.Router``); ``open_router`` picks one from the config.
+
+One job a module: ``router_client`` (the API), ``connection`` (the stream, kept open and opened
+again), ``link`` (one WebSocket), ``holding`` (where each intent is), ``resume`` (what to do
+with the intents in flight when the stream comes back)."""
+
+from kalshi_router.service.client.router_client import RouterClient, open_router
+
+__all__ = ["RouterClient", "open_router"]
