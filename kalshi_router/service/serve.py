@@ -24,7 +24,8 @@ from kalshi_router.errors import ConfigError
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.journal.recover import recover
 from kalshi_router.router import OrderRouter
-from kalshi_router.service.app import SERVICE, build_service_app, server_options
+from kalshi_router.service.app import build_service_app, server_options
+from kalshi_router.service.context import SERVICE
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.scrape import build_metrics_app
 from kalshi_router.service.token import published, resolve_token, token_path

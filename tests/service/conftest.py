@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
-from kalshi_router.service.app import SERVICE, Service
+from kalshi_router.service.context import SERVICE, Service
 from kalshi_router.sim import FaultConfig, LatencyConfig, SimConfig, SimServer
 from tests.integration.conftest import FAST_RETRIES, make_signer, running_sim
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from kalshi_router.config import ServiceConfig
 from kalshi_router.outcome import Accepted, Rejected
-from kalshi_router.service.app import PATHS, ROUTES
+from kalshi_router.service.context import PATHS, ROUTES
 from kalshi_router.service.protocol import (
     Codec,
     IntentsBody,

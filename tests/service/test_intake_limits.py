@@ -24,7 +24,8 @@ from aiohttp import web
 from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import ConfigError
 from kalshi_router.service import Metrics, build_service_app
-from kalshi_router.service.app import SERVICE, Service, server_options
+from kalshi_router.service.app import server_options
+from kalshi_router.service.context import SERVICE, Service
 from kalshi_router.sim import SimConfig
 from tests.integration.conftest import running_sim
 from tests.service.conftest import AUTH, TOKEN, eventually, resting, start_router

@@ -19,9 +19,9 @@ from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted, Amended, Cancelled, Closed, Expired, Rejected, Unknown
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
-from kalshi_router.service.app import SERVICE, Service
 from kalshi_router.service.client import RouterClient
 from kalshi_router.service.client.resume import after_reconnect
+from kalshi_router.service.context import SERVICE, Service
 from kalshi_router.service.protocol import OrderStatus
 from kalshi_router.sim import FaultConfig, LatencyConfig, SimConfig, SimServer
 from tests.integration.conftest import KEY_ID, running_sim

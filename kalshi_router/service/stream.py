@@ -1,0 +1,147 @@
+"""``GET /v1/stream``: pipelined intents over a WebSocket, JSON text or msgpack binary frames.
+Each request is acked with its key at once and its outcome follows; one writer per socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from kalshi_router.config import ServiceConfig
+from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull
+from kalshi_router.service.context import (
+    SERVICE,
+    Outbox,
+    Service,
+    _GoingAway,
+    admit,
+    caller,
+    error_response,
+)
+from kalshi_router.service.protocol import (
+    SHUTTING_DOWN,
+    Codec,
+    MessageId,
+    StreamAck,
+    StreamError,
+    StreamOutcome,
+    StreamRequest,
+    StreamRequestId,
+    item_error,
+)
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Pipelined intents: each request is acked with its key at once, its outcome follows."""
+    service = request.app[SERVICE]
+    if service.draining:
+        return error_response(request, 503, "shutting down: not taking new streams")
+    client = caller(request)
+    if isinstance(client, web.Response):
+        return client
+    codec = Codec(binary=request.query.get("format") == "msgpack")
+    socket = _Socket(service.settings)
+    await socket.prepare(request)
+    outbox: Outbox = asyncio.Queue()
+    service.streams[socket] = outbox
+    if request.query.get("state") == "1":
+        service.watchers.add(outbox)
+        outbox.put_nowait(service.state())
+    writer = asyncio.create_task(_write(socket, codec, outbox, service.book.durable))
+    try:
+        async for message in socket:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                _on_message(service, codec, message.data, outbox, client)
+    finally:
+        service.streams.pop(socket, None)
+        service.watchers.discard(outbox)
+        outbox.put_nowait(None)
+        await writer
+    return socket
+
+
+class _Socket(web.WebSocketResponse):
+    """The stream's socket: pinged when quiet; a frame over the size limit closes it with 1009
+    and the reason (aiohttp sends that code with no reason; the frame cannot be answered on its
+    own, as the rest of it was never read)."""
+
+    def __init__(self, settings: ServiceConfig) -> None:
+        super().__init__(
+            heartbeat=settings.stream_heartbeat_s, max_msg_size=settings.max_body_bytes
+        )
+        self._too_big = f"frame larger than {settings.max_body_bytes} bytes".encode()
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not message:
+            message = self._too_big
+        return await super().close(code=code, message=message, drain=drain)
+
+
+def _on_message(
+    service: Service, codec: Codec, data: bytes | str, outbox: Outbox, client: str
+) -> None:
+    try:
+        request = codec.decode(data, StreamRequest)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        problem = item_error(exc)
+        outbox.put_nowait(StreamError(_request_id(codec, data), problem.field, problem.message))
+        return
+    if service.draining:
+        outbox.put_nowait(StreamError(request.id, "service", SHUTTING_DOWN))
+        return
+    try:
+        key, future = admit(service, request.type, request.item, codec, request.deadline_s, client)
+    except (msgspec.DecodeError, msgspec.ValidationError, IntentError) as exc:
+        problem = item_error(exc)
+        outbox.put_nowait(StreamError(request.id, problem.field, problem.message))
+        return
+    except QueueFull as exc:
+        outbox.put_nowait(StreamError(request.id, "queue", str(exc)))
+        return
+    except KalshiRouterError as exc:
+        outbox.put_nowait(StreamError(request.id, "service", str(exc)))
+        return
+    outbox.put_nowait(StreamAck(request.id, key))
+
+    def done(settled: asyncio.Future[Any]) -> None:
+        if settled.cancelled() or settled.exception() is not None:
+            reason = "cancelled" if settled.cancelled() else str(settled.exception())
+            outbox.put_nowait(StreamError(request.id, "router", reason))
+        else:
+            outbox.put_nowait(StreamOutcome(request.id, key, settled.result()))
+
+    future.add_done_callback(done)
+
+
+def _request_id(codec: Codec, data: bytes | str) -> MessageId | None:
+    """The id of a request that did not decode, if it has a readable one: its sender is waiting
+    for an answer to that id, and an error with id null would leave it waiting."""
+    try:
+        return codec.decode(data, StreamRequestId).id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+async def _write(
+    socket: web.WebSocketResponse, codec: Codec, outbox: Outbox, durable: Callable[[], None]
+) -> None:
+    # One writer per socket: frames from many callbacks must not interleave.
+    while (reply := await outbox.get()) is not None:
+        durable()  # the journal holds what this ack or outcome reports
+        if isinstance(reply, _GoingAway):
+            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"shutting down")
+            continue
+        if socket.closed:
+            continue
+        data = codec.encode(reply)
+        with contextlib.suppress(ConnectionError):
+            if codec.binary:
+                await socket.send_bytes(data)
+            else:
+                await socket.send_str(data.decode())
