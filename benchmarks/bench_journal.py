@@ -38,11 +38,11 @@ from _harness import (
     table,
 )
 
-from kalshi_router.accumulator import Pending
 from kalshi_router.config import Config, LimitsConfig, RouterConfig
 from kalshi_router.intent import OrderIntent
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.outcome import Accepted
+from kalshi_router.pending import Pending
 from kalshi_router.router import OrderRouter
 
 TICKERS = [f"KXBENCHJ-26DEC31-T{n}" for n in (40, 45, 50, 55)]

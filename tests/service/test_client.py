@@ -19,13 +19,13 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
-from kalshi_router.accumulator import Pending
 from kalshi_router.api import Router
 from kalshi_router.client import RouterClient, ServiceError, open_router
 from kalshi_router.config import Config, ExchangeConfig, ServiceConfig
 from kalshi_router.errors import ConfigError, IntentError, QueueFull, RouterClosed, RouterCrashed
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Outcome, Rejected, Unknown
+from kalshi_router.pending import Pending
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
 from kalshi_router.service.protocol import StreamAck, StreamFrame, StreamState
