@@ -34,10 +34,10 @@ from _report import percentile, table
 from _runner import loop_in_use, run_on
 from _sim import UNLIMITED_WRITES, SimProcess
 
-from kalshi_router.accumulator import Pending
 from kalshi_router.config import Config, LimitsConfig, RouterConfig
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.outcome import Accepted
+from kalshi_router.pending import Pending
 from kalshi_router.router import OrderRouter
 
 SEED = 42

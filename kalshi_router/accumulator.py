@@ -9,48 +9,16 @@ the *front* of its client's queue: it is older than everything behind it.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
 
-Kind: TypeAlias = Literal["cancel", "single", "create"]
-Where: TypeAlias = Literal["lane", "retry"] | None
-Client: TypeAlias = str | None
+from kalshi_router.pending import Client, Kind, Pending
+
 KINDS: tuple[Kind, ...] = ("cancel", "single", "create")
-
-
-@dataclass(eq=False, slots=True)
-class Pending:
-    """One intent from submit to its outcome. ``key`` is its client_order_id (creates) or the
-    order id it acts on (cancels, single-order requests)."""
-
-    kind: Kind
-    key: str
-    ticker: str
-    payload: Any
-    future: asyncio.Future[Any]
-    submitted: float
-    deadline: float
-    submitted_wall: float = 0.0
-    attempts: int = 0
-    not_before: float = 0.0
-    # A previous attempt may have reached the exchange: a resend is safe only with the same id,
-    # and a duplicate-id answer then means the order is there.
-    maybe_placed: bool = False
-    settled: bool = False
-    queued_at: float = 0.0
-    where: Where = None
-    """Where it waits in the accumulator, if it does: its lane, or the retry heap."""
-    client: Client = None
-    """Who sent it: intents of different clients take turns in their lane."""
-
-    def ids(self) -> dict[str, str]:
-        """The identifying field for this intent's outcome."""
-        return {"client_order_id" if self.kind == "create" else "order_id": self.key}
+_WAITING = frozenset({"queued", "waiting_retry"})
 
 
 class _Lane:
@@ -86,9 +54,11 @@ class Accumulator:
     """Holds what is waiting to be sent. ``capacity`` bounds new submissions only: a retry always
     gets back in, so nothing once accepted is ever turned away.
 
-    ``discard`` takes an intent out in O(1): its entry stays in its queue or heap, marked dead by
-    ``Pending.where``, and is dropped when it reaches the front. The counts are exact at all
-    times, so batch sizes and token spends are never computed from dead entries.
+    ``discard`` takes an intent out in O(1): its entry stays in its queue or heap, dead by the
+    intent's state (an entry in a lane lives while its intent is ``queued``, one in the retry
+    heap while it is ``waiting_retry``), and is dropped when it reaches the front. The counts
+    are exact at all times, so batch sizes and token spends are never computed from dead
+    entries.
 
     Deadlines are tracked the same way, for one expiry timer instead of one per intent (a
     timer each cost more than the rest of an intent's queueing): a deque in deadline order,
@@ -114,8 +84,7 @@ class Accumulator:
         return self._size >= self.capacity
 
     def push(self, pending: Pending) -> None:
-        assert pending.where is None, "queued twice"
-        pending.where = "lane"
+        pending.move("queued")
         self._size += 1
         self._counts[pending.kind] += 1
         lane = self._lanes[pending.kind]
@@ -130,8 +99,7 @@ class Accumulator:
             heapq.heappush(self._late, (pending.deadline, next(self._order), pending))
 
     def push_retry(self, pending: Pending, not_before: float) -> None:
-        assert pending.where is None, "queued twice"
-        pending.where = "retry"
+        pending.move("waiting_retry")
         pending.not_before = not_before
         self._size += 1
         self._retrying += 1
@@ -140,14 +108,16 @@ class Accumulator:
         heapq.heappush(self._late, (pending.deadline, next(self._order), pending))
 
     def discard(self, pending: Pending) -> bool:
-        """Take ``pending`` out if it is waiting here; False if it is not (sent, say)."""
-        if pending.where == "lane":
+        """Take ``pending`` out if it is waiting here, leaving for the caller to give it its
+        outcome; False if it is not (sent, say)."""
+        state = pending.state
+        if state == "queued":
             self._counts[pending.kind] -= 1
-        elif pending.where == "retry":
+        elif state == "waiting_retry":
             self._retrying -= 1
         else:
             return False
-        pending.where = None
+        pending.move("leaving")
         self._size -= 1
         return True
 
@@ -157,7 +127,7 @@ class Accumulator:
         due: list[Pending] = []
         while self._delayed and self._delayed[0][0] <= now:
             pending = heapq.heappop(self._delayed)[2]
-            if pending.where == "retry":
+            if pending.state == "waiting_retry":
                 due.append(pending)
         # A stable ascending sort, then pushed to the front last-first, so that ties in
         # ``submitted`` (one clock tick, a batch retried together) keep their order. (Sorting
@@ -166,20 +136,20 @@ class Accumulator:
         for pending in reversed(due):
             self._retrying -= 1
             self._counts[pending.kind] += 1
-            pending.where = "lane"
+            pending.move("queued")
             self._lanes[pending.kind].queue(pending.client).appendleft(pending)
 
     def next_due(self) -> float | None:
-        while self._delayed and self._delayed[0][2].where != "retry":
+        while self._delayed and self._delayed[0][2].state != "waiting_retry":
             heapq.heappop(self._delayed)
         return self._delayed[0][0] if self._delayed else None
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of an intent still waiting here."""
         deadlines, late = self._deadlines, self._late
-        while deadlines and deadlines[0].where is None:
+        while deadlines and deadlines[0].state not in _WAITING:
             deadlines.popleft()
-        while late and late[0][2].where is None:
+        while late and late[0][2].state not in _WAITING:
             heapq.heappop(late)
         if deadlines and late:
             return min(deadlines[0].deadline, late[0][0])
@@ -214,20 +184,21 @@ class Accumulator:
         """The longest-waiting intent of ``kind``, whoever's turn is next."""
         oldest = None
         for queue in self._lanes[kind].queues.values():
-            while queue and queue[0].where != "lane":
+            while queue and queue[0].state != "queued":
                 queue.popleft()
             if queue and (oldest is None or queue[0].queued_at < oldest.queued_at):
                 oldest = queue[0]
         return oldest
 
     def cut(self, kind: Kind, limit: int, now: float) -> Cut:
-        """Take up to ``limit`` sendable intents from ``kind``'s lane, one per client in turn;
-        settle-bound ones (expired, cancelled by the caller) come out too, but not into the
-        batch and without using up a turn."""
+        """Take up to ``limit`` sendable intents from ``kind``'s lane, one per client in turn,
+        ``sending`` them; settle-bound ones (expired, cancelled by the caller) come out too,
+        ``leaving``, but not into the batch and without using up a turn."""
         lane = self._lanes[kind]
         turns, queues = lane.turns, lane.queues
         cut = Cut()
         batch = cut.batch
+        taken = 0
         while turns and len(batch) < limit:
             client = turns[0]
             queue = queues[client]
@@ -236,13 +207,17 @@ class Accumulator:
             wanted = limit if alone else len(batch) + 1
             while queue and len(batch) < wanted:
                 pending = queue.popleft()
-                if not self.discard(pending) or pending.settled:
+                if pending.state != "queued":
                     continue
+                taken += 1
                 if pending.future.cancelled():
+                    pending.move("leaving")
                     cut.dropped.append(pending)
                 elif now >= pending.deadline:
+                    pending.move("leaving")
                     cut.expired.append(pending)
                 else:
+                    pending.move("sending")
                     batch.append(pending)
             if alone:
                 break
@@ -251,10 +226,12 @@ class Accumulator:
             else:
                 turns.popleft()
                 del queues[client]
+        self._counts[kind] -= taken
+        self._size -= taken
         # Keeps the deadline deque about as long as the queue (each client's queue is FIFO, so
         # what was just cut is mostly at its front).
         deadlines = self._deadlines
-        while deadlines and deadlines[0].where is None:
+        while deadlines and deadlines[0].state not in _WAITING:
             deadlines.popleft()
         return cut
 
@@ -264,11 +241,11 @@ class Accumulator:
         counts: dict[Client, int] = {}
         for lane in self._lanes.values():
             for client, queue in lane.queues.items():
-                waiting = sum(1 for pending in queue if pending.where == "lane")
+                waiting = sum(1 for pending in queue if pending.state == "queued")
                 if waiting:
                     counts[client] = counts.get(client, 0) + waiting
         for _, _, pending in self._delayed:
-            if pending.where == "retry":
+            if pending.state == "waiting_retry":
                 counts[pending.client] = counts.get(pending.client, 0) + 1
         return counts
 

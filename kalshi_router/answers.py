@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from kalshi_router.accumulator import Kind, Pending
 from kalshi_router.errors import WireError
 from kalshi_router.outcome import Closed, Expired, Outcome, Rejected, Unknown
+from kalshi_router.pending import Kind, Pending
 from kalshi_router.wire.models import Order
 from kalshi_router.wire.orders import accepted_from
 from kalshi_router.wire.reply import BatchReply, is_duplicate_id
@@ -213,7 +213,7 @@ def looked_up(
             plan.settle.update((pending, look.refusals[pending]) for pending in absent)
     late = [pending for pending in waiting if now >= pending.deadline]
     plan.settle.update((pending, Unknown(reason=why, **pending.ids())) for pending in late)
-    still = [pending for pending in waiting if not pending.settled and now < pending.deadline]
+    still = [pending for pending in waiting if now < pending.deadline]
     if still:
         wait = min(backoff(look.attempt), min(p.deadline for p in still) - now)
         plan.look_again = LookUp(
@@ -237,8 +237,6 @@ def _retry(
     at = now + backoff(max(pending.attempts for pending in batch))
     retry: list[Pending] = []
     for pending in batch:
-        if pending.settled:  # failed loudly after a crash, say: nothing left to retry
-            continue
         if at >= pending.deadline:
             why = f"deadline passed while retrying ({reason})"
             placed = pending.maybe_placed or marked

@@ -20,13 +20,14 @@ import math
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from kalshi_router.accumulator import Accumulator, Kind, Pending
+from kalshi_router.accumulator import Accumulator
 from kalshi_router.answers import Backoff, LookUp, Plan, answer, looked_up, never_sent
 from kalshi_router.errors import WireError
 from kalshi_router.expiry import ExpiryTimer
 from kalshi_router.journal import IntentJournal
 from kalshi_router.limiter import WriteBudget
 from kalshi_router.outcome import Outcome
+from kalshi_router.pending import Kind, Pending
 from kalshi_router.reconcile import Reconciler
 from kalshi_router.stats import RouterObserver
 from kalshi_router.wire.client import ExchangeClient
@@ -71,13 +72,13 @@ class Dispatcher:
         self._closing = False
         self._crash: BaseException | None = None
         self._runner: asyncio.Task[Any] | None = None
-        self._link_task: asyncio.Task[Any] | None = None
         self._stopped = False
         self._finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Creates queued at or before this time were flushed: they do not linger.
         self._flushed_at = -math.inf
         self._expiry = ExpiryTimer(accumulator, self._unsent)
-        self.in_flight: set[Pending] = set()
+        self.in_flight = 0
+        """Intents in requests on the wire now."""
         self._time = asyncio.get_running_loop().time
 
     @property
@@ -159,7 +160,6 @@ class Dispatcher:
             self._spawn(self._link())
 
     async def _link(self) -> None:
-        self._link_task = asyncio.current_task()
         while True:
             # The slot first and the lane after: whatever arrived while every slot was busy
             # then competes for this one in priority order.
@@ -301,14 +301,16 @@ class Dispatcher:
         except Exception as exc:
             # Our own bug, not the network's (the client turns those into replies). Stop
             # dispatching before anything else runs: a send's slot is already free, and the
-            # dispatcher must not use it. The router then fails every pending intent loudly.
+            # dispatcher must not use it; nor may an answer or a deadline settle an intent
+            # after the router has failed every pending one loudly.
             if self._crash is None:
                 self._crash = exc
                 if self._runner is not None:
                     self._runner.cancel()
-                link = self._link_task
-                if link is not None and link is not asyncio.current_task():
-                    link.cancel()
+                self._expiry.cancel()
+                for task in self._tasks:
+                    if task is not asyncio.current_task():
+                        task.cancel()
             raise
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -321,7 +323,7 @@ class Dispatcher:
         if self._crash is not None:
             self._slots.release()
             return
-        self.in_flight.update(batch)
+        self.in_flight += len(batch)
         started = self._time()
         try:
             for pending in batch:
@@ -337,7 +339,7 @@ class Dispatcher:
                 reply = await self._client.single(payloads[0])
         finally:
             self._stats.answered(kind, len(batch), self._time() - started)
-            self.in_flight.difference_update(batch)
+            self.in_flight -= len(batch)
             self._slots.release()
         self._handle(kind, batch, reply)
 
@@ -348,7 +350,7 @@ class Dispatcher:
 
     def _carry_out(self, plan: Plan) -> None:
         for pending in plan.maybe_placed:
-            pending.maybe_placed = True
+            pending.mark_maybe_placed()
         if plan.drain:
             self._stats.rate_limited()
             self._budget.rate_limited()
@@ -361,6 +363,8 @@ class Dispatcher:
             # A create batch waiting for tokens must learn when a cancel's retry comes due.
             self.notify(priority=plan.retry[0].kind != "create")
         for look in plan.look_up:
+            for pending in look.pending:
+                pending.move("looking_up")
             if look.if_absent == "resend":
                 keys = [p.key for p in look.pending]
                 log.info(

@@ -97,6 +97,20 @@ class RouterCrashed(KalshiRouterError):
     look them up (by ``client_order_id``) before placing them again."""
 
 
+class IllegalTransition(KalshiRouterError):
+    """An intent was asked to move between two states its transition table does not link
+    (``kalshi_router.pending``): a bug in the router, never the caller's doing. ``key`` names the
+    intent (its client_order_id or order id), ``from_state`` and ``to_state`` the move.
+
+    The router fails loudly rather than give an intent a second outcome; please report it."""
+
+    def __init__(self, key: str, from_state: str, to_state: str) -> None:
+        super().__init__(f"intent {key!r}: illegal transition {from_state} -> {to_state}")
+        self.key = key
+        self.from_state = from_state
+        self.to_state = to_state
+
+
 class JournalError(KalshiRouterError):
     """The journal cannot be used: the message names its path and what is wrong.
 

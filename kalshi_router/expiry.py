@@ -8,7 +8,8 @@ import asyncio
 import math
 from collections.abc import Callable
 
-from kalshi_router.accumulator import Accumulator, Pending
+from kalshi_router.accumulator import Accumulator
+from kalshi_router.pending import Pending
 
 
 class ExpiryTimer:

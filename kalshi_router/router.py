@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from aiolimiter import AsyncLimiter
 
-from kalshi_router.accumulator import Accumulator, Kind, Pending
+from kalshi_router.accumulator import Accumulator
 from kalshi_router.answers import Backoff, given_up
 from kalshi_router.awaiting import all_of
 from kalshi_router.config import Config, LimitsConfig, RouterConfig
@@ -40,6 +40,7 @@ from kalshi_router.outcome import (
     Unknown,
     outcome_name,
 )
+from kalshi_router.pending import Kind, Pending
 from kalshi_router.reconcile import READ_COST, Reconciler
 from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
 from kalshi_router.wire.client import ExchangeClient, credentials_refused
@@ -439,10 +440,8 @@ class OrderRouter:
     # Outcomes.
 
     def _settle(self, pending: Pending, outcome: Outcome) -> None:
-        """The only place an intent gets its outcome, so it can happen only once."""
-        if pending.settled:
-            return
-        pending.settled = True
+        """The only place an intent gets its outcome; a second one raises IllegalTransition."""
+        pending.move("settled")
         self._live.pop((pending.kind, pending.key), None)
         seconds = self._now() - pending.submitted
         self._observers.settled(pending.kind, outcome, seconds)
@@ -466,7 +465,8 @@ class OrderRouter:
                 detail,
                 extra=pending.ids(),
             )
-        if not pending.future.done():
+        # Its caller may have cancelled the future: then nobody reads the outcome.
+        if not pending.future.cancelled():
             pending.future.set_result(outcome)
 
     def _runner_done(self, task: asyncio.Task[None]) -> None:
@@ -479,8 +479,9 @@ class OrderRouter:
         if self._dispatcher is not None:
             self._dispatcher.wake_space_waiters()
         for pending in list(self._live.values()):
-            pending.settled = True
-            if not pending.future.done():
+            self._acc.discard(pending)  # out of the queue first, if it waits there
+            pending.move("settled")
+            if not pending.future.cancelled():
                 pending.future.set_exception(RouterCrashed(f"dispatcher crashed: {exc!r}"))
         self._live.clear()
 
@@ -539,7 +540,7 @@ class OrderRouter:
     @property
     def in_flight(self) -> int:
         """Intents in requests that are on the wire now."""
-        return len(self._dispatcher.in_flight) if self._dispatcher else 0
+        return self._dispatcher.in_flight if self._dispatcher else 0
 
     def stats(self) -> RouterStats:
         spent = self._budget.spent if self._budget else 0

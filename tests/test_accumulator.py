@@ -12,8 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kalshi_router.accumulator import KINDS, Accumulator, Kind, Pending
+from kalshi_router.accumulator import KINDS, Accumulator
+from kalshi_router.errors import IllegalTransition
+from kalshi_router.pending import Kind, Pending
 from tests.fakes import TICKER
+from tests.pendings import walked
 
 DEADLINE = 100.0
 
@@ -38,6 +41,11 @@ def pending(
         queued_at=at,
         client=client,
     )
+
+
+def sent(key: str, kind: Kind = "create", **fields: Any) -> Pending:
+    """An intent that was sent, to be queued again (after a 429, say)."""
+    return walked(pending(key, kind, **fields), "sending")
 
 
 def keys(items: list[Pending]) -> list[str]:
@@ -77,12 +85,10 @@ async def test_the_cut_separates_expired_and_caller_cancelled_intents_from_the_b
         "live1": pending("live1"),
         "expired": pending("expired", deadline=5.0),
         "dropped": pending("dropped"),
-        "settled": pending("settled"),
         "live2": pending("live2"),
         "live3": pending("live3"),
     }
     items["dropped"].future.cancel()
-    items["settled"].settled = True
     for item in items.values():
         acc.push(item)
     # Only sendable intents count against the limit: the others come out on the way.
@@ -90,6 +96,12 @@ async def test_the_cut_separates_expired_and_caller_cancelled_intents_from_the_b
     assert keys(cut.batch) == ["live1", "live2"]
     assert keys(cut.expired) == ["expired"]
     assert keys(cut.dropped) == ["dropped"]
+    assert [p.state for p in cut.batch + cut.expired + cut.dropped] == [
+        "sending",
+        "sending",
+        "leaving",
+        "leaving",
+    ]
     assert keys(acc.cut("create", 2, now=5.0).batch) == ["live3"]
 
 
@@ -107,7 +119,8 @@ async def test_an_intent_expires_at_its_deadline(now: float, expired: list[str])
 
 async def test_retries_wait_out_their_backoff_then_rejoin_the_front_oldest_first() -> None:
     acc = Accumulator(capacity=100)
-    first, second, third = (pending(key, at=at) for key, at in (("a", 0.0), ("b", 1.0), ("c", 2.0)))
+    first, second = sent("a", at=0.0), sent("b", at=1.0)
+    third = pending("c", at=2.0)
     acc.push(third)
     acc.push_retry(second, not_before=5.0)
     acc.push_retry(first, not_before=6.0)
@@ -123,7 +136,7 @@ async def test_retries_wait_out_their_backoff_then_rejoin_the_front_oldest_first
 
 async def test_retries_that_come_due_together_rejoin_in_submission_order() -> None:
     acc = Accumulator(capacity=100)
-    late, early = pending("late", at=3.0), pending("early", at=1.0)
+    late, early = sent("late", at=3.0), sent("early", at=1.0)
     acc.push_retry(late, not_before=1.0)
     acc.push_retry(early, not_before=2.0)
     acc.push(pending("queued", at=4.0))
@@ -134,7 +147,7 @@ async def test_retries_that_come_due_together_rejoin_in_submission_order() -> No
 
 async def test_a_batch_retried_together_keeps_its_order_even_with_equal_submit_times() -> None:
     acc = Accumulator(capacity=100)
-    batch = [pending(f"b{i}", at=1.0) for i in range(5)]
+    batch = [sent(f"b{i}", at=1.0) for i in range(5)]
     for item in batch:
         acc.push_retry(item, not_before=2.0)
     acc.promote(2.0)
@@ -144,7 +157,7 @@ async def test_a_batch_retried_together_keeps_its_order_even_with_equal_submit_t
 async def test_a_retry_rejoins_its_own_lane() -> None:
     acc = Accumulator(capacity=100)
     acc.push(pending("new-create", at=5.0))
-    acc.push_retry(pending("old-cancel", "cancel", at=0.0), not_before=1.0)
+    acc.push_retry(sent("old-cancel", "cancel", at=0.0), not_before=1.0)
     assert acc.next_kind() == "create"
     acc.promote(1.0)
     assert acc.next_kind() == "cancel"
@@ -155,10 +168,10 @@ async def test_capacity_counts_lanes_and_waiting_retries_but_never_refuses_a_ret
     acc.push(pending("a"))
     acc.push(pending("b", "cancel"))
     assert not acc.full()
-    acc.push_retry(pending("c"), not_before=1.0)
+    acc.push_retry(sent("c"), not_before=1.0)
     assert (len(acc), acc.full()) == (3, True)
     # A retry was accepted once already: it gets back in even over capacity.
-    acc.push_retry(pending("d"), not_before=1.0)
+    acc.push_retry(sent("d"), not_before=1.0)
     assert len(acc) == 4
     acc.cut("create", 10, now=0.0)
     assert (len(acc), acc.full()) == (3, True)
@@ -168,7 +181,7 @@ async def test_capacity_counts_lanes_and_waiting_retries_but_never_refuses_a_ret
 
 async def test_discard_takes_an_intent_out_of_its_lane_or_the_retry_heap_at_once() -> None:
     acc = Accumulator(capacity=3)
-    first, second, retried = pending("a"), pending("b"), pending("r")
+    first, second, retried = pending("a"), pending("b"), sent("r")
     acc.push(first)
     acc.push(second)
     acc.push_retry(retried, not_before=1.0)
@@ -202,13 +215,16 @@ async def test_an_intent_cannot_be_queued_twice() -> None:
     acc = Accumulator(capacity=10)
     item = pending("a")
     acc.push(item)
-    with pytest.raises(AssertionError, match="queued twice"):
+    with pytest.raises(IllegalTransition, match="'a': illegal transition queued -> queued"):
+        acc.push(item)
+    with pytest.raises(IllegalTransition, match="queued -> waiting_retry"):
         acc.push_retry(item, not_before=1.0)
+    assert (len(acc), acc.count("create")) == (1, 1)
 
 
 async def test_drain_yields_everything_waiting_and_leaves_it_empty() -> None:
     acc = filled(("c1", "create"), ("x1", "cancel"), ("s1", "single"))
-    acc.push_retry(pending("r1"), not_before=50.0)
+    acc.push_retry(sent("r1"), not_before=50.0)
     gone = pending("gone")
     acc.push(gone)
     acc.discard(gone)
@@ -248,7 +264,7 @@ async def test_expire_takes_out_only_what_waits_and_is_due() -> None:
     assert keys(sent) == ["a"]
     expired = acc.expire(upto=8.0)
     assert keys(expired) == ["b"]
-    assert all(p.where is None for p in expired)
+    assert all(p.state == "leaving" for p in expired)
     assert acc.count("create") == 1
     assert len(acc) == 1
 
@@ -347,7 +363,7 @@ async def test_queued_counts_each_clients_waiting_intents_and_retries() -> None:
     items = from_clients("a1", "a2", "b1", "x1")
     items[3].client = None
     acc = pushed(items)
-    acc.push_retry(pending("b0", client="b"), not_before=5.0)
+    acc.push_retry(sent("b0", client="b"), not_before=5.0)
     assert acc.discard(items[1])
     assert acc.queued() == {"a": 1, "b": 2, None: 1}
     acc.cut("create", 10, now=0.0)
@@ -409,7 +425,7 @@ class Model:
             item.client
             for item in self.inside()
             if item.kind == kind
-            and item.where == "lane"
+            and item.state == "queued"
             and not item.future.cancelled()
             and self.now < item.deadline
         )
@@ -430,7 +446,7 @@ class Model:
         inside = self.inside()
         assert len(self.acc) == len(inside)
         for kind in KINDS:
-            lane = [item for item in inside if item.kind == kind and item.where == "lane"]
+            lane = [item for item in inside if item.kind == kind and item.state == "queued"]
             assert self.acc.count(kind) == len(lane)
             # A client that stopped waiting starts afresh when it waits again.
             waiting = self.sendable(kind)

@@ -15,16 +15,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kalshi_router.accumulator import Kind, Pending
 from kalshi_router.answers import IfAbsent, LookUp, Plan, answer, looked_up
 from kalshi_router.errors import ExchangeError, WireError
 from kalshi_router.outcome import Outcome, Rejected, outcome_name
+from kalshi_router.pending import Kind, Pending, State
 from kalshi_router.wire import reply as wire_reply
 from kalshi_router.wire.models import Order
 from kalshi_router.wire.reply import BatchReply
 from kalshi_router.wire.single import decode_single
 from kalshi_router.wire.v2 import V2Dialect
 from tests.fakes import ERROR_BODIES, TICKER
+from tests.pendings import walked
 
 NOW = 10.0
 DEADLINE = 20.0
@@ -47,9 +48,10 @@ def intent(
     attempts: int = 1,
     placed: bool = False,
     deadline: float = DEADLINE,
-    settled: bool = False,
+    state: State = "sending",
 ) -> Pending:
-    return Pending(
+    """An intent as the decisions get it: ``sending`` (its answer came), or ``looking_up``."""
+    pending = Pending(
         kind=kind,
         key=key,
         ticker=TICKER,
@@ -59,9 +61,8 @@ def intent(
         submitted=0.0,
         deadline=deadline,
         attempts=attempts,
-        maybe_placed=placed,
-        settled=settled,
     )
+    return walked(pending, state, maybe_placed=placed)
 
 
 # Answers, as the wire delivers them.
@@ -244,12 +245,6 @@ ANSWERS = {
         status(429, ["a0"]),
         {"drain": True, "settle": [("a0", "unknown: " + RESENT.format("too_many_requests"))]},
     ),
-    "settled-meanwhile-is-not-retried": Row(
-        "create",
-        lambda: [intent("a0", settled=True), intent("a1")],
-        transport(AB, sent=False),
-        {"retry": (["a1"], 10.5)},
-    ),
     # Ambiguous: creates are looked up, cancels sent again, amends and decreases unknown.
     "read-timeout-or-reset-after-send": Row(
         "create",
@@ -358,8 +353,8 @@ class Backoff:
         return backoff(attempts)
 
 
-def states(batch: Sequence[Pending]) -> list[tuple[bool, bool, int]]:
-    return [(p.maybe_placed, p.settled, p.attempts) for p in batch]
+def states(batch: Sequence[Pending]) -> list[tuple[str, bool, int]]:
+    return [(p.state, p.maybe_placed, p.attempts) for p in batch]
 
 
 @pytest.mark.parametrize("row", list(ANSWERS.values()), ids=list(ANSWERS))
@@ -414,7 +409,7 @@ class Round:
 
 
 def placed(*names: str, deadline: float = DEADLINE) -> Callable[[], list[Pending]]:
-    return lambda: [intent(n, placed=True, deadline=deadline) for n in names]
+    return lambda: [intent(n, placed=True, deadline=deadline, state="looking_up") for n in names]
 
 
 ROUNDS = {
@@ -492,18 +487,14 @@ def _places(plan: Plan) -> list[Pending]:
 def _check_places(batch: Sequence[Pending], plan: Plan, delay: Backoff) -> None:
     places = _places(plan)
     for pending in batch:
-        if pending.settled:
-            assert pending not in plan.retry
-            assert places.count(pending) <= 1
-        else:
-            assert places.count(pending) == 1, pending.key
+        assert places.count(pending) == 1, pending.key
     # What the plan marks "may have been placed", it also settles, retries or looks up.
-    assert all(p in places for p in plan.maybe_placed if not p.settled)
+    assert all(p in places for p in plan.maybe_placed)
     assert all(plan.retry_at < p.deadline for p in plan.retry)
     assert delay.calls <= 1 + (plan.look_again is not None)
 
 
-_STATE = st.tuples(st.booleans(), st.integers(1, 3), st.floats(NOW, NOW + 2), st.booleans())
+_STATE = st.tuples(st.booleans(), st.integers(1, 3), st.floats(NOW, NOW + 2))
 _ANSWER = st.sampled_from(["ok", "duplicate", "refused", "left out"])
 
 
@@ -521,13 +512,13 @@ def _outcome(kind: Kind, key: str, said: str) -> wire_reply.Outcome:
     disposition=st.sampled_from(["answered", "rejected", "retry", "ambiguous"]),
 )
 def test_answer_gives_every_open_intent_exactly_one_place(
-    kind: Kind, specs: list[tuple[tuple[bool, int, float, bool], str]], disposition: str
+    kind: Kind, specs: list[tuple[tuple[bool, int, float], str]], disposition: str
 ) -> None:
     if kind == "single":
         specs = specs[:1]
     batch = [
-        intent(f"k{i}", kind, placed=pl, attempts=n, deadline=dl, settled=done)
-        for i, ((pl, n, dl, done), _) in enumerate(specs)
+        intent(f"k{i}", kind, placed=pl, attempts=n, deadline=dl)
+        for i, ((pl, n, dl), _) in enumerate(specs)
     ]
     names = keys(batch)
     if disposition == "answered":
@@ -558,13 +549,13 @@ def test_answer_gives_every_open_intent_exactly_one_place(
 )
 def test_a_lookup_round_gives_every_open_intent_exactly_one_place(
     if_absent: IfAbsent,
-    specs: list[tuple[tuple[bool, int, float, bool], bool]],
+    specs: list[tuple[tuple[bool, int, float], bool]],
     failed: bool,
     attempt: int,
 ) -> None:
     batch = [
-        intent(f"k{i}", placed=True, attempts=n, deadline=dl, settled=done)
-        for i, ((_, n, dl, done), _) in enumerate(specs)
+        intent(f"k{i}", placed=True, attempts=n, deadline=dl, state="looking_up")
+        for i, ((_, n, dl), _) in enumerate(specs)
     ]
     found = {p.key: order(p.key) for p, (_, there) in zip(batch, specs, strict=True) if there}
     refusals = dict.fromkeys(batch, REFUSED) if if_absent == "believe" else {}

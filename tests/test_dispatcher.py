@@ -740,6 +740,26 @@ async def test_a_crash_fails_every_pending_intent_with_its_own_router_crashed(
     await router.aclose(drain_timeout=1.0)
 
 
+async def test_a_crash_stops_the_requests_in_flight_and_takes_the_queue_out_at_once(
+    clock: VirtualClock,
+) -> None:
+    # Two batches on the wire; the second one's send hits a bug while the first waits for its
+    # answer, and a third batch waits for a slot.
+    client = ScriptedClient().then(delayed(0.5), delayed(0.01, explode(RuntimeError("bug"))))
+    router = make_router(client, RouterConfig(max_in_flight=2))
+    await router.start()
+    futures = submit_all(router, "a", 50)
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert all(isinstance(result, RouterCrashed) for result in results)
+    assert clock.elapsed() == pytest.approx(0.01)
+    await asyncio.sleep(0)
+    # No answer can come to settle anything again: the first request was stopped, not awaited.
+    assert (router.in_flight, router.queue_depth) == (0, 0)
+    await router.aclose(drain_timeout=1.0)
+    assert clock.elapsed() == pytest.approx(0.01)
+    assert client.sent() == [[f"a{i}" for i in range(20)], [f"a{i}" for i in range(20, 40)]]
+
+
 # Invariants under random traffic and random failures.
 
 FAILURES: dict[str, Step] = {

@@ -9,21 +9,22 @@ from typing import cast
 import pytest
 from aiolimiter import AsyncLimiter
 
-from kalshi_router.accumulator import Pending
 from kalshi_router.answers import LookUp, Plan, looked_up
 from kalshi_router.errors import WireError
 from kalshi_router.outcome import Accepted, outcome_name
+from kalshi_router.pending import Pending
 from kalshi_router.reconcile import Reconciler
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import Order
 from tests.fakes import TICKER, ScriptedClient, VirtualClock, failing, order, truthful
 from tests.fakes import clock_fixture as clock_fixture
+from tests.pendings import walked
 
 
 def pending(key: str, deadline: float) -> Pending:
     loop = asyncio.get_running_loop()
     now = loop.time()
-    return Pending(
+    made = Pending(
         kind="create",
         key=key,
         ticker=TICKER,
@@ -31,8 +32,8 @@ def pending(key: str, deadline: float) -> Pending:
         future=loop.create_future(),
         submitted=now,
         deadline=now + deadline,
-        maybe_placed=True,
     )
+    return walked(made, "looking_up", maybe_placed=True)
 
 
 async def test_rounds_carry_out_each_plan_and_wait_as_it_says(clock: VirtualClock) -> None:

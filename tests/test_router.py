@@ -7,7 +7,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from msgspec.structs import astuple
@@ -17,6 +17,7 @@ from kalshi_router.errors import (
     ConfigError,
     DialectError,
     ExchangeError,
+    IllegalTransition,
     IntentError,
     QueueFull,
     RouterClosed,
@@ -26,7 +27,7 @@ from kalshi_router.errors import (
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Amended, Cancelled, Closed, Rejected, Unknown
-from kalshi_router.router import OrderRouter
+from kalshi_router.router import IntentFuture, OrderRouter
 from kalshi_router.stats import Percentiles, percentiles
 from kalshi_router.wire.models import BucketLimit, GetAccountApiLimitsResponse, Order
 from tests.fakes import (
@@ -438,6 +439,18 @@ async def test_a_future_cancelled_in_flight_still_settles_and_is_counted(
     assert stats.outcomes == {"accepted": 1}
     assert stats.batches_sent == 1
     assert "a0" in client.exchange.orders
+
+
+async def test_a_second_outcome_for_one_intent_is_a_bug_that_raises(clock: VirtualClock) -> None:
+    async with make_router(ScriptedClient()) as router:
+        future = router.submit(order("a0"))
+        first = await future
+        pending = cast(IntentFuture, future).pending
+        again = Closed(reason="again", client_order_id="a0")
+        with pytest.raises(IllegalTransition, match="'a0': illegal transition settled -> settled"):
+            router._settle(pending, again)
+    assert future.result() is first
+    assert router.stats().outcomes == {"accepted": 1}
 
 
 # Shutdown.

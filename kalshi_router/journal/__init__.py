@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from kalshi_router.accumulator import Pending
 from kalshi_router.errors import JournalError
 from kalshi_router.journal.store import SqliteJournal
 from kalshi_router.outcome import Outcome
+from kalshi_router.pending import Pending
 
 __all__ = ["IntentJournal", "JournalError", "SqliteJournal"]
 

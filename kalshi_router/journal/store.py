@@ -41,11 +41,11 @@ from typing import Any, Literal, Self, TypeAlias
 
 import msgspec
 
-from kalshi_router.accumulator import Pending
 from kalshi_router.errors import JournalError
 from kalshi_router.journal import sqlite_file
 from kalshi_router.journal.sqlite_file import Checkpointer
 from kalshi_router.outcome import Outcome, outcome_name
+from kalshi_router.pending import Pending
 
 State: TypeAlias = Literal["taken", "sending", "settled"]
 # Rows per multi-row statement. One statement for many rows costs much less than one execution

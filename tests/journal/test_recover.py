@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from kalshi_router.accumulator import Kind, Pending
 from kalshi_router.config import JournalConfig, RouterConfig
 from kalshi_router.intent import AmendIntent, CancelIntent, OrderIntent
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.journal.recover import LOST, NEVER_SENT, recover
 from kalshi_router.outcome import Accepted, Cancelled, Closed, Unknown
+from kalshi_router.pending import Kind, Pending
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import FaultConfig, SimConfig, SimServer
 from kalshi_router.wire.client import ExchangeClient

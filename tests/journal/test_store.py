@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from kalshi_router.accumulator import Kind, Pending
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.journal import JournalError, SqliteJournal, sqlite_file, store
 from kalshi_router.outcome import Accepted, Closed
+from kalshi_router.pending import Kind, Pending
 
 TICKER = "KXJOURNAL-26DEC31-T50"
 

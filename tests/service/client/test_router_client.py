@@ -19,7 +19,6 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
-from kalshi_router.accumulator import Pending
 from kalshi_router.api import Router
 from kalshi_router.config import Config, ExchangeConfig, ServiceConfig
 from kalshi_router.errors import (
@@ -32,6 +31,7 @@ from kalshi_router.errors import (
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Outcome, Rejected, Unknown
+from kalshi_router.pending import Pending
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
 from kalshi_router.service.client import RouterClient, open_router
