@@ -29,7 +29,8 @@ from aiolimiter import AsyncLimiter
 
 from kalshi_router.config import JournalConfig
 from kalshi_router.errors import WireError
-from kalshi_router.journal.store import Entry, SqliteJournal
+from kalshi_router.journal.entry import Entry
+from kalshi_router.journal.store import SqliteJournal
 from kalshi_router.outcome import Closed, Outcome, Unknown, outcome_name
 from kalshi_router.reconcile import READ_COST, Reconciler, Sought
 from kalshi_router.wire.client import ExchangeClient

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 from collections import Counter
 
-from kalshi_router.journal.store import Entry, SqliteJournal
+from kalshi_router.journal.entry import Entry
+from kalshi_router.journal.store import SqliteJournal
 
 
 def _when(seconds: float | None) -> str:

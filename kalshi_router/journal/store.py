@@ -37,17 +37,17 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, Self, TypeAlias
+from typing import Any, Self
 
 import msgspec
 
 from kalshi_router.errors import JournalError
 from kalshi_router.journal import sqlite_file
+from kalshi_router.journal.entry import Entry, entry_from_row
 from kalshi_router.journal.sqlite_file import Checkpointer
 from kalshi_router.outcome import Outcome, outcome_name
 from kalshi_router.pending import Pending
 
-State: TypeAlias = Literal["taken", "sending", "settled"]
 # Rows per multi-row statement. One statement for many rows costs much less than one execution
 # per row (executemany), and a bounded set of texts stays in sqlite3's statement cache.
 _CHUNK = 32
@@ -111,53 +111,6 @@ _PLACED = (
     "AND json_extract(CAST(outcome AS TEXT), '$.order_id') = ? ORDER BY id DESC LIMIT 1"
 )
 _encode = msgspec.json.Encoder(decimal_format="string").encode
-_outcome = msgspec.json.Decoder(Outcome)
-
-
-class Entry(msgspec.Struct, frozen=True, kw_only=True):
-    """One journaled intent as read back."""
-
-    id: int
-    kind: str
-    key: str
-    ticker: str
-    payload: bytes
-    """The intent, msgspec JSON."""
-    submitted: float
-    """Wall time (Unix seconds) it was taken."""
-    state: State
-    attempts: int
-    last_sent: float | None
-    """Wall time its last attempt was written, if any."""
-    result: str | None
-    outcome: Outcome | None
-    settled_at: float | None
-
-    def ids(self) -> dict[str, str]:
-        return {"client_order_id" if self.kind == "create" else "order_id": self.key}
-
-    @property
-    def unresolved(self) -> bool:
-        """Nobody knows yet whether it is at the exchange."""
-        return self.state != "settled" or self.result == "unknown"
-
-
-def _entry(row: tuple[Any, ...]) -> Entry:
-    outcome = None if row[10] is None else _outcome.decode(row[10])
-    return Entry(
-        id=row[0],
-        kind=row[1],
-        key=row[2],
-        ticker=row[3],
-        payload=row[4],
-        submitted=row[5],
-        state=row[6],
-        attempts=row[7],
-        last_sent=row[8],
-        result=row[9],
-        outcome=outcome,
-        settled_at=row[11],
-    )
 
 
 class SqliteJournal:
@@ -362,7 +315,7 @@ class SqliteJournal:
     def find(self, key: str) -> Entry | None:
         """The newest intent journaled under ``key`` (client_order_id or order id)."""
         row = self._conn.execute(_FIND, (key,)).fetchone()
-        return None if row is None else _entry(row)
+        return None if row is None else entry_from_row(row)
 
     def history(
         self, client_order_id: str | None, order_id: str | None, limit: int
@@ -372,22 +325,22 @@ class SqliteJournal:
         keys = (client_order_id, order_id)
         rows = self._conn.execute(_HISTORY, (*keys, limit)).fetchall()
         (total,) = self._conn.execute(_HISTORY_COUNT, keys).fetchone()
-        return [_entry(row) for row in reversed(rows)], total
+        return [entry_from_row(row) for row in reversed(rows)], total
 
     def placed(self, order_id: str) -> Entry | None:
         """The accepted create whose outcome is the order ``order_id``."""
         row = self._conn.execute(_PLACED, (order_id,)).fetchone()
-        return None if row is None else _entry(row)
+        return None if row is None else entry_from_row(row)
 
     def open_entries(self) -> list[Entry]:
         """Every intent not settled (taken or sending), oldest first."""
         rows = self._conn.execute(_OPEN).fetchall()
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def unresolved(self) -> list[Entry]:
         """Not settled, or settled unknown: the ones someone must look up."""
         rows = self._conn.execute(_UNRESOLVED).fetchall()
-        return [_entry(row) for row in rows]
+        return [entry_from_row(row) for row in rows]
 
     def counts(self) -> dict[tuple[str, str | None], int]:
         """Intents by (state, outcome kind)."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import msgspec
 
 from kalshi_router.journal import SqliteJournal
-from kalshi_router.journal.store import Entry
+from kalshi_router.journal.entry import Entry
 from kalshi_router.outcome import Accepted
 from kalshi_router.service.protocol import Action, OrderAction, OrderStatus
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 from aiohttp import web
 
-from kalshi_router.sim import faults, routes_v1, routes_v2
+from kalshi_router.sim import faults, routes_reads, routes_v1, routes_v2
 from kalshi_router.sim.auth import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, AuthError
 from kalshi_router.sim.book import Exchange, OrderRejected
 from kalshi_router.sim.buckets import DEFAULT_COST, ENDPOINT_COSTS
@@ -116,8 +116,8 @@ def endpoints(config: SimConfig) -> list[Endpoint]:
         Endpoint("GET", "/exchange/status", exchange_status, auth=False),
         Endpoint("GET", "/account/endpoint_costs", endpoint_costs, auth=False),
         Endpoint("GET", "/account/limits", account_limits),
-        Endpoint("GET", "/portfolio/orders", routes_v2.get_orders),
-        Endpoint("GET", "/portfolio/orders/{order_id}", routes_v2.get_order),
+        Endpoint("GET", "/portfolio/orders", routes_reads.get_orders),
+        Endpoint("GET", "/portfolio/orders/{order_id}", routes_reads.get_order),
         Endpoint("POST", "/portfolio/events/orders", routes_v2.create, bucket="write"),
         Endpoint("DELETE", "/portfolio/events/orders", routes_v2.cancel_all, bucket="write"),
         Endpoint(

@@ -1,9 +1,7 @@
-"""Handlers for the V2 order endpoints and the read endpoints (spec 3.31.0 shapes)."""
+"""Handlers for the V2 order endpoints (spec 3.31.0 shapes); the reads are in ``routes_reads``."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -13,7 +11,7 @@ from msgspec import UNSET, UnsetType
 
 from kalshi_router.sim import render, validate
 from kalshi_router.sim._model import duplicate, not_found
-from kalshi_router.sim.book import NewOrder, OrderRejected, Placed, Reduced, SimOrder, Status
+from kalshi_router.sim.book import NewOrder, OrderRejected, Placed, Reduced, SimOrder
 from kalshi_router.sim.buckets import CANCEL_ITEM_COST, CREATE_ITEM_COST
 from kalshi_router.sim.render import json_response
 from kalshi_router.sim.schema import (
@@ -33,8 +31,6 @@ from kalshi_router.sim.schema import (
     CreateOrderV2Response,
     DecreaseOrderV2Request,
     DecreaseOrderV2Response,
-    GetOrderResponse,
-    GetOrdersResponse,
 )
 from kalshi_router.sim.state import Call
 from kalshi_router.sim.validate import SimError, invalid
@@ -46,13 +42,6 @@ _amend = msgspec.json.Decoder(AmendOrderV2Request)
 _decrease = msgspec.json.Decoder(DecreaseOrderV2Request)
 
 R = TypeVar("R", CreateOrderV1Request, CreateOrderV2Request)
-
-_STATUSES: dict[str, Status] = {
-    "resting": "resting",
-    "canceled": "canceled",
-    "executed": "executed",
-}
-_MAX_EVENT_TICKERS = 10
 
 
 def _coid(value: str) -> str | UnsetType:
@@ -135,14 +124,14 @@ def cancel_each(
     return results
 
 
-def _subaccount_query(call: Call) -> int | None:
+def subaccount_query(call: Call) -> int | None:
     """SubaccountQuery: omitted means every subaccount."""
     return validate.query_int(call.request.query, "subaccount", low=0, high=validate.MAX_SUBACCOUNT)
 
 
 def _primary_subaccount(call: Call) -> int:
     """SubaccountQueryDefaultPrimary: "Defaults to 0"."""
-    value = _subaccount_query(call)
+    value = subaccount_query(call)
     return 0 if value is None else value
 
 
@@ -260,7 +249,7 @@ async def batch_cancel(call: Call) -> web.Response:
 async def cancel_all(call: Call) -> web.Response:
     """DELETE /portfolio/events/orders: 204; no subaccount means every subaccount."""
     call.spend()
-    call.exchange.cancel_all(call.user_id, _subaccount_query(call))
+    call.exchange.cancel_all(call.user_id, subaccount_query(call))
     return web.Response(status=204)
 
 
@@ -326,77 +315,3 @@ async def decrease(call: Call) -> web.Response:
             ts_ms=reduced.ts_ms,
         )
     )
-
-
-# --- reads -----------------------------------------------------------------------------------
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise invalid("cursor: not a cursor this server issued") from None
-    kind, _, seq = text.partition(":")
-    if kind != "seq" or not seq.isdigit():
-        raise invalid("cursor: not a cursor this server issued")
-    return int(seq)
-
-
-def _event_of(ticker: str) -> str:
-    # Sim assumption: a market's event is its ticker up to the last "-"
-    # (HIGHNY-24JAN01-T60 belongs to HIGHNY-24JAN01).
-    return ticker.rpartition("-")[0] or ticker
-
-
-async def get_orders(call: Call) -> web.Response:
-    """GET /portfolio/orders: newest first, paged by an opaque cursor.
-
-    Sim assumption: unknown query parameters are ignored, as Go handlers do.
-    """
-    call.spend()
-    query = call.request.query
-    raw_status = query.get("status")
-    status = None if raw_status is None else _STATUSES.get(raw_status)
-    if raw_status is not None and status is None:
-        raise invalid(f"status: {raw_status!r} is not one of resting, canceled, executed")
-    # MinTsQuery/MaxTsQuery are Unix seconds; sim assumption: both bounds are inclusive.
-    min_ts = validate.query_int(query, "min_ts", low=0)
-    max_ts = validate.query_int(query, "max_ts", low=0)
-    limit = validate.query_int(query, "limit", low=1, high=1000) or 100
-    shard = validate.query_int(query, "exchange_index", low=0)
-    events = [e for e in query.get("event_ticker", "").split(",") if e]
-    if len(events) > _MAX_EVENT_TICKERS:
-        raise invalid(f"event_ticker: at most {_MAX_EVENT_TICKERS} event tickers")
-    cursor = query.get("cursor", "")
-    after_seq = _decode_cursor(cursor) if cursor else None
-    found = call.exchange.orders(
-        call.user_id,
-        ticker=query.get("ticker") or None,
-        status=status,
-        min_ts_ms=None if min_ts is None else min_ts * 1000,
-        max_ts_ms=None if max_ts is None else max_ts * 1000 + 999,
-        subaccount=_subaccount_query(call),
-    )
-    selected = [
-        o
-        for o in found
-        if (after_seq is None or o.seq < after_seq)
-        and (not events or _event_of(o.ticker) in events)
-        and (shard is None or o.exchange_index == shard)
-    ]
-    page = selected[:limit]
-    next_cursor = _encode_cursor(page[-1].seq) if len(selected) > limit else ""
-    return json_response(
-        GetOrdersResponse(orders=[render.order_out(o) for o in page], cursor=next_cursor)
-    )
-
-
-async def get_order(call: Call) -> web.Response:
-    """GET /portfolio/orders/{order_id}: the caller's order or 404."""
-    call.spend()
-    order = owned(call, call.request.match_info["order_id"], None)
-    return json_response(GetOrderResponse(order=render.order_out(order)))
