@@ -56,7 +56,8 @@ def _loop_time() -> float:
 
 
 class _Bucket(AsyncLimiter):
-    """aiolimiter plus the two moves a 429 and a dropped batch need (see ``INTERNALS``)."""
+    """aiolimiter plus the two moves a 429 and a dropped batch need, on a clock of ours (see
+    ``INTERNALS``)."""
 
     __slots__ = ("_clock", "_per_s")
 
