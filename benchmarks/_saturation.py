@@ -36,7 +36,7 @@ def _spent_tokens(label: str) -> bool:
 
 
 def _budget(tier_name: str, headroom_s: float, max_batch: int) -> dict[str, Any]:
-    """The bucket as the sim keeps it and as the router mirrors it (see kalshi_router.limiter)."""
+    """The bucket as the sim keeps it and as the router mirrors it (see kalshi_router.budget)."""
     figures = tier(tier_name)
     headroom = figures.write_refill * headroom_s
     local = figures.write_capacity - headroom

@@ -15,37 +15,10 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Protocol, Self
 
+from kalshi_router.budget import BudgetView as BudgetView  # a bot may type against it here
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome
 from kalshi_router.stats import RouterStats
-
-
-class BudgetView(Protocol):
-    """The write budget, read-only: ``WriteBudget`` is one, and so is the service's report of
-    its own (``kalshi_router.service.protocol.BudgetState``)."""
-
-    @property
-    def refill_rate(self) -> float:
-        """Tokens per second."""
-
-    @property
-    def capacity(self) -> float:
-        """The exchange's bucket, in tokens."""
-
-    @property
-    def headroom(self) -> float:
-        """Tokens of the bucket the router keeps unspent (see ``kalshi_router.limiter``)."""
-
-    @property
-    def costs(self) -> Mapping[str, int]:
-        """Tokens per created order (``create``), per cancel, and per single-order call."""
-
-    @property
-    def spent(self) -> int:
-        """Tokens spent since the router started."""
-
-    def tokens(self) -> float:
-        """Tokens the local bucket holds now."""
 
 
 class Router(Protocol):

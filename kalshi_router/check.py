@@ -16,10 +16,9 @@ from typing import TypeVar
 
 from kalshi_router.config import Config
 from kalshi_router.errors import ConfigError, KeyLoadError, TransportError, WireError
+from kalshi_router.wire import connect
 from kalshi_router.wire.client import ExchangeClient, credentials_refused
-from kalshi_router.wire.dialect import dialect_for
 from kalshi_router.wire.hosts import describe_exchange
-from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.models import GetExchangeStatusResponse
 from kalshi_router.wire.signer import Signer
 
@@ -147,16 +146,9 @@ async def run_check(
     out(_line("key", f"id {signer.key_id}, {signer.key_type} (from {source})"))
     # An infinite limit keeps the transport from logging the skew: it is judged once, below,
     # against the configured limit.
-    transport = HttpTransport(
-        exchange.base_url,
-        signer,
-        timeout_s=exchange.request_timeout_s,
-        max_connections=1,
-        verify_tls=exchange.verify_tls,
-        max_clock_skew_s=math.inf,
-    )
+    transport, client = connect(config, signer, max_connections=1, max_clock_skew_s=math.inf)
     async with transport:
-        reader = _Reader(config, ExchangeClient(transport, dialect_for(exchange.dialect)))
+        reader = _Reader(config, client)
         try:
             problems = await _read_all(reader, out)
         except _Stop as stop:

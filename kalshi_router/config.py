@@ -87,7 +87,7 @@ class LimitsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
     """Write-bucket overrides, in tokens; 0 means use what the exchange reports at start.
 
     ``headroom_s`` keeps that many seconds of the exchange's bucket unspent, to absorb network
-    jitter at full speed (see ``kalshi_router.limiter``). On Basic, whose bucket holds one
+    jitter at full speed (see ``kalshi_router.budget.local``). On Basic, whose bucket holds one
     second, it also sets the batch size: 0.25 gives batches of 7, which absorb 250 ms of delay
     variation (0.05 would give 9 orders and only 100 ms; measured: 429s at 10-250 ms jitter).
     """

@@ -22,10 +22,10 @@ from typing import Any
 
 from kalshi_router.accumulator import Accumulator
 from kalshi_router.answers import Backoff, LookUp, Plan, answer, looked_up, never_sent
+from kalshi_router.budget import WriteBudget
 from kalshi_router.errors import WireError
 from kalshi_router.expiry import ExpiryTimer
 from kalshi_router.journal import IntentJournal
-from kalshi_router.limiter import WriteBudget
 from kalshi_router.outcome import Outcome
 from kalshi_router.pending import Kind, Pending
 from kalshi_router.reconcile import Reconciler
@@ -214,14 +214,14 @@ class Dispatcher:
         waited = self._time() - started
         # Intents that arrived while we waited join the batch if the bucket covers them too.
         extra = min(limit, self._acc.count(kind)) - want
-        if extra > 0 and self._budget.spend_now(cost * extra):
+        if extra > 0 and await self._budget.spend_now(kind, cost * extra):
             want += extra
         now = self._time()
         cut = self._acc.cut(kind, want, now)
         self._unsent(cut.expired)
         self._unsent(cut.dropped, expired=False)
         if unused := want - len(cut.batch):
-            self._budget.refund(cost * unused)
+            self._budget.refund(kind, cost * unused)
         if not cut.batch:
             return None
         waits = [now - pending.queued_at for pending in cut.batch]
@@ -239,14 +239,13 @@ class Dispatcher:
         token wait, or a retry coming due during it), or as soon as its lane no longer holds
         what ``amount`` pays for (expired or cancelled meanwhile), to be sized again."""
         if kind != "create":
-            if not self._budget.spend_now(amount):
-                await self._budget.spend(amount)
+            await self._budget.spend(kind, amount)
             return True
         if self._outranked():
             return False
-        if self._budget.spend_now(amount):
+        if await self._budget.spend_now(kind, amount):
             return True
-        spend = asyncio.ensure_future(self._budget.spend(amount))
+        spend = asyncio.ensure_future(self._budget.spend(kind, amount))
         try:
             while not spend.done():
                 self._urgent.clear()
@@ -271,7 +270,7 @@ class Dispatcher:
         spend.result()
         if self._outranked() or self._acc.count(kind) * self._budget.costs[kind] < amount:
             # Both happened in the same turn: hand the tokens back and decide again.
-            self._budget.refund(amount)
+            self._budget.refund(kind, amount)
             return False
         return True
 

@@ -24,12 +24,12 @@ from aiolimiter import AsyncLimiter
 from kalshi_router.accumulator import Accumulator
 from kalshi_router.answers import Backoff, given_up
 from kalshi_router.awaiting import all_of
+from kalshi_router.budget import BudgetView, LocalBudget, WriteBudget, discover_budget
 from kalshi_router.config import Config, LimitsConfig, RouterConfig
 from kalshi_router.dispatcher import Dispatcher
-from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed, WireError
+from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.journal import IntentJournal
-from kalshi_router.limiter import WriteBudget
 from kalshi_router.outcome import (
     AmendOutcome,
     CancelOutcome,
@@ -43,9 +43,8 @@ from kalshi_router.outcome import (
 from kalshi_router.pending import Kind, Pending
 from kalshi_router.reconcile import READ_COST, Reconciler
 from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
-from kalshi_router.wire.client import ExchangeClient, credentials_refused
-from kalshi_router.wire.dialect import dialect_for
-from kalshi_router.wire.http import HttpTransport
+from kalshi_router.wire import connect
+from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.signer import Signer
 
 log = logging.getLogger("kalshi_router.router")
@@ -67,58 +66,6 @@ class IntentFuture(asyncio.Future[Any]):
             return False
         self.dispatcher.give_up_waiting(self.pending)
         return True
-
-
-class Budget:
-    """What the router learned (or was told) about the account's buckets and costs."""
-
-    def __init__(
-        self, write_rate: int, write_capacity: int, read_rate: int, costs: dict[str, int]
-    ) -> None:
-        self.write_rate = write_rate
-        self.write_capacity = write_capacity
-        self.read_rate = read_rate
-        self.costs = costs
-
-
-def _refused(client: ExchangeClient, request: str, exc: WireError) -> None:
-    """A 401 or 403 is fatal: the configured limits could start the router, but every order
-    would then be refused for the same reason."""
-    refused = credentials_refused(exc, request, getattr(client.transport, "base_url", ""))
-    if refused is not None:
-        raise refused from None
-
-
-async def discover_budget(client: ExchangeClient, limits: LimitsConfig) -> Budget:
-    """Read the account's limits and costs; config values that are set win.
-
-    Raises ``CredentialsRefused`` when either read is answered 401 or 403."""
-    rate, capacity, read_rate = limits.write_refill_rate, limits.write_bucket_capacity, 0
-    try:
-        account = await client.get_limits()
-        rate = rate or account.write.refill_rate
-        capacity = capacity or account.write.bucket_capacity
-        read_rate = account.read.refill_rate
-    except WireError as exc:
-        _refused(client, "GET /account/limits", exc)
-        if not (rate and capacity):
-            raise WireError(
-                f"cannot read GET /account/limits ({exc}); set limits.write_refill_rate and "
-                "limits.write_bucket_capacity in the config"
-            ) from None
-        log.warning("using configured write limits: GET /account/limits failed: %s", exc)
-    try:
-        table = await client.get_endpoint_costs()
-        costs = client.dialect.costs(table)
-    except WireError as exc:
-        _refused(client, "GET /account/endpoint_costs", exc)
-        log.warning("using default costs: GET /account/endpoint_costs failed: %s", exc)
-        costs = client.dialect.costs(None)
-    if limits.create_cost:
-        costs["create"] = limits.create_cost
-    if limits.cancel_cost:
-        costs["cancel"] = limits.cancel_cost
-    return Budget(rate, capacity, read_rate or rate, costs)
 
 
 class OrderRouter:
@@ -166,17 +113,8 @@ class OrderRouter:
         journal: IntentJournal | None = None,
     ) -> OrderRouter:
         """A router with its own signed HTTP transport, as the config describes."""
-        transport = HttpTransport(
-            base_url or config.exchange.base_url,
-            signer,
-            timeout_s=config.exchange.request_timeout_s,
-            max_connections=config.router.max_in_flight + 2,
-            verify_tls=config.exchange.verify_tls,
-            max_clock_skew_s=config.exchange.max_clock_skew_s,
-        )
-        client = ExchangeClient(transport, dialect_for(config.exchange.dialect))
         return cls(
-            client,
+            connect(config, signer, base_url=base_url).client,
             config.router,
             config.limits,
             owns_transport=True,
@@ -191,7 +129,7 @@ class OrderRouter:
         self._now = self._loop.time
         found = await discover_budget(self._client, self._limits)
         headroom = found.write_rate * self._limits.headroom_s
-        self._budget = WriteBudget(
+        self._budget = LocalBudget(
             refill_rate=found.write_rate,
             capacity=found.write_capacity,
             create_cost=found.costs["create"],
@@ -221,7 +159,7 @@ class OrderRouter:
         self._accepting = True
 
     @property
-    def budget(self) -> WriteBudget:
+    def budget(self) -> BudgetView:
         """The write budget as sized at start (capacity, refill rate, costs per order)."""
         if self._budget is None:
             raise _not_started()

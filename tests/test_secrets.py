@@ -41,7 +41,7 @@ from kalshi_router.service import Metrics, build_service_app
 from kalshi_router.service.logs import JsonFormatter
 from kalshi_router.sim import FaultConfig, SimConfig, SimServer
 from kalshi_router.wire.client import ExchangeClient
-from kalshi_router.wire.dialect import dialect_for
+from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.signer import (
     KeyAlgorithm,

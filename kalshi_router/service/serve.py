@@ -30,9 +30,7 @@ from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.scrape import build_metrics_app
 from kalshi_router.service.token import published, resolve_token, token_path
 from kalshi_router.sim import SimServer
-from kalshi_router.wire.client import ExchangeClient
-from kalshi_router.wire.dialect import dialect_for
-from kalshi_router.wire.http import HttpTransport
+from kalshi_router.wire import connect
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 
 log = logging.getLogger("kalshi_router.service")
@@ -177,16 +175,10 @@ async def _recover(
     if config.exchange.target == "sim":
         # The embedded exchange died with the previous process: nothing can land there now.
         settings = msgspec.structs.replace(settings, landing_grace_s=0.0)
-    exchange = config.exchange
-    async with HttpTransport(
-        base_url or exchange.base_url,
-        signer,
-        timeout_s=exchange.request_timeout_s,
-        verify_tls=exchange.verify_tls,
-    ) as transport:
-        found = await recover(
-            journal, ExchangeClient(transport, dialect_for(exchange.dialect)), settings
-        )
+    # The router's own connection, so that a recovery reads the exchange exactly as it will.
+    transport, client = connect(config, signer, base_url=base_url)
+    async with transport:
+        found = await recover(journal, client, settings)
     if found.outcomes:
         counts = ", ".join(f"{kind} {n}" for kind, n in sorted(found.counts.items()))
         log.info(

@@ -1,1 +1,59 @@
-"""Everything Kalshi-specific: JSON models, the two batch dialects, signing and HTTP."""
+"""Everything Kalshi-specific: JSON models, the two batch dialects, signing and HTTP.
+
+``connect`` is the one way in: every path to the exchange (the router, the service's start-up
+recovery, ``check``) builds its transport and client there, from the configuration, so that
+none of them can drift from the others (a timeout, the clock-skew limit, the pool size).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.dialects import dialect_for
+from kalshi_router.wire.http import HttpTransport
+from kalshi_router.wire.signer import Signer
+
+if TYPE_CHECKING:
+    # Not at run time: the configuration imports ``wire.hosts``, and so this package.
+    from kalshi_router.config import Config
+
+__all__ = ["Connection", "connect"]
+
+
+class Connection(NamedTuple):
+    """A signed HTTP transport and the exchange client over it; whoever connects closes the
+    transport."""
+
+    transport: HttpTransport
+    client: ExchangeClient
+
+
+def connect(
+    config: Config,
+    signer: Signer,
+    *,
+    base_url: str | None = None,
+    max_connections: int | None = None,
+    max_clock_skew_s: float | None = None,
+) -> Connection:
+    """The exchange as ``config.exchange`` describes it, signed by ``signer``; nothing is sent.
+
+    ``base_url`` replaces ``exchange.base_url`` (the embedded simulator's address). The pool
+    holds ``router.max_in_flight`` connections for the batches plus two for lookups unless
+    ``max_connections`` says otherwise; ``max_clock_skew_s`` replaces ``exchange.max_clock_skew_s``
+    (an infinite one never warns)."""
+    exchange = config.exchange
+    if max_connections is None:
+        max_connections = config.router.max_in_flight + 2
+    if max_clock_skew_s is None:
+        max_clock_skew_s = exchange.max_clock_skew_s
+    transport = HttpTransport(
+        base_url or exchange.base_url,
+        signer,
+        timeout_s=exchange.request_timeout_s,
+        max_connections=max_connections,
+        verify_tls=exchange.verify_tls,
+        max_clock_skew_s=max_clock_skew_s,
+    )
+    return Connection(transport, ExchangeClient(transport, dialect_for(exchange.dialect)))

@@ -93,10 +93,3 @@ def v2_costs(table: GetAccountEndpointCostsResponse | None) -> dict[str, int]:
         "cancel": cost_of(table, "DELETE", "/portfolio/events/orders/batched", cancel),
         "single": default,
     }
-
-
-def dialect_for(name: DialectName) -> Dialect:
-    from kalshi_router.wire.v1 import V1Dialect
-    from kalshi_router.wire.v2 import V2Dialect
-
-    return V2Dialect() if name == "v2" else V1Dialect()

@@ -25,7 +25,8 @@ from kalshi_router.outcome import Accepted, OrderOutcome, Unknown
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import FaultConfig, SimConfig, SimServer
 from kalshi_router.wire.client import ExchangeClient
-from kalshi_router.wire.dialect import DialectName, dialect_for
+from kalshi_router.wire.dialect import DialectName
+from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 import pytest
 
 from kalshi_router.config import LimitsConfig
-from kalshi_router.errors import CredentialsRefused, ExchangeError
-from kalshi_router.router import OrderRouter, discover_budget
+from kalshi_router.errors import CredentialsRefused
+from kalshi_router.router import OrderRouter
 from kalshi_router.wire.client import ExchangeClient
-from kalshi_router.wire.dialect import dialect_for
+from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
-from kalshi_router.wire.models import GetAccountApiLimitsResponse, GetAccountEndpointCostsResponse
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
-from tests.fakes import ScriptedClient, account_limits
 from tests.integration.conftest import KEY_ID, PRIVATE_PEM, MakeSim
 
 OTHER_PRIVATE_PEM = generate_key("ed25519")[0]
@@ -67,54 +65,3 @@ async def test_a_refused_key_stops_the_router_at_start(
     )
     assert "does not accept this API key" in message
     assert_says_what_to_check(raised.value, values=[key_id, pem.decode().splitlines()[1]])
-
-
-@pytest.mark.parametrize(
-    ("limits", "costs", "request_line"),
-    [
-        pytest.param(
-            ExchangeError(403, "forbidden", "forbidden"),
-            None,
-            "GET /account/limits",
-            id="limits-403",
-        ),
-        pytest.param(
-            account_limits(100, 100),
-            ExchangeError(403, "forbidden", "forbidden"),
-            "GET /account/endpoint_costs",
-            id="costs-403",
-        ),
-    ],
-)
-async def test_403_names_a_read_only_key(
-    limits: GetAccountApiLimitsResponse | Exception,
-    costs: GetAccountEndpointCostsResponse | Exception | None,
-    request_line: str,
-) -> None:
-    client = ScriptedClient(limits=limits, costs=costs)
-    with pytest.raises(CredentialsRefused) as raised:
-        await discover_budget(client, CONFIGURED)  # type: ignore[arg-type]
-    assert raised.value.status == 403
-    assert str(raised.value).startswith(f"{request_line}: HTTP 403 (forbidden) from the exchange")
-    assert "read-only key" in str(raised.value)
-    assert_says_what_to_check(raised.value, values=[])
-
-
-async def test_401_on_endpoint_costs_is_fatal_too() -> None:
-    error = ExchangeError(
-        401,
-        "authentication_error",
-        "authentication_error",
-        "rpc error: code = Unauthenticated desc = INCORRECT_API_KEY_SIGNATURE",
-    )
-    client = ScriptedClient(costs=error)
-    with pytest.raises(CredentialsRefused, match=r"^GET /account/endpoint_costs: HTTP 401 \("):
-        await discover_budget(client, LimitsConfig())  # type: ignore[arg-type]
-
-
-async def test_other_read_failures_keep_their_fallbacks() -> None:
-    # Not a credentials problem: configured limits and default costs still start the router.
-    unavailable = ExchangeError(503, "service_unavailable", "try later")
-    client = ScriptedClient(limits=unavailable, costs=unavailable)
-    budget = await discover_budget(client, CONFIGURED)  # type: ignore[arg-type]
-    assert (budget.write_rate, budget.write_capacity, budget.costs["create"]) == (100, 100, 10)

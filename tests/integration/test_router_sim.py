@@ -29,7 +29,8 @@ from kalshi_router.outcome import (
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import FaultConfig, LatencyConfig, SimConfig, SimServer
 from kalshi_router.wire.client import ExchangeClient
-from kalshi_router.wire.dialect import DialectName, dialect_for
+from kalshi_router.wire.dialect import DialectName
+from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.signer import Signer, load_private_key
 from tests.integration.conftest import (

@@ -14,7 +14,8 @@ from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Cancelled, Rejected
 from kalshi_router.sim import SimConfig, SimServer
 from kalshi_router.wire.client import ExchangeClient
-from kalshi_router.wire.dialect import DialectName, dialect_for
+from kalshi_router.wire.dialect import DialectName
+from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 

@@ -22,7 +22,7 @@ from kalshi_router.pending import Kind, Pending
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import FaultConfig, SimConfig, SimServer
 from kalshi_router.wire.client import ExchangeClient
-from kalshi_router.wire.dialect import dialect_for
+from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
 from tests.integration.conftest import PRIVATE_PEM, make_signer, running_sim
 

@@ -25,7 +25,8 @@ from kalshi_router.outcome import Accepted, Amended, Cancelled, Rejected
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import SimConfig
 from kalshi_router.wire.client import ExchangeClient
-from kalshi_router.wire.dialect import Dialect, dialect_for
+from kalshi_router.wire.dialect import Dialect
+from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport, Response
 from kalshi_router.wire.reply import BatchReply, Outcome
 from kalshi_router.wire.single import decode_single

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Cancelled, Rejected
-from kalshi_router.wire.dialect import dialect_for
+from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.reply import BatchReply
 from kalshi_router.wire.v1 import V1Dialect
 from tests.spec_schema import require_spec, validate_schema

@@ -13,7 +13,7 @@ import pytest
 from kalshi_router.errors import DialectError, IntentError
 from kalshi_router.intent import CancelIntent, OrderIntent
 from kalshi_router.outcome import Accepted, ApiError, Cancelled, Rejected
-from kalshi_router.wire.dialect import dialect_for
+from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.reply import BatchReply, Disposition
 from kalshi_router.wire.v2 import V2Dialect
 from tests.spec_schema import validate_operation, validate_schema

@@ -12,10 +12,15 @@ nearly the whole bucket (Basic, whose bucket holds one second). We keep ``headro
 unused (local capacity = capacity - headroom) and size batches from the local capacity, so an
 early arrival of up to (capacity - batch cost) / refill seconds, and at least headroom / refill,
 is absorbed. The sustained rate is not lowered at all.
+
+One bucket serves every kind: the order of the lanes, cancels first, is the dispatcher's, which
+asks for one spend at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from importlib.metadata import version
 
 from aiolimiter import AsyncLimiter
@@ -23,11 +28,14 @@ from aiolimiter import AsyncLimiter
 from kalshi_router.errors import ConfigError, KalshiRouterError
 
 # aiolimiter's public API has no way to give tokens back or to empty the bucket, which a
-# dropped batch and a 429 need, so ``_Bucket`` uses these internals of its leaky bucket.
-# pyproject pins aiolimiter to the releases that have them and that the tests run against
-# (1.2.1 to 1.3.x; 1.1 has no ``_wake_next``). Checked at import, so that another release
-# fails here, loudly, rather than at the first 429.
-INTERNALS = ("_leak", "_wake_next", "_level", "_waiters")
+# dropped batch and a 429 need, nor to read another clock than the running loop's, which tests
+# of the arithmetic without a loop need; so ``_Bucket`` uses these internals of its leaky bucket
+# (and replaces ``_leak``, its refill, with the same arithmetic on a clock of ours). pyproject
+# pins aiolimiter to the releases that have them and that the tests run against (1.2.1 to 1.3.x;
+# 1.1 has no ``_wake_next``). Checked at import, so that another release fails here, loudly,
+# rather than at the first 429.
+INTERNALS = ("_leak", "_wake_next", "_level", "_last_check", "_waiters")
+Clock = Callable[[], float]
 
 
 def check_internals(limiter: type[AsyncLimiter]) -> None:
@@ -43,10 +51,28 @@ def check_internals(limiter: type[AsyncLimiter]) -> None:
 check_internals(AsyncLimiter)
 
 
-class _Bucket(AsyncLimiter):
-    """aiolimiter plus the two moves a 429 and a dropped batch need (see ``INTERNALS``)."""
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
-    __slots__ = ()
+
+class _Bucket(AsyncLimiter):
+    """aiolimiter plus the two moves a 429 and a dropped batch need, on a clock of ours (see
+    ``INTERNALS``)."""
+
+    __slots__ = ("_clock", "_per_s")
+
+    def __init__(self, capacity: float, refill_rate: float, clock: Clock) -> None:
+        super().__init__(capacity, capacity / refill_rate)
+        # The loop's clock, which aiolimiter's timers run on too, unless a test gives another.
+        self._clock = clock
+        self._per_s = self.max_rate / self.time_period
+
+    def _leak(self) -> None:
+        # aiolimiter's refill, to the last rounding, on ``_clock``; aiolimiter calls it before
+        # every decision.
+        now = self._clock()
+        self._level = max(self._level - (now - self._last_check) * self._per_s, 0.0)
+        self._last_check = now
 
     def tokens(self) -> float:
         self._leak()
@@ -73,8 +99,10 @@ class _Bucket(AsyncLimiter):
         self._wake_next()
 
 
-class WriteBudget:
-    """Costs per created and cancelled order, the batch sizes they allow, and the bucket."""
+class LocalBudget:
+    """The ``WriteBudget`` of one router alone on its account: costs per created and cancelled
+    order, the batch sizes they allow, and the bucket. ``clock``: seconds, the running loop's
+    by default (give another only to a budget that never waits)."""
 
     def __init__(
         self,
@@ -85,6 +113,7 @@ class WriteBudget:
         cancel_cost: int,
         single_cost: int,
         headroom: float = 0.0,
+        clock: Clock = _loop_time,
     ) -> None:
         local = capacity - headroom
         costs = {"create": create_cost, "cancel": cancel_cost, "single": single_cost}
@@ -103,7 +132,7 @@ class WriteBudget:
         self.capacity = capacity
         self.headroom = headroom
         self.costs = costs
-        self._bucket = _Bucket(local, local / refill_rate)
+        self._bucket = _Bucket(local, refill_rate, clock)
         self.spent = 0
 
     def batch_limit(self, kind: str, configured_max: int) -> int:
@@ -115,28 +144,27 @@ class WriteBudget:
     def tokens(self) -> float:
         return self._bucket.tokens()
 
-    def can_spend(self, amount: int) -> bool:
-        return self._bucket.has_capacity(amount)
-
-    def spend_now(self, amount: int) -> bool:
+    def take(self, amount: int) -> bool:
         """Take ``amount`` if the bucket holds it now; False (and nothing taken) if not."""
         if not self._bucket.take(amount):
             return False
         self.spent += amount
         return True
 
-    async def spend(self, amount: int) -> None:
+    async def spend_now(self, kind: str, amount: int) -> bool:
+        return self.take(amount)
+
+    async def spend(self, kind: str, amount: int) -> None:
         """Wait until the bucket covers ``amount``, then take it. Cancellation-safe: a
         cancelled wait takes nothing."""
         await self._bucket.acquire(amount)
         self.spent += amount
 
-    def refund(self, amount: int) -> None:
-        """Give back tokens taken for orders that were dropped before the request went out."""
+    def refund(self, kind: str, amount: int) -> None:
         self._bucket.refund(amount)
         self.spent -= amount
 
     def rate_limited(self) -> None:
-        """The exchange said 429: its bucket is empty whatever ours says. Empty ours and owe
-        the headroom too, so that the margin above is rebuilt before we spend again."""
+        """Empty the bucket and owe the headroom too, so that the margin above is rebuilt
+        before we spend again."""
         self._bucket.overdraw(self.headroom)
