@@ -12,36 +12,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from aiolimiter import AsyncLimiter
-
 from kalshi_router.accumulator import Accumulator
-from kalshi_router.answers import Backoff, given_up
+from kalshi_router.assembly import assemble
 from kalshi_router.awaiting import all_of
-from kalshi_router.budget import BudgetView, LocalBudget, WriteBudget, discover_budget
+from kalshi_router.budget import BudgetView, WriteBudget, discover_budget
 from kalshi_router.config import Config, LimitsConfig, RouterConfig
 from kalshi_router.dispatcher import Dispatcher
 from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed
+from kalshi_router.intake import (
+    IntentFuture,
+    check_batch,
+    checked_deadline,
+    drain,
+    expect,
+    fail_all,
+    log_outcome,
+    not_started,
+    settle_the_rest,
+    wait_for_room,
+)
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.journal import IntentJournal
-from kalshi_router.outcome import (
-    AmendOutcome,
-    CancelOutcome,
-    Closed,
-    OrderOutcome,
-    Outcome,
-    Rejected,
-    Unknown,
-    outcome_name,
-)
+from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome, Outcome
 from kalshi_router.pending import Kind, Pending
-from kalshi_router.reconcile import READ_COST, Reconciler
 from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
 from kalshi_router.wire import connect
 from kalshi_router.wire.client import ExchangeClient
@@ -49,23 +48,6 @@ from kalshi_router.wire.signer import Signer
 
 log = logging.getLogger("kalshi_router.router")
 Intent = OrderIntent | CancelIntent | AmendIntent | DecreaseIntent
-
-
-class IntentFuture(asyncio.Future[Any]):
-    """An intent's future: cancelling it while the intent still waits to be sent settles the
-    intent at once (closed) and frees its room in the queue. A cancel hook rather than a done
-    callback, which every settle would pay for with a turn of the loop."""
-
-    __slots__ = ("dispatcher", "pending")
-
-    pending: Pending
-    dispatcher: Dispatcher
-
-    def cancel(self, msg: Any | None = None) -> bool:
-        if not super().cancel(msg):
-            return False
-        self.dispatcher.give_up_waiting(self.pending)
-        return True
 
 
 class OrderRouter:
@@ -128,31 +110,16 @@ class OrderRouter:
         self._loop = asyncio.get_running_loop()
         self._now = self._loop.time
         found = await discover_budget(self._client, self._limits)
-        headroom = found.write_rate * self._limits.headroom_s
-        self._budget = LocalBudget(
-            refill_rate=found.write_rate,
-            capacity=found.write_capacity,
-            create_cost=found.costs["create"],
-            cancel_cost=found.costs["cancel"],
-            single_cost=found.costs["single"],
-            headroom=headroom,
-        )
-        # A bucket smaller than one lookup's cost would make aiolimiter refuse every lookup:
-        # keep the account's rate, but let the bucket hold one.
-        size = max(found.read_rate, READ_COST)
-        reads = AsyncLimiter(size, size / found.read_rate)
-        self._dispatcher = Dispatcher(
-            client=self._client,
-            accumulator=self._acc,
-            budget=self._budget,
-            reconciler=Reconciler(self._client, reads),
+        self._budget, self._dispatcher = assemble(
+            self._client,
+            self._acc,
+            found,
+            self._limits,
+            self._config,
             stats=self._observers,
             settle=self._settle,
             journal=self._journal,
-            max_batch=self._config.max_batch_size,
-            max_in_flight=self._config.max_in_flight,
-            linger_s=self._config.linger_ms / 1000,
-            backoff=Backoff(self._config.backoff_base_s, self._config.backoff_cap_s, self._rng),
+            rng=self._rng,
         )
         self._runner = asyncio.create_task(self._dispatcher.run(), name="kalshi-router-dispatcher")
         self._runner.add_done_callback(self._runner_done)
@@ -162,7 +129,7 @@ class OrderRouter:
     def budget(self) -> BudgetView:
         """The write budget as sized at start (capacity, refill rate, costs per order)."""
         if self._budget is None:
-            raise _not_started()
+            raise not_started()
         return self._budget
 
     @property
@@ -192,7 +159,7 @@ class OrderRouter:
 
     def _running(self) -> Dispatcher:
         if self._dispatcher is None:
-            raise _not_started()
+            raise not_started()
         return self._dispatcher
 
     # Intake.
@@ -202,7 +169,7 @@ class OrderRouter:
     ) -> asyncio.Future[OrderOutcome]:
         """Queue ``intent`` and return its future at once; raise ``QueueFull`` if no room.
         ``client``: who sends it; the intents of different clients take turns in each lane."""
-        _expect(intent, OrderIntent)
+        expect(intent, OrderIntent)
         self._client.dialect.check(intent)
         return self._enqueue(
             "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
@@ -254,7 +221,7 @@ class OrderRouter:
         """Queue all or none: raises before queueing any if one is invalid or there is no room."""
         batch = list(intents)
         for intent in batch:
-            _expect(intent, OrderIntent)
+            expect(intent, OrderIntent)
             self._client.dialect.check(intent)
         self._check_batch("create", [intent.client_order_id for intent in batch])
         return [
@@ -286,21 +253,13 @@ class OrderRouter:
         """Queue all or none, as ``submit_many``."""
         batch = list(cancels)
         for cancel in batch:
-            _expect(cancel, CancelIntent)
+            expect(cancel, CancelIntent)
         self._check_batch("cancel", [cancel.order_id for cancel in batch])
         return [self.cancel(cancel, client=client) for cancel in batch]
 
     def _check_batch(self, kind: Kind, keys: list[str]) -> None:
-        """Everything that could stop one of ``keys`` from queueing, checked before any is."""
         self._check_open()
-        field = "client_order_id" if kind == "create" else "order_id"
-        if len(set(keys)) != len(keys):
-            raise IntentError(field, f"used more than once in one {kind} batch")
-        for key in keys:
-            if (kind, key) in self._live:
-                raise IntentError(field, f"{key!r} already has a pending {kind}")
-        if len(self._acc) + len(keys) > self._acc.capacity:
-            raise QueueFull(f"no room for {len(keys)} intents ({len(self._acc)} queued)")
+        check_batch(kind, keys, self._live, len(self._acc), self._acc.capacity)
 
     def _check_open(self) -> None:
         if self._crashed is not None:
@@ -313,13 +272,13 @@ class OrderRouter:
     def amend(
         self, intent: AmendIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
-        _expect(intent, AmendIntent)
+        expect(intent, AmendIntent)
         return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
 
     def decrease(
         self, intent: DecreaseIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
-        _expect(intent, DecreaseIntent)
+        expect(intent, DecreaseIntent)
         return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
 
     def _enqueue(
@@ -333,11 +292,11 @@ class OrderRouter:
     ) -> asyncio.Future[Any]:
         # Every intent passes here: kept to what each one needs. The arguments are checked
         # before the router's state, so a bad argument is named whatever that state is.
-        timeout = self._config.deadline_s if deadline_s is None else _checked(deadline_s)
+        timeout = self._config.deadline_s if deadline_s is None else checked_deadline(deadline_s)
         dispatcher = self._dispatcher
         if not self._accepting or dispatcher is None:
             self._check_open()
-            raise _not_started()
+            raise not_started()
         if self._acc.full():
             raise QueueFull(f"the queue holds {self._acc.capacity} intents")
         live = (kind, key)
@@ -361,19 +320,7 @@ class OrderRouter:
         return future
 
     async def _room(self, queue_timeout: float | None) -> None:
-        async def wait() -> None:
-            while self._acc.full():
-                # Closed or crashed while we waited: say so now, not at the timeout.
-                self._check_open()
-                await self._running().wait_for_space()
-
-        if not self._acc.full():
-            # wait_for with a timeout of 0 times out even when its awaitable would not wait.
-            return
-        try:
-            await asyncio.wait_for(wait(), queue_timeout)
-        except TimeoutError:
-            raise QueueFull(f"no room in the queue within {queue_timeout} s") from None
+        await wait_for_room(self._acc, self._check_open, self._running, queue_timeout)
 
     # Outcomes.
 
@@ -385,24 +332,7 @@ class OrderRouter:
         self._observers.settled(pending.kind, outcome, seconds)
         if self._journal is not None:
             self._journal.settled(pending, outcome)
-        # One line per order that did not go through (debug for the rest), its id as a field;
-        # a warning for the ones a person has to look up.
-        level = logging.DEBUG if outcome.ok else logging.INFO
-        if isinstance(outcome, Unknown):
-            level = logging.WARNING
-        if log.isEnabledFor(level):
-            detail = (
-                outcome.code if isinstance(outcome, Rejected) else getattr(outcome, "reason", "")
-            )
-            log.log(
-                level,
-                "%s %s %s: %s",
-                pending.kind,
-                pending.key,
-                outcome_name(outcome),
-                detail,
-                extra=pending.ids(),
-            )
+        log_outcome(pending, outcome)
         # Its caller may have cancelled the future: then nobody reads the outcome.
         if not pending.future.cancelled():
             pending.future.set_result(outcome)
@@ -416,12 +346,7 @@ class OrderRouter:
         self._crashed = exc
         if self._dispatcher is not None:
             self._dispatcher.wake_space_waiters()
-        for pending in list(self._live.values()):
-            self._acc.discard(pending)  # out of the queue first, if it waits there
-            pending.move("settled")
-            if not pending.future.cancelled():
-                pending.future.set_exception(RouterCrashed(f"dispatcher crashed: {exc!r}"))
-        self._live.clear()
+        fail_all(self._live, self._acc, f"dispatcher crashed: {exc!r}")
 
     # Control.
 
@@ -441,37 +366,8 @@ class OrderRouter:
         self._accepting = False
         timeout = self._config.drain_timeout_s if drain_timeout is None else drain_timeout
         if self._dispatcher is not None and self._runner is not None:
-            self._dispatcher.wake_space_waiters()
-            self._dispatcher.close()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._runner), timeout)
-            except TimeoutError:
-                log.warning("drain timed out after %s s", timeout)
-            except Exception:  # noqa: S110 - the crash was reported by _runner_done
-                pass
-            # The dispatcher first: stopping the sends frees their slots, which it would
-            # otherwise fill with what is still queued.
-            if not self._runner.done():
-                self._runner.cancel()
-            await asyncio.gather(self._runner, return_exceptions=True)
-            await self._dispatcher.stop()
-        for pending in self._acc.drain():
-            reason = "router closed before this intent was sent"
-            self._settle(pending, given_up(pending, reason, Closed))
-        unsure = list(self._live.values())
-        if unsure:
-            log.warning(
-                "closing with %d intents in flight, outcome unknown: %s",
-                len(unsure),
-                " ".join(p.key for p in unsure),
-                extra={
-                    "client_order_ids": [p.key for p in unsure if p.kind == "create"],
-                    "order_ids": [p.key for p in unsure if p.kind != "create"],
-                },
-            )
-        for pending in unsure:
-            reason = "router closed while this intent was in flight; look it up at the exchange"
-            self._settle(pending, Unknown(reason=reason, **pending.ids()))
+            await drain(self._dispatcher, self._runner, timeout)
+        settle_the_rest(self._acc, self._live, self._settle)
         if self._owns_transport:
             await self._client.transport.close()
 
@@ -502,22 +398,3 @@ class OrderRouter:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _expect(intent: object, kind: type) -> None:
-    """A bad argument is an ``IntentError`` like any bad field, not an AttributeError later."""
-    if not isinstance(intent, kind):
-        raise IntentError("intent", f"expected a {kind.__name__}, got {type(intent).__name__}")
-
-
-def _checked(deadline_s: float) -> float:
-    if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float):
-        raise IntentError("deadline_s", f"must be a number of seconds, got {deadline_s!r}")
-    if not (deadline_s >= 0 and math.isfinite(deadline_s)):
-        # NaN or infinity would mean "never expires", which no intent may have.
-        raise IntentError("deadline_s", f"must be a finite number >= 0, got {deadline_s}")
-    return float(deadline_s)
-
-
-def _not_started() -> RouterClosed:
-    return RouterClosed("the router is not started: use 'async with' or await start()")

@@ -25,9 +25,10 @@ from kalshi_router.errors import (
     TransportError,
     WireError,
 )
+from kalshi_router.intake import IntentFuture
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Amended, Cancelled, Closed, Rejected, Unknown
-from kalshi_router.router import IntentFuture, OrderRouter
+from kalshi_router.router import OrderRouter
 from kalshi_router.stats import Percentiles, percentiles
 from kalshi_router.wire.models import BucketLimit, GetAccountApiLimitsResponse, Order
 from tests.fakes import (

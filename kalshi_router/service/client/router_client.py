@@ -33,9 +33,10 @@ from kalshi_router.errors import (
     RouterCrashed,
     ServiceError,
 )
+from kalshi_router.intake import checked_deadline, expect
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, Closed, OrderOutcome, Unknown
-from kalshi_router.router import OrderRouter, _checked, _expect
+from kalshi_router.router import OrderRouter
 from kalshi_router.service.client.connection import Connection, Token
 from kalshi_router.service.client.holding import Holding
 from kalshi_router.service.protocol import BudgetState, StreamState, Verb
@@ -122,7 +123,7 @@ class RouterClient:
     def submit(
         self, intent: OrderIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[OrderOutcome]:
-        _expect(intent, OrderIntent)
+        expect(intent, OrderIntent)
         return self._send("submit", intent, intent.client_order_id, deadline_s)
 
     async def submit_wait(
@@ -182,13 +183,13 @@ class RouterClient:
     def amend(
         self, intent: AmendIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[AmendOutcome]:
-        _expect(intent, AmendIntent)
+        expect(intent, AmendIntent)
         return self._send("amend", intent, intent.order_id, deadline_s)
 
     def decrease(
         self, intent: DecreaseIntent, *, deadline_s: float | None = None
     ) -> asyncio.Future[AmendOutcome]:
-        _expect(intent, DecreaseIntent)
+        expect(intent, DecreaseIntent)
         return self._send("decrease", intent, intent.order_id, deadline_s)
 
     async def flush(self) -> None:
@@ -279,7 +280,7 @@ class RouterClient:
             )
         if self._connection.fatal is not None:
             raise ServiceError(self._connection.fatal)
-        lasts = state.deadline_s if deadline_s is None else _checked(deadline_s)
+        lasts = state.deadline_s if deadline_s is None else checked_deadline(deadline_s)
         held = self._holding.new(verb, item, key, asyncio.get_running_loop().time() + lasts)
         self._connection.send(held, deadline_s)
         return held.future

@@ -1,0 +1,172 @@
+"""The pieces of ``OrderRouter`` around its queue that need none of its state: the intent's
+future, the checks before an intent is queued (the service's client makes the same ones), the
+log line of an outcome, and what happens to what is left at a crash or at close."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Container
+from typing import TYPE_CHECKING, Any
+
+from kalshi_router.accumulator import Accumulator
+from kalshi_router.answers import given_up
+from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed
+from kalshi_router.outcome import Closed, Outcome, Rejected, Unknown, outcome_name
+from kalshi_router.pending import Kind, Pending
+
+if TYPE_CHECKING:
+    from kalshi_router.dispatcher import Dispatcher
+
+log = logging.getLogger("kalshi_router.router")
+
+
+class IntentFuture(asyncio.Future[Any]):
+    """An intent's future: cancelling it while the intent still waits to be sent settles the
+    intent at once (closed) and frees its room in the queue. A cancel hook rather than a done
+    callback, which every settle would pay for with a turn of the loop."""
+
+    __slots__ = ("dispatcher", "pending")
+
+    pending: Pending
+    dispatcher: Dispatcher
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        self.dispatcher.give_up_waiting(self.pending)
+        return True
+
+
+def check_batch(
+    kind: Kind, keys: list[str], live: Container[tuple[Kind, str]], queued: int, capacity: int
+) -> None:
+    """Everything that could stop one of ``keys`` from queueing, checked before any is (a
+    batch queues all or none)."""
+    field = "client_order_id" if kind == "create" else "order_id"
+    if len(set(keys)) != len(keys):
+        raise IntentError(field, f"used more than once in one {kind} batch")
+    for key in keys:
+        if (kind, key) in live:
+            raise IntentError(field, f"{key!r} already has a pending {kind}")
+    if queued + len(keys) > capacity:
+        raise QueueFull(f"no room for {len(keys)} intents ({queued} queued)")
+
+
+async def wait_for_room(
+    queue: Accumulator,
+    check_open: Callable[[], None],
+    running: Callable[[], Dispatcher],
+    queue_timeout: float | None,
+) -> None:
+    """Until ``queue`` has room for one more, up to ``queue_timeout`` s (None: forever); raise
+    ``QueueFull`` then, or at once what ``check_open`` raises if the router closes meanwhile."""
+
+    async def wait() -> None:
+        while queue.full():
+            check_open()
+            await running().wait_for_space()
+
+    if not queue.full():
+        # wait_for with a timeout of 0 times out even when its awaitable would not wait.
+        return
+    try:
+        await asyncio.wait_for(wait(), queue_timeout)
+    except TimeoutError:
+        raise QueueFull(f"no room in the queue within {queue_timeout} s") from None
+
+
+def fail_all(live: dict[tuple[Kind, str], Pending], queue: Accumulator, why: str) -> None:
+    """The dispatcher died: every intent still live fails at once with a ``RouterCrashed`` of
+    its own (one exception object shared by many futures would chain their tracebacks), taken
+    out of the queue first if it waits there, so that nothing settles it after the crash."""
+    for pending in list(live.values()):
+        queue.discard(pending)
+        pending.move("settled")
+        if not pending.future.cancelled():
+            pending.future.set_exception(RouterCrashed(why))
+    live.clear()
+
+
+def log_outcome(pending: Pending, outcome: Outcome) -> None:
+    """One line per order that did not go through (debug for the rest), its id as a field; a
+    warning for the ones a person has to look up."""
+    level = logging.DEBUG if outcome.ok else logging.INFO
+    if isinstance(outcome, Unknown):
+        level = logging.WARNING
+    if log.isEnabledFor(level):
+        detail = outcome.code if isinstance(outcome, Rejected) else getattr(outcome, "reason", "")
+        log.log(
+            level,
+            "%s %s %s: %s",
+            pending.kind,
+            pending.key,
+            outcome_name(outcome),
+            detail,
+            extra=pending.ids(),
+        )
+
+
+async def drain(dispatcher: Dispatcher, runner: asyncio.Task[None], within_s: float) -> None:
+    """At close: let the dispatcher send what is queued and finish what is in flight, for up
+    to ``within_s`` s; then stop it, whatever is left."""
+    dispatcher.wake_space_waiters()
+    dispatcher.close()
+    try:
+        await asyncio.wait_for(asyncio.shield(runner), within_s)
+    except TimeoutError:
+        log.warning("drain timed out after %s s", within_s)
+    except Exception:  # noqa: S110 - the crash was reported when the runner ended
+        pass
+    # The dispatcher first: stopping the sends frees their slots, which it would otherwise
+    # fill with what is still queued.
+    if not runner.done():
+        runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    await dispatcher.stop()
+
+
+def settle_the_rest(
+    queue: Accumulator,
+    live: dict[tuple[Kind, str], Pending],
+    settle: Callable[[Pending, Outcome], None],
+) -> None:
+    """At close, once the dispatcher has stopped: what still waits was never sent (closed);
+    what is still live was in flight and nobody will learn its outcome here (unknown, logged
+    with its id, to look up at the exchange)."""
+    for pending in queue.drain():
+        settle(pending, given_up(pending, "router closed before this intent was sent", Closed))
+    unsure = list(live.values())
+    if unsure:
+        log.warning(
+            "closing with %d intents in flight, outcome unknown: %s",
+            len(unsure),
+            " ".join(p.key for p in unsure),
+            extra={
+                "client_order_ids": [p.key for p in unsure if p.kind == "create"],
+                "order_ids": [p.key for p in unsure if p.kind != "create"],
+            },
+        )
+    for pending in unsure:
+        reason = "router closed while this intent was in flight; look it up at the exchange"
+        settle(pending, Unknown(reason=reason, **pending.ids()))
+
+
+def expect(intent: object, kind: type) -> None:
+    """A bad argument is an ``IntentError`` like any bad field, not an AttributeError later."""
+    if not isinstance(intent, kind):
+        raise IntentError("intent", f"expected a {kind.__name__}, got {type(intent).__name__}")
+
+
+def checked_deadline(deadline_s: float) -> float:
+    if isinstance(deadline_s, bool) or not isinstance(deadline_s, int | float):
+        raise IntentError("deadline_s", f"must be a number of seconds, got {deadline_s!r}")
+    if not (deadline_s >= 0 and math.isfinite(deadline_s)):
+        # NaN or infinity would mean "never expires", which no intent may have.
+        raise IntentError("deadline_s", f"must be a finite number >= 0, got {deadline_s}")
+    return float(deadline_s)
+
+
+def not_started() -> RouterClosed:
+    return RouterClosed("the router is not started: use 'async with' or await start()")
