@@ -7,18 +7,42 @@ none of them can drift from the others (a timeout, the clock-skew limit, the poo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.dialect import DialectName
 from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
 from kalshi_router.wire.signer import Signer
 
-if TYPE_CHECKING:
-    # Not at run time: the configuration imports ``wire.hosts``, and so this package.
-    from kalshi_router.config import Config
+__all__ = ["ConnectSettings", "Connection", "connect"]
 
-__all__ = ["Connection", "connect"]
+
+# What ``connect`` reads of the configuration, as protocols (``config.Config`` is one) so that
+# the wire never imports the configuration, which sits above it (and imports ``wire.hosts``).
+class _Exchange(Protocol):
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def dialect(self) -> DialectName: ...
+    @property
+    def request_timeout_s(self) -> float: ...
+    @property
+    def verify_tls(self) -> bool: ...
+    @property
+    def max_clock_skew_s(self) -> float: ...
+
+
+class _Router(Protocol):
+    @property
+    def max_in_flight(self) -> int: ...
+
+
+class ConnectSettings(Protocol):
+    @property
+    def exchange(self) -> _Exchange: ...
+    @property
+    def router(self) -> _Router: ...
 
 
 class Connection(NamedTuple):
@@ -30,7 +54,7 @@ class Connection(NamedTuple):
 
 
 def connect(
-    config: Config,
+    config: ConnectSettings,
     signer: Signer,
     *,
     base_url: str | None = None,
