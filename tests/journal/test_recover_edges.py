@@ -1,5 +1,6 @@
-"""Recovery at its edges, on a stand-in exchange: a clean journal asks and logs nothing, and
-an order the exchange lists without a price is described without one."""
+"""Recovery at its edges, on a stand-in exchange: a clean journal asks and logs nothing; an open
+cancel of an order since filled is closed, and an order listed without a price is described
+without one."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import cast
 import pytest
 
 from kalshi_router.config import JournalConfig
-from kalshi_router.intent import AmendIntent
+from kalshi_router.intent import AmendIntent, CancelIntent
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.journal.recover import recover
-from kalshi_router.outcome import Unknown
+from kalshi_router.outcome import Closed, Unknown
 from kalshi_router.pending import Pending
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import Order
@@ -55,26 +56,56 @@ async def test_a_journal_with_nothing_open_asks_and_says_nothing(
     assert caplog.records == []
 
 
-async def test_an_amend_whose_order_has_no_price_is_described_without_one(
-    tmp_path: Path,
-) -> None:
-    resting = Order(
+def order(status: str, *, price: str | None, filled: int, resting: int) -> Order:
+    return Order(
         order_id="o-1",
         client_order_id="c-1",
         ticker=TICKER,
-        status="resting",
-        remaining_count_fp=Decimal(2),
+        status=status,
+        yes_price_dollars=None if price is None else Decimal(price),
+        fill_count_fp=Decimal(filled),
+        remaining_count_fp=Decimal(resting),
     )
-    exchange = Exchange(resting)
-    amend = AmendIntent(
-        order_id="o-1", ticker=TICKER, side="bid", price=Decimal("0.31"), count=Decimal(2)
-    )
+
+
+AMEND = AmendIntent(
+    order_id="o-1", ticker=TICKER, side="bid", price=Decimal("0.31"), count=Decimal(2)
+)
+
+
+@pytest.mark.parametrize(
+    ("payload", "listed", "expected", "reason"),
+    [
+        pytest.param(
+            CancelIntent(order_id="o-1", ticker=TICKER),
+            order("executed", price="0.31", filled=2, resting=0),
+            Closed,
+            "nothing left to cancel: the order is executed, 0 resting at $0.31, 2 filled",
+            id="cancel-of-a-filled-order",
+        ),
+        pytest.param(
+            AMEND,
+            order("resting", price=None, filled=0, resting=2),
+            Unknown,
+            "cannot tell whether it applied: the order is resting, 2 resting, 0 filled",
+            id="amend-of-an-order-listed-without-a-price",
+        ),
+    ],
+)
+async def test_an_open_cancel_or_amend_is_settled_from_the_order_as_listed(
+    tmp_path: Path,
+    payload: CancelIntent | AmendIntent,
+    listed: Order,
+    expected: type[Closed | Unknown],
+    reason: str,
+) -> None:
+    exchange = Exchange(listed)
     loop = asyncio.get_running_loop()
     sent = Pending(
-        kind="single",
+        kind="cancel" if isinstance(payload, CancelIntent) else "single",
         key="o-1",
         ticker=TICKER,
-        payload=amend,
+        payload=payload,
         future=loop.create_future(),
         submitted=loop.time(),
         deadline=loop.time() + 5,
@@ -88,5 +119,5 @@ async def test_an_amend_whose_order_has_no_price_is_described_without_one(
         entry = journal.find("o-1")
     assert exchange.calls == ["get_order o-1"]
     assert entry is not None
-    assert isinstance(entry.outcome, Unknown)
-    assert entry.outcome.reason.endswith("the order is resting, 2 resting, 0 filled")
+    assert isinstance(entry.outcome, expected)
+    assert entry.outcome.reason.endswith(reason)
