@@ -89,7 +89,10 @@ def connect(
 def check(conn: sqlite3.Connection, path: Path) -> bool:
     """Refuse a damaged or foreign file; True when it is new and empty."""
     try:
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+        # One row per b-tree, one line per problem inside a row: the first three problems,
+        # whichever rows they are in, keep the error to one line.
+        rows = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+        problems = [line for row in rows for line in row.splitlines() if line.strip()]
         if problems != ["ok"]:
             raise JournalError(
                 f"journal {path}: damaged (quick_check: {'; '.join(problems[:3])}); "

@@ -112,12 +112,6 @@ async def test_a_journal_with_a_damaged_index_page_is_refused_and_left_as_it_was
         SqliteJournal.read(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sqlite_file.check keeps quick_check's first 3 rows, but SQLite reports all the "
-    "problems of one b-tree in one row, one per line: the error is one line per damaged cell "
-    "(up to 100) instead of one line",
-)
 async def test_a_damaged_journal_is_named_in_one_line(path: Path) -> None:
     await _damage_key_index(path)
     with pytest.raises(JournalError) as raised:
