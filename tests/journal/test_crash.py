@@ -43,7 +43,8 @@ _replies = msgspec.json.Decoder(StreamReply)
 _status = msgspec.json.Decoder(OrderStatus)
 
 
-def config_file(directory: Path, sim: Sim, journal: Path) -> Path:
+def config_file(directory: Path, sim: Sim, journal: Path, port: int = 0) -> Path:
+    """``serve``'s config for a crash or restart test (``port`` 0: any free port)."""
     path = directory / "serve.toml"
     path.write_text(
         f"""
@@ -60,7 +61,7 @@ backoff_cap_s = 0.1
 
 [service]
 host = "127.0.0.1"
-port = 0
+port = {port}
 token_file = "{directory / "token"}"
 
 [journal]

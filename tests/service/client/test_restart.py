@@ -18,36 +18,14 @@ from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted, Closed, Expired, OrderOutcome, Unknown
 from kalshi_router.service.client import RouterClient
 from tests.journal.test_crash import CREATE_COST, sim_books, write_tokens
+from tests.journal.test_crash import config_file as crash_config
 from tests.service.conftest import eventually
 from tests.service.test_serve_e2e import TICKER, TOKEN, Command, Sim, serve_env
 
 
 def config_file(directory: Path, sim: Sim, port: int, journal: Path) -> Path:
     directory.mkdir()
-    path = directory / "serve.toml"
-    path.write_text(
-        f"""
-[exchange]
-target = "url"
-base_url = "{sim.url}"
-
-[router]
-deadline_s = 60
-drain_timeout_s = 1
-backoff_base_s = 0.01
-backoff_cap_s = 0.1
-
-[service]
-host = "127.0.0.1"
-port = {port}
-
-[journal]
-path = "{journal}"
-landing_grace_s = 0.5
-lookup_timeout_s = 5
-"""
-    )
-    return path
+    return crash_config(directory, sim, journal, port)
 
 
 class Bot:
