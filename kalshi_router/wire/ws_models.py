@@ -206,16 +206,14 @@ class ErrorFrame(_Frame, tag="error"):
 # Server frames: the order channels.
 
 
-def _check_counts(
-    message: msgspec.Struct, counts: tuple[str, ...], amounts: tuple[str, ...]
-) -> None:
+def _check_counts(message: msgspec.Struct, counts: str, amounts: str) -> None:
     # Checked as decoded (the ValueError becomes a decode error naming the field): the order's
-    # state is computed from these.
-    for name in counts:
+    # state is computed from these. The names come space-separated.
+    for name in counts.split():
         value = getattr(message, name)
         if impossible_count(value):
             raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    for name in amounts:
+    for name in amounts.split():
         value = getattr(message, name)
         if impossible_amount(value):
             raise ValueError(f"{name} must be a finite number, got {value}")
@@ -259,13 +257,8 @@ class UserOrder(msgspec.Struct, kw_only=True):
     def __post_init__(self) -> None:
         _check_counts(
             self,
-            ("fill_count_fp", "remaining_count_fp", "initial_count_fp", "yes_price_dollars"),
-            (
-                "taker_fill_cost_dollars",
-                "maker_fill_cost_dollars",
-                "taker_fees_dollars",
-                "maker_fees_dollars",
-            ),
+            "fill_count_fp remaining_count_fp initial_count_fp yes_price_dollars",
+            "taker_fill_cost_dollars maker_fill_cost_dollars taker_fees_dollars maker_fees_dollars",
         )
 
 
@@ -297,7 +290,7 @@ class Fill(msgspec.Struct, kw_only=True):
     ts: int | None = None
 
     def __post_init__(self) -> None:
-        _check_counts(self, ("count_fp", "yes_price_dollars"), ("fee_cost", "post_position_fp"))
+        _check_counts(self, "count_fp yes_price_dollars", "fee_cost post_position_fp")
 
 
 class FillFrame(_Frame, tag="fill"):
@@ -321,14 +314,9 @@ class MarketPosition(msgspec.Struct, kw_only=True):
     def __post_init__(self) -> None:
         _check_counts(
             self,
-            ("volume_fp",),
-            (
-                "position_fp",
-                "position_cost_dollars",
-                "realized_pnl_dollars",
-                "fees_paid_dollars",
-                "position_fee_cost_dollars",
-            ),
+            "volume_fp",
+            "position_fp position_cost_dollars realized_pnl_dollars fees_paid_dollars "
+            "position_fee_cost_dollars",
         )
 
 
