@@ -106,16 +106,17 @@ class Session:
             return [_error(UNSET, _Refused(1))]
         # "If the id is set to 0, the server treats it the same way as if there was no id."
         id_: int | msgspec.UnsetType = cid or UNSET
+        cmd = raw.get("cmd")
         handler = {
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
             "update_subscription": self._update,
             "list_subscriptions": self._list,
-        }.get(str(raw.get("cmd")))
+        }.get(str(cmd))
         if handler is None:
             return [_error(id_, _Refused(5))]
         params = raw.get("params")
-        if handler is not self._list and not isinstance(params, dict):
+        if cmd != "list_subscriptions" and not isinstance(params, dict):
             return [_error(id_, _Refused(2))]
         try:
             return handler(id_, params or {})
