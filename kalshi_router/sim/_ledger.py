@@ -9,9 +9,11 @@ checks and its matching plan have passed, so a rejected request changes nothing.
 from __future__ import annotations
 
 import heapq
+import uuid
 
 from kalshi_router.sim._ladder import Book, Entry, Plan, taker_fee
 from kalshi_router.sim._model import Account, SimOrder, settle, unit_cost
+from kalshi_router.sim.events import Event, Filled, Observer, OrderChanged, Reason
 
 
 class Ledger:
@@ -24,6 +26,23 @@ class Ledger:
         self._orders: dict[str, SimOrder] = {}
         self._entries: dict[str, Entry] = {}
         self._expiries: list[tuple[int, int, str]] = []
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer`` with every order event from now on (the WebSocket feed's seam)."""
+        self._observers.append(observer)
+
+    def forget(self, observer: Observer) -> None:
+        """Stop calling ``observer``."""
+        self._observers.remove(observer)
+
+    def _emit(self, event: Event) -> None:
+        for observer in list(self._observers):
+            observer(event)
+
+    def _changed(self, order: SimOrder, reason: Reason | None, now: int) -> None:
+        if self._observers:
+            self._emit(OrderChanged(order, reason, now))
 
     def _account(self, user_id: str) -> Account:
         acct = self._accounts.get(user_id)
@@ -50,12 +69,12 @@ class Ledger:
             order = self._orders[order_id]
             # Stale heap items (cancelled, or re-dated by an amend) are skipped.
             if order.status == "resting" and order.expiration_time == expiry:
-                self._cancel_resting(order, now_ms)
+                self._cancel_resting(order, now_ms, "ExpiryCancel")
 
     def _execute(self, book: Book, order: SimOrder, plan: Plan, *, rest: bool, now: int) -> None:
         """Apply a plan to a taker that is off the book, then rest or close what is left."""
         for entry in plan.self_trades:
-            self._cancel_resting(entry.order, now)
+            self._cancel_resting(entry.order, now, "SelfTradeCancel")
         for entry, qty in plan.fills:
             self._fill(book, order, entry, qty, now)
         acct = self._accounts[order.user_id]
@@ -88,6 +107,7 @@ class Ledger:
             del self._entries[maker.order_id]
             del maker_acct.resting[maker.order_id]
         settle(maker_acct, maker.side, maker.ticker, price, qty)
+        trade_id = str(uuid.uuid4()) if self._observers else ""
         taker.fill_count += qty
         taker.remaining_count -= qty
         taker.taker_fill_cost += price * qty
@@ -96,6 +116,16 @@ class Ledger:
         taker_acct = self._accounts[taker.user_id]
         settle(taker_acct, taker.side, taker.ticker, price, qty)
         taker_acct.cash -= fee
+        if self._observers:
+            # Sim assumption: Kalshi charges makers no fee here (the engine's model), so the
+            # maker's fill carries fee 0; the maker's order update follows its fill.
+            for order, acct, is_taker, paid in (
+                (maker, maker_acct, False, 0),
+                (taker, taker_acct, True, fee),
+            ):
+                position = acct.positions[order.ticker]
+                self._emit(Filled(order, trade_id, is_taker, price, qty, paid, position, now))
+            self._changed(maker, "Trade", now)
 
     def _unrest(self, order: SimOrder) -> None:
         """Take a resting order off its book and release its reservation (status unchanged)."""
@@ -106,11 +136,12 @@ class Ledger:
             self._entries.pop(order.order_id), order.remaining_count
         )
 
-    def _cancel_resting(self, order: SimOrder, now: int) -> None:
+    def _cancel_resting(self, order: SimOrder, now: int, reason: Reason | None = None) -> None:
         self._unrest(order)
         order.remaining_count = 0
         order.status = "canceled"
         order.last_update_ts_ms = now
+        self._changed(order, reason, now)
 
     def _shrink(self, order: SimOrder, by: int, now: int) -> None:
         self._accounts[order.user_id].reserved -= unit_cost(order.side, order.price) * by

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import msgspec
 from aiohttp import web
 
-from kalshi_router.sim import faults, routes_reads, routes_v1, routes_v2
+from kalshi_router.sim import faults, routes_reads, routes_v1, routes_v2, ws
 from kalshi_router.sim.auth import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, AuthError
 from kalshi_router.sim.book import Exchange, OrderRejected
 from kalshi_router.sim.buckets import DEFAULT_COST, ENDPOINT_COSTS
@@ -280,6 +280,7 @@ def build_app(
     app.on_shutdown.append(_wake_pauses)
     for endpoint in endpoints(config):
         app.router.add_route(endpoint.method, PREFIX + endpoint.path, _route(state, endpoint))
+    ws.install(app, state)
     # Sim assumption: unknown paths and methods get aiohttp's plain-text 404/405.
     app.router.add_get("/_sim/orders", _sim_orders)
     app.router.add_get("/_sim/faults", _get_faults)

@@ -105,7 +105,8 @@ class Exchange(Ledger):
             if e.order.cancel_order_on_pause
         ]
         for order in doomed:
-            self._cancel_resting(order, now)
+            # Sim assumption: a pause's cancel reports the spec's HaltCancel.
+            self._cancel_resting(order, now, "HaltCancel")
 
     def resume_market(self, ticker: str) -> None:
         """Reopen trading on a paused market."""
@@ -160,6 +161,7 @@ class Exchange(Ledger):
         acct.orders.append(order)
         self._use_client_id(acct, order, new.client_order_id)
         self._execute(book, order, plan, rest=tif == "good_till_canceled", now=now)
+        self._changed(order, None, now)
         avg_price, avg_fee = plan.averages()
         return Placed(order, plan.qty, order.remaining_count, avg_price, avg_fee, now)
 
@@ -219,9 +221,10 @@ class Exchange(Ledger):
             target = reduce_to
         reduced = order.remaining_count - target
         if target == 0:
-            self._cancel_resting(order, now)
+            self._cancel_resting(order, now, "Decrease")
         else:
             self._shrink(order, reduced, now)
+            self._changed(order, "Decrease", now)
         return Reduced(order, reduced, 0, None, None, now)
 
     def amend(
@@ -296,6 +299,7 @@ class Exchange(Ledger):
             self._execute(book, order, plan, rest=True, now=now)
         elif new_remaining < old_remaining:
             self._shrink(order, old_remaining - new_remaining, now)
+        self._changed(order, "Amend", now)
         avg_price, avg_fee = plan.averages()
         reduced = max(old_remaining - new_remaining, 0)
         return Reduced(order, reduced, plan.qty, avg_price, avg_fee, now)

@@ -199,8 +199,12 @@ class SimConfig(_Strict, frozen=True, kw_only=True):
     api_keys: list[ApiKeyConfig] = msgspec.field(default_factory=list)
     faults: FaultConfig = FaultConfig()
     seed: int = 0
+    # Seconds between the WebSocket's heartbeat pings (Kalshi: every 10 s).
+    ws_ping_interval_s: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.ws_ping_interval_s <= 0:
+            raise ValueError("ws_ping_interval_s must be positive")
         if self.tier not in TIERS:
             raise ValueError(f"unknown tier {self.tier!r}; known tiers: {', '.join(TIERS)}")
         for name in ("write_refill", "write_capacity", "read_refill", "read_capacity"):

@@ -19,6 +19,7 @@ from kalshi_router.sim.buckets import AccountBuckets, TokenBucket
 from kalshi_router.sim.config import SimConfig
 from kalshi_router.sim.faults import FaultInjector
 from kalshi_router.sim.validate import decode
+from kalshi_router.sim.ws_feed import Positions
 
 T = TypeVar("T")
 BucketName = Literal["read", "write"]
@@ -86,6 +87,9 @@ class SimState:
             markets=markets,
             auto_create_markets=config.auto_create_markets,
         )
+        # Counted from the start, before any WebSocket observer, so position frames are current.
+        self.positions = Positions()
+        self.exchange.observe(self.positions)
         self.keys = KeyRing(config.max_clock_skew_ms, self.clock_ms)
         self.keys.add_configured(config.api_keys)
         self.tier = config.effective_tier()
