@@ -11,7 +11,6 @@ would be refused the same way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -72,7 +71,9 @@ def ws_url(base_url: str) -> str:
             f"URL from, got {base_url!r}"
         )
     host = url.hostname or ""
-    netloc = url.netloc.replace(host, _WS_HOSTS[host], 1) if host in _WS_HOSTS else url.netloc
+    netloc = url.netloc
+    if host in _WS_HOSTS:
+        netloc = _WS_HOSTS[host] + (f":{url.port}" if url.port else "")
     return urlunsplit((scheme, netloc, path[: -len(_REST_PATH)] + WS_PATH, "", ""))
 
 
@@ -130,29 +131,30 @@ class OrderFeed:
         subscribed = asyncio.create_task(self._subscribed.wait())
         try:
             await asyncio.wait({self._task, subscribed}, return_when=asyncio.FIRST_COMPLETED)
+            if self._task.done():
+                self._task.result()
+        except BaseException:
+            # Refused, or the caller gave up waiting: nothing may outlive start().
+            await self.aclose()
+            raise
         finally:
             subscribed.cancel()
             await asyncio.gather(subscribed, return_exceptions=True)
-        if self._task.done():
-            try:
-                self._task.result()
-            finally:
-                await self.aclose()
 
     async def wait(self) -> None:
         """Return when the feed has been closed; raise the error that ended it, if one did."""
         if self._task is None:
             raise RuntimeError("OrderFeed not started")
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self._task)
+        await asyncio.wait({self._task})
+        if not self._task.cancelled():
+            self._task.result()
 
     async def aclose(self) -> None:
         """End the connection and the feed's task, and wait for both."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
+        if self._task is not None:
+            self._task.cancel()
             # The error that ended the feed was logged; ``wait()`` is where it is raised.
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(self._task, return_exceptions=True)
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -182,8 +184,12 @@ class OrderFeed:
                 attempt = 1 if self._subscribed.is_set() else attempt + 1
                 self._subscribed.clear()
                 delay = self._backoff.delay(attempt)
-                log.warning("order feed: %s; reconnecting in %.2fs", exc or type(exc), delay)
+                reason = str(exc) or type(exc).__name__
+                log.warning("order feed: %s; reconnecting in %.2fs", reason, delay)
                 await asyncio.sleep(delay)
+            except Exception:
+                log.exception("order feed: ended by an error")
+                raise
 
     async def _connection(self) -> None:
         """One connection: handshake, subscribe, read until it drops."""
@@ -199,9 +205,8 @@ class OrderFeed:
                 ) from None
             raise
         async with ws:
-            await ws.send_bytes(
-                encode_command(Subscribe(id=1, params=SubscribeParams(channels=list(CHANNELS))))
-            )
+            subscribe = Subscribe(id=1, params=SubscribeParams(channels=list(CHANNELS)))
+            await ws.send_str(encode_command(subscribe).decode())
             pending: set[str] = set(CHANNELS)
             async for message in ws:
                 if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):

@@ -31,7 +31,7 @@ ORDERS = "/portfolio/events/orders"
             "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
         ),
         (
-            "https://external-api.demo.kalshi.co/trade-api/v2/",
+            "https://External-API.demo.kalshi.co/trade-api/v2/",
             "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2",
         ),
         (
@@ -155,6 +155,7 @@ async def test_aclose_leaves_no_task_behind(sim: SimServer) -> None:
     assert len(feed_tasks()) == 1
     await feed.aclose()
     assert feed_tasks() == []
+    await feed.wait()  # closed on purpose: no error to raise
     await feed.aclose()  # a second close does nothing
 
 
