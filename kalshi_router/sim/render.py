@@ -21,9 +21,9 @@ _PRICE_ONE = 10_000
 
 
 def count_str(count: int) -> str:
-    """FixedPointCount: always two decimals ("10.00")."""
-    whole, frac = divmod(count, 100)
-    return f"{whole}.{frac:02d}"
+    """FixedPointCount: always two decimals ("10.00"); signed for positions ("-1.50")."""
+    whole, frac = divmod(abs(count), 100)
+    return f"{'-' if count < 0 else ''}{whole}.{frac:02d}"
 
 
 def price_str(price: int) -> str:

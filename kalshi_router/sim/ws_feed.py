@@ -13,7 +13,7 @@ from msgspec import UNSET
 
 from kalshi_router.sim._model import PRICE_ONE, SimOrder, unit_cost
 from kalshi_router.sim.events import Event, Filled, OrderChanged
-from kalshi_router.sim.render import price_str, rfc3339_ms
+from kalshi_router.sim.render import count_str, price_str, rfc3339_ms
 from kalshi_router.sim.ws_schema import (
     Fill,
     FillMsg,
@@ -32,12 +32,6 @@ _USER_NAMESPACE = uuid.UUID("6f1c2b9e-5d0a-4c6e-9a57-3e0d7c1b2a44")
 def ws_user_id(user_id: str) -> str:
     """The uuid the WebSocket frames name ``user_id`` by."""
     return str(uuid.uuid5(_USER_NAMESPACE, user_id))
-
-
-def count_fp(count: int) -> str:
-    """Hundredths of a contract, signed, with two decimals ("-1.50")."""
-    whole, frac = divmod(abs(count), 100)
-    return f"{'-' if count < 0 else ''}{whole}.{frac:02d}"
 
 
 def dollars6(micros: int) -> str:
@@ -68,9 +62,9 @@ def user_order(sid: int, order: SimOrder, event: OrderChanged) -> UserOrder:
             outcome_side=outcome,
             book_side=order.side,
             yes_price_dollars=price_str(order.price),
-            fill_count_fp=count_fp(order.fill_count),
-            remaining_count_fp=count_fp(order.remaining_count),
-            initial_count_fp=count_fp(order.initial_count),
+            fill_count_fp=count_str(order.fill_count),
+            remaining_count_fp=count_str(order.remaining_count),
+            initial_count_fp=count_str(order.initial_count),
             taker_fill_cost_dollars=dollars6(order.taker_fill_cost),
             maker_fill_cost_dollars=dollars6(order.maker_fill_cost),
             taker_fees_dollars=dollars6(order.taker_fees),
@@ -106,13 +100,13 @@ def fill(sid: int, event: Filled) -> Fill:
             is_taker=event.is_taker,
             side=outcome,
             yes_price_dollars=price_str(event.price),
-            count_fp=count_fp(event.qty),
+            count_fp=count_str(event.qty),
             fee_cost=dollars6(event.fee),
             # Sim assumption: V2 orders only buy an outcome, so the legacy action is "buy".
             action="buy",
             ts=event.ts_ms // 1000,
             ts_ms=event.ts_ms,
-            post_position_fp=count_fp(event.position),
+            post_position_fp=count_str(event.position),
             purchased_side=outcome,
             outcome_side=outcome,
             book_side=order.side,
@@ -167,12 +161,12 @@ class Positions:
             msg=MarketPositionMsg(
                 user_id=ws_user_id(order.user_id),
                 market_ticker=order.ticker,
-                position_fp=count_fp(event.position),
+                position_fp=count_str(event.position),
                 position_cost_dollars=dollars6(pos.cost),
                 realized_pnl_dollars=dollars6(pos.realized),
                 fees_paid_dollars=dollars6(pos.fees),
                 position_fee_cost_dollars=dollars6(pos.fees),
-                volume_fp=count_fp(pos.volume),
+                volume_fp=count_str(pos.volume),
                 subaccount=order.subaccount,
             ),
         )
