@@ -24,7 +24,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 from kalshi_router.errors import IllegalTransition
 
@@ -33,15 +33,7 @@ Client: TypeAlias = str | None
 State: TypeAlias = Literal[
     "new", "queued", "waiting_retry", "sending", "looking_up", "leaving", "settled"
 ]
-STATES: tuple[State, ...] = (
-    "new",
-    "queued",
-    "waiting_retry",
-    "sending",
-    "looking_up",
-    "leaving",
-    "settled",
-)
+STATES: tuple[State, ...] = get_args(State)
 
 TABLE: tuple[tuple[State, State, str], ...] = (
     # (from, to, who moves it and why)

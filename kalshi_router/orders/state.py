@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, get_args
 
 from kalshi_router.errors import IllegalTransition
 from kalshi_router.wire.ws_models import Fill, FillFrame, UserOrder, UserOrderFrame
@@ -35,15 +35,7 @@ State: TypeAlias = Literal[
     "expired",
     "reconciled_absent",
 ]
-STATES: tuple[State, ...] = (
-    "accepted",
-    "resting",
-    "partially_filled",
-    "filled",
-    "cancelled",
-    "expired",
-    "reconciled_absent",
-)
+STATES: tuple[State, ...] = get_args(State)
 FINAL: frozenset[State] = frozenset({"filled", "cancelled", "expired", "reconciled_absent"})
 
 TABLE: tuple[tuple[State, State, str], ...] = (
