@@ -5,20 +5,51 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import NamedTuple
 
 from aiolimiter import AsyncLimiter
 
 from kalshi_router.accumulator import Accumulator
 from kalshi_router.answers import Backoff
 from kalshi_router.budget import Budget, LocalBudget
-from kalshi_router.config import LimitsConfig, RouterConfig
+from kalshi_router.config import Config, LimitsConfig, RouterConfig
 from kalshi_router.dispatcher import Dispatcher
 from kalshi_router.journal import IntentJournal
+from kalshi_router.orders.tracker import OrderTracker
 from kalshi_router.outcome import Outcome
 from kalshi_router.pending import Pending
 from kalshi_router.reconcile import READ_COST, Reconciler
 from kalshi_router.stats import RouterObserver
 from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.models import Order
+from kalshi_router.wire.signer import Signer
+
+
+class Assembly(NamedTuple):
+    budget: LocalBudget
+    dispatcher: Dispatcher
+    reads: AsyncLimiter
+    """The account's read budget, which lookups and the order tracker's sweeps share."""
+
+
+def track(
+    config: Config,
+    client: ExchangeClient,
+    signer: Signer,
+    base_url: str | None,
+    journal: IntentJournal | None,
+) -> OrderTracker | None:
+    """The order tracker ``[orders]`` asks for, or None when ``track`` is off."""
+    if not config.orders.track:
+        return None
+    return OrderTracker(
+        client,
+        base_url or config.exchange.base_url,
+        signer,
+        config.orders,
+        verify_tls=config.exchange.verify_tls,
+        journal=journal,
+    )
 
 
 def assemble(
@@ -32,7 +63,8 @@ def assemble(
     settle: Callable[[Pending, Outcome], None],
     journal: IntentJournal | None,
     rng: random.Random,
-) -> tuple[LocalBudget, Dispatcher]:
+    seen: Callable[[str], Order | None] | None = None,
+) -> Assembly:
     headroom = found.write_rate * limits.headroom_s
     budget = LocalBudget(
         refill_rate=found.write_rate,
@@ -50,7 +82,7 @@ def assemble(
         client=client,
         accumulator=accumulator,
         budget=budget,
-        reconciler=Reconciler(client, reads),
+        reconciler=Reconciler(client, reads, seen=seen),
         stats=stats,
         settle=settle,
         journal=journal,
@@ -59,4 +91,4 @@ def assemble(
         linger_s=config.linger_ms / 1000,
         backoff=Backoff(config.backoff_base_s, config.backoff_cap_s, rng),
     )
-    return budget, dispatcher
+    return Assembly(budget, dispatcher, reads)

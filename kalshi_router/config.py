@@ -226,6 +226,33 @@ class JournalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
             raise ConfigError("journal.landing_grace_s: must be >= 0")
 
 
+class OrdersConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """Following orders after acceptance (``router.orders``): Kalshi's WebSocket order channels,
+    reconciled through REST. Off by default: it costs nothing then (no socket, no reads)."""
+
+    track: bool = False
+    reconcile_every_s: float = 10.0
+    """REST reconciliation runs after every reconnect and at least this often, so a frame the
+    WebSocket lost is found within about this long (each run costs a few reads)."""
+    landing_grace_s: float = 10.0
+    """An order (or an unknown create) missing from REST is called absent only this long after
+    it was sent: Kalshi's reads lag its events a little."""
+    reconnect_base_s: float = 0.1
+    reconnect_cap_s: float = 10.0
+    keep_final: int = 10_000
+    """Orders in a final state kept in memory (the oldest are forgotten first)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.reconnect_base_s <= self.reconnect_cap_s:
+            raise ConfigError("orders.reconnect_base_s: must be > 0 and <= orders.reconnect_cap_s")
+        if not self.reconcile_every_s > 0:
+            raise ConfigError("orders.reconcile_every_s: must be > 0")
+        if not self.landing_grace_s >= 0:
+            raise ConfigError("orders.landing_grace_s: must be >= 0")
+        if self.keep_final < 0:
+            raise ConfigError("orders.keep_final: must be >= 0")
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
     """The whole configuration file."""
 
@@ -236,6 +263,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     sim: SimConfig = msgspec.field(default_factory=SimConfig)
     service: ServiceConfig = msgspec.field(default_factory=ServiceConfig)
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
+    orders: OrdersConfig = msgspec.field(default_factory=OrdersConfig)
 
 
 def load_config(path: str | Path) -> Config:

@@ -1,7 +1,9 @@
 """Ambiguous outcomes are looked up, never guessed.
 
 ``GET /portfolio/orders`` has no client_order_id filter, so we list each ticker's orders since
-just before the first attempt, page by cursor, and match on client_order_id.
+just before the first attempt, page by cursor, and match on client_order_id. When the router
+follows its orders, an order the WebSocket has already shown for a key is proof enough: ``seen``
+answers for it and REST is asked only for the rest.
 """
 
 from __future__ import annotations
@@ -48,18 +50,29 @@ class Sought(NamedTuple):
 
 
 class Reconciler:
-    def __init__(self, client: ExchangeClient, reads: AsyncLimiter, page_size: int = 1000) -> None:
+    def __init__(
+        self,
+        client: ExchangeClient,
+        reads: AsyncLimiter,
+        page_size: int = 1000,
+        seen: Callable[[str], Order | None] | None = None,
+    ) -> None:
         self._client = client
         self._reads = reads
         self._page_size = page_size
+        self._seen = seen
 
     async def find(self, probes: Iterable[Probe]) -> dict[str, Order]:
         """The exchange's order for each probed client_order_id it holds. Raises the client's
         errors (transport, HTTP status, unreadable answer) for the caller to classify."""
         wanted: dict[str, list[Probe]] = {}
-        for probe in probes:
-            wanted.setdefault(probe.ticker, []).append(probe)
         found: dict[str, Order] = {}
+        for probe in probes:
+            shown = self._seen(probe.key) if self._seen is not None else None
+            if shown is not None:
+                found[probe.key] = shown
+            else:
+                wanted.setdefault(probe.ticker, []).append(probe)
         for ticker, group in wanted.items():
             keys = {p.key for p in group}
             since = int(min(p.submitted_wall for p in group)) - LOOKBACK_S

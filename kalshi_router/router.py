@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from kalshi_router.accumulator import Accumulator
-from kalshi_router.assembly import assemble
+from kalshi_router.assembly import assemble, track
 from kalshi_router.awaiting import all_of
-from kalshi_router.budget import BudgetView, WriteBudget, discover_budget
-from kalshi_router.config import Config, LimitsConfig, RouterConfig
-from kalshi_router.dispatcher import Dispatcher
-from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed
+from kalshi_router.budget import discover_budget
+from kalshi_router.config import Config
+from kalshi_router.errors import IntentError, QueueFull
 from kalshi_router.intake import (
     IntentFuture,
     check_batch,
@@ -41,48 +38,17 @@ from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, Orde
 from kalshi_router.journal import IntentJournal
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome, Outcome
 from kalshi_router.pending import Kind, Pending
-from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
+from kalshi_router.router_base import RouterBase
+from kalshi_router.stats import RouterObserver
 from kalshi_router.wire import connect
-from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.signer import Signer
 
 log = logging.getLogger("kalshi_router.router")
 Intent = OrderIntent | CancelIntent | AmendIntent | DecreaseIntent
 
 
-class OrderRouter:
+class OrderRouter(RouterBase):
     """Batches intents to Kalshi under the account's write budget; see the module docstring."""
-
-    def __init__(
-        self,
-        client: ExchangeClient,
-        router: RouterConfig | None = None,
-        limits: LimitsConfig | None = None,
-        *,
-        rng: random.Random | None = None,
-        observers: Sequence[RouterObserver] = (),
-        journal: IntentJournal | None = None,
-        owns_transport: bool = False,
-    ) -> None:
-        self._client = client
-        self._config = router or RouterConfig()
-        self._limits = limits or LimitsConfig()
-        self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
-        self._owns_transport = owns_transport
-        self._journal = journal
-        # The loop and its clock once started (nothing is pending before that).
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._now = time.monotonic
-        self._acc = Accumulator(self._config.queue_size)
-        self._stats = StatsRecorder()
-        self._observers = Observers([self._stats, *observers])
-        self._live: dict[tuple[Kind, str], Pending] = {}
-        self._dispatcher: Dispatcher | None = None
-        self._budget: WriteBudget | None = None
-        self._runner: asyncio.Task[None] | None = None
-        self._accepting = False
-        self._closed = False
-        self._crashed: BaseException | None = None
 
     @classmethod
     def connect(
@@ -94,14 +60,18 @@ class OrderRouter:
         observers: Sequence[RouterObserver] = (),
         journal: IntentJournal | None = None,
     ) -> OrderRouter:
-        """A router with its own signed HTTP transport, as the config describes."""
+        """A router with its own signed HTTP transport, as the config describes; it follows
+        its orders (``orders``) when ``[orders] track`` is on."""
+        client = connect(config, signer, base_url=base_url).client
+        tracker = track(config, client, signer, base_url, journal)
         return cls(
-            connect(config, signer, base_url=base_url).client,
+            client,
             config.router,
             config.limits,
             owns_transport=True,
             observers=observers,
             journal=journal,
+            tracker=tracker,
         )
 
     async def start(self) -> None:
@@ -110,7 +80,7 @@ class OrderRouter:
         self._loop = asyncio.get_running_loop()
         self._now = self._loop.time
         found = await discover_budget(self._client, self._limits)
-        self._budget, self._dispatcher = assemble(
+        self._budget, self._dispatcher, reads = assemble(
             self._client,
             self._acc,
             found,
@@ -120,47 +90,13 @@ class OrderRouter:
             settle=self._settle,
             journal=self._journal,
             rng=self._rng,
+            seen=self._tracker.seen if self._tracker else None,
         )
+        if self._tracker is not None:
+            await self._tracker.start(reads)
         self._runner = asyncio.create_task(self._dispatcher.run(), name="kalshi-router-dispatcher")
         self._runner.add_done_callback(self._runner_done)
         self._accepting = True
-
-    @property
-    def budget(self) -> BudgetView:
-        """The write budget as sized at start (capacity, refill rate, costs per order)."""
-        if self._budget is None:
-            raise not_started()
-        return self._budget
-
-    @property
-    def crashed(self) -> BaseException | None:
-        """Why the dispatcher died, if it did (the router then takes nothing new)."""
-        return self._crashed
-
-    @property
-    def queue_depth(self) -> int:
-        """Intents waiting to be sent, retries in backoff included. Constant time: poll this
-        rather than ``stats()``, which sorts every latency sample."""
-        return len(self._acc)
-
-    def queued_by_client(self) -> dict[str | None, int]:
-        """``queue_depth`` per client; linear in the queue's length, unlike that."""
-        return self._acc.queued()
-
-    @property
-    def deadline_s(self) -> float:
-        """The deadline of an intent submitted without one (``router.deadline_s``)."""
-        return self._config.deadline_s
-
-    @property
-    def batch_limits(self) -> dict[str, int]:
-        """Largest batch per lane, as sized from the budget at start."""
-        return self._running().batch_limits
-
-    def _running(self) -> Dispatcher:
-        if self._dispatcher is None:
-            raise not_started()
-        return self._dispatcher
 
     # Intake.
 
@@ -261,14 +197,6 @@ class OrderRouter:
         self._check_open()
         check_batch(kind, keys, self._live, len(self._acc), self._acc.capacity)
 
-    def _check_open(self) -> None:
-        if self._crashed is not None:
-            raise RouterCrashed(f"dispatcher crashed: {self._crashed!r}")
-        if not self._accepting:
-            raise RouterClosed(
-                "the router is closed" if self._closed else "the router is not started"
-            )
-
     def amend(
         self, intent: AmendIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
@@ -332,6 +260,8 @@ class OrderRouter:
         self._observers.settled(pending.kind, outcome, seconds)
         if self._journal is not None:
             self._journal.settled(pending, outcome)
+        if self._tracker is not None and pending.kind == "create":
+            self._tracker.settled(pending.payload, outcome, pending.submitted_wall)
         log_outcome(pending, outcome)
         # Its caller may have cancelled the future: then nobody reads the outcome.
         if not pending.future.cancelled():
@@ -368,19 +298,10 @@ class OrderRouter:
         if self._dispatcher is not None and self._runner is not None:
             await drain(self._dispatcher, self._runner, timeout)
         settle_the_rest(self._acc, self._live, self._settle)
+        if self._tracker is not None:
+            await self._tracker.aclose()
         if self._owns_transport:
             await self._client.transport.close()
-
-    @property
-    def in_flight(self) -> int:
-        """Intents in requests that are on the wire now."""
-        return self._dispatcher.in_flight if self._dispatcher else 0
-
-    def stats(self) -> RouterStats:
-        spent = self._budget.spent if self._budget else 0
-        return self._stats.snapshot(
-            tokens_spent=spent, queue_depth=len(self._acc), in_flight=self.in_flight
-        )
 
     async def __aenter__(self) -> Self:
         try:

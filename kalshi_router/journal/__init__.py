@@ -4,6 +4,7 @@ were on the wire. The router calls these inline on the loop thread, only when a 
     taken     the router accepted the intent (it is queued)
     sending   its batch is about to be written to the socket (every attempt)
     settled   it got its one outcome
+    resolve_later  an intent settled unknown was later proven placed or absent
 
 ``sending`` must be durable when it returns: after a crash, an intent journaled as taken but
 never as sending was certainly never sent, and is settled closed rather than looked up.
@@ -32,3 +33,6 @@ class IntentJournal(Protocol):
     def sending(self, batch: Sequence[Pending]) -> None: ...
 
     def settled(self, pending: Pending, outcome: Outcome) -> None: ...
+
+    def resolve_later(self, kind: str, key: str, outcome: Outcome) -> bool:
+        """An intent settled unknown was proven later (by the order tracker): record it."""

@@ -289,6 +289,9 @@ class ExplodingJournal:
     def settled(self, pending: Pending, outcome: Outcome) -> None:
         pass
 
+    def resolve_later(self, kind: str, key: str, outcome: Outcome) -> bool:
+        return False
+
 
 async def test_a_crash_of_the_service_router_is_the_clients_crashed(
     exit_stack: AsyncExitStack,

@@ -1,0 +1,123 @@
+"""What an ``OrderRouter`` holds, and what it shows of it: its parts, its state, and the
+read-only views a bot or the service polls. What it does (start, intake, settle, close) is in
+:mod:`kalshi_router.router`."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+
+from kalshi_router.accumulator import Accumulator
+from kalshi_router.budget import BudgetView, WriteBudget
+from kalshi_router.config import LimitsConfig, RouterConfig
+from kalshi_router.dispatcher import Dispatcher
+from kalshi_router.errors import ConfigError, RouterClosed, RouterCrashed
+from kalshi_router.intake import not_started
+from kalshi_router.journal import IntentJournal
+from kalshi_router.orders.tracker import OrderTracker
+from kalshi_router.orders.updates import Orders
+from kalshi_router.pending import Kind, Pending
+from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
+from kalshi_router.wire.client import ExchangeClient
+
+
+class RouterBase:
+    """The state of one router; see :class:`kalshi_router.router.OrderRouter`."""
+
+    def __init__(
+        self,
+        client: ExchangeClient,
+        router: RouterConfig | None = None,
+        limits: LimitsConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+        observers: Sequence[RouterObserver] = (),
+        journal: IntentJournal | None = None,
+        tracker: OrderTracker | None = None,
+        owns_transport: bool = False,
+    ) -> None:
+        self._client = client
+        self._config = router or RouterConfig()
+        self._limits = limits or LimitsConfig()
+        self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
+        self._owns_transport = owns_transport
+        self._journal = journal
+        self._tracker = tracker
+        # The loop and its clock once started (nothing is pending before that).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._now = time.monotonic
+        self._acc = Accumulator(self._config.queue_size)
+        self._stats = StatsRecorder()
+        self._observers = Observers([self._stats, *observers])
+        self._live: dict[tuple[Kind, str], Pending] = {}
+        self._dispatcher: Dispatcher | None = None
+        self._budget: WriteBudget | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._accepting = False
+        self._closed = False
+        self._crashed: BaseException | None = None
+
+    @property
+    def budget(self) -> BudgetView:
+        """The write budget as sized at start (capacity, refill rate, costs per order)."""
+        if self._budget is None:
+            raise not_started()
+        return self._budget
+
+    @property
+    def orders(self) -> Orders:
+        """Every order after acceptance: handles, updates, fills, open orders, positions."""
+        if self._tracker is None:
+            raise ConfigError("orders.track: off; set [orders] track = true to follow orders")
+        return self._tracker.watch
+
+    @property
+    def crashed(self) -> BaseException | None:
+        """Why the dispatcher died, if it did (the router then takes nothing new)."""
+        return self._crashed
+
+    @property
+    def queue_depth(self) -> int:
+        """Intents waiting to be sent, retries in backoff included. Constant time: poll this
+        rather than ``stats()``, which sorts every latency sample."""
+        return len(self._acc)
+
+    def queued_by_client(self) -> dict[str | None, int]:
+        """``queue_depth`` per client; linear in the queue's length, unlike that."""
+        return self._acc.queued()
+
+    @property
+    def deadline_s(self) -> float:
+        """The deadline of an intent submitted without one (``router.deadline_s``)."""
+        return self._config.deadline_s
+
+    @property
+    def batch_limits(self) -> dict[str, int]:
+        """Largest batch per lane, as sized from the budget at start."""
+        return self._running().batch_limits
+
+    def _running(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise not_started()
+        return self._dispatcher
+
+    def _check_open(self) -> None:
+        if self._crashed is not None:
+            raise RouterCrashed(f"dispatcher crashed: {self._crashed!r}")
+        if not self._accepting:
+            raise RouterClosed(
+                "the router is closed" if self._closed else "the router is not started"
+            )
+
+    @property
+    def in_flight(self) -> int:
+        """Intents in requests that are on the wire now."""
+        return self._dispatcher.in_flight if self._dispatcher else 0
+
+    def stats(self) -> RouterStats:
+        spent = self._budget.spent if self._budget else 0
+        return self._stats.snapshot(
+            tokens_spent=spent, queue_depth=len(self._acc), in_flight=self.in_flight
+        )
