@@ -280,6 +280,13 @@ class OrderRouter(RouterBase):
 
     # Control.
 
+    async def reconcile_orders(self) -> None:
+        """Reconcile the orders the router follows with the exchange through REST now (it also
+        does after every reconnect and every ``orders.reconcile_every_s``)."""
+        if self._tracker is None:
+            raise ConfigError("orders.track: off; set [orders] track = true to follow orders")
+        await self._tracker.sweep()
+
     async def flush(self) -> None:
         """Send everything queued now, ignoring linger, and wait for all of it to settle."""
         futures = [p.future for p in self._live.values()]
