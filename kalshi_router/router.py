@@ -21,7 +21,7 @@ from kalshi_router.assembly import assemble, track
 from kalshi_router.awaiting import all_of
 from kalshi_router.budget import discover_budget
 from kalshi_router.config import Config
-from kalshi_router.errors import IntentError, QueueFull
+from kalshi_router.errors import ConfigError, IntentError, QueueFull
 from kalshi_router.intake import (
     IntentFuture,
     check_batch,
