@@ -118,6 +118,7 @@ def endpoints(config: SimConfig) -> list[Endpoint]:
         Endpoint("GET", "/account/limits", account_limits),
         Endpoint("GET", "/portfolio/orders", routes_reads.get_orders),
         Endpoint("GET", "/portfolio/orders/{order_id}", routes_reads.get_order),
+        Endpoint("GET", "/portfolio/fills", routes_reads.get_fills),
         Endpoint("POST", "/portfolio/events/orders", routes_v2.create, bucket="write"),
         Endpoint("DELETE", "/portfolio/events/orders", routes_v2.cancel_all, bucket="write"),
         Endpoint(
