@@ -81,6 +81,11 @@ def draw(config: WsFaultConfig, rng: random.Random) -> FramePlan:
     )
 
 
+def connection_rng(seed: int, number: int) -> random.Random:
+    """The random stream of the run's ``number``-th connection (from 0)."""
+    return random.Random(f"{seed}:ws:{number}")  # noqa: S311  # reproducible, not secret
+
+
 @dataclass(frozen=True, slots=True)
 class _Item:
     index: int
@@ -200,6 +205,11 @@ class Outbox:
         (a hook sets the end outright, so ``0`` ends a stall)."""
         if self.closed:
             return
+        if self._unstall is not None and not extend:
+            self._unstall.cancel()
+            self._end_stall()
+        if seconds <= 0:
+            return
         loop = asyncio.get_running_loop()
         until = loop.time() + seconds
         if extend and until <= self._stalled_until:
@@ -259,8 +269,7 @@ class WsFaults:
         """The Outbox of a new connection, with its own random stream."""
         number = self.stats.connections
         self.stats.connections += 1
-        rng = random.Random(f"{self._seed}:ws:{number}")  # noqa: S311
-        outbox = Outbox(self, ws, abort, rng)
+        outbox = Outbox(self, ws, abort, connection_rng(self._seed, number))
         self._outboxes.add(outbox)
         return outbox
 
