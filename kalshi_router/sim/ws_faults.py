@@ -205,21 +205,21 @@ class Outbox:
         (a hook sets the end outright, so ``0`` ends a stall)."""
         if self.closed:
             return
-        if self._unstall is not None and not extend:
-            self._unstall.cancel()
-            self._end_stall()
-        if seconds <= 0:
-            return
         loop = asyncio.get_running_loop()
         until = loop.time() + seconds
         if extend and until <= self._stalled_until:
             return
+        if self._unstall is not None:
+            self._unstall.cancel()
+            self._unstall = None
+        if seconds <= 0:
+            self._end_stall()
+            return
+        # Never reopened in between: whatever waits at the gate would slip through.
         if self._open.is_set():
             self._owner.stats.stalls += 1
             self._open.clear()
         self._stalled_until = until
-        if self._unstall is not None:
-            self._unstall.cancel()
         self._unstall = loop.call_later(seconds, self._end_stall)
 
     def _end_stall(self) -> None:

@@ -236,6 +236,7 @@ async def test_stall_hook_silences_frames_pings_and_pongs_then_resumes(make_sim:
     assert msgspec.json.decode(msg.data)["type"] == "subscribed"
     assert await sim.control("POST", "/_sim/ws/stall", {"stall_s": 60}) == (200, {"stalled": 1})
     assert (await sim.create("held"))[0] == 201  # REST is not stalled
+    await sim.control("POST", "/_sim/ws/stall", {"stall_s": 30})  # a new end, the same stall
     await conn.ping(b"are you there")
     with pytest.raises(asyncio.TimeoutError):
         await conn.receive(timeout=0.15)  # a stall lasts 60 s: nothing, not even a ping
@@ -248,13 +249,8 @@ async def test_stall_hook_silences_frames_pings_and_pongs_then_resumes(make_sim:
             assert msg.data == b"are you there"
             seen.add(msg.type)
         elif msg.type is WSMsgType.BINARY:
-            seen.add((await _decoded(msg.data))["msg"]["client_order_id"])
+            seen.add(msgspec.json.decode(msg.data)["msg"]["client_order_id"])
     assert ws_stats(sim)["stalls"] == 1
-
-
-async def _decoded(data: bytes) -> dict[str, Any]:
-    frame: dict[str, Any] = msgspec.json.decode(data)
-    return frame
 
 
 async def test_a_client_heartbeat_notices_a_stall(sim: Sim) -> None:
