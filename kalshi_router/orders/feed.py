@@ -81,6 +81,20 @@ class _Dropped(Exception):
     """The connection is no longer worth reading: reconnect."""
 
 
+# Error codes that answer a subscribe but may not the next time (kalshi_ws.md, section 9):
+# unable to process, command timeout, too many requests.
+_TRANSIENT = frozenset({1, 18, 27})
+
+
+def _refused(frame: ErrorFrame) -> None:
+    """Our subscribe was answered with an error: every later connection would subscribe in
+    vain unless the error is transient, and the feed would wait for updates that never come."""
+    said = f"error {frame.msg.code}: {frame.msg.msg}"
+    if frame.msg.code in _TRANSIENT:
+        raise _Dropped(f"subscribe refused ({said})")
+    raise WireError(f"the exchange refused to subscribe to the order channels ({said})")
+
+
 class OrderFeed:
     """Order updates from the exchange's WebSocket, handed to ``on_frame`` as they come.
 
@@ -227,6 +241,8 @@ class OrderFeed:
                 elif isinstance(frame, ErrorFrame):
                     if frame.terminal:
                         raise _Dropped(f"subscription ended (error {frame.msg.code})")
+                    if frame.id == subscribe.id and pending:
+                        _refused(frame)
                     log.warning("order feed: error frame %s", frame.msg.msg)
                 else:
                     log.debug("order feed: skipped a %r frame", type(frame).__name__)

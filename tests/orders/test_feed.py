@@ -11,8 +11,10 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from kalshi_router.errors import ConfigError, CredentialsRefused
+from kalshi_router.errors import ConfigError, CredentialsRefused, WireError
 from kalshi_router.orders import OrderFeed, OrderFrame, ws_url
 from kalshi_router.sim import SimConfig, SimServer
 from kalshi_router.wire.signer import Signer, generate_key, load_private_key
@@ -171,3 +173,60 @@ async def test_a_wrong_key_ends_the_feed_with_a_clear_error(sim: SimServer) -> N
     assert "KALSHI_API_KEY_ID" in message
     assert "a simulator on this machine" in message
     assert feed_tasks() == []
+
+
+async def refusing_exchange(code: int) -> AsyncIterator[str]:
+    """An exchange whose WebSocket answers every subscribe with error ``code``; yields its
+    REST root. Counts the connections in ``hits``."""
+    hits: list[int] = []
+
+    async def handle(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        hits.append(1)
+        async for message in ws:
+            command = msgspec.json.decode(message.data)
+            error = {"code": code, "msg": "refused"}
+            await ws.send_str(
+                msgspec.json.encode({"id": command["id"], "type": "error", "msg": error}).decode()
+            )
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/trade-api/ws/v2", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("/trade-api/v2"))
+    finally:
+        await server.close()
+
+
+async def test_a_subscribe_refused_for_good_ends_the_feed_with_the_exchanges_words() -> None:
+    async for url in refusing_exchange(8):
+        feed = OrderFeed(url, make_signer(), Recorder().on_frame, on_reconnect=lambda: None)
+        with pytest.raises(WireError, match=r"refused to subscribe .*error 8: refused"):
+            await asyncio.wait_for(feed.start(), 5)
+        assert feed_tasks() == []
+
+
+async def test_a_subscribe_refused_for_now_is_tried_again() -> None:
+    async for url in refusing_exchange(18):
+        recorder = Recorder()
+        feed = OrderFeed(
+            url,
+            make_signer(),
+            recorder.on_frame,
+            on_reconnect=recorder.on_reconnect,
+            backoff_base_s=0.001,
+            backoff_cap_s=0.005,
+            rng=random.Random(0),
+        )
+        start = asyncio.create_task(feed.start())
+        # It keeps reconnecting (never subscribed, never ended) until the caller gives up.
+        done, _ = await asyncio.wait({start}, timeout=0.3)
+        assert done == set()
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        assert feed_tasks() == []
