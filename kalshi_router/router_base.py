@@ -118,6 +118,7 @@ class RouterBase:
 
     def stats(self) -> RouterStats:
         spent = self._budget.spent if self._budget else 0
+        orders = self._tracker.figures() if self._tracker is not None else None
         return self._stats.snapshot(
-            tokens_spent=spent, queue_depth=len(self._acc), in_flight=self.in_flight
+            tokens_spent=spent, queue_depth=len(self._acc), in_flight=self.in_flight, orders=orders
         )

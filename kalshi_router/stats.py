@@ -39,6 +39,27 @@ class ClientFigures(msgspec.Struct, frozen=True, kw_only=True):
     """Waiting to be sent now, retries in backoff included."""
 
 
+class OrderFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """What the order tracker knows and has done (``[orders] track``)."""
+
+    orders: int
+    """Orders in memory (open, and the newest final ones)."""
+    open: int
+    fills: int
+    """Fills counted (each trade_id once)."""
+    frames: int
+    """Order frames read from the WebSocket."""
+    reconnects: int
+    sweeps: int
+    """REST reconciliations run."""
+    sweep_errors: int
+    found_by_rest: int
+    """Updates only a REST sweep brought: frames the WebSocket lost, or late ones."""
+    resolved: int
+    """Creates settled unknown, resolved later."""
+    unresolved: int
+
+
 class RouterStats(msgspec.Struct, frozen=True, kw_only=True):
     outcomes: dict[str, int]
     rejected_codes: dict[str, int]
@@ -59,6 +80,8 @@ class RouterStats(msgspec.Struct, frozen=True, kw_only=True):
     submit_to_outcome: Percentiles
     clients: dict[str, ClientFigures] = msgspec.field(default_factory=dict)
     """Per client of the service, by label (empty for an embedded router)."""
+    orders: OrderFigures | None = None
+    """The order tracker's figures; None when it is off."""
 
 
 def percentiles(samples: deque[float]) -> Percentiles:
@@ -167,7 +190,14 @@ class StatsRecorder:
             self.rejected_codes[outcome.code] += 1
         self.submit_to_outcome.append(seconds)
 
-    def snapshot(self, *, tokens_spent: int, queue_depth: int, in_flight: int) -> RouterStats:
+    def snapshot(
+        self,
+        *,
+        tokens_spent: int,
+        queue_depth: int,
+        in_flight: int,
+        orders: OrderFigures | None = None,
+    ) -> RouterStats:
         return RouterStats(
             outcomes=dict(self.outcomes),
             rejected_codes=dict(self.rejected_codes),
@@ -185,6 +215,7 @@ class StatsRecorder:
             limiter_wait=percentiles(self.limiter_wait),
             round_trip=percentiles(self.round_trip),
             submit_to_outcome=percentiles(self.submit_to_outcome),
+            orders=orders,
         )
 
 

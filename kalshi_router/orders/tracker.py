@@ -36,6 +36,7 @@ from kalshi_router.orders.updates import OrderUpdate, fill_event, rest_fill_even
 from kalshi_router.orders.watch import Watch
 from kalshi_router.outcome import Accepted, Closed, OrderOutcome, Outcome, Unknown
 from kalshi_router.reconcile import LOOKBACK_S, READ_COST, Reconciler, Sought
+from kalshi_router.stats import OrderFigures
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import Order
 from kalshi_router.wire.orders import accepted_from
@@ -123,6 +124,23 @@ class OrderTracker:
         self._wake = asyncio.Event()
         self._reads: AsyncLimiter | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def figures(self) -> OrderFigures:
+        """The tracker's counters and the ledger's sizes, for ``router.stats()``."""
+        held = self.ledger.stats()
+        stats = self.stats
+        return OrderFigures(
+            orders=held.orders,
+            open=held.open,
+            fills=held.fills,
+            frames=stats.frames,
+            reconnects=stats.reconnects,
+            sweeps=stats.sweeps,
+            sweep_errors=stats.sweep_errors,
+            found_by_rest=stats.found_by_rest,
+            resolved=stats.resolved,
+            unresolved=stats.unresolved,
+        )
 
     async def start(self, reads: AsyncLimiter) -> None:
         """Connect and subscribe, then sweep on reconnects and on the timer."""

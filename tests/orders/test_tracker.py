@@ -186,6 +186,9 @@ async def test_a_router_without_tracking_names_the_setting(sim: SimServer) -> No
     async with OrderRouter.connect(Config(router=FAST_RETRIES), make_signer(), sim.url) as router:
         with pytest.raises(ConfigError, match=r"orders\.track"):
             _ = router.orders
+        with pytest.raises(ConfigError, match=r"orders\.track"):
+            await router.reconcile_orders()
+        assert router.stats().orders is None
 
 
 async def test_an_embedded_router_that_tracks_follows_its_orders_to_the_end(
@@ -200,4 +203,9 @@ async def test_an_embedded_router_that_tracks_follows_its_orders_to_the_end(
         cancelled = await router.cancel(outcome.order_id, TICKER)
         assert cancelled.ok
         final = await handle.final()
+        await router.reconcile_orders()
+        figures = router.stats().orders
     assert (final.state, final.order_id) == ("cancelled", outcome.order_id)
+    assert figures is not None
+    assert (figures.orders, figures.open, figures.fills, figures.sweeps) == (1, 0, 0, 1)
+    assert figures.frames >= 2  # resting, then cancelled
