@@ -232,6 +232,10 @@ class OrderTracker:
         if isinstance(outcome, Accepted):
             self._placed_wall.setdefault(outcome.order_id, sought.unknown_wall)
         first = updates[0] if updates else self.ledger.get(key)
+        if first is not None and not updates:
+            # The order's latest view, sent again for its proof: the fill it carried (if any)
+            # was delivered already, and a bot counts each fill once.
+            first = msgspec.structs.replace(first, fill=None)
         if first is None:
             first = OrderUpdate(
                 order_id=None,

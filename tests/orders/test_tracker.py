@@ -3,6 +3,7 @@ socket lost, and unknown creates resolved later on the same key."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -209,3 +210,37 @@ async def test_an_embedded_router_that_tracks_follows_its_orders_to_the_end(
     assert figures is not None
     assert (figures.orders, figures.open, figures.fills, figures.sweeps) == (1, 0, 0, 1)
     assert figures.frames >= 2  # resting, then cancelled
+
+
+async def test_the_proof_reaches_the_bot_when_the_orders_last_change_was_a_fill(
+    sim: SimServer, client: ExchangeClient
+) -> None:
+    tracker = tracker_for(sim, client)
+    deliver = tracker._on_frame
+    seen: list[OrderFrame] = []
+
+    def after_the_first_user_order_only_fills(frame: OrderFrame) -> None:
+        if isinstance(frame, FillFrame) or not seen:
+            seen.append(frame)
+            deliver(frame)
+
+    tracker._feed._on_frame = after_the_first_user_order_only_fills
+    await started(tracker)
+    try:
+        intent = OrderIntent.bid(TICKER, price=RESTS, count=3)
+        await place(client, intent)
+        await wait_until(lambda: tracker.watch.get(intent.client_order_id) is not None)
+        sim.state.exchange.seed(TICKER, "house", "ask", 3000, 100)
+        await wait_until(lambda: tracker.watch.positions().get(TICKER) is not None)
+        latest = tracker.watch.get(intent.client_order_id)
+        assert latest is not None
+        assert latest.fill is not None
+        stream = tracker.watch.updates()
+        lost = Unknown(reason="lost", client_order_id=intent.client_order_id)
+        tracker.unknown(intent, lost, time.time())
+        update = await asyncio.wait_for(anext(stream), 5)
+    finally:
+        await tracker.aclose()
+    assert isinstance(update.resolved, Accepted)
+    assert update.fill is None  # the fill was counted once, when it came
+    assert tracker.watch.positions()[TICKER].position == Decimal(1)
