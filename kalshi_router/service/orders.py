@@ -197,15 +197,16 @@ class OrderForwarding:
         for name in keys:
             update = client.watch.get(name)
             if update is None and self._owner.get(name, key) == key:
-                update = self._source.get(name)
-                if update is not None:
+                found = self._source.get(name)
+                if found is not None:
+                    # Its fill (if any) was counted before this client was known: the
+                    # positions count the fills forwarded to it, nothing else.
+                    update = msgspec.structs.replace(found, fill=None)
                     self._owner[name] = key
                     for other in (update.client_order_id, update.order_id):
                         if other is not None:
                             self._owner.setdefault(other, key)
-                    # Its fill (if any) was counted before this client was known: the
-                    # positions count the fills forwarded to it, nothing else.
-                    client.watch.push(msgspec.structs.replace(update, fill=None))
+                    client.watch.push(update)
             if update is not None:
                 latest[update.client_order_id, update.order_id] = update
         return list(latest.values())
