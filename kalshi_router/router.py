@@ -21,7 +21,7 @@ from kalshi_router.assembly import assemble, track
 from kalshi_router.awaiting import all_of
 from kalshi_router.budget import discover_budget
 from kalshi_router.config import Config
-from kalshi_router.errors import IntentError, QueueFull
+from kalshi_router.errors import ConfigError, IntentError, QueueFull
 from kalshi_router.intake import (
     IntentFuture,
     check_batch,
@@ -279,6 +279,13 @@ class OrderRouter(RouterBase):
         fail_all(self._live, self._acc, f"dispatcher crashed: {exc!r}")
 
     # Control.
+
+    async def reconcile_orders(self) -> None:
+        """Reconcile the orders the router follows with the exchange through REST now (it also
+        does after every reconnect and every ``orders.reconcile_every_s``)."""
+        if self._tracker is None:
+            raise ConfigError("orders.track: off; set [orders] track = true to follow orders")
+        await self._tracker.sweep()
 
     async def flush(self) -> None:
         """Send everything queued now, ignoring linger, and wait for all of it to settle."""

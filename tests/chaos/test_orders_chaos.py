@@ -1,0 +1,23 @@
+"""The order tracker through WebSocket and REST faults: the router's final view of every order,
+fill and position equals the simulator's books (``KALSHI_ROUTER_CHAOS_LONG=1`` runs it longer)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chaos.orders_chaos import run
+from tests.long import is_long
+
+SECONDS = 20.0 if is_long("CHAOS") else 2.0
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_the_routers_view_of_its_orders_equals_the_exchanges(seed: int) -> None:
+    record = await run(seed, SECONDS)
+    print(record.line())
+    assert record.mismatches == []
+    # The run did what it is for: frames were lost, the socket dropped, fills happened.
+    assert record.fills > 0
+    assert record.ws.get("frames_dropped", 0) > 0
+    assert record.reconnects > 0
+    assert record.found_by_rest > 0
