@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import msgspec
 
 from kalshi_router.client_names import is_named
+from kalshi_router.errors import UpdatesOverflow
 from kalshi_router.orders.updates import Orders, OrderUpdate
 from kalshi_router.orders.watch import Watch
 from kalshi_router.outcome import Accepted, Unknown
@@ -99,9 +100,27 @@ class OrderForwarding:
             client.watch.close()
 
     async def _forward_all(self) -> None:
-        async for update in self._source.updates():
-            self.forward(update)
-        log.debug("the router's order updates ended")
+        while True:
+            try:
+                async for update in self._source.updates():
+                    self.forward(update)
+            except UpdatesOverflow as exc:
+                # Updates were lost here (a burst larger than the stream's bound in one turn
+                # of the loop): each client's open orders are brought up to date, but a fill
+                # in what was lost is not in its positions.
+                log.error("forwarding order updates: %s; catching up from the router", exc)
+                self._catch_up()
+                continue
+            log.debug("the router's order updates ended")
+            return
+
+    def _catch_up(self) -> None:
+        for client in list(self._clients.values()):
+            for held in client.watch.open_orders():
+                key = held.client_order_id or held.order_id
+                latest = None if key is None else self._source.get(key)
+                if latest is not None and latest != held:
+                    self.forward(msgspec.structs.replace(latest, fill=None))
 
     # Who placed what.
 

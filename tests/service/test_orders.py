@@ -276,8 +276,11 @@ async def test_aclose_stops_the_forwarding_task() -> None:
     forwarding = OrderForwarding(Watch(), "run-1")
     forwarding.start()
     await asyncio.sleep(0)
+    task = forwarding._task
+    assert task is not None
+    assert not task.done()  # the source is open: it would forward for ever
     await forwarding.aclose()
-    assert forwarding._task is not None and forwarding._task.done()
+    assert task.cancelled()
 
 
 # --- through the service -----------------------------------------------------------------------

@@ -17,10 +17,10 @@ starts with a ``view`` request, before any intent is sent on it:
   missed (a bot that adds up fills from ``updates()`` itself misses the fills in between;
   ``positions()`` counts them).
 
-Fills are counted once: the service counts each trade once (by ``FillEvent.trade_id``, in the
-router's tracker and in its per-client view) and forwards it in one update with its own
-``seq``; ``positions()`` is the snapshot's positions (the fills of updates up to its ``seq``)
-plus the fills of the updates applied after it, each applied once by ``seq``.
+Fills are counted once, by ``FillEvent.trade_id``: the router's tracker counts each trade once
+and the service forwards it once, in one update with its own ``seq``; the client applies each
+``seq`` once, and its Watch drops a trade it has counted already. ``positions()`` is the last
+snapshot's positions (the fills up to its ``seq``) plus what the Watch has counted since.
 
 Positions count the fills of the service's current run: after the service restarts, they start
 again from what the new run has counted. Orders placed before such a restart are followed again
@@ -40,7 +40,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 import msgspec
 
 from kalshi_router.errors import ServiceError
-from kalshi_router.orders.updates import FillEvent, OrderHandle, OrderUpdate, Position
+from kalshi_router.orders.updates import OrderHandle, OrderUpdate, Position
 from kalshi_router.orders.watch import Watch
 from kalshi_router.service.client.link import Link
 from kalshi_router.service.protocol import (
@@ -66,8 +66,9 @@ class RemoteOrders:
         self._seq = 0
         """The last of this client's updates applied (``StreamOrderUpdate.seq``)."""
         self._base: dict[str, Position] = {}
-        """Positions as of the last snapshot; ``_since`` adds the fills after it."""
-        self._since: dict[str, Position] = {}
+        """Positions as of the last snapshot, and what the Watch had counted then: the fills
+        counted since are the Watch's positions less ``_counted``."""
+        self._counted: dict[str, Position] = {}
         self._syncing = True
         self._asked: tuple[str, asyncio.Future[StreamView]] | None = None
         self._ids = itertools.count(1)
@@ -85,8 +86,11 @@ class RemoteOrders:
 
     def positions(self) -> Mapping[str, Position]:
         merged = dict(self._base)
-        for ticker, since in self._since.items():
-            merged[ticker] = _plus(merged.get(ticker), since)
+        for ticker, now in self._watch.positions().items():
+            before = self._counted.get(ticker)
+            if now != before:
+                since = now if before is None else _add(now, before, -1)
+                merged[ticker] = since if ticker not in merged else _add(merged[ticker], since)
         return merged
 
     def get(self, key: str) -> OrderUpdate | None:
@@ -144,12 +148,12 @@ class RemoteOrders:
             if self._run is not None and view.run != self._run:
                 log.info("the service restarted (run %s): orders view from a snapshot", view.run)
             self._run = view.run
-            self._base = dict(view.positions)
-            self._since = {}
             for update in (*view.latest, *view.open):
-                key = update.client_order_id or update.order_id
-                if key is None or self._watch.get(key) != update:
-                    self._watch.push(update)
+                # The Watch drops what it holds already (the same update, or an older one).
+                self._watch.push(update)
+            # Any fill those carried is in the snapshot's positions too: counted from here.
+            self._base = dict(view.positions)
+            self._counted = dict(self._watch.positions())
         self._seq = view.seq
         self._syncing = False
 
@@ -157,32 +161,14 @@ class RemoteOrders:
         if message.seq <= self._seq:
             return  # covered by the view already
         self._seq = message.seq
-        fill = message.update.fill
-        if fill is not None:
-            self._since[fill.ticker] = _with_fill(self._since.get(fill.ticker), fill)
         self._watch.push(message.update)
 
 
-def _with_fill(position: Position | None, fill: FillEvent) -> Position:
-    """``position`` after ``fill``: a bid fill buys YES contracts, an ask fill sells them."""
-    was = position or Position(ticker=fill.ticker)
-    signed = fill.count if fill.book_side == "bid" else -fill.count
+def _add(first: Position, second: Position, sign: int = 1) -> Position:
     return Position(
-        ticker=fill.ticker,
-        position=was.position + signed,
-        cost=was.cost + signed * fill.yes_price,
-        fees=was.fees + fill.fee,
-        volume=was.volume + fill.count,
-    )
-
-
-def _plus(first: Position | None, second: Position) -> Position:
-    if first is None:
-        return second
-    return Position(
-        ticker=second.ticker,
-        position=first.position + second.position,
-        cost=first.cost + second.cost,
-        fees=first.fees + second.fees,
-        volume=first.volume + second.volume,
+        ticker=first.ticker,
+        position=first.position + sign * second.position,
+        cost=first.cost + sign * second.cost,
+        fees=first.fees + sign * second.fees,
+        volume=first.volume + sign * second.volume,
     )
