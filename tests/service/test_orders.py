@@ -8,18 +8,16 @@ import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from kalshi_router.config import ServiceConfig
-from kalshi_router.orders.updates import FillEvent, OrderUpdate, Position
+from kalshi_router.orders.updates import OrderUpdate, Position
 from kalshi_router.orders.watch import Watch
 from kalshi_router.outcome import Accepted, Rejected, Unknown
-from kalshi_router.service import Metrics, build_service_app
 from kalshi_router.service import orders as forwarding_module
 from kalshi_router.service.orders import ORDERS_OFF, OrderForwarding
 from kalshi_router.service.protocol import (
@@ -34,51 +32,16 @@ from kalshi_router.service.protocol import (
     StreamView,
     ViewRequest,
 )
-from kalshi_router.sim import SimConfig
-from tests.integration.conftest import running_sim
-from tests.service.conftest import AUTH, TICKER, TOKEN, Running, resting, start_router
-
-OTHER_TICKER = "KXSERVICE-26DEC31-T60"
-
-
-def update(
-    client_order_id: str | None,
-    order_id: str | None = None,
-    state: Literal["resting", "partially_filled", "filled", "cancelled"] = "resting",
-    *,
-    ticker: str = TICKER,
-    fill: FillEvent | None = None,
-) -> OrderUpdate:
-    return OrderUpdate(
-        order_id=order_id,
-        client_order_id=client_order_id,
-        ticker=ticker,
-        state=state,
-        source="ws",
-        fill=fill,
-    )
-
-
-def fill(
-    trade_id: str,
-    order_id: str,
-    side: Literal["bid", "ask"] = "bid",
-    count: int = 2,
-    price: str = "0.55",
-    ticker: str = TICKER,
-) -> FillEvent:
-    return FillEvent(
-        trade_id=trade_id,
-        order_id=order_id,
-        client_order_id=None,
-        ticker=ticker,
-        book_side=side,
-        yes_price=Decimal(price),
-        count=Decimal(count),
-        fee=Decimal("0.01"),
-        is_taker=True,
-        ts_ms=1,
-    )
+from tests.service.conftest import (
+    AUTH,
+    OTHER_TICKER,
+    TICKER,
+    Running,
+    a_fill,
+    order_update,
+    resting,
+    start_with_orders,
+)
 
 
 class Inbox:
@@ -115,11 +78,11 @@ async def test_each_update_goes_to_the_client_that_placed_the_order_and_no_other
     forwarding.attach("bot-b", b)
     forwarding.placed("bot-a", "a-1", accepted("a-1", "o-a1"))
     forwarding.placed("bot-b", "b-1", accepted("b-1", "o-b1"))
-    forwarding.forward(update("a-1", "o-a1"))
-    forwarding.forward(update("b-1", "o-b1"))
-    forwarding.forward(update("elsewhere", "o-x"))  # another process's order: nobody's
+    forwarding.forward(order_update("a-1", "o-a1"))
+    forwarding.forward(order_update("b-1", "o-b1"))
+    forwarding.forward(order_update("elsewhere", "o-x"))  # another process's order: nobody's
     # Fills name the order id only: the first update filed it under its client.
-    forwarding.forward(update(None, "o-a1", "partially_filled", fill=fill("t-1", "o-a1")))
+    forwarding.forward(order_update(None, "o-a1", "partially_filled", fill=a_fill("t-1", "o-a1")))
     assert [(m.seq, m.update.order_id) for m in a.items] == [(1, "o-a1"), (2, "o-a1")]
     assert [(m.seq, m.update.order_id) for m in b.items] == [(1, "o-b1")]
     assert forwarding.positions("bot-a").positions[TICKER].position == 2
@@ -131,10 +94,10 @@ async def test_open_orders_are_scoped_to_the_client_and_filter_by_ticker() -> No
     forwarding = OrderForwarding(Watch(), "run-1")
     for key, ticker in (("a-1", TICKER), ("a-2", OTHER_TICKER), ("a-3", TICKER)):
         forwarding.placed("bot-a", key, accepted(key, f"o-{key}"))
-        forwarding.forward(update(key, f"o-{key}", ticker=ticker))
+        forwarding.forward(order_update(key, f"o-{key}", ticker=ticker))
     forwarding.placed("bot-b", "b-1", accepted("b-1", "o-b1"))
-    forwarding.forward(update("b-1", "o-b1"))
-    forwarding.forward(update("a-3", "o-a-3", "cancelled"))
+    forwarding.forward(order_update("b-1", "o-b1"))
+    forwarding.forward(order_update("a-3", "o-a-3", "cancelled"))
     assert {u.client_order_id for u in forwarding.open_orders("bot-a", None).orders} == {
         "a-1",
         "a-2",
@@ -155,7 +118,7 @@ async def test_a_create_that_placed_nothing_is_forgotten_and_an_unknown_one_kept
     unknown.set_result(Unknown(reason="timed out", client_order_id="a-unk"))
     await settled()
     # Another process may use the same client_order_id later: not this bot's.
-    forwarding.forward(update("a-rej", "o-1"))
+    forwarding.forward(order_update("a-rej", "o-1"))
     resolved = OrderUpdate(
         order_id=None,
         client_order_id="a-unk",
@@ -173,11 +136,11 @@ async def test_an_unnamed_client_is_followed_only_while_its_stream_is_open() -> 
     inbox = Inbox()
     forwarding.attach("#conn", inbox)
     forwarding.placed("#conn", "c-1", accepted("c-1", "o-c1"))
-    forwarding.forward(update("h-1", "o-h1"))
-    forwarding.forward(update("c-1", "o-c1"))
+    forwarding.forward(order_update("h-1", "o-h1"))
+    forwarding.forward(order_update("c-1", "o-c1"))
     assert [m.update.client_order_id for m in inbox.items] == ["c-1"]
     forwarding.detach("#conn", inbox)
-    forwarding.forward(update("c-1", "o-c1", "cancelled"))
+    forwarding.forward(order_update("c-1", "o-c1", "cancelled"))
     assert len(inbox.items) == 1
     assert forwarding.open_orders("#conn", None).orders == []
     assert forwarding.open_orders("#http", None).orders == []
@@ -188,12 +151,12 @@ async def test_a_named_client_keeps_its_view_between_streams() -> None:
     first = Inbox()
     forwarding.attach("bot-a", first)
     forwarding.placed("bot-a", "a-1", accepted("a-1", "o-a1"))
-    forwarding.forward(update("a-1", "o-a1"))
+    forwarding.forward(order_update("a-1", "o-a1"))
     forwarding.detach("bot-a", first)
-    forwarding.forward(update("a-1", "o-a1", "filled", fill=fill("t-1", "o-a1")))
+    forwarding.forward(order_update("a-1", "o-a1", "filled", fill=a_fill("t-1", "o-a1")))
     second = Inbox()
     forwarding.attach("bot-a", second)
-    forwarding.forward(update(None, "o-a1", "filled", fill=fill("t-2", "o-a1")))
+    forwarding.forward(order_update(None, "o-a1", "filled", fill=a_fill("t-2", "o-a1")))
     assert [m.seq for m in first.items] == [1]
     assert [m.seq for m in second.items] == [3]
     assert forwarding.positions("bot-a").positions[TICKER].position == 4
@@ -203,7 +166,7 @@ async def test_a_view_resends_exactly_what_was_missed_while_it_is_held() -> None
     forwarding = OrderForwarding(Watch(), "run-1")
     forwarding.placed("bot-a", "a-1", accepted("a-1", "o-a1"))
     for trade in range(5):
-        forwarding.forward(update("a-1", "o-a1", fill=fill(f"t-{trade}", "o-a1")))
+        forwarding.forward(order_update("a-1", "o-a1", fill=a_fill(f"t-{trade}", "o-a1")))
     view = forwarding.view("bot-a", "v", ViewRequest(run="run-1", since=2))
     assert view.missed is not None
     assert [m.seq for m in view.missed] == [3, 4, 5]
@@ -224,10 +187,12 @@ async def test_otherwise_a_view_is_a_snapshot(
     forwarding = OrderForwarding(Watch(), "run-1")
     forwarding.placed("bot-a", "a-1", accepted("a-1", "o-a1"))
     forwarding.placed("bot-a", "a-2", accepted("a-2", "o-a2"))
-    forwarding.forward(update("a-1", "o-a1"))
-    forwarding.forward(update("a-2", "o-a2"))
-    forwarding.forward(update("a-1", "o-a1", "filled", fill=fill("t-1", "o-a1", count=3)))
-    forwarding.forward(update("a-2", "o-a2", "partially_filled", fill=fill("t-2", "o-a2", "ask")))
+    forwarding.forward(order_update("a-1", "o-a1"))
+    forwarding.forward(order_update("a-2", "o-a2"))
+    forwarding.forward(order_update("a-1", "o-a1", "filled", fill=a_fill("t-1", "o-a1", count=3)))
+    forwarding.forward(
+        order_update("a-2", "o-a2", "partially_filled", fill=a_fill("t-2", "o-a2", "ask"))
+    )
     view = forwarding.view("bot-a", 7, ViewRequest(keys=["a-1", "no-such"], run=run, since=since))
     assert view.missed is None
     assert (view.id, view.run, view.seq) == (7, "run-1", 4)
@@ -239,20 +204,20 @@ async def test_otherwise_a_view_is_a_snapshot(
 async def test_a_snapshot_files_an_order_held_by_the_client_that_nobody_here_placed() -> None:
     # As after a restart of the service: the router follows the order, no client is known.
     source = Watch()
-    before = update("a-old", "o-old", "partially_filled", fill=fill("t-0", "o-old"))
+    before = order_update("a-old", "o-old", "partially_filled", fill=a_fill("t-0", "o-old"))
     source.push(before)
     forwarding = OrderForwarding(source, "run-2")
     inbox = Inbox()
     forwarding.attach("bot-a", inbox)
     forwarding.placed("bot-b", "b-1", accepted("b-1", "o-b1"))
-    forwarding.forward(update("b-1", "o-b1"))
+    forwarding.forward(order_update("b-1", "o-b1"))
     view = forwarding.view("bot-a", 1, ViewRequest(keys=["a-old", "b-1"], run="run-1", since=4))
     # Another bot's order is not taken over; the fill before was counted in no view.
     assert [u.client_order_id for u in view.latest] == ["a-old"]
     assert view.latest[0].fill is None
     assert [u.client_order_id for u in view.open] == ["a-old"]
     assert view.positions == {}
-    forwarding.forward(update(None, "o-old", "filled", fill=fill("t-1", "o-old")))
+    forwarding.forward(order_update(None, "o-old", "filled", fill=a_fill("t-1", "o-old")))
     assert [(m.seq, m.update.state) for m in inbox.items] == [(1, "filled")]
 
 
@@ -264,8 +229,8 @@ async def test_the_forwarding_task_reads_the_source_until_it_closes() -> None:
     forwarding.placed("bot-a", "a-1", accepted("a-1", "o-a1"))
     forwarding.start()
     await asyncio.sleep(0)  # the task subscribes
-    source.push(update("a-1", "o-a1"))
-    source.push(update("a-1", "o-a1", "cancelled"))
+    source.push(order_update("a-1", "o-a1"))
+    source.push(order_update("a-1", "o-a1", "cancelled"))
     source.close()
     await forwarding.finished(within_s=5)
     assert [m.update.state for m in inbox.items] == ["resting", "cancelled"]
@@ -301,19 +266,10 @@ class Tracked:
         return self.running.http
 
 
-async def start_service(stack: AsyncExitStack, source: Watch | None) -> Running:
-    sim = await stack.enter_async_context(running_sim(SimConfig(tier="premier")))
-    metrics = Metrics()
-    router = await start_router(stack, sim, metrics)
-    app = build_service_app(router, ServiceConfig(), metrics, TOKEN, orders=source)
-    http = await stack.enter_async_context(TestClient(TestServer(app)))
-    return Running(sim, router, metrics, app, http)
-
-
 @pytest.fixture
 async def tracked(exit_stack: AsyncExitStack) -> Tracked:
     source = Watch()
-    return Tracked(await start_service(exit_stack, source), source)
+    return Tracked(await start_with_orders(exit_stack, source), source)
 
 
 class Bot:
@@ -352,10 +308,10 @@ async def test_two_bots_each_see_only_their_own_updates(tracked: Tracked) -> Non
     b = await Bot.open(tracked.http, "bot-b")
     placed_a = await a.place("svc-a-1")
     placed_b = await b.place("svc-b-1")
-    tracked.source.push(update("svc-b-1", placed_b.order_id))
-    tracked.source.push(update("not-placed-here", "o-elsewhere"))
-    tracked.source.push(update("svc-a-1", placed_a.order_id))
-    filled = update(None, placed_a.order_id, "filled", fill=fill("t-1", placed_a.order_id))
+    tracked.source.push(order_update("svc-b-1", placed_b.order_id))
+    tracked.source.push(order_update("not-placed-here", "o-elsewhere"))
+    tracked.source.push(order_update("svc-a-1", placed_a.order_id))
+    filled = order_update(None, placed_a.order_id, "filled", fill=a_fill("t-1", placed_a.order_id))
     tracked.source.push(filled)
     first_a, second_a = await a.next(StreamOrderUpdate), await a.next(StreamOrderUpdate)
     assert (first_a.seq, first_a.update.client_order_id) == (1, "svc-a-1")
@@ -363,7 +319,7 @@ async def test_two_bots_each_see_only_their_own_updates(tracked: Tracked) -> Non
     only_b = await b.next(StreamOrderUpdate)
     assert (only_b.seq, only_b.update.client_order_id) == (1, "svc-b-1")
     # Nothing else reached B: its next update is the next one of its own.
-    tracked.source.push(update("svc-b-1", placed_b.order_id, "cancelled"))
+    tracked.source.push(order_update("svc-b-1", placed_b.order_id, "cancelled"))
     assert (await b.next(StreamOrderUpdate)).seq == 2
 
 
@@ -371,7 +327,9 @@ async def test_the_http_reads_are_the_calling_bots(tracked: Tracked) -> None:
     a = await Bot.open(tracked.http, "bot-a")
     placed = await a.place("svc-a-1")
     order_id = placed.order_id
-    tracked.source.push(update("svc-a-1", order_id, "partially_filled", fill=fill("t", order_id)))
+    tracked.source.push(
+        order_update("svc-a-1", order_id, "partially_filled", fill=a_fill("t", order_id))
+    )
     await a.next(StreamOrderUpdate)
 
     async def get(path: str, name: str) -> bytes:
@@ -408,7 +366,7 @@ async def test_the_reads_need_the_token(tracked: Tracked) -> None:
 async def test_a_view_over_the_stream_is_answered_in_order(tracked: Tracked) -> None:
     a = await Bot.open(tracked.http, "bot-a")
     placed = await a.place("svc-a-1")
-    tracked.source.push(update("svc-a-1", placed.order_id))
+    tracked.source.push(order_update("svc-a-1", placed.order_id))
     assert (await a.next(StreamOrderUpdate)).seq == 1
     request = ViewRequest(keys=["svc-a-1"])
     await a.send({"type": "view", "id": "v1", "item": msgspec.to_builtins(request)})
@@ -422,7 +380,7 @@ async def test_a_view_over_the_stream_is_answered_in_order(tracked: Tracked) -> 
 
 @pytest.fixture
 async def untracked(exit_stack: AsyncExitStack) -> Running:
-    return await start_service(exit_stack, None)
+    return await start_with_orders(exit_stack, None)
 
 
 async def test_without_tracking_the_reads_name_orders_track(untracked: Running) -> None:

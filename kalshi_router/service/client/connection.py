@@ -261,6 +261,7 @@ class Connection:
 
     async def _dropped(self, link: Link, reason: str) -> None:
         self._link = None
+        self.orders.dropped()
         if self._resumer is not None:
             self._resumer.cancel()
             await asyncio.gather(self._resumer, return_exceptions=True)

@@ -70,6 +70,7 @@ class RemoteOrders:
         counted since are the Watch's positions less ``_counted``."""
         self._counted: dict[str, Position] = {}
         self._syncing = True
+        """Between streams, and on one until its view is taken: updates are ignored."""
         self._asked: tuple[str, asyncio.Future[StreamView]] | None = None
         self._ids = itertools.count(1)
 
@@ -133,6 +134,10 @@ class RemoteOrders:
         else:
             answer.set_exception(ServiceError(f"{reply.field}: {reply.message}"))
         return True
+
+    def dropped(self) -> None:
+        """The stream broke: what the next one carries before its view is covered by it."""
+        self._syncing = True
 
     def close(self) -> None:
         """The client closed: the update streams end."""
