@@ -79,7 +79,8 @@ class OrderForwarding:
         self._clients: dict[str, _Client] = {}
         self._owner: dict[str, str] = {}
         """client_order_id or order id -> the client key that placed the order."""
-        self._final: OrderedDict[tuple[str | None, str | None], None] = OrderedDict()
+        self._final: OrderedDict[str, set[str]] = OrderedDict()
+        """The orders filed that are final, oldest first: each one's names."""
         self._task: asyncio.Task[None] | None = None
 
     # The task.
@@ -150,14 +151,15 @@ class OrderForwarding:
         if client is None:  # an unnamed client whose stream has closed
             self._forget(keys)
             return
-        for key in keys:
-            if key is not None:
-                self._owner[key] = owner
+        names = {key for key in keys if key is not None}
+        for key in names:
+            self._owner[key] = owner
         if update.final:
-            self._final[keys] = None
-            self._final.move_to_end(keys)
+            first = update.order_id or update.client_order_id
+            assert first is not None  # it was found by one of them
+            self._final[first] = self._final.pop(first, set()) | names
             while len(self._final) > FINAL_KEPT:
-                self._forget(self._final.popitem(last=False)[0])
+                self._forget(self._final.popitem(last=False)[1])
         client.seq += 1
         message = StreamOrderUpdate(client.seq, update)
         client.watch.push(update)

@@ -162,6 +162,23 @@ async def test_a_named_client_keeps_its_view_between_streams() -> None:
     assert forwarding.positions("bot-a").positions[TICKER].position == 4
 
 
+async def test_only_the_newest_final_orders_stay_filed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forwarding_module, "FINAL_KEPT", 2)
+    forwarding = OrderForwarding(Watch(), "run-1")
+    inbox = Inbox()
+    forwarding.attach("bot-a", inbox)
+    for n in range(3):
+        forwarding.placed("bot-a", f"a-{n}", accepted(f"a-{n}", f"o-{n}"))
+        forwarding.forward(order_update(f"a-{n}", f"o-{n}", "cancelled"))
+    # Late fills after the cancels: the oldest order is no longer known as this bot's.
+    for n in range(3):
+        forwarding.forward(
+            order_update(None, f"o-{n}", "cancelled", fill=a_fill(f"t-{n}", f"o-{n}"))
+        )
+    late = [m.update.order_id for m in inbox.items if m.update.fill is not None]
+    assert late == ["o-1", "o-2"]
+
+
 async def test_a_view_resends_exactly_what_was_missed_while_it_is_held() -> None:
     forwarding = OrderForwarding(Watch(), "run-1")
     forwarding.placed("bot-a", "a-1", accepted("a-1", "o-a1"))
