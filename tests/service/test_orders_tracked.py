@@ -1,13 +1,14 @@
 """End to end: the service's router follows its orders (``[orders] track``: its tracker on the
 simulator's WebSocket, reconciled through REST), and each bot's ``RouterClient.orders`` shows
 that bot's orders only: handles that resolve when the order is final, fills that reach the bot
-that placed the order, positions per bot; and one bot written against ``Router`` reads the same
-on the embedded router."""
+that placed the order, positions per bot; one bot written against ``Router`` reads the same on
+the embedded router; and a real ``serve`` that follows orders stops cleanly."""
 
 from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -22,6 +23,8 @@ from kalshi_router.service.client import RouterClient
 from kalshi_router.service.protocol import PositionsBody
 from tests.integration.conftest import FAST_RETRIES
 from tests.service.conftest import AUTH, TICKER, TOKEN, MakeService, Running, eventually
+from tests.service.test_serve_e2e import TOKEN as SERVE_TOKEN
+from tests.service.test_serve_e2e import Sim, serve, serve_config
 
 TRACKED = Config(router=FAST_RETRIES, orders=OrdersConfig(track=True))
 RESTS, TAKES = "0.30", "0.55"  # below the house's bids; at its best ask
@@ -132,3 +135,25 @@ async def test_one_bot_reads_the_same_on_the_embedded_router_and_the_service(
     assert await follow(embedded) == through_service
     assert through_service["position"] == bought(1)
     assert through_service["cancelled"] == ("cancelled", Decimal(0))
+
+
+async def test_serve_following_orders_forwards_them_and_stops_cleanly(tmp_path: Path) -> None:
+    async with Sim(tmp_path, "premier") as sim:
+        config = serve_config(tmp_path, sim)
+        config.write_text(config.read_text() + "\n[orders]\ntrack = true\n")
+        async with serve(tmp_path, config) as service:
+            async with RouterClient(service.url, token=SERVE_TOKEN, name="bot") as bot:
+                takes = OrderIntent.bid(TICKER, TAKES, 2)
+                assert isinstance(await bot.place(takes), Accepted)
+                filled = await asyncio.wait_for(
+                    bot.orders.handle(takes.client_order_id).final(), 10
+                )
+                assert filled.state == "filled"
+                await eventually(
+                    lambda: without_fees(bot.orders.positions().get(TICKER)) == bought(2)
+                )
+                rests = OrderIntent.bid(TICKER, RESTS, 1)
+                assert isinstance(await bot.place(rests), Accepted)
+                code, _ = await service.stop()
+            assert code == 0, service.log()
+            assert "Traceback" not in service.log()
