@@ -107,8 +107,8 @@ class OrderForwarding:
                     self.forward(update)
             except UpdatesOverflow as exc:
                 # Updates were lost here (a burst larger than the stream's bound in one turn
-                # of the loop): each client's open orders are brought up to date, but a fill
-                # in what was lost is not in its positions.
+                # of the loop): each order filed here is brought up to date, but a fill in
+                # what was lost is not in its client's positions.
                 log.error("forwarding order updates: %s; catching up from the router", exc)
                 self._catch_up()
                 continue
@@ -116,12 +116,14 @@ class OrderForwarding:
             return
 
     def _catch_up(self) -> None:
-        for client in list(self._clients.values()):
-            for held in client.watch.open_orders():
-                key = held.client_order_id or held.order_id
-                latest = None if key is None else self._source.get(key)
-                if latest is not None and latest != held:
-                    self.forward(msgspec.structs.replace(latest, fill=None))
+        for key, owner in list(self._owner.items()):
+            client = self._clients.get(owner)
+            latest = self._source.get(key)
+            if client is None or latest is None:
+                continue
+            stripped = msgspec.structs.replace(latest, fill=None)
+            if client.watch.get(key) not in (latest, stripped):
+                self.forward(stripped)
 
     # Who placed what.
 

@@ -24,6 +24,7 @@ from tests.service.conftest import (
     OTHER_TICKER,
     TICKER,
     a_fill,
+    eventually,
     order_update,
 )
 
@@ -235,6 +236,35 @@ async def test_the_forwarding_task_reads_the_source_until_it_closes() -> None:
     source.close()
     await forwarding.finished(within_s=5)
     assert [m.update.state for m in inbox.items] == ["resting", "cancelled"]
+    await forwarding.aclose()
+
+
+async def test_after_an_overflow_the_forwarding_catches_up_from_the_router() -> None:
+    source = Watch(stream_bound=2)
+    forwarding = OrderForwarding(source, "run-1")
+    inbox = Inbox()
+    forwarding.attach("bot-a", inbox)
+    for key in ("a-1", "a-2"):
+        forwarding.placed("bot-a", key, accepted(key, f"o-{key}"))
+    forwarding.start()
+    await asyncio.sleep(0)
+    # More than the bound in one turn of the loop: the forwarding's stream ends after the first
+    # two, and the last two reach the bot only by catching up.
+    source.push(order_update("a-1", "o-a-1"))
+    source.push(order_update("a-2", "o-a-2"))
+    source.push(order_update("a-1", "o-a-1", "cancelled"))
+    source.push(order_update("a-2", "o-a-2", "filled", fill=a_fill("t-1", "o-a-2")))
+    await eventually(lambda: len(inbox.items) >= 4)
+    assert forwarding.open_orders("bot-a", None).orders == []
+    assert len(inbox.items) == 4  # each order caught up once, by either of its names
+    assert [m.seq for m in inbox.items] == list(range(1, len(inbox.items) + 1))
+    assert {(m.update.client_order_id, m.update.state) for m in inbox.items[2:]} == {
+        ("a-1", "cancelled"),
+        ("a-2", "filled"),
+    }
+    # And it reads on: a later update is forwarded as usual.
+    source.push(order_update(None, "o-a-2", "filled", fill=a_fill("t-2", "o-a-2")))
+    await eventually(lambda: inbox.items[-1].update.fill is not None)
     await forwarding.aclose()
 
 
