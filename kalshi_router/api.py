@@ -6,6 +6,11 @@ outcomes, so a bot written against ``Router`` runs on either (``open_router`` pi
 configuration). On the client, the read-only members (``stats()``, ``queue_depth``,
 ``in_flight``, ``budget``, ``crashed``, ``batch_limits``) report the state the service last
 pushed on the stream (every 250 ms, and as of the end of each ``flush()``).
+
+``orders`` (when the router follows orders, ``[orders] track = true``; on the client, the
+service's setting) is the bot's orders after acceptance: handles, updates, open orders and
+positions. The embedded router's covers every order of the account; the client's covers the
+orders this bot placed through the service (see ``kalshi_router.service.client.orders``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Protocol, Self
 
 from kalshi_router.budget import BudgetView as BudgetView  # a bot may type against it here
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
+from kalshi_router.orders.updates import Orders
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome
 from kalshi_router.stats import RouterStats
 
@@ -99,6 +105,11 @@ class Router(Protocol):
     @property
     def batch_limits(self) -> Mapping[str, int]:
         """The largest batch per lane (``create``, ``cancel``, ``single``)."""
+
+    @property
+    def orders(self) -> Orders:
+        """The orders after acceptance; ``ConfigError`` naming ``orders.track`` when the
+        router does not follow them."""
 
     async def __aenter__(self) -> Self: ...
 

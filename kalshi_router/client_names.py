@@ -31,6 +31,11 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def is_named(key: str) -> bool:
+    """``key`` (a ``ClientNames.key``) is a bot's name, not a connection's."""
+    return not key.startswith(_UNNAMED_KEY)
+
+
 class ClientNames:
     """Keys for fairness, labels for figures."""
 

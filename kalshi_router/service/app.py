@@ -6,7 +6,10 @@
     GET  /v1/state               the router's state as a client reports it (StreamState)
     GET  /v1/stream              WebSocket: {"type": "submit", "id": 1, "item": {...}} and back
                                  {"type": "ack" | "outcome" | "error", "id": 1, ...};
-                                 ?state=1: a {"type": "state", ...} first, then every 250 ms
+                                 ?state=1: a {"type": "state", ...} first, then every 250 ms;
+                                 ?orders=1: {"type": "order_update", ...} for the client's
+                                 own orders, and {"type": "view"} requests answered
+    GET  /v1/open_orders /v1/positions    the calling client's own (``orders.track`` on)
     GET  /healthz /readyz /metrics
 
 Every intent is decoded on its own: a bad one gets an error naming its field and the rest go
@@ -26,8 +29,15 @@ from aiohttp import hdrs, web
 
 from kalshi_router.client_names import ClientNames
 from kalshi_router.config import ServiceConfig
-from kalshi_router.errors import BodyRefused, IntentError, KalshiRouterError, QueueFull
+from kalshi_router.errors import (
+    BodyRefused,
+    ConfigError,
+    IntentError,
+    KalshiRouterError,
+    QueueFull,
+)
 from kalshi_router.journal import SqliteJournal
+from kalshi_router.orders.updates import Orders
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
 from kalshi_router.service.context import (
@@ -43,6 +53,8 @@ from kalshi_router.service.context import (
 )
 from kalshi_router.service.encoding import decode_body
 from kalshi_router.service.metrics import Metrics
+from kalshi_router.service.order_reads import open_orders, positions
+from kalshi_router.service.orders import OrderForwarding
 from kalshi_router.service.protocol import (
     IntentsBody,
     ItemError,
@@ -197,7 +209,11 @@ def build_service_app(
     metrics: Metrics,
     token: str | None,
     journal: SqliteJournal | None = None,
+    *,
+    orders: Orders | None = None,
 ) -> web.Application:
+    """``orders``: where the order updates forwarded to clients come from; by default the
+    router's own (``router.orders``), when it follows orders (``orders.track``)."""
     app = web.Application(
         middlewares=[guard],
         client_max_size=settings.max_body_bytes,
@@ -215,6 +231,9 @@ def build_service_app(
         names=ClientNames(settings.max_client_names),
     )
     metrics.bind_clients(service.client_figures)
+    source = orders if orders is not None else _followed(router)
+    if source is not None:
+        service.orders = OrderForwarding(source, service.run)
     app[SERVICE] = service
     for path in PATHS:
         app.router.add_post(path, intents)
@@ -222,12 +241,32 @@ def build_service_app(
     app.router.add_get("/v1/stats", stats)
     app.router.add_get("/v1/state", state)
     app.router.add_get("/v1/stream", stream)
+    app.router.add_get("/v1/open_orders", open_orders)
+    app.router.add_get("/v1/positions", positions)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
     app.on_shutdown.append(_shutdown)
     app.cleanup_ctx.append(_push_state)
+    app.cleanup_ctx.append(_forward_orders)
     return app
+
+
+def _followed(router: OrderRouter) -> Orders | None:
+    try:
+        return router.orders
+    except ConfigError:  # orders.track is off
+        return None
+
+
+async def _forward_orders(app: web.Application) -> AsyncIterator[None]:
+    """The one task that forwards the router's order updates to their clients."""
+    forwarding = app[SERVICE].orders
+    if forwarding is not None:
+        forwarding.start()
+    yield
+    if forwarding is not None:
+        await forwarding.aclose()
 
 
 async def _push_state(app: web.Application) -> AsyncIterator[None]:

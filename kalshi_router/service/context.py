@@ -21,6 +21,7 @@ from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, Orde
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
 from kalshi_router.service.metrics import Metrics
+from kalshi_router.service.orders import OrderForwarding
 from kalshi_router.service.protocol import (
     BudgetState,
     Codec,
@@ -33,6 +34,9 @@ from kalshi_router.stats import ClientFigures, ClientTally, RouterStats
 
 log = logging.getLogger("kalshi_router.service")
 MSGPACK = "application/msgpack"
+# Forwarding the router's last order updates at shutdown: they are in memory, so this is a
+# bound for a bug, not a wait.
+_FORWARD_GRACE_S = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -93,6 +97,8 @@ class Service:
     watchers: set[Outbox] = field(default_factory=set)
     names: ClientNames = field(default_factory=ClientNames)
     tally: ClientTally = field(default_factory=ClientTally)
+    orders: OrderForwarding | None = None
+    """Each client's own orders after acceptance, when the router follows them."""
 
     def state(self) -> StreamState:
         """What a client of this service reports as its router's state."""
@@ -107,6 +113,7 @@ class Service:
             budget=BudgetState.of(router.budget),
             batch_limits=router.batch_limits,
             crashed=None if crashed is None else repr(crashed),
+            orders=self.orders is not None,
         )
 
     def client_figures(self) -> dict[str, ClientFigures]:
@@ -116,9 +123,12 @@ class Service:
         """The router's stats, and the figures of each client."""
         return msgspec.structs.replace(self.router.stats(), clients=self.client_figures())
 
-    async def close_streams(self) -> None:
+    async def close_streams(self, *, router_closed: bool = False) -> None:
         """Once the router has settled everything: each stream's writer sends what it holds
-        (the last outcomes), then closes its socket."""
+        (the last outcomes and, once the router has closed, its last order updates), then
+        closes its socket."""
+        if router_closed and self.orders is not None:
+            await self.orders.finished(_FORWARD_GRACE_S)
         # Outcome callbacks run on the loop's turn after their futures settle.
         await asyncio.sleep(0)
         for outbox in self.streams.values():
@@ -187,5 +197,7 @@ def admit(
             )
     future = route.call(service.router, intent, deadline_s=deadline, client=client)
     service.book.track(verb, key, future)
+    if verb == "submit" and service.orders is not None:
+        service.orders.placed(client, key, future)
     service.tally.track(service.names.label(client), future)
     return key, future

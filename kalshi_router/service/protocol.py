@@ -14,6 +14,7 @@ import msgspec
 
 from kalshi_router.api import BudgetView
 from kalshi_router.errors import IntentError
+from kalshi_router.orders.updates import OrderUpdate, Position
 from kalshi_router.outcome import Outcome
 from kalshi_router.stats import RouterStats
 
@@ -95,9 +96,10 @@ SHUTTING_DOWN = "shutting down"
 
 
 class StreamRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """``item`` is the intent for ``type``: an OrderIntent to submit, a CancelIntent, ..."""
+    """``item`` is the intent for ``type``: an OrderIntent to submit, a CancelIntent, ...;
+    for ``view``, a :class:`ViewRequest`."""
 
-    type: Verb
+    type: Verb | Literal["view"]
     id: MessageId
     item: msgspec.Raw
     deadline_s: Deadline | None = None
@@ -169,11 +171,72 @@ class StreamState(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", t
     batch_limits: dict[str, int]
     crashed: str | None = None
     """Why the router's dispatcher died, if it did."""
+    orders: bool = False
+    """The service follows orders after acceptance (``orders.track``): a stream opened with
+    ``?orders=1`` carries the client's order updates, and ``view`` requests are answered."""
+
+
+# A bot's own orders after acceptance (when the service's router tracks them).
+
+
+class StreamOrderUpdate(msgspec.Struct, frozen=True, tag_field="type", tag="order_update"):
+    """One update of an order this client placed, on a stream opened with ``?orders=1``.
+    ``seq`` counts this client's updates in this run of the service (1, 2, ...): a ``view``
+    answered at ``seq`` N covers every update up to N, and the stream carries those after."""
+
+    seq: int
+    update: OrderUpdate
+
+
+class ViewRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The ``item`` of a ``view`` request: what a client asks for when its stream opens.
+
+    ``run`` and ``since``: the service run and the last ``seq`` the client holds; when the
+    service still has every update after it, it sends those (``missed``) instead of a
+    snapshot. ``keys``: orders (client_order_id or order id) whose latest update the client
+    wants in a snapshot (those it holds open, and creates whose outcome it has not seen)."""
+
+    keys: list[str] = []
+    run: str | None = None
+    since: int = 0
+
+
+class StreamView(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="view"):
+    """The answer to a ``view`` request, as of this client's update ``seq``.
+
+    Either ``missed``, the updates after the request's ``since`` (a resume: the other fields
+    are then empty), or a snapshot: ``open`` (this client's orders not in a final state),
+    ``latest`` (the newest update of each key asked about that the service knows) and
+    ``positions`` (from this client's fills counted in this run)."""
+
+    id: MessageId
+    run: str
+    seq: int
+    missed: list[StreamOrderUpdate] | None = None
+    open: list[OrderUpdate] = []
+    latest: list[OrderUpdate] = []
+    positions: dict[str, Position] = {}
+
+
+class OpenOrdersBody(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /v1/open_orders``: the calling client's orders not in a final state."""
+
+    run: str
+    seq: int
+    orders: list[OrderUpdate]
+
+
+class PositionsBody(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /v1/positions``: the calling client's positions, from its fills in this run."""
+
+    run: str
+    seq: int
+    positions: dict[str, Position]
 
 
 StreamReply: TypeAlias = StreamAck | StreamOutcome | StreamError
-# What a stream opened with ``?state=1`` carries.
-StreamFrame: TypeAlias = StreamReply | StreamState
+# What a stream opened with ``?state=1`` (and ``?orders=1``) carries.
+StreamFrame: TypeAlias = StreamReply | StreamState | StreamOrderUpdate | StreamView
 
 _AT = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]+)`")

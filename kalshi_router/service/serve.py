@@ -144,7 +144,7 @@ async def serve(config: Config, *, announce: bool = True) -> int:
             log.info("signal received: draining")
             app[SERVICE].draining = True
             await router.aclose()
-            await app[SERVICE].close_streams()
+            await app[SERVICE].close_streams(router_closed=True)
         finally:
             await router.aclose()
             await runner.cleanup()

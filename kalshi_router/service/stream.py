@@ -22,6 +22,7 @@ from kalshi_router.service.context import (
     caller,
     error_response,
 )
+from kalshi_router.service.order_reads import view
 from kalshi_router.service.protocol import (
     SHUTTING_DOWN,
     Codec,
@@ -51,6 +52,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if request.query.get("state") == "1":
         service.watchers.add(outbox)
         outbox.put_nowait(service.state())
+    forwarding = service.orders if request.query.get("orders") == "1" else None
+    if forwarding is not None:
+        forwarding.attach(client, outbox)
     writer = asyncio.create_task(_write(socket, codec, outbox, service.book.durable))
     try:
         async for message in socket:
@@ -59,6 +63,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     finally:
         service.streams.pop(socket, None)
         service.watchers.discard(outbox)
+        if forwarding is not None:
+            forwarding.detach(client, outbox)
         outbox.put_nowait(None)
         await writer
     return socket
@@ -92,11 +98,16 @@ def _on_message(
         problem = item_error(exc)
         outbox.put_nowait(StreamError(_request_id(codec, data), problem.field, problem.message))
         return
+    verb = request.type
+    if verb == "view":
+        # A read: answered while draining too (the last updates still come).
+        outbox.put_nowait(view(service, codec, request.id, request.item, client))
+        return
     if service.draining:
         outbox.put_nowait(StreamError(request.id, "service", SHUTTING_DOWN))
         return
     try:
-        key, future = admit(service, request.type, request.item, codec, request.deadline_s, client)
+        key, future = admit(service, verb, request.item, codec, request.deadline_s, client)
     except (msgspec.DecodeError, msgspec.ValidationError, IntentError) as exc:
         problem = item_error(exc)
         outbox.put_nowait(StreamError(request.id, problem.field, problem.message))

@@ -11,13 +11,16 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Protocol
+from decimal import Decimal
+from typing import Any, Literal, Protocol
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from kalshi_router.config import Config, ServiceConfig
+from kalshi_router.orders.updates import FillEvent, OrderUpdate
+from kalshi_router.orders.watch import Watch
 from kalshi_router.router import OrderRouter
 from kalshi_router.service import Metrics, build_service_app
 from kalshi_router.service.context import SERVICE, Service
@@ -121,3 +124,59 @@ def make_service(exit_stack: AsyncExitStack) -> MakeService:
 @pytest.fixture
 async def running(make_service: MakeService) -> Running:
     return await make_service()
+
+
+# --- orders after acceptance: updates as the router pushes them, a service fed by a test ---
+
+
+OTHER_TICKER = "KXSERVICE-26DEC31-T60"
+
+
+def order_update(
+    client_order_id: str | None,
+    order_id: str | None = None,
+    state: Literal["resting", "partially_filled", "filled", "cancelled"] = "resting",
+    *,
+    ticker: str = TICKER,
+    fill: FillEvent | None = None,
+) -> OrderUpdate:
+    return OrderUpdate(
+        order_id=order_id,
+        client_order_id=client_order_id,
+        ticker=ticker,
+        state=state,
+        source="ws",
+        fill=fill,
+    )
+
+
+def a_fill(
+    trade_id: str,
+    order_id: str,
+    side: Literal["bid", "ask"] = "bid",
+    count: int = 2,
+    price: str = "0.55",
+    ticker: str = TICKER,
+) -> FillEvent:
+    return FillEvent(
+        trade_id=trade_id,
+        order_id=order_id,
+        client_order_id=None,
+        ticker=ticker,
+        book_side=side,
+        yes_price=Decimal(price),
+        count=Decimal(count),
+        fee=Decimal("0.01"),
+        is_taker=True,
+        ts_ms=1,
+    )
+
+
+async def start_with_orders(stack: AsyncExitStack, source: Watch | None) -> Running:
+    """A service whose order updates come from ``source`` (None: it follows no orders)."""
+    sim = await stack.enter_async_context(running_sim(SimConfig(tier="premier")))
+    metrics = Metrics()
+    router = await start_router(stack, sim, metrics)
+    app = build_service_app(router, ServiceConfig(), metrics, TOKEN, orders=source)
+    http = await stack.enter_async_context(TestClient(TestServer(app)))
+    return Running(sim, router, metrics, app, http)

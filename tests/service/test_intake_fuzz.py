@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from kalshi_router.config import ServiceConfig
 from kalshi_router.outcome import Accepted, Rejected
 from kalshi_router.service.context import PATHS, ROUTES
+from kalshi_router.service.orders import ORDERS_OFF
 from kalshi_router.service.protocol import (
     Codec,
     IntentsBody,
@@ -281,6 +282,9 @@ def replies_for(codec: Codec, frame: bytes | str) -> tuple[int, ItemError | None
     request = decoded(codec, frame if isinstance(frame, bytes) else frame.encode(), StreamRequest)
     if isinstance(request, ItemError):
         return 1, request
+    if request.type == "view":
+        # Only when the junk drawn is that word: this service does not follow orders.
+        return 1, ItemError("orders.track", ORDERS_OFF)
     error = expected(codec, request.type, bytes(request.item))
     return (1, error) if error is not None else (2, None)
 

@@ -24,11 +24,12 @@ from kalshi_router.client_names import HEADER
 from kalshi_router.errors import IntentError, QueueFull, ServiceError
 from kalshi_router.outcome import Unknown
 from kalshi_router.service.client.holding import Held, Holding
-from kalshi_router.service.client.link import Link, open_link
+from kalshi_router.service.client.link import OPEN_TIMEOUT_S, Link, open_link
+from kalshi_router.service.client.orders import RemoteOrders
 from kalshi_router.service.client.resume import after_reconnect, look_up
 from kalshi_router.service.protocol import (
     SHUTTING_DOWN,
-    StreamAck,
+    StreamError,
     StreamFrame,
     StreamOutcome,
     StreamState,
@@ -60,6 +61,7 @@ class Connection:
         """The latest the service reported."""
         self.fatal: str | None = None
         """Why the client gave up on the service for good (it spoke another protocol)."""
+        self.orders = RemoteOrders()
         self._holding = holding
         self._token = token
         # Who this bot is, on every request (see client_names): the service's fairness key.
@@ -84,12 +86,18 @@ class Connection:
         session = aiohttp.ClientSession(connector=connector)
         try:
             link = await self._open(session)
+            try:
+                # Before the client is in use: its orders are there when connect returns.
+                await self._load_orders(link)
+            except BaseException:
+                await link.stop()
+                raise
         except BaseException:
             # Refused, cancelled or timed out: no session may outlive this call.
             await session.close()
             raise
         self._session = session
-        self._up(link)
+        self._up(link, synced=True)
         self._supervisor = asyncio.create_task(self._supervise(link), name="kalshi-router-client")
         self._supervisor.add_done_callback(self._supervisor_done)
 
@@ -131,6 +139,7 @@ class Connection:
             self._link = None
         if self._session is not None:
             await self._session.close()
+        self.orders.close()
 
     def _write(self, link: Link, held: Held, deadline_s: float | None) -> None:
         self._holding.sent_on(held, link.run)
@@ -151,11 +160,13 @@ class Connection:
     # Replies.
 
     def _on_reply(self, reply: StreamFrame) -> None:
+        if self.orders.on_reply(reply):
+            return
         if isinstance(reply, StreamState):
             self._report(reply)
             return
-        if isinstance(reply, StreamAck):
-            return
+        if not isinstance(reply, StreamOutcome | StreamError):
+            return  # an ack (the outcome follows), or a view answered too late to be used
         if not isinstance(reply.id, int):
             # Ours are ints: null means the service could not read a frame of ours at all (a
             # bug in this client); anything else is no request of this client's.
@@ -198,18 +209,45 @@ class Connection:
         self._headers = {**self._identity, **auth}
         return await open_link(session, self.url, self._headers, self._on_reply, self.where)
 
-    def _up(self, link: Link) -> None:
-        """A stream is open: send what waited for it, look up what the last one left open."""
+    def _up(self, link: Link, *, synced: bool = False) -> None:
+        """A stream is open: load the orders' view on it first (when the service follows
+        orders), then send what waited for it and look up what the last one left open."""
         self._link = link
         self._report(link.state)
         if self._outage is not None:
             self._outage.cancel()
             self._outage = None
+        if link.state.orders and not synced:
+            link.ready = False  # intents wait: their outcomes must not overtake the view
+            self._resumer = asyncio.create_task(
+                self._take_up(link), name="kalshi-router-client-resume"
+            )
+            return
         for held in self._holding.waiting():
             self._send_late(link, held)
         if self._holding.orphans:
             resume = self._resume(link)
             self._resumer = asyncio.create_task(resume, name="kalshi-router-client-resume")
+
+    async def _load_orders(self, link: Link) -> None:
+        if not link.state.orders:
+            return
+        placed = [held.key for held in self._holding.orphans.values() if held.verb == "submit"]
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUT_S):
+                await self.orders.sync(link, placed)
+        except (ServiceError, TimeoutError) as exc:
+            # Its updates stay ignored until a view is loaded (on the next stream): a stale
+            # view rather than one that counts a fill twice.
+            log.error("could not load this client's orders from %s: %r", self.where, exc)
+
+    async def _take_up(self, link: Link) -> None:
+        await self._load_orders(link)
+        link.ready = True
+        for held in self._holding.waiting():
+            self._send_late(link, held)
+        if self._holding.orphans:
+            await self._resume(link)
 
     async def _supervise(self, link: Link) -> None:
         while True:
@@ -223,6 +261,7 @@ class Connection:
 
     async def _dropped(self, link: Link, reason: str) -> None:
         self._link = None
+        self.orders.dropped()
         if self._resumer is not None:
             self._resumer.cancel()
             await asyncio.gather(self._resumer, return_exceptions=True)

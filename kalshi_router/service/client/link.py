@@ -38,8 +38,10 @@ class Link:
         self.state = state
         self.draining = False
         """The service said it is shutting down: nothing more is sent on this stream."""
+        self.ready = True
+        """False while the client loads its orders' view on it: intents wait until then."""
         self._on_reply = on_reply
-        self._outbox: asyncio.Queue[tuple[Held, str]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[Held | None, str]] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write(), name="kalshi-router-client-writer")
         self.ended = asyncio.create_task(self._read(), name="kalshi-router-client-reader")
 
@@ -49,16 +51,19 @@ class Link:
 
     @property
     def usable(self) -> bool:
-        return not self.draining and not self.socket.closed and not self.ended.done()
+        return self.ready and not self.draining and not self.socket.closed and not self.ended.done()
 
-    def send(self, held: Held, frame: str) -> None:
+    def send(self, held: Held | None, frame: str) -> None:
+        """``held``: the intent ``frame`` carries (None: a read, such as a view request)."""
         self._outbox.put_nowait((held, frame))
 
     def unwritten(self) -> list[Held]:
         """Once the link has stopped: what it never handed to the socket (certainly unsent)."""
         left = []
         while not self._outbox.empty():
-            left.append(self._outbox.get_nowait()[0])
+            held = self._outbox.get_nowait()[0]
+            if held is not None:
+                left.append(held)
         return left
 
     async def stop(self) -> None:
@@ -102,7 +107,7 @@ async def open_link(
     try:
         async with asyncio.timeout(OPEN_TIMEOUT_S):
             socket = await session.ws_connect(
-                f"{url}/v1/stream?state=1", headers=headers, heartbeat=_HEARTBEAT_S
+                f"{url}/v1/stream?state=1&orders=1", headers=headers, heartbeat=_HEARTBEAT_S
             )
     except aiohttp.WSServerHandshakeError as exc:
         hint = " (check the token)" if exc.status == 401 else ""

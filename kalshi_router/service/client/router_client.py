@@ -39,6 +39,7 @@ from kalshi_router.outcome import AmendOutcome, CancelOutcome, Closed, OrderOutc
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.client.connection import Connection, Token
 from kalshi_router.service.client.holding import Holding
+from kalshi_router.service.client.orders import RemoteOrders
 from kalshi_router.service.protocol import BudgetState, StreamState, Verb
 from kalshi_router.service.token import read_token
 from kalshi_router.stats import RouterStats, StatsRecorder
@@ -228,6 +229,18 @@ class RouterClient:
     @property
     def batch_limits(self) -> dict[str, int]:
         return self._reported().batch_limits
+
+    @property
+    def orders(self) -> RemoteOrders:
+        """This bot's own orders after acceptance, as the service forwards them (the same
+        ``Orders`` as the embedded router's; see ``service.client.orders`` for what a
+        reconnect keeps); ``ConfigError`` when the service does not follow orders."""
+        if not self._reported().orders:
+            raise ConfigError(
+                f"orders.track: off at the service at {self._connection.where}; set [orders] "
+                "track = true in the service's config to follow orders"
+            )
+        return self._connection.orders
 
     @property
     def crashed(self) -> RouterCrashed | None:
