@@ -24,6 +24,7 @@ from kalshi_router.errors import (
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.loop import run
+from kalshi_router.orders.updates import FillEvent, OrderHandle, Orders, OrderUpdate, Position
 from kalshi_router.outcome import (
     Accepted,
     Amended,
@@ -55,14 +56,19 @@ __all__ = [
     "DialectError",
     "ExchangeError",
     "Expired",
+    "FillEvent",
     "IllegalTransition",
     "IntentError",
     "JournalError",
     "KalshiRouterError",
     "KeyLoadError",
     "OptionError",
+    "OrderHandle",
     "OrderIntent",
     "OrderRouter",
+    "OrderUpdate",
+    "Orders",
+    "Position",
     "QueueFull",
     "Rejected",
     "Router",
