@@ -1,4 +1,5 @@
-"""Chaos for the order tracker: an embedded router that follows its orders places, crosses,
+"""Chaos for the order tracker: a bot (on the embedded router, or on a ``RouterClient`` of a
+service in this process) whose router follows its orders places, crosses,
 cancels, amends and decreases orders while the simulator drops, stalls, delays and reorders
 WebSocket frames, drops single frames, answers creates after their frames, and faults REST
 writes. Then faults off, one reconciliation, and the router's view is checked against the
@@ -15,23 +16,30 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, TypeAlias
 
-from kalshi_router.config import Config, OrdersConfig, RouterConfig
+from aiohttp.test_utils import TestClient, TestServer
+
+from kalshi_router.api import Router
+from kalshi_router.config import Config, OrdersConfig, RouterConfig, ServiceConfig
 from kalshi_router.errors import IntentError
 from kalshi_router.intent import AmendIntent, DecreaseIntent, OrderIntent
-from kalshi_router.orders.updates import OrderUpdate
+from kalshi_router.orders.updates import Orders, OrderUpdate
 from kalshi_router.outcome import Accepted, Outcome, Unknown
 from kalshi_router.router import OrderRouter
-from kalshi_router.sim import FaultConfig, SimConfig
+from kalshi_router.service import Metrics, build_service_app
+from kalshi_router.service.client import RouterClient
+from kalshi_router.sim import FaultConfig, SimConfig, SimServer
 from kalshi_router.sim.config import ORDER_WRITE_PATHS, WsFaultConfig
 from kalshi_router.sim.events import Event, Filled
 from kalshi_router.sim.render import count_str, money_str
 from tests.integration.conftest import make_signer, running_sim
 
+TOKEN = "orders-chaos-token-not-a-secret"
 TICKERS = tuple(f"KXORDCHAOS-26DEC31-T{n}" for n in range(4))
 HOUSE = "house"
 WS_FAULTS = WsFaultConfig(
@@ -116,7 +124,7 @@ class Truth:
 class Workload:
     """Random actions on the router's own orders, from one seeded stream."""
 
-    def __init__(self, router: OrderRouter, sim_cross: Cross) -> None:
+    def __init__(self, router: Router, sim_cross: Cross) -> None:
         self.router = router
         self.cross = sim_cross
         self.rng = random.Random(0)
@@ -191,22 +199,48 @@ class Workload:
         self.creates.append(future)
 
 
-async def run(seed: int, seconds: float) -> Record:
+@asynccontextmanager
+async def _bot(sim: SimServer, through_service: bool) -> AsyncIterator[tuple[Router, OrderRouter]]:
+    """The router a bot holds (the embedded one, or a ``RouterClient`` of a service in this
+    process), and the embedded router behind it."""
+    config = Config(router=ROUTER, orders=ORDERS)
+    async with AsyncExitStack() as stack:
+        router = OrderRouter.connect(config, make_signer(), sim.url)
+        await stack.enter_async_context(router)
+        if not through_service:
+            yield router, router
+            return
+        app = build_service_app(router, ServiceConfig(), Metrics(), TOKEN)
+        http: TestClient[Any, Any] = await stack.enter_async_context(TestClient(TestServer(app)))
+        url = str(http.make_url(""))
+        client = RouterClient(url, token=TOKEN, name="chaos-bot")
+        yield await stack.enter_async_context(client), router
+
+
+async def _quiet(updates: list[OrderUpdate], still_s: float = 0.2, limit_s: float = 5.0) -> None:
+    """Wait until no update has come for ``still_s`` (the service forwards them on its own
+    task), or ``limit_s`` in all."""
+    until = time.monotonic() + limit_s
+    seen = -1
+    while len(updates) != seen and time.monotonic() < until:
+        seen = len(updates)
+        await asyncio.sleep(still_s)
+
+
+async def run(seed: int, seconds: float, *, through_service: bool = False) -> Record:
     record = Record(seed)
     updates: list[OrderUpdate] = []
     async with running_sim(SimConfig(tier="premier", seed=seed, faults=REST_FAULTS)) as sim:
         truth = Truth()
         exchange = sim.state.exchange
         exchange.observe(truth)
-        config = Config(router=ROUTER, orders=ORDERS)
-        async with OrderRouter.connect(config, make_signer(), sim.url) as router:
-            stream = router.orders.updates()
-            reader = asyncio.create_task(_collect(stream, updates))
+        async with _bot(sim, through_service) as (bot, router):
+            reader = asyncio.create_task(_collect(bot.orders.updates(), updates))
 
             def cross(ticker: str, side: Side, price: int, qty: int) -> None:
                 exchange.seed(ticker, HOUSE, side, price, qty)
 
-            work = Workload(router, cross)
+            work = Workload(bot, cross)
             work.seed(seed)
             until = time.monotonic() + seconds
             while time.monotonic() < until:
@@ -215,7 +249,7 @@ async def run(seed: int, seconds: float) -> Record:
             sim.state.faults.configure(OUTAGE)
             for _ in range(OUTAGE_CREATES):
                 work.create_resting()
-            await router.flush()
+            await bot.flush()
             sim.state.faults.configure(FaultConfig())
             await asyncio.gather(*work.futures, return_exceptions=True)
             # Past the landing grace, one sweep settles what the socket lost.
@@ -223,16 +257,17 @@ async def run(seed: int, seconds: float) -> Record:
             await router.reconcile_orders()
             await asyncio.sleep(0.2)
             await router.reconcile_orders()
+            await _quiet(updates)
             outcomes: list[Outcome] = [f.result() for f in work.creates]
             truth.user = truth.user or _user(exchange.orders(), outcomes)
-            _check(record, router, exchange.orders(), truth, updates, outcomes)
-            tracker = router._tracker
-            assert tracker is not None
-            record.reconnects = tracker.stats.reconnects
-            record.sweeps = tracker.stats.sweeps
-            record.found_by_rest = tracker.stats.found_by_rest
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+            _check(record, bot.orders, exchange.orders(), truth, updates, outcomes)
+            figures = router.stats().orders
+            assert figures is not None
+            record.reconnects = figures.reconnects
+            record.sweeps = figures.sweeps
+            record.found_by_rest = figures.found_by_rest
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
         record.ws = sim.state.stats.ws.as_json()
     return record
 
@@ -249,7 +284,7 @@ def _user(orders: Any, outcomes: list[Outcome]) -> str | None:
 
 def _check(
     record: Record,
-    router: OrderRouter,
+    orders: Orders,
     sim_orders: Any,
     truth: Truth,
     updates: list[OrderUpdate],
@@ -259,7 +294,7 @@ def _check(
     mine = [o for o in sim_orders if o.user_id == truth.user]
     record.orders = len(mine)
     for order in mine:
-        view = router.orders.get(order.order_id)
+        view = orders.get(order.order_id)
         if view is None:
             bad.append(f"{order.order_id}: at the exchange, unknown to the router")
             continue
@@ -291,11 +326,11 @@ def _check(
             fill.order.ticker, Decimal(0)
         ) + sign * Decimal(count_str(fill.qty))
     for ticker, position in positions.items():
-        got_position = router.orders.positions().get(ticker)
+        got_position = orders.positions().get(ticker)
         if got_position is None or got_position.position != position:
             bad.append(f"{ticker}: position {got_position}, exchange {position}")
     resting = {o.order_id for o in mine if o.status == "resting"}
-    for view in router.orders.open_orders():
+    for view in orders.open_orders():
         if view.order_id not in resting:
             bad.append(
                 f"{view.order_id}: open in the router ({view.state}), not resting at the exchange"

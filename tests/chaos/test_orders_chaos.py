@@ -1,5 +1,5 @@
 """The order tracker through WebSocket and REST faults: the router's final view of every order,
-fill and position equals the simulator's books (``KALSHI_ROUTER_CHAOS_LONG=1`` runs it longer)."""
+fill and position equals the simulator's books, embedded and through ``serve`` (``KALSHI_ROUTER_CHAOS_LONG=1`` runs it longer)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from tests.long import is_long
 SECONDS = 20.0 if is_long("CHAOS") else 2.0
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-async def test_the_routers_view_of_its_orders_equals_the_exchanges(seed: int) -> None:
-    record = await run(seed, SECONDS)
+@pytest.mark.parametrize(
+    ("seed", "through_service"), [(1, False), (2, False), (3, True)], ids=["1", "2", "service-3"]
+)
+async def test_the_routers_view_of_its_orders_equals_the_exchanges(
+    seed: int, through_service: bool
+) -> None:
+    record = await run(seed, SECONDS, through_service=through_service)
     print(record.line())
     assert record.mismatches == []
     # The run did what it is for: frames were lost, the socket dropped, fills happened.
