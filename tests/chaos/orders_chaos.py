@@ -202,7 +202,7 @@ async def run(seed: int, seconds: float) -> Record:
             record.found_by_rest = tracker.stats.found_by_rest
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-        record.ws = sim.state.ws_stats.as_json()
+        record.ws = sim.state.stats.ws.as_json()
     return record
 
 
