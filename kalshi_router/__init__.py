@@ -19,6 +19,7 @@ from kalshi_router.errors import (
     RouterCrashed,
     ServiceError,
     TransportError,
+    UpdatesOverflow,
     WireError,
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
@@ -72,6 +73,7 @@ __all__ = [
     "Signer",
     "TransportError",
     "Unknown",
+    "UpdatesOverflow",
     "WireError",
     "load_config",
     "run",

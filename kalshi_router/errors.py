@@ -90,6 +90,15 @@ class RouterClosed(KalshiRouterError):
     Open a new router (or client) to send more."""
 
 
+class UpdatesOverflow(KalshiRouterError):
+    """A reader of order updates (``router.orders.updates()`` or a handle's ``updates()``) fell
+    so far behind that its stream's buffer filled; the stream ended with this after the updates
+    it had kept, so the router neither blocks nor grows without bound for one slow reader.
+
+    Nothing was lost at the router: read ``get()`` / ``open_orders()`` / ``positions()`` to
+    catch up, then call ``updates()`` again (and read faster, or hand updates off)."""
+
+
 class RouterCrashed(KalshiRouterError):
     """The router's dispatcher died; every intent still pending fails with this, loudly.
 

@@ -15,6 +15,7 @@ import msgspec
 
 from kalshi_router.orders.state import State
 from kalshi_router.outcome import OrderOutcome
+from kalshi_router.wire.ws_models import Fill
 
 Source: TypeAlias = Literal["ws", "rest", "answer"]
 """Where the change was learnt: a WebSocket frame, a REST reconciliation, or the REST answer
@@ -35,6 +36,22 @@ class FillEvent(msgspec.Struct, frozen=True, kw_only=True):
     fee: Decimal
     is_taker: bool
     ts_ms: int
+
+
+def fill_event(fill: Fill) -> FillEvent:
+    """The feed's ``fill`` frame as a :class:`FillEvent` (an empty client_order_id is none)."""
+    return FillEvent(
+        trade_id=fill.trade_id,
+        order_id=fill.order_id,
+        client_order_id=fill.client_order_id or None,
+        ticker=fill.market_ticker,
+        book_side=fill.book_side,
+        yes_price=fill.yes_price_dollars,
+        count=fill.count_fp,
+        fee=fill.fee_cost,
+        is_taker=fill.is_taker,
+        ts_ms=fill.ts_ms,
+    )
 
 
 class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
