@@ -31,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+import msgspec
 from _keys import BenchKey
 from _runner import run_on
 from _sim import UNLIMITED_WRITES
@@ -40,6 +41,7 @@ from kalshi_router.sim.book import Exchange
 from kalshi_router.sim.events import Event, Filled
 
 HOUSE = "house"
+SCRIPT = str(Path(__file__).resolve())
 _LINE_LIMIT = 1 << 26
 """A line may carry every stamp of a run (about 60 bytes a trade)."""
 
@@ -77,7 +79,7 @@ class Stamps:
 
 async def drive(exchange: Exchange, order: FillOrder, stamps: Stamps) -> dict[str, Any]:
     """Make ``order.n`` trades against the bot's bid; the figures of the run."""
-    rng = random.Random(order.seed)  # noqa: S311 - pacing, not a secret
+    rng = random.Random(order.seed)
     stamps.times = {}
     stamps.recording = order.stamps
     cpu, wall = time.process_time(), time.perf_counter()
@@ -109,7 +111,8 @@ async def _stdin() -> asyncio.StreamReader:
 async def child() -> None:
     reader = await _stdin()
     hello = json.loads(await reader.readline())
-    config = SimConfig(tier="prime", seed_liquidity=False, seed=hello["seed"], **UNLIMITED_WRITES)
+    settings = {"tier": "prime", "seed_liquidity": False, "seed": hello["seed"], **UNLIMITED_WRITES}
+    config = msgspec.convert(settings, SimConfig)
     async with SimServer(config) as sim:
         sim.register_key(hello["key_id"], hello["public_pem"])
         stamps = Stamps(hello["key_id"])
@@ -144,7 +147,9 @@ class FillSim:
 
     async def _ask(self, message: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         proc = self._proc
-        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        assert proc is not None
+        assert proc.stdin is not None
+        assert proc.stdout is not None
         proc.stdin.write(json.dumps(message).encode() + b"\n")
         await proc.stdin.drain()
         line = await asyncio.wait_for(proc.stdout.readline(), timeout_s)
@@ -167,7 +172,7 @@ class FillSim:
         with self._log.open("wb") as log:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
-                str(Path(__file__).resolve()),
+                SCRIPT,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,

@@ -178,10 +178,8 @@ class Inventory:
 
     def out(self, ticker: str, side: BookSide) -> Decimal:
         """What the bot's orders on ``side`` of ``ticker`` may still fill."""
-        return sum(
-            (o.may_still_fill for o in self._orders.values() if (o.ticker, o.side) == (ticker, side)),
-            ZERO,
-        )
+        mine = (o for o in self._orders.values() if (o.ticker, o.side) == (ticker, side))
+        return sum((o.may_still_fill for o in mine), ZERO)
 
     def worst_case(self, ticker: str, side: BookSide) -> Decimal:
         """How long YES (``bid``) or how short (``ask``) the bot would be if every order it has

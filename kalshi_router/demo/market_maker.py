@@ -21,7 +21,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
@@ -74,13 +74,15 @@ class Tally:
 
 @dataclass(frozen=True, slots=True)
 class LimitEvent:
-    """A side of a market stopped (``paused``) or started again being quoted; ``worst_case``
-    is the inventory that side would reach if all it has out filled."""
+    """A side of a market stopped (``paused``) or started again being quoted. ``held`` is the
+    inventory that way (long YES for bids, short for asks), ``on_order`` what the bot's orders
+    on that side may still fill: their sum is what the limit bounds."""
 
     ticker: str
     side: BookSide
     paused: bool
-    worst_case: Decimal
+    held: Decimal
+    on_order: Decimal
 
 
 @dataclass
@@ -103,6 +105,7 @@ class MarketMaker:
         self._rng = random.Random(self.seed)  # noqa: S311 - a price walk, not a secret
         self._mids = {ticker: Decimal("0.50") for ticker in self.tickers}
         self._paused: set[tuple[str, BookSide]] = set()
+        self._markets = {*self.tickers, self.burst_ticker}
 
     def mid(self, ticker: str) -> Decimal:
         """Where the bot centres its quotes on ``ticker``: what its inventory is marked to."""
@@ -153,8 +156,9 @@ class MarketMaker:
         paused = room <= 0
         if paused != ((ticker, side) in self._paused):
             self._paused.symmetric_difference_update({(ticker, side)})
-            worst = self.inventory.worst_case(ticker, side)
-            event = LimitEvent(ticker, side, paused, worst)
+            on_order = self.inventory.out(ticker, side)
+            held = self.inventory.worst_case(ticker, side) - on_order
+            event = LimitEvent(ticker, side, paused, held, on_order)
             self.limit_events.append(event)
             if self.on_limit is not None:
                 self.on_limit(event)
@@ -164,26 +168,28 @@ class MarketMaker:
         return (ticker, side) in self._paused
 
     async def step(self, cycle: int, lifetime_s: float) -> None:
-        """One cycle: cancel the quotes, then quote anew within the inventory limit."""
+        """One cycle: cancel the quotes; now and then take liquidity or send an order the
+        exchange refuses (before the new quotes, which it would otherwise meet: self-trade);
+        then quote anew within the inventory limit."""
         await self._cancel_resting(self.tickers)
+        one = Decimal(1)
+        ticker = self.tickers[cycle % len(self.tickers)]
+        if cycle % 3 == 2 and self.inventory.room(ticker, "bid", self.limit) >= one:
+            self._send(OrderIntent.bid(ticker, "0.60", one, post_only=True), lifetime_s)
+        if cycle % 4 == 3 and self.inventory.room(ticker, "bid", self.limit) >= one:
+            ioc = OrderIntent.bid(ticker, "0.56", one, time_in_force="immediate_or_cancel")
+            self._send(ioc, lifetime_s)
         for ticker in self.tickers:
             step = Decimal(self._rng.choice((-1, 0, 1))) * CENT
             mid = min(max(self._mids[ticker] + step, QUOTE_BAND[0] + CENT), QUOTE_BAND[1] - CENT)
             self._mids[ticker] = mid
             size = Decimal(self._rng.randint(1, 5))
             if (count := self._room(ticker, "bid", size)) > 0:
-                self._send(OrderIntent.bid(ticker, mid - CENT, count, post_only=True), lifetime_s, True)
+                bid = OrderIntent.bid(ticker, mid - CENT, count, post_only=True)
+                self._send(bid, lifetime_s, rest=True)
             if (count := self._room(ticker, "ask", size)) > 0:
-                self._send(OrderIntent.ask(ticker, mid + CENT, count, post_only=True), lifetime_s, True)
-        ticker = self.tickers[cycle % len(self.tickers)]
-        one = Decimal(1)
-        if cycle % 3 == 2 and self.inventory.room(ticker, "bid", self.limit) >= one:
-            self._send(OrderIntent.bid(ticker, "0.60", one, post_only=True), lifetime_s)
-        if cycle % 4 == 3 and self.inventory.room(ticker, "bid", self.limit) >= one:
-            self._send(
-                OrderIntent.bid(ticker, "0.56", one, time_in_force="immediate_or_cancel"),
-                lifetime_s,
-            )
+                ask = OrderIntent.ask(ticker, mid + CENT, count, post_only=True)
+                self._send(ask, lifetime_s, rest=True)
 
     def burst(self, count: int) -> None:
         """More than the bucket holds at once: far from the touch, patient deadlines."""
@@ -195,7 +201,7 @@ class MarketMaker:
 
     # Following.
 
-    def updates(self) -> Callable[[], Awaitable[None]]:
+    def updates(self) -> Callable[[], Coroutine[Any, Any, None]]:
         """Subscribe to ``router.orders`` now; the coroutine function returned feeds every
         update to the inventory (and each new fill to ``on_fill``) until cancelled."""
         stream = self.router.orders.updates()
@@ -207,8 +213,11 @@ class MarketMaker:
         return follow
 
     def on_update(self, update: OrderUpdate) -> None:
+        # Orders of the account on other markets (the demo's showcase) are not the bot's.
+        if update.ticker is not None and update.ticker not in self._markets:
+            return
         fill = self.inventory.on_update(update)
-        if fill is not None and self.on_fill is not None:
+        if fill is not None and self.on_fill is not None and fill.ticker in self._mids:
             self.on_fill(fill)
 
     def agrees_with_router(self) -> bool:
@@ -231,7 +240,7 @@ class MarketMaker:
         seconds: float,
         burst: int,
         on_tick: Callable[[float], None],
-        alongside: Callable[[], Awaitable[None]] | None = None,
+        alongside: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> bool:
         """Quote for ``seconds`` while ``alongside`` (the rest of the market) runs, then cancel
         everything, reconcile with the exchange, and return whether the inventory agrees with
@@ -256,7 +265,9 @@ class MarketMaker:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
 
-    async def _quote_for(self, seconds: float, burst: int, on_tick: Callable[[float], None]) -> None:
+    async def _quote_for(
+        self, seconds: float, burst: int, on_tick: Callable[[float], None]
+    ) -> None:
         interval = self.cycle_seconds()
         started = time.monotonic()
         cycle = 0

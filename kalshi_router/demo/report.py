@@ -12,8 +12,9 @@ from kalshi_router.demo.terminal import table
 from kalshi_router.orders.updates import FillEvent
 
 PNL_DEFINITION = (
-    "P&L = realized (closing trades against the average cost of what they closed) "
-    "+ inventory x (mid - average cost) - fees; mid: where the bot centres its quotes"
+    "P&L = realized + unrealized - fees. Realized: what closing trades made over the average\n"
+    "cost of what they closed; unrealized: inventory x (mid - average cost), at the mid the bot\n"
+    "quotes around."
 )
 
 
@@ -41,12 +42,10 @@ def limit_line(event: LimitEvent, limit: Decimal) -> str:
     """A side of a market paused at the inventory limit, or quoted again."""
     sides = "bids" if event.side == "bid" else "asks"
     way = "long" if event.side == "bid" else "short"
+    now = f"{way} {contracts(event.held)} + {contracts(event.on_order)} on order"
     if event.paused:
-        return (
-            f"limit  {event.ticker}  {sides} paused: {way} {contracts(event.worst_case)} "
-            f"of {contracts(limit)} at worst"
-        )
-    return f"limit  {event.ticker}  {sides} quoted again: inventory back inside {contracts(limit)}"
+        return f"limit  {event.ticker}  {sides} paused: {now}, at the limit of {contracts(limit)}"
+    return f"limit  {event.ticker}  {sides} quoted again: {now}, inside {contracts(limit)}"
 
 
 def books_table(

@@ -45,8 +45,9 @@ from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 DEMO_KEY_ID = "demo-key-0000"
 TICKER = "KXDEMO-26DEC31-T50"
 QUOTE_TICKERS = tuple(f"KXDEMO-26DEC31-T{strike}" for strike in (40, 45, 55, 60))
+BURST_TICKER = "KXDEMO-26DEC31-T70"
 Print = Callable[[str], None]
-HOUSE_GAP_S = 0.3
+HOUSE_GAP_S = 0.25
 """Mean seconds between the house trader's trades against the bot's quotes."""
 
 
@@ -140,7 +141,7 @@ class MakerRun:
             *books_table(maker.inventory, maker.tickers, maker.mid),
             f"{fills_summary(maker.inventory, maker.tickers)}; a side paused at the inventory "
             f"limit {pauses} time{'s' * (pauses != 1)}",
-            PNL_DEFINITION,
+            *PNL_DEFINITION.splitlines(),
             agreement(self.agrees_with_router, self.agrees_with_exchange),
         ]
 
@@ -159,12 +160,12 @@ async def market_making(
 ) -> MakerRun:
     """The market maker on ``QUOTE_TICKERS`` for ``seconds`` (a burst of ``burst`` orders
     halfway), with the house taking its quotes; ``user_id`` is the bot's at the simulator."""
-    maker = MarketMaker(router, QUOTE_TICKERS, TICKER, limit=limit)
+    maker = MarketMaker(router, QUOTE_TICKERS, BURST_TICKER, limit=limit)
     house = HouseTaker(sim.state.exchange, user_id, QUOTE_TICKERS, mean_gap_s=house_gap_s)
     out(
         f"\nmarket making for {seconds:g} s on {len(QUOTE_TICKERS)} markets "
         f"(cancel and replace every {maker.cycle_seconds():.2f} s, inventory limit "
-        f"{limit:f} contracts a market), with a burst of {burst} orders halfway; "
+        f"{limit:f} contracts a market), with a burst of {burst} orders halfway on another; "
         f"a house trader takes the bot's quotes now and then:"
     )
     bar = Progress(seconds, progress)
