@@ -11,6 +11,7 @@ from kalshi_router.demo.market_maker import LimitEvent
 from kalshi_router.demo.terminal import table
 from kalshi_router.orders.updates import FillEvent
 
+CENT = Decimal("0.01")
 PNL_DEFINITION = (
     "P&L = realized + unrealized - fees. Realized: what closing trades made over the average\n"
     "cost of what they closed; unrealized: inventory x (mid - average cost), at the mid the bot\n"
@@ -25,7 +26,9 @@ def contracts(count: Decimal) -> str:
 
 
 def dollars(amount: Decimal) -> str:
-    return f"{amount:+.2f}"
+    """Signed, to the cent; what rounds to nothing shows as +0.00, never -0.00."""
+    cents = amount.quantize(CENT)
+    return f"{abs(cents) if cents == 0 else cents:+.2f}"
 
 
 def fill_line(fill: FillEvent, market: Market, mid: Decimal) -> str:
