@@ -36,6 +36,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -49,7 +50,7 @@ from _runner import LOOPS, default_loop, loop_in_use, run_on
 
 from kalshi_router.config import Config, OrdersConfig
 from kalshi_router.intent import OrderIntent
-from kalshi_router.orders.stream import UpdateStream
+from kalshi_router.orders.updates import OrderUpdate
 from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
 
@@ -85,7 +86,7 @@ class Reader:
         self.first = self.last = None
         self.reached.clear()
 
-    async def read(self, stream: UpdateStream) -> None:
+    async def read(self, stream: AsyncIterator[OrderUpdate]) -> None:
         async for update in stream:
             self.updates += 1
             fill = update.fill

@@ -78,7 +78,7 @@ def test_average_cost_realizes_what_closing_trades_make() -> None:
     assert market.average_cost == D("0.45")
     assert market.realized == D("0.45")  # 3 x (0.60 - 0.45)
     assert market.unrealized(D("0.50")) == D("0.05")
-    assert (market.bought, market.sold, market.cash) == (4, 3, D("-0.00"))
+    assert (market.bought, market.sold, market.cash) == (D(4), D(3), D(0))
 
 
 def test_through_flat_the_rest_opens_at_the_fills_price() -> None:
@@ -133,7 +133,7 @@ def test_an_order_out_counts_in_full_until_its_fills_are_counted() -> None:
     books.settled("a", accepted("a", remaining=5))
     first = fill("bid", "0.49", 2, key="a")
     assert books.on_update(update("a", "partially_filled", filled=2, with_fill=first)) == first
-    assert (books.markets[T].position, books.out(T, "bid")) == (2, 3)
+    assert (books.markets[T].position, books.out(T, "bid")) == (D(2), D(3))
     # The cancel took the 3 left: nothing more can fill.
     books.cancelled("a", Cancelled(order_id="o", reduced_by=D(3)))
     assert books.out(T, "bid") == 0
@@ -148,7 +148,7 @@ def test_fills_known_from_a_final_state_count_until_they_arrive() -> None:
     books.settled("ioc", accepted("ioc", filled=1, remaining=0))
     assert books.worst_case(T, "bid") == 1  # its fill has not come yet
     books.on_update(update("ioc", "filled", filled=1, with_fill=fill("bid", "0.55", 1, key="ioc")))
-    assert (books.markets[T].position, books.out(T, "bid")) == (1, 0)
+    assert (books.markets[T].position, books.out(T, "bid")) == (D(1), D(0))
     # A final update seen before its fill: the fill still counts as coming.
     books.submitted("b", T, "bid", D(2))
     books.settled("b", accepted("b", remaining=2, order_id="ob"))
