@@ -162,8 +162,8 @@ def _parser() -> argparse.ArgumentParser:
         "--fault",
         action="append",
         metavar="NAME=VALUE",
-        help="a fault setting, e.g. error_503_rate=0.1, reset_after_rate=0.05, hang_s=2 "
-        "(repeatable; see FaultConfig)",
+        help="a fault setting, e.g. error_503_rate=0.1, reset_after_rate=0.05, hang_s=2, "
+        "ws.drop_frame_rate=0.05 (repeatable; see FaultConfig and WsFaultConfig)",
     )
     sim.add_argument(
         "--new-key",

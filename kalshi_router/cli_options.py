@@ -133,14 +133,18 @@ def directory(text: str) -> Path:
 
 
 def faults(base: FaultConfig, settings: list[str]) -> FaultConfig:
-    """``--fault error_503_rate=0.1 --fault hang_s=2``: numeric FaultConfig fields."""
+    """``--fault error_503_rate=0.1 --fault hang_s=2 --fault ws.drop_frame_rate=0.05``: numeric
+    FaultConfig fields, the WebSocket's (``FaultConfig.ws``) named with ``ws.``."""
     raw = msgspec.to_builtins(base)
     for setting in settings:
         name, sep, value = setting.partition("=")
-        if not sep or name not in raw or not isinstance(raw[name], int | float):
+        prefix, dot, field = name.rpartition(".")
+        table = raw if not dot else raw["ws"] if prefix == "ws" else {}
+        if not sep or not isinstance(table.get(field), int | float):
             numeric = sorted(k for k, v in raw.items() if isinstance(v, int | float))
+            numeric += sorted(f"ws.{k}" for k, v in raw["ws"].items() if isinstance(v, int | float))
             raise OptionError(f"--fault {setting!r}: expected NAME=NUMBER, NAME one of {numeric}")
-        whole = isinstance(raw[name], int)
+        whole = isinstance(table[field], int)
         try:
             number = int(value) if whole else float(value)
         except ValueError:
@@ -148,7 +152,7 @@ def faults(base: FaultConfig, settings: list[str]) -> FaultConfig:
             raise OptionError(f"--fault {setting!r}: {value!r} is not {kind}") from None
         if not math.isfinite(number):
             raise OptionError(f"--fault {setting!r}: must be finite")
-        raw[name] = number
+        table[field] = number
     try:
         return msgspec.convert(raw, FaultConfig)
     except msgspec.ValidationError as exc:

@@ -46,6 +46,11 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
         pytest.param(
             ["--fault", "trickle_chunks=2.5"], "not a whole number", id="fractional-count"
         ),
+        pytest.param(["--fault", "ws.nope=1"], "ws.drop_frame_rate", id="unknown-ws-name"),
+        pytest.param(["--fault", "latency.fixed_ms=1"], "NAME=NUMBER", id="not-a-ws-table"),
+        pytest.param(
+            ["--fault", "ws.stall_rate=2"], "ws.stall_rate must be between", id="ws-range"
+        ),
     ],
 )
 def test_sim_fault_flags_are_checked_before_listening(
@@ -62,6 +67,14 @@ def test_sim_fault_flags_set_the_fault_config() -> None:
     config = _sim_config(args).sim
     assert (config.faults.error_503_rate, config.faults.hang_s, config.seed) == (0.25, 2.0, 9)
     assert config.faults.reset_after_rate == 0.0
+
+
+def test_ws_fault_flags_set_the_websocket_faults() -> None:
+    flags = ["--fault", "ws.drop_frame_rate=0.05", "--fault", "ws.drop_connection_every_frames=7"]
+    faults = _sim_config(_parser().parse_args(["sim", *flags])).sim.faults
+    assert (faults.ws.drop_frame_rate, faults.ws.drop_connection_every_frames) == (0.05, 7)
+    assert isinstance(faults.ws.drop_connection_every_frames, int)
+    assert faults.error_503_rate == 0.0
 
 
 def test_a_count_fault_flag_is_a_whole_number() -> None:

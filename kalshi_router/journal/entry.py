@@ -1,4 +1,5 @@
-"""One journaled intent as read back from the journal (``SqliteJournal``'s reads)."""
+"""One journaled intent as read back from the journal (``SqliteJournal``'s reads), and an
+earlier settlement of one."""
 
 from __future__ import annotations
 
@@ -57,3 +58,15 @@ def entry_from_row(row: tuple[Any, ...]) -> Entry:
         outcome=outcome,
         settled_at=row[11],
     )
+
+
+class Settlement(msgspec.Struct, frozen=True, kw_only=True):
+    """An outcome an intent was settled with, and when (Unix seconds)."""
+
+    result: str
+    outcome: Outcome
+    settled_at: float
+
+
+def settlement_from_row(row: tuple[Any, ...]) -> Settlement:
+    return Settlement(result=row[0], outcome=_outcome.decode(row[1]), settled_at=row[2])

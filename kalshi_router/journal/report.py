@@ -42,6 +42,7 @@ def summary(journal: SqliteJournal, *, list_unresolved: bool) -> str:
         "by state:   " + _counts(states, ("taken", "sending", "settled")),
         "by outcome: " + _counts(outcomes, sorted(outcomes)),
         f"unresolved: {len(unresolved)}",
+        f"resolved later: {journal.resolved_later()} (settled unknown, then found out)",
     ]
     if list_unresolved:
         lines += [_line(entry) for entry in unresolved]

@@ -125,6 +125,23 @@ PLACED_INDEX = (
 )
 
 
+# An intent settled unknown and resolved later (``store.SqliteJournal.resolve_later``): its row
+# in intents takes the outcome found, and its unknown settlement moves here, so the journal
+# keeps that it was unknown first.
+RESOLVED_TABLE = (
+    "CREATE TABLE IF NOT EXISTS resolved (id INTEGER PRIMARY KEY, result TEXT NOT NULL, "
+    "outcome BLOB NOT NULL, settled_at REAL NOT NULL)"
+)
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the file has the table (a reader may open one made before it existed)."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return found is not None
+
+
 def set_up(conn: sqlite3.Connection, path: Path) -> None:
     fresh = check(conn, path)
     try:
@@ -139,9 +156,10 @@ def set_up(conn: sqlite3.Connection, path: Path) -> None:
                 f"BEGIN; {_SCHEMA} PRAGMA application_id = {APPLICATION_ID}; "
                 f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             )
-        # Not in _SCHEMA: journals made before it get it too (and SQLite keeps it up to date
-        # for any version of this code that writes them).
+        # Not in _SCHEMA: journals made before them get them too (and SQLite keeps the index
+        # up to date for any version of this code that writes them).
         conn.execute(PLACED_INDEX)
+        conn.execute(RESOLVED_TABLE)
     except sqlite3.Error as exc:
         raise JournalError(f"journal {path}: cannot set up: {exc}") from None
 

@@ -43,9 +43,9 @@ import msgspec
 
 from kalshi_router.errors import JournalError
 from kalshi_router.journal import sqlite_file
-from kalshi_router.journal.entry import Entry, entry_from_row
+from kalshi_router.journal.entry import Entry, Settlement, entry_from_row, settlement_from_row
 from kalshi_router.journal.sqlite_file import Checkpointer
-from kalshi_router.outcome import Outcome, outcome_name
+from kalshi_router.outcome import Outcome, Unknown, outcome_name
 from kalshi_router.pending import Pending
 
 # Rows per multi-row statement. One statement for many rows costs much less than one execution
@@ -109,6 +109,11 @@ _PLACED = (
     "SELECT id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, "
     "outcome, settled_at FROM intents WHERE kind = 'create' AND result = 'accepted' "
     "AND json_extract(CAST(outcome AS TEXT), '$.order_id') = ? ORDER BY id DESC LIMIT 1"
+)
+# The newest intent of a kind under a key that was settled unknown.
+_UNKNOWN = (
+    "SELECT id, result, outcome, settled_at FROM intents WHERE kind = ? AND key = ? "
+    "AND state = 'settled' AND result = 'unknown' ORDER BY id DESC LIMIT 1"
 )
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 
@@ -303,7 +308,9 @@ class SqliteJournal:
             cursor = self._conn.execute(
                 "DELETE FROM intents WHERE state = 'settled' AND settled_at < ?", (cutoff,)
             )
-        return cursor.rowcount
+            deleted = cursor.rowcount
+            self._conn.execute("DELETE FROM resolved WHERE id NOT IN (SELECT id FROM intents)")
+        return deleted
 
     def resolve(self, outcomes: Sequence[tuple[int, Outcome]]) -> None:
         """Settle journaled intents by row id (recovery), in one transaction."""
@@ -311,6 +318,39 @@ class SqliteJournal:
         for row, outcome in outcomes:
             self._settles += (row, outcome_name(outcome), _encode(outcome), now)
         self.commit()
+
+    def resolve_later(self, kind: str, key: str, outcome: Outcome) -> bool:
+        """Settle again, with ``outcome``, the newest ``kind`` intent under ``key`` that was
+        settled unknown (the order tracker found it at the exchange, or proved it absent);
+        False when there is none. Its unknown settlement is kept (:meth:`earlier`). Commits,
+        with whatever rows were waiting (so an unknown settled this turn is found)."""
+        if isinstance(outcome, Unknown):
+            raise ValueError("resolve_later: an Unknown outcome resolves nothing")
+        with self._transaction():
+            row = self._conn.execute(_UNKNOWN, (kind, key)).fetchone()
+            if row is not None:
+                self._conn.execute("INSERT OR IGNORE INTO resolved VALUES (?, ?, ?, ?)", row)
+                self._conn.execute(
+                    "UPDATE intents SET result = ?, outcome = ?, settled_at = ? WHERE id = ?",
+                    (outcome_name(outcome), _encode(outcome), time.time(), row[0]),
+                )
+        return row is not None
+
+    def earlier(self, entry_id: int) -> Settlement | None:
+        """The settlement :meth:`resolve_later` replaced (its unknown), if it replaced one."""
+        if not sqlite_file.has_table(self._conn, "resolved"):
+            return None
+        row = self._conn.execute(
+            "SELECT result, outcome, settled_at FROM resolved WHERE id = ?", (entry_id,)
+        ).fetchone()
+        return None if row is None else settlement_from_row(row)
+
+    def resolved_later(self) -> int:
+        """How many intents settled unknown were resolved later."""
+        if not sqlite_file.has_table(self._conn, "resolved"):
+            return 0
+        (count,) = self._conn.execute("SELECT count(*) FROM resolved").fetchone()
+        return int(count)
 
     def find(self, key: str) -> Entry | None:
         """The newest intent journaled under ``key`` (client_order_id or order id)."""

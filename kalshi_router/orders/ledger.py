@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from msgspec.structs import replace
+
 from kalshi_router.orders.state import OrderView, apply, apply_answer, apply_rest, mark_absent
 from kalshi_router.orders.updates import FillEvent, OrderUpdate, Source
 from kalshi_router.wire.models import Order
@@ -73,6 +75,10 @@ def update_of(view: OrderView, source: Source, fill: FillEvent | None = None) ->
         average_fill_price=view.average_yes_price,
         fill=fill,
     )
+
+
+def _same_view(one: OrderUpdate, other: OrderUpdate) -> bool:
+    return replace(one, source=other.source, fill=other.fill) == other
 
 
 class Ledger:
@@ -242,15 +248,19 @@ class Ledger:
         after = step(before or OrderView(order_id))
         if after == before:
             return []
-        # A fill already counted changes nothing, so one that changed the view is new.
         self._views[order_id] = after
         self._index(order_id, clients)
+        # A fill already counted changes nothing, so one that changed the view is new; other
+        # changes may lie in what updates do not show (which snapshot said what).
         update = update_of(after, source, fill)
-        self._latest[order_id] = update
-        if fill is not None:
-            self._fills += 1
+        latest = self._latest.get(order_id)
+        news = fill is not None or latest is None or not _same_view(update, latest)
+        if news:
+            self._latest[order_id] = update
+            if fill is not None:
+                self._fills += 1
         self._file(order_id, was_final=before is not None and before.final, final=after.final)
-        return [update]
+        return [update] if news else []
 
     def _index(self, order_id: str, clients: tuple[str | None, ...]) -> None:
         for client_order_id in clients:

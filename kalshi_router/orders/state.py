@@ -330,6 +330,7 @@ def apply_rest(view: OrderView, order: Order) -> OrderView:
         initial=order.initial_count_fp,
         filled=order.fill_count_fp,
         remaining=order.remaining_count_fp,
+        fees=order.taker_fees_dollars + order.maker_fees_dollars,
     )
     to = implied_state(order.status, order.fill_count_fp)
     reason = counted.reason

@@ -31,8 +31,8 @@ from kalshi_router.config import OrdersConfig
 from kalshi_router.errors import ExchangeError, TransportError, WireError
 from kalshi_router.intent import OrderIntent
 from kalshi_router.orders.feed import OrderFeed, OrderFrame
-from kalshi_router.orders.ledger import Ledger, fill_event, rest_fill_event
-from kalshi_router.orders.updates import OrderUpdate
+from kalshi_router.orders.ledger import Ledger
+from kalshi_router.orders.updates import OrderUpdate, fill_event, rest_fill_event
 from kalshi_router.orders.watch import Watch
 from kalshi_router.outcome import Accepted, Closed, OrderOutcome, Outcome, Unknown
 from kalshi_router.reconcile import LOOKBACK_S, READ_COST, Reconciler, Sought
@@ -273,9 +273,9 @@ class OrderTracker:
             if order_id is None or order_id in resting:
                 continue
             await self._read()
-            order = await self._client.get_order(order_id)
-            if order is not None:
-                self._from_rest(self.ledger.on_rest_order(order))
+            found = await self._client.get_order(order_id)
+            if found is not None:
+                self._from_rest(self.ledger.on_rest_order(found))
             elif now - self._placed_wall.get(order_id, 0.0) >= self._config.landing_grace_s:
                 why = "not at the exchange (REST) past the landing grace"
                 self._from_rest(self.ledger.absent(order_id, why))
@@ -291,7 +291,8 @@ class OrderTracker:
             await self._read()
             page = await self._client.get_fills(min_ts=since, cursor=cursor, limit=_PAGE)
             for fill in page.fills:
-                self._from_rest(self.ledger.on_fill(rest_fill_event(fill), source="rest"))
+                event = rest_fill_event(fill, int(started * 1000))
+                self._from_rest(self.ledger.on_fill(event, source="rest"))
             cursor = page.cursor
             if not cursor or not page.fills:
                 break

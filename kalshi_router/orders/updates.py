@@ -15,6 +15,7 @@ import msgspec
 
 from kalshi_router.orders.state import State
 from kalshi_router.outcome import OrderOutcome
+from kalshi_router.wire.fills import RestFill
 from kalshi_router.wire.ws_models import Fill
 
 Source: TypeAlias = Literal["ws", "rest", "answer"]
@@ -51,6 +52,24 @@ def fill_event(fill: Fill) -> FillEvent:
         fee=fill.fee_cost,
         is_taker=fill.is_taker,
         ts_ms=fill.ts_ms,
+    )
+
+
+def rest_fill_event(fill: RestFill, fallback_ts_ms: int) -> FillEvent:
+    """A fill ``GET /portfolio/fills`` listed, as a :class:`FillEvent`; ``fallback_ts_ms`` when
+    the answer gives no time (the two sides of one fill compare by ``trade_id``, not time)."""
+    ts_ms = fill.ts_ms
+    return FillEvent(
+        trade_id=fill.trade_id,
+        order_id=fill.order_id,
+        client_order_id=fill.client_order_id or None,
+        ticker=fill.market_ticker,
+        book_side=fill.book_side,
+        yes_price=fill.yes_price_dollars,
+        count=fill.count_fp,
+        fee=fill.fee_cost,
+        is_taker=fill.is_taker,
+        ts_ms=fallback_ts_ms if ts_ms is None else ts_ms,
     )
 
 

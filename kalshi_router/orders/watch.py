@@ -117,7 +117,7 @@ class Watch:
         keys = [key for key in (update.order_id, update.client_order_id) if key]
         if not keys or any(key in self._forgotten for key in keys):
             return
-        entry = next((self._index[key] for key in keys if key in self._index), None)
+        entry = self._entry_of(update)
         fill = update.fill
         if entry is not None and fill is not None and fill.trade_id in entry.trade_ids:
             return
@@ -143,6 +143,16 @@ class Watch:
             stream.offer(update)
         if newer:
             self._file(entry)
+
+    def _entry_of(self, update: OrderUpdate) -> _Entry | None:
+        entry = self._index.get(update.order_id or "")
+        if entry is None and update.client_order_id:
+            entry = self._index.get(update.client_order_id)
+            # A client_order_id names one order: never merge two orders with different ids.
+            known = None if entry is None else entry.latest.order_id
+            if known is not None and update.order_id is not None and known != update.order_id:
+                entry = None
+        return entry
 
     def close(
         self,

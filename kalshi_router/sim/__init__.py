@@ -11,6 +11,7 @@ from kalshi_router.sim.config import (
     LatencyConfig,
     MarketConfig,
     SimConfig,
+    WsFaultConfig,
 )
 from kalshi_router.sim.server import SimServer, serve_forever
 from kalshi_router.sim.state import SimState
@@ -24,6 +25,7 @@ __all__ = [
     "SimConfig",
     "SimServer",
     "SimState",
+    "WsFaultConfig",
     "build_app",
     "serve_forever",
 ]

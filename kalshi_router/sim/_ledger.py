@@ -1,18 +1,19 @@
 """The simulator's records and the steps that change them once an operation is validated.
 
-``Ledger`` holds every book's resting entries, every order, every account's cash, reservations
-and positions, and the expiry queue. Its steps (fill, rest, cancel, shrink, expire) cannot fail:
-:class:`~kalshi_router.sim.book.Exchange`, which derives from it, calls them only after its
-checks and its matching plan have passed, so a rejected request changes nothing.
+``Ledger`` holds every book's resting entries, every order, every account's cash, reservations,
+positions and fills, and the expiry queue. Its steps (fill, rest, cancel, shrink, expire)
+cannot fail: :class:`~kalshi_router.sim.book.Exchange`, which derives from it, calls them only
+after its checks and its matching plan have passed, so a rejected request changes nothing.
 """
 
 from __future__ import annotations
 
 import heapq
 import uuid
+from collections.abc import Collection, Iterator
 
 from kalshi_router.sim._ladder import Book, Entry, Plan, taker_fee
-from kalshi_router.sim._model import Account, SimOrder, settle, unit_cost
+from kalshi_router.sim._model import Account, SimFill, SimOrder, settle, unit_cost
 from kalshi_router.sim.events import Event, Filled, Observer, OrderChanged, Reason
 
 
@@ -43,6 +44,35 @@ class Ledger:
     def _changed(self, order: SimOrder, reason: Reason | None, now: int) -> None:
         if self._observers:
             self._emit(OrderChanged(order, reason, now))
+
+    def fills(
+        self,
+        user_id: str,
+        *,
+        before_seq: int | None = None,
+        tickers: Collection[str] = (),
+        order_id: str | None = None,
+        min_ts_ms: int | None = None,
+        max_ts_ms: int | None = None,
+        subaccount: int | None = None,
+    ) -> Iterator[SimFill]:
+        """The user's fills newest first, from the one before ``before_seq`` (a page's cursor)
+        on, filtered: any of ``tickers`` (none: every market), time bounds inclusive."""
+        acct = self._accounts.get(user_id)
+        if acct is None:
+            return
+        listed = acct.fills
+        stop = len(listed) if before_seq is None else min(max(before_seq - 1, 0), len(listed))
+        for i in range(stop - 1, -1, -1):
+            fill = listed[i]
+            if (
+                (not tickers or fill.ticker in tickers)
+                and (order_id is None or fill.order_id == order_id)
+                and (min_ts_ms is None or fill.ts_ms >= min_ts_ms)
+                and (max_ts_ms is None or fill.ts_ms <= max_ts_ms)
+                and (subaccount is None or fill.subaccount == subaccount)
+            ):
+                yield fill
 
     def _account(self, user_id: str) -> Account:
         acct = self._accounts.get(user_id)
@@ -107,7 +137,7 @@ class Ledger:
             del self._entries[maker.order_id]
             del maker_acct.resting[maker.order_id]
         settle(maker_acct, maker.side, maker.ticker, price, qty)
-        trade_id = str(uuid.uuid4()) if self._observers else ""
+        trade_id = str(uuid.uuid4())
         taker.fill_count += qty
         taker.remaining_count -= qty
         taker.taker_fill_cost += price * qty
@@ -116,16 +146,34 @@ class Ledger:
         taker_acct = self._accounts[taker.user_id]
         settle(taker_acct, taker.side, taker.ticker, price, qty)
         taker_acct.cash -= fee
-        if self._observers:
-            # Sim assumption: Kalshi charges makers no fee here (the engine's model), so the
-            # maker's fill carries fee 0; the maker's order update follows its fill.
-            for order, acct, is_taker, paid in (
-                (maker, maker_acct, False, 0),
-                (taker, taker_acct, True, fee),
-            ):
+        # Sim assumption: Kalshi charges makers no fee here (the engine's model), so the
+        # maker's fill carries fee 0. The account's fill list and the WebSocket's fill frames
+        # get the same numbers from this one loop; the maker's order update follows its fill.
+        for order, acct, is_taker, paid in (
+            (maker, maker_acct, False, 0),
+            (taker, taker_acct, True, fee),
+        ):
+            acct.fills.append(
+                SimFill(
+                    seq=len(acct.fills) + 1,
+                    trade_id=trade_id,
+                    order_id=order.order_id,
+                    client_order_id=order.client_order_id,
+                    ticker=order.ticker,
+                    side=order.side,
+                    is_taker=is_taker,
+                    price=price,
+                    qty=qty,
+                    fee=paid,
+                    ts_ms=now,
+                    subaccount=order.subaccount,
+                    exchange_index=order.exchange_index,
+                )
+            )
+            if self._observers:
                 position = acct.positions[order.ticker]
                 self._emit(Filled(order, trade_id, is_taker, price, qty, paid, position, now))
-            self._changed(maker, "Trade", now)
+        self._changed(maker, "Trade", now)
 
     def _unrest(self, order: SimOrder) -> None:
         """Take a resting order off its book and release its reservation (status unchanged)."""

@@ -122,6 +122,29 @@ class Reduced:
     ts_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class SimFill:
+    """One side of one trade as the account's fill list keeps it (``GET /portfolio/fills``).
+
+    The order's identity is copied, not referenced: an amend may rename its client_order_id
+    later, and a fill stays as it was made. ``seq`` counts the account's fills from 1.
+    """
+
+    seq: int
+    trade_id: str
+    order_id: str
+    client_order_id: str
+    ticker: str
+    side: Side
+    is_taker: bool
+    price: int
+    qty: int
+    fee: int
+    ts_ms: int
+    subaccount: int
+    exchange_index: int
+
+
 def unit_cost(side: Side, price: int) -> int:
     """Micro-dollars one hundredth of a contract costs: YES at ``price``, or NO at 1 - price."""
     return price if side == "bid" else PRICE_ONE - price
@@ -135,6 +158,7 @@ class Account:
     reserved: int = 0
     positions: dict[str, int] = field(default_factory=dict)
     orders: list[SimOrder] = field(default_factory=list)
+    fills: list[SimFill] = field(default_factory=list)
     resting: dict[str, SimOrder] = field(default_factory=dict)
     used_client_ids: set[str] = field(default_factory=set)
     by_client_id: dict[str, SimOrder] = field(default_factory=dict)

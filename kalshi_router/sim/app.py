@@ -2,7 +2,8 @@
 
 Per request, in order: fault draws (on faulted endpoints) and any fault that replaces
 processing; authentication; the handler, which decodes its body, spends from the read or write
-bucket, then acts on the engine; any fault that follows processing; the stats. Control routes
+bucket, then acts on the engine; on a create, a WebSocket fault that may hold the answer until
+its frames are out; any fault that follows processing; the stats. Control routes
 for tests live under /_sim/ and need no auth.
 """
 
@@ -40,6 +41,15 @@ SIM_STATE: web.AppKey[SimState] = web.AppKey("sim_state", SimState)
 
 _COSTS = {(method, path): cost for method, path, cost in ENDPOINT_COSTS}
 _fault_config = msgspec.json.Decoder(FaultConfig)
+# The creates whose answer a WebSocket fault may hold until after the frames they caused.
+_CREATES = frozenset(
+    {
+        "POST /portfolio/events/orders",
+        "POST /portfolio/events/orders/batched",
+        "POST /portfolio/orders",
+        "POST /portfolio/orders/batched",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +128,7 @@ def endpoints(config: SimConfig) -> list[Endpoint]:
         Endpoint("GET", "/account/limits", account_limits),
         Endpoint("GET", "/portfolio/orders", routes_reads.get_orders),
         Endpoint("GET", "/portfolio/orders/{order_id}", routes_reads.get_order),
+        Endpoint("GET", "/portfolio/fills", routes_reads.get_fills),
         Endpoint("POST", "/portfolio/events/orders", routes_v2.create, bucket="write"),
         Endpoint("DELETE", "/portfolio/events/orders", routes_v2.cancel_all, bucket="write"),
         Endpoint(
@@ -190,20 +201,23 @@ def _route(
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler for one endpoint: faults around processing, then the stats."""
     key, path, cost = endpoint.key, endpoint.path, endpoint.cost
+    create = key in _CREATES
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        async def process() -> web.Response:
+            response = await _process(request, state, endpoint, cost)
+            if create and response.status < 300:
+                await state.ws_faults.answer_late()
+            return response
+
         injector = state.faults
         plan = injector.plan() if injector.applies(key, path) else None
         if plan is None:
-            response: web.StreamResponse = await _process(request, state, endpoint, cost)
+            response: web.StreamResponse = await process()
             outcome = str(response.status)
         else:
             response, outcome = await faults.apply(
-                plan,
-                request,
-                lambda: _process(request, state, endpoint, cost),
-                state.pause,
-                injector.config,
+                plan, request, process, state.pause, injector.config
             )
         state.stats.record(key, outcome)
         return response

@@ -72,6 +72,48 @@ class LatencyConfig(_Strict, frozen=True, kw_only=True):
             raise ValueError("latency.min_ms must not exceed latency.max_ms")
 
 
+class WsFaultConfig(_Strict, frozen=True, kw_only=True):
+    """What can go wrong on the WebSocket (``faults.ws``). All off by default.
+
+    Every data frame (``user_order``, ``fill``, ``market_position``) draws five numbers from its
+    connection's own seeded stream; command answers draw nothing and are never faulted. A draw
+    may drop the connection in place of the frame, or drop the frame alone; otherwise the
+    connection may stall (silent both ways, pings included, for ``stall_s``) before the frame,
+    and the frame may be held back ``delay_min_ms``..``delay_max_ms`` while later ones go on.
+    A connection is also dropped once it has sent ``drop_connection_every_frames`` data frames.
+    A create's REST answer may come late: after every open connection has sent (or lost) the
+    frames queued so far, then ``late_create_answer_ms`` more.
+    """
+
+    drop_connection_rate: float = 0.0
+    drop_connection_every_frames: int = 0
+    drop_frame_rate: float = 0.0
+    stall_rate: float = 0.0
+    stall_s: float = 15.0
+    delay_rate: float = 0.0
+    delay_min_ms: float = 0.0
+    delay_max_ms: float = 100.0
+    late_create_answer_rate: float = 0.0
+    late_create_answer_ms: float = 100.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "drop_connection_rate",
+            "drop_frame_rate",
+            "stall_rate",
+            "delay_rate",
+            "late_create_answer_rate",
+        ):
+            _check_rate(f"ws.{name}", getattr(self, name))
+        for name in ("stall_s", "delay_min_ms", "delay_max_ms", "late_create_answer_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ws.{name} must not be negative")
+        if self.drop_connection_every_frames < 0:
+            raise ValueError("ws.drop_connection_every_frames must not be negative")
+        if self.delay_min_ms > self.delay_max_ms:
+            raise ValueError("ws.delay_min_ms must not exceed ws.delay_max_ms")
+
+
 class FaultConfig(_Strict, frozen=True, kw_only=True):
     """What can go wrong, per request, on the endpoints in ``paths``. All off by default.
 
@@ -82,7 +124,8 @@ class FaultConfig(_Strict, frozen=True, kw_only=True):
     truncated, hang (answer held ``hang_s``), timeout after (held ``timeout_s``, then
     dropped unanswered), trickle (the answer in ``trickle_chunks`` pieces
     ``trickle_interval_ms`` apart), text_plain (the answer labelled ``text/plain``),
-    proxy_502 (a proxy's HTML 502 page instead of the answer).
+    proxy_502 (a proxy's HTML 502 page instead of the answer). ``ws``: the WebSocket's faults,
+    which ``paths`` does not concern.
     """
 
     latency: LatencyConfig = LatencyConfig()
@@ -104,6 +147,7 @@ class FaultConfig(_Strict, frozen=True, kw_only=True):
     proxy_502_rate: float = 0.0
     storm_429_rate: float = 0.0
     storm_429_s: float = 1.0
+    ws: WsFaultConfig = WsFaultConfig()
     # "METHOD /path/template" (or "/path/template" for any method), without /trade-api/v2.
     paths: list[str] = msgspec.field(default_factory=lambda: list(ORDER_WRITE_PATHS))
 

@@ -1,5 +1,5 @@
-"""Integers back to Kalshi's strings, engine orders to the spec's ``Order``, and the
-responses that carry them.
+"""Integers back to Kalshi's strings, engine orders and fills to Kalshi's ``Order`` and
+``Fill``, and the responses that carry them.
 
 Units: prices in $0.0001, counts in 0.01 contract, money in micro-dollars. Integer arithmetic
 only: no float ever touches a price, a count or an amount.
@@ -8,13 +8,20 @@ only: no float ever touches a price, a count or an amount.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
+from msgspec import UNSET
 
-from kalshi_router.sim.book import OrderRejected, SimOrder
-from kalshi_router.sim.schema import RATE_LIMIT_BODY, ErrorBody, ErrorEnvelope, OrderOut
+from kalshi_router.sim.book import OrderRejected, SimFill, SimOrder
+from kalshi_router.sim.schema import (
+    RATE_LIMIT_BODY,
+    ErrorBody,
+    ErrorEnvelope,
+    FillOut,
+    OrderOut,
+)
 from kalshi_router.sim.validate import SimError
 
 _PRICE_ONE = 10_000
@@ -82,6 +89,34 @@ def order_out(order: SimOrder) -> OrderOut:
         cancel_order_on_pause=order.cancel_order_on_pause,
         subaccount_number=order.subaccount,
         exchange_index=order.exchange_index,
+    )
+
+
+def fill_out(fill: SimFill) -> FillOut:
+    """The Get Fills page's ``Fill`` for one side of one trade.
+
+    Sim assumption: a fill's id is its trade id (the page: ``trade_id`` is the "legacy field
+    name, same as fill_id"); the maker's and the taker's fill share it, as on the WebSocket.
+    """
+    outcome: Literal["yes", "no"] = "yes" if fill.side == "bid" else "no"
+    return FillOut(
+        fill_id=fill.trade_id,
+        exchange_index=fill.exchange_index,
+        trade_id=fill.trade_id,
+        order_id=fill.order_id,
+        client_order_id=fill.client_order_id or UNSET,
+        ticker=fill.ticker,
+        market_ticker=fill.ticker,
+        outcome_side=outcome,
+        book_side=fill.side,
+        count_fp=count_str(fill.qty),
+        yes_price_dollars=price_str(fill.price),
+        no_price_dollars=price_str(_PRICE_ONE - fill.price),
+        is_taker=fill.is_taker,
+        fee_cost=money_str(fill.fee),
+        created_time=rfc3339_ms(fill.ts_ms),
+        subaccount_number=fill.subaccount,
+        ts=fill.ts_ms // 1000,
     )
 
 

@@ -1,9 +1,11 @@
-"""Handlers for the read endpoints: ``GET /portfolio/orders`` (paged) and one order by id."""
+"""Handlers for the read endpoints: ``GET /portfolio/orders`` (paged), one order by id, and
+``GET /portfolio/fills`` (paged)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 
 from aiohttp import web
 
@@ -11,7 +13,7 @@ from kalshi_router.sim import render, validate
 from kalshi_router.sim.book import Status
 from kalshi_router.sim.render import json_response
 from kalshi_router.sim.routes_v2 import owned, subaccount_query
-from kalshi_router.sim.schema import GetOrderResponse, GetOrdersResponse
+from kalshi_router.sim.schema import GetFillsResponse, GetOrderResponse, GetOrdersResponse
 from kalshi_router.sim.state import Call
 from kalshi_router.sim.validate import invalid
 
@@ -21,19 +23,21 @@ _STATUSES: dict[str, Status] = {
     "executed": "executed",
 }
 _MAX_EVENT_TICKERS = 10
+_MAX_FILL_TICKERS = 100
 
 
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode()
+def _encode_cursor(seq: int, kind: str = "seq") -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{seq}".encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> int:
+def _decode_cursor(cursor: str, kind: str = "seq") -> int:
+    """The sequence number a page ends at; a cursor of another endpoint is refused."""
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise invalid("cursor: not a cursor this server issued") from None
-    kind, _, seq = text.partition(":")
-    if kind != "seq" or not seq.isdigit():
+    found, _, seq = text.partition(":")
+    if found != kind or not seq.isdigit():
         raise invalid("cursor: not a cursor this server issued")
     return int(seq)
 
@@ -92,3 +96,42 @@ async def get_order(call: Call) -> web.Response:
     call.spend()
     order = owned(call, call.request.match_info["order_id"], None)
     return json_response(GetOrderResponse(order=render.order_out(order)))
+
+
+async def get_fills(call: Call) -> web.Response:
+    """GET /portfolio/fills: the caller's fills newest first, paged by an opaque cursor.
+
+    Sim assumptions: ``ticker`` takes one market or a comma-separated list of up to 100 (the
+    changelog says Get Fills takes up to 100 tickers, not in what form); ``min_ts`` and
+    ``max_ts`` are Unix seconds, both inclusive, on the fill's time.
+    """
+    call.spend()
+    query = call.request.query
+    tickers = [t for t in query.get("ticker", "").split(",") if t]
+    if len(tickers) > _MAX_FILL_TICKERS:
+        raise invalid(f"ticker: at most {_MAX_FILL_TICKERS} tickers")
+    min_ts = validate.query_int(query, "min_ts", low=0)
+    max_ts = validate.query_int(query, "max_ts", low=0)
+    limit = validate.query_int(query, "limit", low=1, high=1000) or 100
+    shard = validate.query_int(query, "exchange_index", low=0)
+    cursor = query.get("cursor", "")
+    found = call.exchange.fills(
+        call.user_id,
+        before_seq=_decode_cursor(cursor, "fill") if cursor else None,
+        tickers=frozenset(tickers),
+        order_id=query.get("order_id") or None,
+        min_ts_ms=None if min_ts is None else min_ts * 1000,
+        max_ts_ms=None if max_ts is None else max_ts * 1000 + 999,
+        subaccount=subaccount_query(call),
+    )
+    # One more than a page says whether another page follows.
+    selected = list(
+        itertools.islice(
+            (f for f in found if shard is None or f.exchange_index == shard), limit + 1
+        )
+    )
+    page = selected[:limit]
+    next_cursor = _encode_cursor(page[-1].seq, "fill") if len(selected) > limit else ""
+    return json_response(
+        GetFillsResponse(fills=[render.fill_out(f) for f in page], cursor=next_cursor)
+    )

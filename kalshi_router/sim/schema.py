@@ -236,6 +236,38 @@ class GetOrderResponse(Struct, kw_only=True):
     order: OrderOut
 
 
+class FillOut(Struct, kw_only=True):
+    """Kalshi's ``Fill`` (``GET /portfolio/fills``; not in the 3.31.0 extract: the Get Fills
+    page of spec 3.29.0).
+
+    Sim assumptions: ``client_order_id`` (listed until 3.15.0) is sent when the order has one;
+    the deprecated ``side``/``action`` are left out, as on ``OrderOut``.
+    """
+
+    fill_id: str
+    exchange_index: int
+    trade_id: str
+    order_id: str
+    client_order_id: str | UnsetType = UNSET
+    ticker: str
+    market_ticker: str
+    outcome_side: Literal["yes", "no"]
+    book_side: BookSide
+    count_fp: str
+    yes_price_dollars: str
+    no_price_dollars: str
+    is_taker: bool
+    fee_cost: str
+    created_time: str
+    subaccount_number: int
+    ts: int
+
+
+class GetFillsResponse(Struct, kw_only=True):
+    fills: list[FillOut]
+    cursor: str
+
+
 class CreateOrderV1Response(Struct, kw_only=True):
     order: OrderOut
 

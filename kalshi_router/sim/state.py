@@ -19,6 +19,7 @@ from kalshi_router.sim.buckets import AccountBuckets, TokenBucket
 from kalshi_router.sim.config import SimConfig
 from kalshi_router.sim.faults import FaultInjector
 from kalshi_router.sim.validate import decode
+from kalshi_router.sim.ws_faults import WsFaults, WsStats
 from kalshi_router.sim.ws_feed import Positions
 
 T = TypeVar("T")
@@ -44,6 +45,7 @@ class Stats:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     rate_limited: int = 0
     tokens_spent: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "write": 0.0})
+    ws: WsStats = field(default_factory=WsStats)
 
     def record(self, route: str, outcome: str) -> None:
         """Count one answer: its status, or the fault that replaced or spoiled it."""
@@ -52,7 +54,8 @@ class Stats:
             self.rate_limited += 1
 
     def as_json(self) -> dict[str, Any]:
-        """Requests by route and outcome, 429s, and tokens spent per bucket."""
+        """Requests by route and outcome, 429s, tokens spent per bucket, and the WebSocket's
+        connections, frames and faults."""
         by_route: dict[str, dict[str, int]] = {}
         for (route, outcome), n in sorted(self.requests.items()):
             by_route.setdefault(route, {})[outcome] = n
@@ -60,11 +63,13 @@ class Stats:
             "requests": by_route,
             "rate_limited": self.rate_limited,
             "tokens_spent": self.tokens_spent,
+            "ws": self.ws.as_json(),
         }
 
 
 class SimState:
-    """The exchange, the keys, every account's buckets, the fault injector and the stats."""
+    """The exchange, the keys, every account's buckets, the REST and WebSocket faults and the
+    stats."""
 
     def __init__(
         self,
@@ -97,6 +102,10 @@ class SimState:
         self.buckets: dict[str, AccountBuckets] = {}
         self.faults = FaultInjector(config.faults, config.seed, self.clock_s)
         self.stats = Stats()
+        # Read through the injector, so that PUT /_sim/faults reconfigures the socket's faults.
+        self.ws_faults = WsFaults(
+            lambda: self.faults.config.ws, config.seed, self.stats.ws, self.pause
+        )
         self._seeded: set[str] = set()
         self._closing = asyncio.Event()
         for market in markets:

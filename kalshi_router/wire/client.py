@@ -17,6 +17,7 @@ from kalshi_router.errors import (
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.wire.dialect import Dialect
+from kalshi_router.wire.fills import GetFillsResponse
 from kalshi_router.wire.hosts import describe_exchange
 from kalshi_router.wire.http import Response, Transport
 from kalshi_router.wire.models import (
@@ -35,6 +36,7 @@ _limits = msgspec.json.Decoder(GetAccountApiLimitsResponse)
 _costs = msgspec.json.Decoder(GetAccountEndpointCostsResponse)
 _orders = msgspec.json.Decoder(GetOrdersResponse)
 _order = msgspec.json.Decoder(GetOrderResponse)
+_fills = msgspec.json.Decoder(GetFillsResponse)
 _status = msgspec.json.Decoder(GetExchangeStatusResponse)
 
 
@@ -52,6 +54,11 @@ def credentials_refused(
     said = f"{exc.code}: {cause}" if cause else exc.code
     exchange = describe_exchange(base_url) if base_url else "the exchange"
     return CredentialsRefused(exc.status, request, exchange, said, variables)
+
+
+def _query(**values: str | int | None) -> dict[str, str]:
+    """Query parameters, leaving out the unset ones (and an empty cursor: the first page)."""
+    return {name: str(value) for name, value in values.items() if value is not None and value != ""}
 
 
 def _unreachable(keys: Sequence[str], exc: TransportError) -> BatchReply:
@@ -103,20 +110,54 @@ class ExchangeClient:
         self,
         *,
         ticker: str | None = None,
+        event_ticker: str | None = None,
+        status: str | None = None,
         min_ts: int | None = None,
+        max_ts: int | None = None,
         cursor: str | None = None,
         limit: int = 1000,
     ) -> GetOrdersResponse:
-        """One page of ``GET /portfolio/orders`` (it has no client_order_id filter)."""
-        params = {"limit": str(limit)}
-        if ticker is not None:
-            params["ticker"] = ticker
-        if min_ts is not None:
-            params["min_ts"] = str(min_ts)
-        if cursor:
-            params["cursor"] = cursor
+        """One page of ``GET /portfolio/orders`` (it has no client_order_id filter).
+
+        ``status`` is ``resting``, ``canceled`` or ``executed``; ``event_ticker`` a
+        comma-separated list of at most 10; ``min_ts`` and ``max_ts`` Unix seconds."""
+        params = _query(
+            limit=limit,
+            ticker=ticker,
+            event_ticker=event_ticker,
+            status=status,
+            min_ts=min_ts,
+            max_ts=max_ts,
+            cursor=cursor,
+        )
         return self._read(
             await self.transport.request("GET", "/portfolio/orders", params=params), _orders
+        )
+
+    async def get_fills(
+        self,
+        *,
+        ticker: str | None = None,
+        order_id: str | None = None,
+        min_ts: int | None = None,
+        max_ts: int | None = None,
+        cursor: str | None = None,
+        limit: int = 1000,
+    ) -> GetFillsResponse:
+        """One page of ``GET /portfolio/fills``: the account's fills, filtered by market, by
+        order, or by time (``min_ts`` and ``max_ts`` in Unix seconds; Kalshi does not say
+        whether inclusive, the simulator takes both so). A fill with an impossible value makes
+        the page a :class:`~kalshi_router.errors.WireError` naming it."""
+        params = _query(
+            limit=limit,
+            ticker=ticker,
+            order_id=order_id,
+            min_ts=min_ts,
+            max_ts=max_ts,
+            cursor=cursor,
+        )
+        return self._read(
+            await self.transport.request("GET", "/portfolio/fills", params=params), _fills
         )
 
     async def get_order(self, order_id: str) -> Order | None:

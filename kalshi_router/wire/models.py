@@ -188,7 +188,28 @@ class BatchCancelOrdersV1Request(_Request):
 # Reads: orders (for reconciliation), account limits and endpoint costs (for the limiter).
 
 
+def check_decoded(
+    struct: msgspec.Struct, counts: tuple[str, ...], amounts: tuple[str, ...]
+) -> None:
+    """Refuse impossible counts (and prices) and non-finite amounts as ``struct`` is decoded.
+
+    Raised from ``__post_init__``, the ValueError becomes a decode error naming the field and
+    where it is (``$.orders[3]``).
+    """
+    for name in counts:
+        value = getattr(struct, name)
+        if impossible_count(value):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    for name in amounts:
+        value = getattr(struct, name)
+        if impossible_amount(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+
+
 class Order(msgspec.Struct, kw_only=True):
+    """The spec's ``Order``. Its required money fields default to 0 all the same: older
+    answers (and V1 batch items) lack them, and nothing is settled from them."""
+
     order_id: str
     client_order_id: str
     ticker: str
@@ -200,23 +221,32 @@ class Order(msgspec.Struct, kw_only=True):
     fill_count_fp: Decimal = Decimal(0)
     remaining_count_fp: Decimal = Decimal(0)
     initial_count_fp: Decimal | None = None
+    taker_fees_dollars: Decimal = Decimal(0)
+    maker_fees_dollars: Decimal = Decimal(0)
+    taker_fill_cost_dollars: Decimal = Decimal(0)
+    maker_fill_cost_dollars: Decimal = Decimal(0)
     created_time: str | None = None
+    last_update_time: str | None = None
+    expiration_time: str | None = None
+    order_group_id: str | None = None
     subaccount_number: int | None = None
     exchange_index: int | None = None
 
     def __post_init__(self) -> None:
-        # Checked as decoded (msgspec makes the ValueError a decode error naming the order):
-        # lookups settle intents from these. Batch answer items are checked when settled,
-        # which costs less than a __post_init__ per item.
-        for name in (
-            "fill_count_fp",
-            "remaining_count_fp",
-            "initial_count_fp",
-            "yes_price_dollars",
-        ):
-            value = getattr(self, name)
-            if impossible_count(value):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        # Lookups settle intents from the counts. Money is checked as the WebSocket's
+        # user_order checks the same four fields (finite, sign free), so that a value one
+        # source accepts the other does not refuse. Batch answer items are checked when
+        # settled, which costs less than a __post_init__ per item.
+        check_decoded(self, _ORDER_COUNTS, _ORDER_AMOUNTS)
+
+
+_ORDER_COUNTS = ("fill_count_fp", "remaining_count_fp", "initial_count_fp", "yes_price_dollars")
+_ORDER_AMOUNTS = (
+    "taker_fees_dollars",
+    "maker_fees_dollars",
+    "taker_fill_cost_dollars",
+    "maker_fill_cost_dollars",
+)
 
 
 class BatchCreateOrdersV1Item(msgspec.Struct, kw_only=True):

@@ -18,15 +18,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from kalshi_router.config import Config, OrdersConfig, RouterConfig
+from kalshi_router.errors import IntentError
 from kalshi_router.intent import AmendIntent, DecreaseIntent, OrderIntent
 from kalshi_router.orders.updates import OrderUpdate
 from kalshi_router.outcome import Accepted, Outcome, Unknown
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import FaultConfig, SimConfig
-from kalshi_router.sim.config import WsFaultConfig
+from kalshi_router.sim.config import ORDER_WRITE_PATHS, WsFaultConfig
 from kalshi_router.sim.events import Event, Filled
 from kalshi_router.sim.render import count_str, money_str
 from tests.integration.conftest import make_signer, running_sim
@@ -45,10 +46,24 @@ WS_FAULTS = WsFaultConfig(
     late_create_answer_ms=30.0,
 )
 # Writes lost after the exchange took them: the router's lookups (and the tracker) must tell.
+# Reads fail too: lookups of ambiguous writes then run out of time (unknown outcomes, which
+# the tracker must resolve later), and the tracker's own sweeps fail and are retried.
 REST_FAULTS = FaultConfig(
-    reset_after_rate=0.03, timeout_after_rate=0.02, timeout_s=0.5, ws=WS_FAULTS
+    reset_after_rate=0.2,
+    timeout_after_rate=0.05,
+    timeout_s=0.3,
+    ws=WS_FAULTS,
+    paths=[*ORDER_WRITE_PATHS, "GET /portfolio/orders", "GET /portfolio/fills"],
 )
-ROUTER = RouterConfig(max_batch_size=10, deadline_s=5.0, backoff_base_s=0.01, backoff_cap_s=0.1)
+# Then an outage longer than a deadline: every write lands but its answer is lost, every read
+# and every frame fails, so the creates sent then settle unknown and must be resolved later.
+OUTAGE = FaultConfig(
+    reset_after_rate=1.0,
+    ws=WsFaultConfig(drop_frame_rate=1.0),
+    paths=REST_FAULTS.paths,
+)
+OUTAGE_CREATES = 10
+ROUTER = RouterConfig(max_batch_size=10, deadline_s=1.0, backoff_base_s=0.01, backoff_cap_s=0.1)
 ORDERS = OrdersConfig(
     track=True,
     reconcile_every_s=0.5,
@@ -57,6 +72,8 @@ ORDERS = OrdersConfig(
     reconnect_cap_s=0.1,
 )
 _STATE_OF = {"executed": "filled"}
+Side: TypeAlias = Literal["bid", "ask"]
+Cross: TypeAlias = Callable[[str, Side, int, int], None]
 
 
 @dataclass
@@ -83,14 +100,15 @@ class Record:
 
 
 class Truth:
-    """The simulator's trades for one user, as its engine made them."""
+    """The simulator's trades for the router's user (the only one besides the house), as its
+    engine made them."""
 
     def __init__(self) -> None:
         self.fills: dict[str, Filled] = {}
         self.user: str | None = None
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Filled) and event.order.user_id == self.user:
+        if isinstance(event, Filled) and event.order.user_id != HOUSE:
             key = f"{event.trade_id}:{event.order.order_id}"
             self.fills[key] = event
 
@@ -98,7 +116,7 @@ class Truth:
 class Workload:
     """Random actions on the router's own orders, from one seeded stream."""
 
-    def __init__(self, router: OrderRouter, sim_cross: Callable[[str, str, int, int], None]):
+    def __init__(self, router: OrderRouter, sim_cross: Cross) -> None:
         self.router = router
         self.cross = sim_cross
         self.rng = random.Random(0)
@@ -123,41 +141,49 @@ class Workload:
         roll = self.rng.random()
         ticker = self.rng.choice(TICKERS)
         if roll < 0.4 or not self.accepted:
-            side = self.rng.choice(("bid", "ask"))
-            cents = self.rng.randint(36, 44) if side == "bid" else self.rng.randint(56, 64)
-            self._create(
-                OrderIntent(
-                    ticker=ticker, side=side, price=f"0.{cents}", count=self.rng.randint(1, 5)
-                )
-            )
+            self.create_resting()
         elif roll < 0.5:
-            self._create(
-                OrderIntent(ticker=ticker, side="bid", price="0.60", count=self.rng.randint(1, 3))
-            )
+            # Takes the house's ask, or meets one of our own asks (self-trade prevention).
+            self._create(OrderIntent.bid(ticker, price="0.60", count=self.rng.randint(1, 3)))
         else:
-            intent, accepted = self.rng.choice(self.accepted)
-            price = int(Decimal(intent.price) * 10_000)
+            self._act_on(roll, *self.rng.choice(self.accepted))
+
+    def create_resting(self) -> None:
+        ticker = self.rng.choice(TICKERS)
+        count = self.rng.randint(1, 5)
+        if self.rng.random() < 0.5:
+            price = f"0.{self.rng.randint(36, 44)}"
+            self._create(OrderIntent.bid(ticker, price=price, count=count))
+        else:
+            price = f"0.{self.rng.randint(56, 64)}"
+            self._create(OrderIntent.ask(ticker, price=price, count=count))
+
+    def _act_on(self, roll: float, intent: OrderIntent, accepted: Accepted) -> None:
+        order_id, ticker = accepted.order_id, intent.ticker
+        try:
             if roll < 0.7:
-                opposite = "ask" if intent.side == "bid" else "bid"
-                self.cross(intent.ticker, opposite, price, self.rng.randint(1, 3) * 100)
+                # Someone trades against it: a maker fill (or several, through the book).
+                price = int(intent.price * 10_000)
+                opposite: Side = "ask" if intent.side == "bid" else "bid"
+                self.cross(ticker, opposite, price, self.rng.randint(1, 3) * 100)
             elif roll < 0.82:
-                self.futures.append(self.router.cancel(accepted.order_id, intent.ticker))
+                self.futures.append(self.router.cancel(order_id, ticker))
             elif roll < 0.92:
-                decrease = DecreaseIntent(
-                    order_id=accepted.order_id, ticker=intent.ticker, reduce_by=1
-                )
+                decrease = DecreaseIntent(order_id=order_id, ticker=ticker, reduce_by=Decimal(1))
                 self.futures.append(self.router.decrease(decrease))
             else:
-                cents = int(price / 100) + (-1 if intent.side == "bid" else 1)
+                step = Decimal("-0.01") if intent.side == "bid" else Decimal("0.01")
                 amend = AmendIntent(
-                    order_id=accepted.order_id,
-                    ticker=intent.ticker,
+                    order_id=order_id,
+                    ticker=ticker,
                     side=intent.side,
-                    price=f"0.{cents}",
+                    price=intent.price + step,
                     count=intent.count,
                     client_order_id=intent.client_order_id,
                 )
                 self.futures.append(self.router.amend(amend))
+        except IntentError:
+            pass  # that order already has a cancel or an amend pending: skip this turn
 
     def _create(self, intent: OrderIntent) -> None:
         future = self.router.submit(intent)
@@ -176,16 +202,21 @@ async def run(seed: int, seconds: float) -> Record:
         async with OrderRouter.connect(config, make_signer(), sim.url) as router:
             stream = router.orders.updates()
             reader = asyncio.create_task(_collect(stream, updates))
-            work = Workload(
-                router, lambda t, side, price, qty: exchange.seed(t, HOUSE, side, price, qty)
-            )  # type: ignore[arg-type]
+
+            def cross(ticker: str, side: Side, price: int, qty: int) -> None:
+                exchange.seed(ticker, HOUSE, side, price, qty)
+
+            work = Workload(router, cross)
             work.seed(seed)
             until = time.monotonic() + seconds
             while time.monotonic() < until:
                 work.step()
                 await asyncio.sleep(0.002)
-            sim.state.faults.configure(FaultConfig())
+            sim.state.faults.configure(OUTAGE)
+            for _ in range(OUTAGE_CREATES):
+                work.create_resting()
             await router.flush()
+            sim.state.faults.configure(FaultConfig())
             await asyncio.gather(*work.futures, return_exceptions=True)
             # Past the landing grace, one sweep settles what the socket lost.
             await asyncio.sleep(ORDERS.landing_grace_s)

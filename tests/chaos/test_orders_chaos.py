@@ -21,3 +21,4 @@ async def test_the_routers_view_of_its_orders_equals_the_exchanges(seed: int) ->
     assert record.ws.get("frames_dropped", 0) > 0
     assert record.reconnects > 0
     assert record.found_by_rest > 0
+    assert record.unknown > 0

@@ -148,3 +148,33 @@ async def test_v1_route_is_gone_by_default() -> None:
     assert reply.error.code == "deprecated_v1_order_endpoint"
     body = json.loads(msgspec.json.encode(reply.outcomes[intent.client_order_id]))
     assert body["message"] == "Please switch to the V2 endpoints"
+
+
+async def test_fills_and_orders_read_back_what_traded(sim: SimServer) -> None:
+    sweep = OrderIntent.bid(TICKER, "0.56", 150, time_in_force="immediate_or_cancel")
+    resting = OrderIntent.bid(TICKER, "0.20", 1)
+    async with HttpTransport(sim.url, signer("rsa")) as transport:
+        client = ExchangeClient(transport, dialect_for("v2"))
+        placed = await client.create_batch([sweep, resting])
+        accepted = placed.outcomes[sweep.client_order_id]
+        assert isinstance(accepted, Accepted)
+        order_id = accepted.order_id
+        page = await client.get_fills(ticker=TICKER, limit=1)
+        assert page.cursor
+        rest = await client.get_fills(ticker=TICKER, cursor=page.cursor)
+        fills = page.fills + rest.fills
+        by_order = await client.get_fills(order_id=order_id)
+        executed = await client.get_orders(ticker=TICKER, status="executed")
+        still = await client.get_orders(ticker=TICKER, status="resting")
+    # 100 house contracts at $0.55, then 50 at $0.56: newest first.
+    assert [(f.yes_price_dollars, f.count_fp) for f in fills] == [
+        (Decimal("0.56"), Decimal(50)),
+        (Decimal("0.55"), Decimal(100)),
+    ]
+    assert [f.trade_id for f in by_order.fills] == [f.trade_id for f in fills]
+    assert all(f.order_id == order_id and f.is_taker and f.ts_ms for f in fills)
+    (order,) = executed.orders
+    assert order.order_id == order_id
+    assert order.taker_fees_dollars == sum(f.fee_cost for f in fills) > 0
+    assert order.taker_fill_cost_dollars == sum(f.count_fp * f.yes_price_dollars for f in fills)
+    assert [o.client_order_id for o in still.orders] == [resting.client_order_id]

@@ -3,6 +3,7 @@ socket lost, and unknown creates resolved later on the same key."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -142,7 +143,9 @@ async def test_an_unknown_create_that_landed_is_resolved_accepted_and_journaled(
         intent = OrderIntent.bid(TICKER, price=RESTS, count=1)
         await place(client, intent)
         # The router could not tell (its answer was lost): the tracker proves it later.
-        tracker.unknown(intent, Unknown(reason="lost", client_order_id=intent.client_order_id), 0)
+        tracker.unknown(
+            intent, Unknown(reason="lost", client_order_id=intent.client_order_id), time.time()
+        )
         await wait_until(lambda: journal.resolved != [])
         async for update in stream:
             updates.append(update)
@@ -165,7 +168,9 @@ async def test_an_unknown_create_never_placed_is_resolved_absent_after_the_grace
     tracker = await started(tracker_for(sim, client, journal, landing_grace_s=0.0))
     try:
         intent = OrderIntent.bid(TICKER, price=RESTS, count=1)
-        tracker.unknown(intent, Unknown(reason="lost", client_order_id=intent.client_order_id), 0)
+        tracker.unknown(
+            intent, Unknown(reason="lost", client_order_id=intent.client_order_id), time.time()
+        )
         await tracker.sweep()
     finally:
         await tracker.aclose()
