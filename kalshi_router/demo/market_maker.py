@@ -37,7 +37,7 @@ CENT = Decimal("0.01")
 # The simulator seeds house liquidity: bids 0.40-0.45 and asks 0.55-0.60. Quotes between them
 # rest; a post-only bid at 0.60 crosses (refused); an IOC bid at 0.56 takes an ask (filled).
 QUOTE_BAND = (Decimal("0.47"), Decimal("0.53"))
-INVENTORY_LIMIT = Decimal(6)
+INVENTORY_LIMIT = Decimal(5)
 """Contracts per market, long or short, that the bot's worst case may reach."""
 CATCH_UP_S = 2.0
 
@@ -276,7 +276,9 @@ class MarketMaker:
             if burst and elapsed >= burst_at:
                 self.burst(burst)
                 burst = 0
-            await self.step(cycle, interval)
+            # Unsent quotes expire just before the next cycle, which then counts only what the
+            # exchange has (queued ones could still be sent, so they would count as on order).
+            await self.step(cycle, 0.9 * interval)
             cycle += 1
             on_tick(elapsed)
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started - elapsed)))

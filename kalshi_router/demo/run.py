@@ -12,6 +12,7 @@ and a latency histogram.
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ TICKER = "KXDEMO-26DEC31-T50"
 QUOTE_TICKERS = tuple(f"KXDEMO-26DEC31-T{strike}" for strike in (40, 45, 55, 60))
 BURST_TICKER = "KXDEMO-26DEC31-T70"
 Print = Callable[[str], None]
-HOUSE_GAP_S = 0.25
+HOUSE_GAP_S = 0.15
 """Mean seconds between the house trader's trades against the bot's quotes."""
 
 
@@ -162,12 +163,14 @@ async def market_making(
     halfway), with the house taking its quotes; ``user_id`` is the bot's at the simulator."""
     maker = MarketMaker(router, QUOTE_TICKERS, BURST_TICKER, limit=limit)
     house = HouseTaker(sim.state.exchange, user_id, QUOTE_TICKERS, mean_gap_s=house_gap_s)
-    out(
-        f"\nmarket making for {seconds:g} s on {len(QUOTE_TICKERS)} markets "
-        f"(cancel and replace every {maker.cycle_seconds():.2f} s, inventory limit "
-        f"{limit:f} contracts a market), with a burst of {burst} orders halfway on another; "
-        f"a house trader takes the bot's quotes now and then:"
+    about = (
+        f"market making for {seconds:g} s on {len(QUOTE_TICKERS)} markets (cancel and replace "
+        f"every {maker.cycle_seconds():.2f} s), with a burst of {burst} orders halfway on another "
+        f"market, while a house trader takes the bot's quotes now and then; inventory limit "
+        f"{limit:f} contracts a market. Each fill as the bot learns it, with its market's "
+        f"inventory and P&L after it:"
     )
+    out("\n" + textwrap.fill(about, 96))
     bar = Progress(seconds, progress)
     tally = maker.tally
 
