@@ -48,7 +48,7 @@ from _machine import describe_machine, format_machine
 from _report import quantiles, table
 from _runner import LOOPS, default_loop, loop_in_use, run_on
 
-from kalshi_router.config import Config, OrdersConfig
+from kalshi_router.config import Config, OrdersConfig, RouterConfig
 from kalshi_router.intent import OrderIntent
 from kalshi_router.orders.updates import OrderUpdate
 from kalshi_router.outcome import Accepted
@@ -162,11 +162,14 @@ async def _flood(sim: FillSim, reader: Reader, fills: int) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     key = BenchKey.generate("ed25519")
-    # Only the WebSocket path: REST reconciliation on reconnects only.
-    config = Config(orders=OrdersConfig(track=True, reconcile_every_s=3600.0))
     total = args.warmup + args.samples + args.fills
     count = args.per_order
     orders = -(-total // count)
+    config = Config(
+        router=RouterConfig(queue_size=orders + 1000, deadline_s=60.0),
+        # Only the WebSocket path: REST reconciliation on reconnects only.
+        orders=OrdersConfig(track=True, reconcile_every_s=3600.0),
+    )
     async with (
         FillSim(key, seed=SEED) as sim,
         OrderRouter.connect(config, key.signer(), base_url=sim.url) as router,
