@@ -14,7 +14,9 @@ latency   ``--samples`` trades at random gaps (mean ``--gap-ms``), each stamped 
           ``FillEvent`` comes out of ``router.orders.updates()`` (CLOCK_MONOTONIC in both):
           match to fill event, p50/p90/p99/max. The path: the engine's event, the simulator's
           WebSocket frames, loopback, the router's feed, decode, the ledger, the watch, the
-          reader's task waking up.
+          reader's task waking up. The floor is the same (before the router connects) read by
+          a bare client: signed, subscribed, each frame decoded for its type and trade id
+          only; "the router adds" is the difference.
 flood     ``--fills`` trades as fast as the simulator's loop makes them (its other core), while
           this process reads: updates per second followed (from the first fill event to the
           last), and this process's CPU (``time.process_time()``, all its threads) over the
@@ -42,6 +44,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import msgspec
 from _fill_sim import FillOrder, FillSim
 from _keys import BenchKey
 from _machine import describe_machine, format_machine
@@ -50,9 +54,13 @@ from _runner import LOOPS, default_loop, loop_in_use, run_on
 
 from kalshi_router.config import Config, OrdersConfig, RouterConfig
 from kalshi_router.intent import OrderIntent
+from kalshi_router.orders.feed import CHANNELS, ws_url
 from kalshi_router.orders.updates import OrderUpdate
 from kalshi_router.outcome import Accepted
 from kalshi_router.router import OrderRouter
+from kalshi_router.wire.signer import Signer
+from kalshi_router.wire.ws_models import Subscribe, SubscribeParams, encode_command
+from kalshi_router.wire.ws_sign import handshake_headers
 
 SEED = 42
 TICKER = "KXBENCH-26DEC31-FILLS"
@@ -76,6 +84,8 @@ class Reader:
     last: tuple[int, float, int] | None = None
     target: int = 0
     reached: asyncio.Event = field(default_factory=asyncio.Event)
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the bare reader is subscribed to every channel."""
 
     def expect(self, fills: int, *, stamping: bool = False) -> None:
         """Count ``fills`` more from now on; ``reached`` is set on the last of them."""
@@ -86,21 +96,55 @@ class Reader:
         self.first = self.last = None
         self.reached.clear()
 
+    def filled(self, trade_id: str) -> None:
+        now = time.monotonic_ns()
+        self.fills += 1
+        if self.stamping:
+            self.arrived_ns[trade_id] = now
+        if self.fills == 1:
+            self.first = (now, time.process_time(), self.updates)
+        if self.fills == self.target:
+            self.last = (now, time.process_time(), self.updates)
+            self.reached.set()
+
     async def read(self, stream: AsyncIterator[OrderUpdate]) -> None:
+        """The router's updates (the bot's view)."""
         async for update in stream:
             self.updates += 1
-            fill = update.fill
-            if fill is None:
-                continue
-            now = time.monotonic_ns()
-            self.fills += 1
-            if self.stamping:
-                self.arrived_ns[fill.trade_id] = now
-            if self.fills == 1:
-                self.first = (now, time.process_time(), self.updates)
-            if self.fills == self.target:
-                self.last = (now, time.process_time(), self.updates)
-                self.reached.set()
+            if update.fill is not None:
+                self.filled(update.fill.trade_id)
+
+    async def read_bare(self, base_url: str, signer: Signer) -> None:
+        """The floor: the same WebSocket frames read bare (signed, subscribed, the trade id
+        decoded from fill frames, nothing else); ``updates`` counts frames."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(ws_url(base_url), headers=handshake_headers(signer)) as ws,
+        ):
+            subscribe = Subscribe(id=1, params=SubscribeParams(channels=list(CHANNELS)))
+            await ws.send_str(encode_command(subscribe).decode())
+            subscribed = 0
+            async for message in ws:
+                frame = _bare_frame(message.data)
+                self.updates += 1
+                if frame.type == "fill" and frame.msg is not None:
+                    self.filled(frame.msg.trade_id)
+                elif frame.type == "subscribed":
+                    subscribed += 1
+                    if subscribed == len(CHANNELS):
+                        self.subscribed.set()
+
+
+class _TradeId(msgspec.Struct):
+    trade_id: str = ""
+
+
+class _BareFrame(msgspec.Struct):
+    type: str
+    msg: _TradeId | None = None
+
+
+_bare_frame = msgspec.json.Decoder(_BareFrame).decode
 
 
 async def _wait(reader: Reader, what: str) -> None:
@@ -112,14 +156,17 @@ async def _wait(reader: Reader, what: str) -> None:
         ) from None
 
 
-async def _latency(sim: FillSim, reader: Reader, args: argparse.Namespace) -> dict[str, Any]:
+async def _latency(
+    sim: FillSim, reader: Reader, args: argparse.Namespace, what: str, unit: str
+) -> dict[str, Any]:
+    """Paced fills, each matched (in the simulator) and seen by ``reader`` (here)."""
     reader.expect(args.samples, stamping=True)
     cpu, before = time.process_time(), reader.updates
     order = FillOrder(
         TICKER, PRICE_UNITS, args.samples, gap_s=args.gap_ms / 1000, stamps=True, seed=SEED
     )
     made = await sim.fills(order)
-    await _wait(reader, "latency")
+    await _wait(reader, f"{what} latency")
     cpu, updates = time.process_time() - cpu, reader.updates - before
     matched: dict[str, int] = made["matched_ns"]
     lags = sorted((reader.arrived_ns[t] - ns) / 1000 for t, ns in matched.items())
@@ -128,10 +175,16 @@ async def _latency(sim: FillSim, reader: Reader, args: argparse.Namespace) -> di
     return {
         "count": len(lags),
         "fills_per_s": args.samples / made["seconds"],
-        "match_to_fill_event_us": quantiles(lags, QUANTILE_NAMES),
-        "cpu_us_per_update": cpu / updates * 1e6,
-        "updates": updates,
+        f"match_to_{what}_us": quantiles(lags, QUANTILE_NAMES),
+        f"cpu_us_per_{unit}": cpu / updates * 1e6,
+        f"{unit}s": updates,
     }
+
+
+async def _warm(sim: FillSim, reader: Reader, fills: int) -> None:
+    reader.expect(fills)
+    await sim.fills(FillOrder(TICKER, PRICE_UNITS, fills))
+    await _wait(reader, "warm-up")
 
 
 async def _flood(sim: FillSim, reader: Reader, fills: int) -> dict[str, Any]:
@@ -160,47 +213,71 @@ async def _flood(sim: FillSim, reader: Reader, fills: int) -> dict[str, Any]:
     }
 
 
+async def _floor(sim: FillSim, key: BenchKey, args: argparse.Namespace) -> dict[str, Any]:
+    reader = Reader()
+    reading = asyncio.create_task(reader.read_bare(sim.url, key.signer()), name="bench-bare")
+    try:
+        await asyncio.wait_for(reader.subscribed.wait(), SETTLE_S)
+        await _warm(sim, reader, args.warmup)
+        return await _latency(sim, reader, args, "fill_frame", "frame")
+    finally:
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     key = BenchKey.generate("ed25519")
-    total = args.warmup + args.samples + args.fills
+    total = 2 * (args.warmup + args.samples) + args.fills
     count = args.per_order
     orders = -(-total // count)
-    config = Config(
-        router=RouterConfig(queue_size=orders + 1000, deadline_s=60.0),
-        # Only the WebSocket path: REST reconciliation on reconnects only.
-        orders=OrdersConfig(track=True, reconcile_every_s=3600.0),
-    )
-    async with (
-        FillSim(key, seed=SEED) as sim,
-        OrderRouter.connect(config, key.signer(), base_url=sim.url) as router,
-    ):
-        reader = Reader()
-        reading = asyncio.create_task(reader.read(router.orders.updates()), name="bench-reader")
-        try:
+    router_config = RouterConfig(queue_size=orders + 1000, deadline_s=60.0)
+    # Only the WebSocket path: REST reconciliation on reconnects only.
+    tracking = OrdersConfig(track=True, reconcile_every_s=3600.0)
+    async with FillSim(key, seed=SEED) as sim:
+        # The bids rest at the exchange whoever follows them: place them first, untracked.
+        async with OrderRouter.connect(Config(router=router_config), key.signer(), sim.url) as r:
             bids = [OrderIntent.bid(TICKER, PRICE, count) for _ in range(orders)]
-            placed = await router.place_many(bids)
-            resting = sum(isinstance(o, Accepted) and o.remaining_count == count for o in placed)
-            if resting != orders:
-                raise RuntimeError(f"{orders - resting} of the bot's {orders} bids did not rest")
-            reader.expect(args.warmup)
-            await sim.fills(FillOrder(TICKER, PRICE_UNITS, args.warmup))
-            await _wait(reader, "warm-up")
-            latency = await _latency(sim, reader, args)
-            flood = await _flood(sim, reader, args.fills)
-        finally:
-            reading.cancel()
-            await asyncio.gather(reading, return_exceptions=True)
-    return {"latency": latency, "flood": flood}
+            placed = await r.place_many(bids)
+        resting = sum(isinstance(o, Accepted) and o.remaining_count == count for o in placed)
+        if resting != orders:
+            raise RuntimeError(f"{orders - resting} of the bot's {orders} bids did not rest")
+        floor = await _floor(sim, key, args)
+        config = Config(router=router_config, orders=tracking)
+        async with OrderRouter.connect(config, key.signer(), base_url=sim.url) as router:
+            reader = Reader()
+            stream = router.orders.updates()
+            reading = asyncio.create_task(reader.read(stream), name="bench-reader")
+            try:
+                await _warm(sim, reader, args.warmup)
+                latency = await _latency(sim, reader, args, "fill_event", "update")
+                flood = await _flood(sim, reader, args.fills)
+            finally:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+    ours, bare = latency["match_to_fill_event_us"], floor["match_to_fill_frame_us"]
+    adds = {name: ours[name] - bare[name] for name in ("p50", "p99")}
+    return {"latency": latency, "floor": floor, "router_adds_us": adds, "flood": flood}
 
 
 def render(result: dict[str, Any], args: argparse.Namespace) -> str:
-    lat, flood = result["latency"], result["flood"]
-    q = lat["match_to_fill_event_us"]
+    lat, floor, flood = result["latency"], result["floor"], result["flood"]
+    ours, bare = lat["match_to_fill_event_us"], floor["match_to_fill_frame_us"]
     latency = table(
-        f"match (in the simulator) to FillEvent (router.orders.updates()), µs: {lat['count']} "
-        f"fills at random gaps of mean {args.gap_ms:g} ms ({lat['fills_per_s']:,.0f} fills/s)",
+        f"match (in the simulator) to fill, µs: {lat['count']} fills at random gaps of mean "
+        f"{args.gap_ms:g} ms ({lat['fills_per_s']:,.0f} fills/s) for each",
         ["", *QUANTILE_NAMES, "CPU µs/update"],
-        [["router", *(f"{q[n]:,.0f}" for n in QUANTILE_NAMES), f"{lat['cpu_us_per_update']:.1f}"]],
+        [
+            [
+                "router: FillEvent from router.orders.updates()",
+                *(f"{ours[n]:,.0f}" for n in QUANTILE_NAMES),
+                f"{lat['cpu_us_per_update']:.1f}",
+            ],
+            [
+                "floor: the fill frame read bare",
+                *(f"{bare[n]:,.0f}" for n in QUANTILE_NAMES),
+                f"{floor['cpu_us_per_frame']:.1f} /frame",
+            ],
+        ],
     )
     followed = table(
         f"flood: {flood['fills']:,} fills as fast as the simulator makes them (its own process), "
@@ -228,7 +305,9 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
             ]
         ],
     )
-    return f"{latency}\n\n{followed}"
+    adds = result["router_adds_us"]
+    added = f"the router adds {adds['p50']:,.0f} µs at p50, {adds['p99']:,.0f} µs at p99"
+    return f"{latency}\n{added}\n\n{followed}"
 
 
 def parser() -> argparse.ArgumentParser:

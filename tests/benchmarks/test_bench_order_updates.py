@@ -32,7 +32,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
-    assert "match (in the simulator) to FillEvent" in done.stdout
+    assert "the router adds" in done.stdout
     data: dict[str, Any] = json.loads(out.read_text())
     return data
 
@@ -45,9 +45,16 @@ def test_latency_pairs_every_fill_with_its_match(result: dict[str, Any]) -> None
     assert set(lag) == {"p50", "p90", "p99", "max"}
     # A fill event comes after its match, and within the run's time.
     assert 0 < lag["p50"] <= lag["p90"] <= lag["p99"] <= lag["max"] < 30e6
-    # Two updates a trade: the fill, then the order's counts.
+    # An update a trade at least: its fill (the order's counts follow when they are news).
     assert latency["updates"] >= SAMPLES
     assert latency["cpu_us_per_update"] > 0
+    floor = result["floor"]
+    assert floor["count"] == SAMPLES
+    bare = floor["match_to_fill_frame_us"]
+    assert 0 < bare["p50"] <= bare["max"] < 30e6
+    assert floor["frames"] >= 3 * SAMPLES  # fill, user_order, market_position
+    adds = result["router_adds_us"]
+    assert adds["p50"] == pytest.approx(lag["p50"] - bare["p50"])
 
 
 @pytest.mark.timeout(120)
