@@ -248,6 +248,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             stream = router.orders.updates()
             reading = asyncio.create_task(reader.read(stream), name="bench-reader")
             try:
+                # It learns the bids as if it had placed them: their counts, so that a frame
+                # repeating them is no news (as for a bot's own orders).
+                await router.reconcile_orders()
                 await _warm(sim, reader, args.warmup)
                 latency = await _latency(sim, reader, args, "fill_event", "update")
                 flood = await _flood(sim, reader, args.fills)
