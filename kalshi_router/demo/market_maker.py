@@ -260,7 +260,10 @@ class MarketMaker:
             await self._settle_all(lambda: None)
             # What the socket may have missed, REST finds: then the books must agree.
             await self.router.reconcile_orders()
-            return await self._caught_up()
+            agrees = await self._caught_up()
+            if follower.done():
+                follower.result()  # it ends early only by failing: say why
+            return agrees
         finally:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
