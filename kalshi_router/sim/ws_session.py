@@ -29,8 +29,6 @@ from kalshi_router.sim.ws_schema import (
 
 # The order channels the sim serves, of the spec's thirteen.
 CHANNELS = ("user_orders", "fill", "market_positions", "order_group_updates")
-# "Market specification ignored": a market list given for it is accepted and never consulted.
-_EVERY_MARKET = frozenset({"order_group_updates"})
 _MESSAGES = {
     1: "Unable to process message",
     2: "Params required",
@@ -202,7 +200,7 @@ class Session:
             return []
         frames: list[Frame] = []
         for sub in self.subscriptions.values():
-            if sub.channel in _EVERY_MARKET or not sub.wants(order.ticker):
+            if not sub.wants(order.ticker):
                 continue
             if isinstance(event, OrderChanged):
                 if sub.channel == "user_orders":
@@ -217,6 +215,7 @@ class Session:
         if event.user_id != self.user_id:
             return []
         frames: list[Frame] = []
+        # "Market specification ignored": a market list given for it is never consulted.
         for sub in self.subscriptions.values():
             if sub.channel == "order_group_updates":
                 # The channel is sequenced: one count per sid, shared with its ok/unsubscribed.
