@@ -41,7 +41,13 @@ from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import Order
 from kalshi_router.wire.orders import accepted_from
 from kalshi_router.wire.signer import Signer
-from kalshi_router.wire.ws_models import FillFrame, MarketPosition, UserOrderFrame
+from kalshi_router.wire.ws_models import (
+    FillFrame,
+    MarketPosition,
+    MarketPositionFrame,
+    OrderGroupUpdate,
+    UserOrderFrame,
+)
 
 __all__ = ["OrderTracker", "Resolutions", "TrackerStats"]
 
@@ -107,6 +113,8 @@ class OrderTracker:
         self.watch = Watch()
         self.exchange_positions: dict[str, MarketPosition] = {}
         """The newest ``market_position`` frame per ticker, as the exchange reports it."""
+        self.order_groups: dict[str, OrderGroupUpdate] = {}
+        """The newest ``order_group_updates`` event per order group (``triggered``, ...)."""
         self.stats = TrackerStats()
         self._feed = OrderFeed(
             base_url,
@@ -211,8 +219,10 @@ class OrderTracker:
             self._publish(updates)
         elif isinstance(frame, FillFrame):
             self._publish(self.ledger.on_fill(fill_event(frame.msg)))
-        else:
+        elif isinstance(frame, MarketPositionFrame):
             self.exchange_positions[frame.msg.market_ticker] = frame.msg
+        else:
+            self.order_groups[frame.msg.order_group_id] = frame.msg
 
     def _reconnected(self) -> None:
         self.stats.reconnects += 1

@@ -268,3 +268,23 @@ async def test_listeners_see_every_update_before_a_bot_does(
         await tracker.aclose()
     assert heard[0] == ("accepted", False)
     assert all(not shown for _, shown in heard)
+
+
+async def test_an_order_group_triggered_by_fills_is_seen_on_the_feed(
+    sim: SimServer, client: ExchangeClient
+) -> None:
+    tracker = await started(tracker_for(sim, client))
+    try:
+        group = await client.create_order_group(Decimal(2))
+        intent = OrderIntent.bid(TICKER, price=RESTS, count=5, order_group_id=group)
+        accepted = await place(client, intent)
+        tracker.placed(intent, accepted)
+        # Two contracts matched within 15 s reach the limit: Kalshi cancels the group's orders.
+        sim.state.exchange.seed(TICKER, "house", "ask", 3000, 200)
+        await wait_until(lambda: group in tracker.order_groups)
+        await wait_until(lambda: tracker.order_groups[group].event_type == "triggered")
+        handle = tracker.watch.handle(intent.client_order_id)
+        final = await asyncio.wait_for(handle.final(), 5)
+    finally:
+        await tracker.aclose()
+    assert (final.state, final.filled) == ("cancelled", Decimal(2))
