@@ -36,6 +36,7 @@ from kalshi_router.intake import (
 )
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.journal import IntentJournal
+from kalshi_router.order_groups import OrderGroups
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome, Outcome
 from kalshi_router.pending import Kind, Pending
 from kalshi_router.router_base import RouterBase
@@ -92,6 +93,7 @@ class OrderRouter(RouterBase):
             rng=self._rng,
             seen=self._tracker.seen if self._tracker else None,
         )
+        self._groups = OrderGroups(self._client, self._budget, found.group_costs, reads=reads)
         if self._tracker is not None:
             await self._tracker.start(reads)
         self._runner = asyncio.create_task(self._dispatcher.run(), name="kalshi-router-dispatcher")

@@ -16,6 +16,7 @@ from kalshi_router.dispatcher import Dispatcher
 from kalshi_router.errors import ConfigError, RouterClosed, RouterCrashed
 from kalshi_router.intake import not_started
 from kalshi_router.journal import IntentJournal
+from kalshi_router.order_groups import OrderGroups
 from kalshi_router.orders.tracker import OrderTracker
 from kalshi_router.orders.updates import Orders
 from kalshi_router.pending import Kind, Pending
@@ -54,6 +55,7 @@ class RouterBase:
         self._live: dict[tuple[Kind, str], Pending] = {}
         self._dispatcher: Dispatcher | None = None
         self._budget: WriteBudget | None = None
+        self._groups: OrderGroups | None = None
         self._runner: asyncio.Task[None] | None = None
         self._accepting = False
         self._closed = False
@@ -65,6 +67,14 @@ class RouterBase:
         if self._budget is None:
             raise not_started()
         return self._budget
+
+    @property
+    def order_groups(self) -> OrderGroups:
+        """Kalshi's order groups (its own fill limiter) and cancel-all, paid from the write
+        budget."""
+        if self._groups is None:
+            raise not_started()
+        return self._groups
 
     @property
     def orders(self) -> Orders:

@@ -7,10 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from kalshi_router.intent import OrderIntent
-from kalshi_router.order_groups import OrderGroups
 from kalshi_router.outcome import Accepted, Rejected
 from kalshi_router.sim import SimConfig
-from kalshi_router.wire.groups import group_costs
 from tests.integration.conftest import KEY_ID, MakeRouter, MakeSim
 
 TICKER = "KXGROUPS-26DEC31-T50"
@@ -21,12 +19,9 @@ async def test_a_group_triggered_by_fills_through_the_router(
 ) -> None:
     sim = await make_sim(SimConfig())
     router = await make_router(sim)
-    # As the router wires ``router.order_groups``: its client, its write budget, its costs.
-    client, budget = router._client, router._budget
-    assert budget is not None
-    groups = OrderGroups(client, budget, group_costs(await client.get_endpoint_costs()))
+    groups = router.order_groups
     group_id = await groups.group_for("bot-a", 2)
-    assert budget.spent == 10
+    assert router.stats().tokens_spent == 10
 
     resting = await router.place(OrderIntent.bid(TICKER, "0.30", 1, order_group_id=group_id))
     assert isinstance(resting, Accepted)
@@ -52,4 +47,4 @@ async def test_a_group_triggered_by_fills_through_the_router(
     assert found is not None
     assert len(found.orders) == 3  # the refused order never joined
     # One bucket: the group's create and reset beside five orders.
-    assert budget.spent == 10 + 10 + 5 * 10
+    assert router.stats().tokens_spent == 10 + 10 + 5 * 10
