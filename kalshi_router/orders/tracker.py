@@ -124,6 +124,7 @@ class OrderTracker:
         self._wake = asyncio.Event()
         self._reads: AsyncLimiter | None = None
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[OrderUpdate], None]] = []
 
     def figures(self) -> OrderFigures:
         """The tracker's counters and the ledger's sizes, for ``router.stats()``."""
@@ -217,8 +218,15 @@ class OrderTracker:
         self.stats.reconnects += 1
         self._wake.set()
 
+    def listen(self, listener: Callable[[OrderUpdate], None]) -> None:
+        """Call ``listener`` with every update, synchronously, before a bot sees it (the risk
+        gate's exposure follows the orders this way). It must be cheap and never raise."""
+        self._listeners.append(listener)
+
     def _publish(self, updates: Iterable[OrderUpdate]) -> None:
         for update in updates:
+            for listener in self._listeners:
+                listener(update)
             self.watch.push(update)
 
     def _resolve(self, key: str, outcome: OrderOutcome, updates: list[OrderUpdate]) -> None:
