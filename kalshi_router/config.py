@@ -176,6 +176,12 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     """Client names (``X-Client-Name``) with figures of their own; later ones share "other"."""
     client_name: str = ""
     """The name ``open_router``'s client gives the service (none: its connection is its name)."""
+    client_cancel_on_disconnect_s: float = 0.0
+    """``open_router``'s client asks the service to cancel its resting orders once it has had
+    no stream for this long (0: it does not ask; needs ``client_name``)."""
+    cancel_on_shutdown: bool = False
+    """``serve`` on SIGTERM/SIGINT: cancel every open order the router follows before exiting
+    (needs ``[orders] track``). Off by default: an upgrade's restart must not pull quotes."""
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -197,6 +203,13 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
             raise ConfigError("service.max_client_names: must be >= 0")
         if self.client_name and (problem := name_problem(self.client_name)):
             raise ConfigError(f"service.client_name: {problem}")
+        if not 0 <= self.client_cancel_on_disconnect_s <= 86_400:
+            raise ConfigError("service.client_cancel_on_disconnect_s: must be between 0 and 86400")
+        if self.client_cancel_on_disconnect_s and not self.client_name:
+            raise ConfigError(
+                "service.client_cancel_on_disconnect_s: needs service.client_name (the service "
+                "keeps the orders of a bot that reconnects under the same name)"
+            )
 
 
 class JournalConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

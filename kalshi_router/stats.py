@@ -37,6 +37,8 @@ class ClientFigures(msgspec.Struct, frozen=True, kw_only=True):
     """Settled, by outcome; ``failed``: no outcome (the router crashed)."""
     queued: int
     """Waiting to be sent now, retries in backoff included."""
+    disconnect_cancels: int = 0
+    """Cancels the service sent because the client went (``cancel_on_disconnect``)."""
 
 
 class OrderFigures(msgspec.Struct, frozen=True, kw_only=True):
@@ -225,11 +227,15 @@ class ClientTally:
     def __init__(self) -> None:
         self._submitted: Counter[str] = Counter()
         self._outcomes: dict[str, Counter[str]] = {}
+        self._disconnect_cancels: Counter[str] = Counter()
 
     def track(self, label: str, future: asyncio.Future[Any]) -> None:
         """``future`` is an intent the router took from ``label``: count it, and its outcome."""
         self._submitted[label] += 1
         future.add_done_callback(partial(self._settled, label))
+
+    def cancelled_on_disconnect(self, label: str, count: int) -> None:
+        self._disconnect_cancels[label] += count
 
     def _settled(self, label: str, future: asyncio.Future[Any]) -> None:
         failed = future.cancelled() or future.exception() is not None
@@ -249,6 +255,7 @@ class ClientTally:
                 submitted=submitted,
                 outcomes=dict(self._outcomes.get(name, {})),
                 queued=waiting[name],
+                disconnect_cancels=self._disconnect_cancels[name],
             )
             for name, submitted in sorted(self._submitted.items())
         }

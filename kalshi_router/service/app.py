@@ -233,7 +233,7 @@ def build_service_app(
     metrics.bind_clients(service.client_figures)
     source = orders if orders is not None else _followed(router)
     if source is not None:
-        service.orders = OrderForwarding(source, service.run)
+        service.follow(OrderForwarding(source, service.run))
     app[SERVICE] = service
     for path in PATHS:
         app.router.add_post(path, intents)
@@ -292,6 +292,6 @@ async def _shutdown(app: web.Application) -> None:
     the runner's shutdown timeout. (``serve`` drains the router and closes them itself first;
     this covers the other ways out, such as an error, or an embedder's own runner.)"""
     service = app[SERVICE]
-    service.draining = True
+    service.start_draining()
     if service.streams:
         await service.close_streams()

@@ -9,6 +9,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import msgspec
@@ -18,8 +19,11 @@ from kalshi_router.client_names import HEADER, ClientNames, name_problem
 from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import IntentError
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
+from kalshi_router.orders.updates import OrderUpdate
+from kalshi_router.outcome import CancelOutcome
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
+from kalshi_router.service.dead_man import DeadMan
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.orders import OrderForwarding
 from kalshi_router.service.protocol import (
@@ -99,6 +103,27 @@ class Service:
     tally: ClientTally = field(default_factory=ClientTally)
     orders: OrderForwarding | None = None
     """Each client's own orders after acceptance, when the router follows them."""
+    dead_man: DeadMan | None = None
+    """Cancel on disconnect (it needs ``orders``)."""
+
+    def follow(self, forwarding: OrderForwarding) -> None:
+        """The router follows orders: each client's are forwarded to it, and a client may ask
+        to have them cancelled when it goes."""
+        self.orders = forwarding
+
+        def open_orders(client: str) -> list[OrderUpdate]:
+            return forwarding.open_orders(client, None).orders
+
+        def counted(client: str, count: int) -> None:
+            self.tally.cancelled_on_disconnect(self.names.label(client), count)
+
+        self.dead_man = DeadMan(open_orders, partial(cancel_for, self), counted)
+
+    def start_draining(self) -> None:
+        """Take no more intents; a stream closing from now on pulls nothing."""
+        self.draining = True
+        if self.dead_man is not None:
+            self.dead_man.close()
 
     def state(self) -> StreamState:
         """What a client of this service reports as its router's state."""
@@ -197,7 +222,22 @@ def admit(
             )
     future = route.call(service.router, intent, deadline_s=deadline, client=client)
     service.book.track(verb, key, future)
-    if verb == "submit" and service.orders is not None:
-        service.orders.placed(client, key, future)
+    if verb == "submit":
+        if service.orders is not None:
+            service.orders.placed(client, key, future)
+        if service.dead_man is not None and isinstance(intent, OrderIntent):
+            service.dead_man.placed(client, intent, future)
     service.tally.track(service.names.label(client), future)
     return key, future
+
+
+def cancel_for(
+    service: Service, client: str | None, intent: CancelIntent
+) -> asyncio.Future[CancelOutcome]:
+    """A cancel the service itself sends (``None``: for no client; else for ``client``, in its
+    turn on the cancel lane), recorded as a client's would be."""
+    future = service.router.cancel(intent, client=client)
+    service.book.track("cancel", intent.order_id, future)
+    if client is not None:
+        service.tally.track(service.names.label(client), future)
+    return future

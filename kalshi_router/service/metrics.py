@@ -131,6 +131,11 @@ class _PerClient:
             "Intents of each client settled, by outcome.",
             labels=["client", "outcome"],
         )
+        disconnect_cancels = CounterMetricFamily(
+            "kalshi_router_client_disconnect_cancels",
+            "Cancels sent for each client because it went (cancel_on_disconnect).",
+            labels=["client"],
+        )
         queued = GaugeMetricFamily(
             "kalshi_router_client_queue_depth",
             "Intents of each client waiting to be sent.",
@@ -141,4 +146,5 @@ class _PerClient:
             for outcome, count in figure.outcomes.items():
                 outcomes.add_metric([client, outcome], count)
             queued.add_metric([client], figure.queued)
-        yield from (submitted, outcomes, queued)
+            disconnect_cancels.add_metric([client], figure.disconnect_cancels)
+        yield from (submitted, outcomes, queued, disconnect_cancels)

@@ -1,7 +1,8 @@
 """``kalshi-router serve``: the router as a long-lived local service for several bots.
 
-SIGTERM or SIGINT: stop taking intents, drain the router within its timeout, give every
-client the outcome of each intent it sent, then exit 0.
+SIGTERM or SIGINT: stop taking intents, (with ``[service] cancel_on_shutdown``: cancel every
+open order the router follows,) drain the router within its timeout, give every client the
+outcome of each intent it sent, then exit 0.
 """
 
 from __future__ import annotations
@@ -12,20 +13,23 @@ import logging
 import os
 import signal
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 
 import msgspec
 from aiohttp import web
 
 from kalshi_router.config import Config, ServiceConfig
-from kalshi_router.errors import ConfigError
+from kalshi_router.errors import ConfigError, KalshiRouterError
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.journal.recover import recover
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.app import build_service_app, server_options
-from kalshi_router.service.context import SERVICE
+from kalshi_router.service.context import SERVICE, Service, cancel_for
+from kalshi_router.service.dead_man import cancel_open_orders
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.scrape import build_metrics_app
 from kalshi_router.service.token import published, resolve_token, token_path
@@ -74,6 +78,11 @@ async def serve(config: Config, *, announce: bool = True) -> int:
             '"sim" or "url"'
         )
     check_bind(settings, os.environ)
+    if settings.cancel_on_shutdown and not config.orders.track:
+        raise ConfigError(
+            "service.cancel_on_shutdown: cancels the open orders the router follows; set "
+            "[orders] track = true"
+        )
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
         # First: a journal that cannot be used stops the service before anything starts.
@@ -142,7 +151,9 @@ async def serve(config: Config, *, announce: bool = True) -> int:
             log.info("serving on %s", address)
             await stop.wait()
             log.info("signal received: draining")
-            app[SERVICE].draining = True
+            app[SERVICE].start_draining()
+            if settings.cancel_on_shutdown:
+                await _cancel_everything(router, app[SERVICE], config.router.drain_timeout_s)
             await router.aclose()
             await app[SERVICE].close_streams(router_closed=True)
         finally:
@@ -150,6 +161,30 @@ async def serve(config: Config, *, announce: bool = True) -> int:
             await runner.cleanup()
     log.info("stopped")
     return 0
+
+
+async def _cancel_everything(router: OrderRouter, service: Service, timeout_s: float) -> None:
+    """``cancel_on_shutdown``: what is in flight settles first (a create accepted after the
+    cancels went would stay), then every open order the router follows is cancelled; each
+    step waits up to ``timeout_s``."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await router.flush()
+    except TimeoutError:
+        log.warning("cancel_on_shutdown: intents still in flight after %g s", timeout_s)
+    except KalshiRouterError as exc:  # the router crashed: it can send nothing
+        log.error("cancel_on_shutdown: the router cannot send: %s", exc)
+        return
+    open_orders = list(router.orders.open_orders())
+    sent, confirmed = await cancel_open_orders(open_orders, partial(cancel_for, service), timeout_s)
+    log.warning(
+        "cancel_on_shutdown: %d open orders, %d cancels sent, %d confirmed, in %.3f s",
+        len(open_orders),
+        sent,
+        confirmed,
+        time.monotonic() - started,
+    )
 
 
 def _open_journal(config: Config) -> SqliteJournal | None:

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from kalshi_router.client_names import HEADER, is_named
 from kalshi_router.config import ServiceConfig
 from kalshi_router.errors import IntentError, KalshiRouterError, QueueFull
 from kalshi_router.service.context import (
@@ -22,7 +23,9 @@ from kalshi_router.service.context import (
     caller,
     error_response,
 )
+from kalshi_router.service.dead_man import PARAMETER, parse_seconds
 from kalshi_router.service.order_reads import view
+from kalshi_router.service.orders import ORDERS_OFF
 from kalshi_router.service.protocol import (
     SHUTTING_DOWN,
     Codec,
@@ -44,11 +47,18 @@ async def stream(request: web.Request) -> web.StreamResponse:
     client = caller(request)
     if isinstance(client, web.Response):
         return client
+    cancel_after = _cancel_on_disconnect(request, service, client)
+    if isinstance(cancel_after, web.Response):
+        return cancel_after
     codec = Codec(binary=request.query.get("format") == "msgpack")
-    socket = _Socket(service.settings)
+    socket = _Socket(service.settings, cancel_after)
     await socket.prepare(request)
     outbox: Outbox = asyncio.Queue()
     service.streams[socket] = outbox
+    # Every named client's streams are counted: any of them coming back stops a timer.
+    dead_man = service.dead_man if is_named(client) else None
+    if dead_man is not None:
+        dead_man.connected(client, cancel_after)
     if request.query.get("state") == "1":
         service.watchers.add(outbox)
         outbox.put_nowait(service.state())
@@ -61,6 +71,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 _on_message(service, codec, message.data, outbox, client)
     finally:
+        if dead_man is not None:
+            dead_man.disconnected(client)
         service.streams.pop(socket, None)
         service.watchers.discard(outbox)
         if forwarding is not None:
@@ -70,15 +82,39 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return socket
 
 
-class _Socket(web.WebSocketResponse):
-    """The stream's socket: pinged when quiet; a frame over the size limit closes it with 1009
-    and the reason (aiohttp sends that code with no reason; the frame cannot be answered on its
-    own, as the rest of it was never read)."""
+def _cancel_on_disconnect(
+    request: web.Request, service: Service, client: str
+) -> float | web.Response | None:
+    """The seconds of ``?cancel_on_disconnect=`` (None: not asked), or the refusal."""
+    raw = request.query.get(PARAMETER)
+    if raw is None:
+        return None
+    try:
+        seconds = parse_seconds(raw)
+    except ValueError as exc:
+        return error_response(request, 400, str(exc), PARAMETER)
+    if service.dead_man is None:
+        message = f"{PARAMETER} needs the service to follow orders, and {ORDERS_OFF}"
+        return error_response(request, 409, message, "orders.track")
+    if not is_named(client):
+        # Its key would be this connection: it could never come back in time to keep its
+        # orders, and its view of them ends with the stream.
+        message = f"{PARAMETER} needs a named client: send {HEADER}"
+        return error_response(request, 400, message, HEADER)
+    return seconds
 
-    def __init__(self, settings: ServiceConfig) -> None:
-        super().__init__(
-            heartbeat=settings.stream_heartbeat_s, max_msg_size=settings.max_body_bytes
-        )
+
+class _Socket(web.WebSocketResponse):
+    """The stream's socket: pinged when quiet (at least every ``cancel_after`` s for a client
+    that asked to have its orders cancelled when it goes: a silent peer is found in time); a
+    frame over the size limit closes it with 1009 and the reason (aiohttp sends that code with
+    no reason; the frame cannot be answered on its own, as the rest of it was never read)."""
+
+    def __init__(self, settings: ServiceConfig, cancel_after: float | None = None) -> None:
+        heartbeat = settings.stream_heartbeat_s
+        if cancel_after is not None:
+            heartbeat = min(heartbeat, cancel_after)
+        super().__init__(heartbeat=heartbeat, max_msg_size=settings.max_body_bytes)
         self._too_big = f"frame larger than {settings.max_body_bytes} bytes".encode()
 
     async def close(

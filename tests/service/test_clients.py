@@ -122,6 +122,7 @@ def test_the_metrics_show_each_clients_figures_at_scrape_time() -> None:
         ("kalshi_router_client_submitted_total", ("bot-1",)): 5,
         ("kalshi_router_client_outcomes_total", ("bot-1", "accepted")): 4,
         ("kalshi_router_client_queue_depth", ("bot-1",)): 1,
+        ("kalshi_router_client_disconnect_cancels_total", ("bot-1",)): 0,
     }
 
 

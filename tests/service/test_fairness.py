@@ -149,6 +149,7 @@ async def test_the_metrics_carry_each_clients_figures(make_service: MakeService)
         ("kalshi_router_client_submitted_total", "bot-m"): 10,
         ("kalshi_router_client_outcomes_total", "bot-m,accepted"): 10,
         ("kalshi_router_client_queue_depth", "bot-m"): 0,
+        ("kalshi_router_client_disconnect_cancels_total", "bot-m"): 0,
     }
 
 

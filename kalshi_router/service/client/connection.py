@@ -27,6 +27,7 @@ from kalshi_router.service.client.holding import Held, Holding
 from kalshi_router.service.client.link import OPEN_TIMEOUT_S, Link, open_link
 from kalshi_router.service.client.orders import RemoteOrders
 from kalshi_router.service.client.resume import after_reconnect, look_up
+from kalshi_router.service.dead_man import PARAMETER
 from kalshi_router.service.protocol import (
     SHUTTING_DOWN,
     StreamError,
@@ -53,6 +54,7 @@ class Connection:
         unix_socket: str | None,
         name: str | None,
         outage_timeout: float,
+        cancel_on_disconnect: float | None = None,
         rng: random.Random,
     ) -> None:
         self.url = url
@@ -67,6 +69,9 @@ class Connection:
         # Who this bot is, on every request (see client_names): the service's fairness key.
         self._identity = {} if name is None else {HEADER: name}
         self._headers: dict[str, str] = dict(self._identity)
+        self._query = {"state": "1", "orders": "1"}
+        if cancel_on_disconnect is not None:
+            self._query[PARAMETER] = repr(cancel_on_disconnect)
         self._unix_socket = unix_socket
         self._outage_timeout = outage_timeout
         self._rng = rng
@@ -207,7 +212,9 @@ class Connection:
             token = await asyncio.to_thread(token)  # it may read a file
         auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._headers = {**self._identity, **auth}
-        return await open_link(session, self.url, self._headers, self._on_reply, self.where)
+        return await open_link(
+            session, self.url, self._headers, self._on_reply, self.where, self._query
+        )
 
     def _up(self, link: Link, *, synced: bool = False) -> None:
         """A stream is open: load the orders' view on it first (when the service follows

@@ -14,10 +14,11 @@ import msgspec
 
 from kalshi_router.errors import ServiceError
 from kalshi_router.service.client.holding import Held
-from kalshi_router.service.protocol import StreamFrame, StreamState
+from kalshi_router.service.protocol import ErrorBody, StreamFrame, StreamState
 
 log = logging.getLogger("kalshi_router.client")
 _replies = msgspec.json.Decoder(StreamFrame)
+_refusal = msgspec.json.Decoder(ErrorBody)
 # Opening a stream (TCP, handshake, the first state frame): a service that takes longer than
 # this is treated as down, and tried again.
 OPEN_TIMEOUT_S = 10.0
@@ -101,16 +102,21 @@ async def open_link(
     headers: Mapping[str, str],
     on_reply: Callable[[StreamFrame], None],
     where: str,
+    query: Mapping[str, str] | None = None,
 ) -> Link:
     """Open ``url``'s stream and read its first frame, the state; ``ServiceError`` if either
     fails."""
+    stream_url = f"{url}/v1/stream"
+    query = query or {"state": "1", "orders": "1"}
     try:
         async with asyncio.timeout(OPEN_TIMEOUT_S):
             socket = await session.ws_connect(
-                f"{url}/v1/stream?state=1&orders=1", headers=headers, heartbeat=_HEARTBEAT_S
+                stream_url, params=query, headers=headers, heartbeat=_HEARTBEAT_S
             )
     except aiohttp.WSServerHandshakeError as exc:
         hint = " (check the token)" if exc.status == 401 else ""
+        if exc.status in (400, 409):
+            hint = await _why_refused(session, stream_url, query, headers)
         raise ServiceError(
             f"the service at {where} refused the stream: {exc.status}{hint}"
         ) from None
@@ -137,3 +143,18 @@ async def open_link(
         raise
     log.debug("stream open to %s (service run %s)", where, state.run)
     return Link(socket, state, on_reply)
+
+
+async def _why_refused(
+    session: aiohttp.ClientSession, url: str, query: Mapping[str, str], headers: Mapping[str, str]
+) -> str:
+    """The service's reason for refusing a handshake (a bad option, a setting it lacks): the
+    handshake's answer body is not readable through ``ws_connect``, so the same request is made
+    again as a plain GET, which the service refuses the same way before any upgrade."""
+    try:
+        async with asyncio.timeout(OPEN_TIMEOUT_S):
+            async with session.get(url, params=query, headers=headers) as response:
+                body = _refusal.decode(await response.read())
+    except (aiohttp.ClientError, TimeoutError, msgspec.DecodeError, msgspec.ValidationError):
+        return ""
+    return f" ({body.field}: {body.error})" if body.field else f" ({body.error})"

@@ -40,6 +40,7 @@ from kalshi_router.router import OrderRouter
 from kalshi_router.service.client.connection import Connection, Token
 from kalshi_router.service.client.holding import Holding
 from kalshi_router.service.client.orders import RemoteOrders
+from kalshi_router.service.dead_man import parse_seconds
 from kalshi_router.service.protocol import BudgetState, StreamState, Verb
 from kalshi_router.service.token import read_token
 from kalshi_router.stats import RouterStats, StatsRecorder
@@ -59,7 +60,11 @@ class RouterClient:
     service may have a new token. While the stream is down, up to ``queue_size`` new intents
     wait for it (more raise ``QueueFull``), each until its deadline (then ``Expired``); intents
     sent before it broke are settled ``Unknown`` if the service stays unreachable for
-    ``outage_timeout`` seconds."""
+    ``outage_timeout`` seconds.
+
+    ``cancel_on_disconnect``: seconds; the service cancels this bot's resting orders once it
+    has had no stream for that long (killed, hung, cut off), unless it is back under the same
+    ``name`` (required) by then. The service must follow orders (``[orders] track``)."""
 
     def __init__(
         self,
@@ -72,9 +77,20 @@ class RouterClient:
         outage_timeout: float = 60.0,
         rng: random.Random | None = None,
         name: str | None = None,
+        cancel_on_disconnect: float | None = None,
     ) -> None:
         if name is not None and (problem := name_problem(name)):
             raise ConfigError(f"name: {problem}")
+        if cancel_on_disconnect is not None:
+            try:
+                parse_seconds(repr(cancel_on_disconnect))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            if name is None:
+                raise ConfigError(
+                    "cancel_on_disconnect: needs a name (the service keeps the orders of a bot "
+                    "that comes back under the same name in time)"
+                )
         self._drain_timeout = drain_timeout
         self._holding = Holding(queue_size)
         self._connection = Connection(
@@ -83,6 +99,7 @@ class RouterClient:
             token=token,
             unix_socket=unix_socket,
             name=name,
+            cancel_on_disconnect=cancel_on_disconnect,
             outage_timeout=outage_timeout,
             rng=rng or random.Random(),  # noqa: S311 - reconnect jitter, not a secret
         )
@@ -311,15 +328,24 @@ def open_router(config: Config, signer: Signer | None = None) -> Router:
     if target == "service":
         settings = config.service
         name = settings.client_name or None
+        cancel_after = settings.client_cancel_on_disconnect_s or None
         if settings.unix_socket:
-            return RouterClient("http://localhost", unix_socket=settings.unix_socket, name=name)
+            return RouterClient(
+                "http://localhost",
+                unix_socket=settings.unix_socket,
+                name=name,
+                cancel_on_disconnect=cancel_after,
+            )
         if settings.port == 0:
             raise ConfigError(
                 "service.port: 0 lets the service pick a port; clients need the port it announced"
             )
         host = f"[{settings.host}]" if ":" in settings.host else settings.host
         return RouterClient(
-            f"http://{host}:{settings.port}", token=_token_source(settings), name=name
+            f"http://{host}:{settings.port}",
+            token=_token_source(settings),
+            name=name,
+            cancel_on_disconnect=cancel_after,
         )
     if target == "url":
         if signer is None:

@@ -1,0 +1,1 @@
+"""Risk controls around the router: pre-trade checks, trading state, kill switch, watchdogs."""
