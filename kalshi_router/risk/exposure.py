@@ -72,6 +72,8 @@ class _Order:
     """Its fills counted into the position."""
     final: bool = False
     targets: list[_Target] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    """The keys it was reserved under (its create's, its amends'), dropped when it ends."""
     # What it adds now (kept so that a change subtracts exactly what was added).
     worst: Decimal = _ZERO
     notional: Decimal = _ZERO
@@ -120,6 +122,7 @@ class Exposure:
         """Count a create admitted under ``key`` (its client_order_id) at its full size."""
         order = _Order(intent.ticker, intent.side, intent.price, intent.client_order_id)
         order.reserved = intent.count
+        order.keys.append(key)
         self._change(order)
         self._creates[key] = order
         self._by_client[intent.client_order_id] = order
@@ -147,6 +150,7 @@ class Exposure:
             self._by_id[intent.order_id] = order
         target = _Target(intent.count, intent.price)
         order.targets.append(target)
+        order.keys.append(key)
         self._amends[key] = (order, target)
         self._change(order)
 
@@ -315,6 +319,14 @@ class Exposure:
             # Not yet counted out: an empty order still open (a placeholder) counts as none.
             self._book(order.ticker).open_orders -= 1
             order.open = False
+        for key in order.keys:
+            # Keys an unknown outcome left behind (the tracker has resolved it since).
+            if self._creates.get(key) is order:
+                del self._creates[key]
+            amend = self._amends.get(key)
+            if amend is not None and amend[0] is order:
+                del self._amends[key]
+        order.keys.clear()
         if (
             order.client_order_id is not None
             and self._by_client.get(order.client_order_id) is order

@@ -50,10 +50,6 @@ class Applicable:
     max_daily_notional: Bound | None = None
     rates: tuple[Rate, ...] = ()
 
-    @property
-    def any(self) -> bool:
-        return self != NONE
-
 
 NONE = Applicable()
 _LOWEST: tuple[str, ...] = ("max_contracts", "max_notional", "price_max", "max_open_orders")
