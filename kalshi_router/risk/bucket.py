@@ -27,7 +27,8 @@ class TokenBucket:
     def _refill(self, now: float) -> None:
         # A clock that steps back refills nothing (and never drains the bucket).
         if now > self._last:
-            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            tokens = self._tokens + (now - self._last) * self.rate
+            self._tokens = tokens if tokens < self.capacity else self.capacity
             self._last = now
 
     def ready(self, now: float) -> bool:

@@ -22,7 +22,7 @@ asks - position.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
@@ -55,29 +55,58 @@ class _Target:
     price: Decimal
 
 
-@dataclass(slots=True)
 class _Order:
-    ticker: str
-    side: Side
-    price: Decimal
-    client_order_id: str | None
-    order_id: str | None = None
-    reserved: Decimal | None = None
-    """The create's count, until the tracker reports the order's own."""
-    seen: bool = False
-    """The tracker reported it."""
-    filled: Decimal = _ZERO
-    remaining: Decimal | None = None
-    counted: Decimal = _ZERO
-    """Its fills counted into the position."""
-    final: bool = False
-    targets: list[_Target] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    """The keys it was reserved under (its create's, its amends'), dropped when it ends."""
-    # What it adds now (kept so that a change subtracts exactly what was added).
-    worst: Decimal = _ZERO
-    notional: Decimal = _ZERO
-    open: bool = False
+    """One order as exposure counts it. A plain slotted class: one is made per admitted create,
+    on the hot path."""
+
+    __slots__ = (
+        "client_order_id",
+        "counted",
+        "filled",
+        "final",
+        "keys",
+        "notional",
+        "open",
+        "order_id",
+        "price",
+        "remaining",
+        "reserved",
+        "seen",
+        "side",
+        "targets",
+        "ticker",
+        "worst",
+    )
+
+    def __init__(
+        self,
+        ticker: str,
+        side: Side,
+        price: Decimal,
+        client_order_id: str | None,
+        order_id: str | None = None,
+    ) -> None:
+        self.ticker = ticker
+        self.side = side
+        self.price = price
+        self.client_order_id = client_order_id
+        self.order_id = order_id
+        self.reserved: Decimal | None = None
+        """The create's count, until the tracker reports the order's own."""
+        self.seen = False
+        """The tracker reported it."""
+        self.filled = _ZERO
+        self.remaining: Decimal | None = None
+        self.counted = _ZERO
+        """Its fills counted into the position."""
+        self.final = False
+        self.targets: tuple[_Target, ...] = ()
+        self.keys: tuple[str, ...] = ()
+        """The keys it was reserved under (its create's, its amends'), dropped when it ends."""
+        # What it adds now (kept so that a change takes off exactly what it added).
+        self.worst = _ZERO
+        self.notional = _ZERO
+        self.open = False
 
     def measure(self) -> tuple[Decimal, Decimal, bool]:
         if self.remaining is not None:
@@ -115,15 +144,26 @@ class Exposure:
         self._gone: OrderedDict[str, Decimal] = OrderedDict()
         self._filled_by_day: dict[int, Decimal] = {}
         self._open_notional = _ZERO
+        self._today = -1
 
     # --- reservations (the gate) ---
 
     def reserve(self, key: str, intent: OrderIntent) -> None:
         """Count a create admitted under ``key`` (its client_order_id) at its full size."""
-        order = _Order(intent.ticker, intent.side, intent.price, intent.client_order_id)
-        order.reserved = intent.count
-        order.keys.append(key)
-        self._change(order)
+        # What _change would do, written out: this runs for every admitted create.
+        side, count, price = intent.side, intent.count, intent.price
+        order = _Order(intent.ticker, side, price, intent.client_order_id)
+        order.reserved = order.worst = count
+        order.notional = notional = count * (price if side == "bid" else _ONE - price)
+        order.open = True
+        order.keys = (key,)
+        book = self._books.get(intent.ticker) or self._book(intent.ticker)
+        if side == "bid":
+            book.bids += count
+        else:
+            book.asks += count
+        book.open_orders += 1
+        self._open_notional += notional
         self._creates[key] = order
         self._by_client[intent.client_order_id] = order
 
@@ -149,8 +189,8 @@ class Exposure:
             order.order_id = intent.order_id
             self._by_id[intent.order_id] = order
         target = _Target(intent.count, intent.price)
-        order.targets.append(target)
-        order.keys.append(key)
+        order.targets += (target,)
+        order.keys += (key,)
         self._amends[key] = (order, target)
         self._change(order)
 
@@ -159,7 +199,7 @@ class Exposure:
         found = self._amends.pop(key, None)
         if found is not None:
             order, target = found
-            order.targets = [kept for kept in order.targets if kept is not target]
+            order.targets = tuple(kept for kept in order.targets if kept is not target)
             self._change(order)
 
     def amend_settled(self, key: str) -> None:
@@ -188,7 +228,8 @@ class Exposure:
             # The tracker's view replaces the create's reservation, and any amend it shows.
             order.reserved = None
             total = order.filled + order.remaining
-            order.targets = [target for target in order.targets if target.total > total]
+            if order.targets:
+                order.targets = tuple(kept for kept in order.targets if kept.total > total)
         if update.yes_price is not None:
             order.price = update.yes_price
         if order.order_id is None and update.order_id is not None:
@@ -236,8 +277,10 @@ class Exposure:
         """Dollars bought in the UTC day of ``now`` (Unix seconds): fills that day, at their
         cost on their side, plus the worst-case cost of every open and pending order."""
         today = int(now // _DAY_S)
-        for day in [day for day in self._filled_by_day if day < today]:
-            del self._filled_by_day[day]
+        if today != self._today:
+            self._today = today
+            for day in [day for day in self._filled_by_day if day < today]:
+                del self._filled_by_day[day]
         return self._filled_by_day.get(today, _ZERO) + self._open_notional
 
     def order_total(self, order_id: str) -> Decimal | None:
@@ -307,12 +350,20 @@ class Exposure:
             self._forget(order)
 
     def _add(self, order: _Order, book: _Book, sign: int) -> None:
-        if order.side == "bid":
-            book.bids += sign * order.worst
+        if sign > 0:
+            if order.side == "bid":
+                book.bids += order.worst
+            else:
+                book.asks += order.worst
+            book.open_orders += order.open
+            self._open_notional += order.notional
         else:
-            book.asks += sign * order.worst
-        book.open_orders += sign * order.open
-        self._open_notional += sign * order.notional
+            if order.side == "bid":
+                book.bids -= order.worst
+            else:
+                book.asks -= order.worst
+            book.open_orders -= order.open
+            self._open_notional -= order.notional
 
     def _forget(self, order: _Order) -> None:
         if order.open:
@@ -326,7 +377,7 @@ class Exposure:
             amend = self._amends.get(key)
             if amend is not None and amend[0] is order:
                 del self._amends[key]
-        order.keys.clear()
+        order.keys = ()
         if (
             order.client_order_id is not None
             and self._by_client.get(order.client_order_id) is order

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import msgspec
 
@@ -53,13 +53,14 @@ from kalshi_router.outcome import Accepted, Amended, Outcome, Rejected, Unknown
 from kalshi_router.risk.bucket import TokenBucket
 from kalshi_router.risk.config import RiskConfig, TradingState, check_state
 from kalshi_router.risk.exposure import Exposure, cost
-from kalshi_router.risk.limits import Applicable, applicable
+from kalshi_router.risk.limits import Applicable, Rate, applicable
 from kalshi_router.risk.refusals import count_text, order_limits, over, rejected, worst_case
 
 __all__ = ["RiskFigures", "RiskGate", "TradingState"]
 
 KEEP_RESOLVED = 10_000
 """(ticker, client) pairs whose applicable limits are kept worked out."""
+_Buckets: TypeAlias = tuple[tuple[Rate, TokenBucket], ...]
 KEEP_BUCKETS = 10_000
 """Buckets kept before full (idle) ones are dropped: a full bucket is the same as a new one."""
 
@@ -87,7 +88,7 @@ class RiskGate:
         self._state: TradingState = check_state(config.state)
         self._limited = config.limited()
         self._plain = not self._limited and self._state == "active"
-        self._resolved: dict[tuple[str, str | None], Applicable] = {}
+        self._resolved: dict[tuple[str, str | None], tuple[Applicable, _Buckets]] = {}
         self._buckets: dict[tuple[int, str | None], TokenBucket] = {}
         self._refusals: dict[str, int] = {}
 
@@ -133,10 +134,11 @@ class RiskGate:
                     f"this {side} could leave {ticker} {worst_case(exposure, ticker, side, count)}",
                     f"limit=0 value={count_text(after + count)} scope=state",
                 )
-        limits = self._applicable(ticker, client)
-        refusal = order_limits(intent, limits, intent.side, count, price)
-        if refusal is not None:
-            return refusal
+        limits, buckets = self._applicable(ticker, client)
+        if limits.per_order:
+            refusal = order_limits(intent, limits, side, count, price)
+            if refusal is not None:
+                return refusal
         bound = limits.max_open_orders
         if bound is not None and exposure.open_orders(ticker) + 1 > bound.value:
             held = exposure.open_orders(ticker)
@@ -147,10 +149,11 @@ class RiskGate:
                 held + 1,
                 f"{ticker} has {held} open and pending orders already",
             )
-        refusal = self._room(intent, limits, side, count, price)
-        if refusal is not None:
-            return refusal
-        return self._rate(intent, limits, client)
+        if limits.room:
+            refusal = self._room(intent, limits, side, count, price)
+            if refusal is not None:
+                return refusal
+        return self._rate(intent, buckets, client) if buckets else None
 
     # --- amends ---
 
@@ -167,7 +170,7 @@ class RiskGate:
     def _refuse_amend(self, intent: AmendIntent, client: str | None) -> Rejected | None:
         if self._state == "halted":
             return self._halted(None, intent.order_id)
-        limits = self._applicable(intent.ticker, client)
+        limits, _ = self._applicable(intent.ticker, client)
         side, count, price = intent.side, intent.count, intent.price
         refusal = order_limits(intent, limits, side, count, price)
         if refusal is not None:
@@ -259,13 +262,9 @@ class RiskGate:
                 )
         return None
 
-    def _rate(self, intent: OrderIntent, limits: Applicable, client: str | None) -> Rejected | None:
-        if not limits.rates:
-            return None
+    def _rate(self, intent: OrderIntent, buckets: _Buckets, client: str | None) -> Rejected | None:
         now = self._clock()
-        buckets = []
-        for rate in limits.rates:
-            bucket = self._bucket(rate.rule, rate.per_s, client, now)
+        for rate, bucket in buckets:
             if not bucket.ready(now):
                 who = "this router" if client is None else f"client {client}"
                 return rejected(
@@ -276,29 +275,36 @@ class RiskGate:
                     f"{rate.per_s:g}/s; the next in {bucket.wait(now):.3g} s)",
                     f"limit={rate.per_s:g} scope={rate.scope}",
                 )
-            buckets.append(bucket)
-        for bucket in buckets:
+        for _, bucket in buckets:
             bucket.take(now)
         return None
 
-    def _bucket(self, rule: int, per_s: float, client: str | None, now: float) -> TokenBucket:
-        key = (rule, client)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= KEEP_BUCKETS:
-                for old in [k for k, b in self._buckets.items() if b.full(now)]:
-                    del self._buckets[old]
-            bucket = self._buckets[key] = TokenBucket(per_s, max(1.0, per_s), now)
-        return bucket
-
-    def _applicable(self, ticker: str, client: str | None) -> Applicable:
+    def _applicable(self, ticker: str, client: str | None) -> tuple[Applicable, _Buckets]:
+        """The limits for (ticker, client), and the buckets of its rates, worked out once."""
         key = (ticker, client)
         found = self._resolved.get(key)
         if found is None:
             if len(self._resolved) >= KEEP_RESOLVED:
                 self._resolved.clear()
-            found = self._resolved[key] = applicable(self._config, ticker, client)
+            limits = applicable(self._config, ticker, client)
+            buckets = tuple((rate, self._bucket(rate, client)) for rate in limits.rates)
+            found = self._resolved[key] = (limits, buckets)
         return found
+
+    def _bucket(self, rate: Rate, client: str | None) -> TokenBucket:
+        key = (rate.rule, client)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            now = self._clock()
+            if len(self._buckets) >= KEEP_BUCKETS:
+                # A full bucket is as good as a new one. The worked-out limits hold buckets
+                # too: they go with them, so that no key ever has two buckets.
+                for old in [k for k, b in self._buckets.items() if b.full(now)]:
+                    del self._buckets[old]
+                self._resolved.clear()
+            bucket = TokenBucket(rate.per_s, max(1.0, rate.per_s), now)
+            self._buckets[key] = bucket
+        return bucket
 
     def _halted(self, client_order_id: str | None, order_id: str | None) -> Rejected:
         return Rejected(

@@ -49,11 +49,17 @@ class Applicable:
     max_position: Bound | None = None
     max_daily_notional: Bound | None = None
     rates: tuple[Rate, ...] = ()
+    per_order: bool = False
+    """Any of the limits on one order alone (collar, size, cost): the hot path skips them
+    all at once when there is none."""
+    room: bool = False
+    """``max_position`` or ``max_daily_notional``."""
 
 
 NONE = Applicable()
 _LOWEST: tuple[str, ...] = ("max_contracts", "max_notional", "price_max", "max_open_orders")
 _LOWEST += ("max_position", "max_daily_notional")
+_PER_ORDER = ("max_contracts", "max_notional", "price_min", "price_max")
 
 
 def scope_of(rule: RiskLimits, config: RiskConfig) -> str:
@@ -83,4 +89,6 @@ def applicable(config: RiskConfig, ticker: str, client: str | None) -> Applicabl
             found["price_min"] = Bound(low, scope)
         if rule.max_orders_per_s is not None:
             rates.append(Rate(index, float(rule.max_orders_per_s), scope))
-    return Applicable(**found, rates=tuple(rates))
+    per_order = any(name in found for name in _PER_ORDER)
+    room = "max_position" in found or "max_daily_notional" in found
+    return Applicable(**found, rates=tuple(rates), per_order=per_order, room=room)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from kalshi_router.intent import OrderIntent
 from kalshi_router.orders.ledger import Ledger
 from kalshi_router.orders.updates import OrderUpdate
-from kalshi_router.outcome import Accepted, Closed, Expired, Rejected, Unknown
+from kalshi_router.outcome import Accepted, Closed, Expired, Outcome, Rejected, Unknown
 from kalshi_router.risk import Exposure, RiskConfig, RiskGate
 from tests.orders.frames import fill, user_order
 
@@ -105,12 +105,12 @@ class World:
         intent = self.pending.pop(index % len(self.pending))
         key = intent.client_order_id
         if kind in ("rejected", "expired", "closed"):
-            outcome = {
+            failures: dict[str, Outcome] = {
                 "rejected": Rejected(code="x", message="no", client_order_id=key),
                 "expired": Expired(reason="late", client_order_id=key),
                 "closed": Closed(reason="shut", client_order_id=key),
-            }[kind]
-            self.gate.settled(key, outcome)
+            }
+            self.gate.settled(key, failures[kind])
             return
         if kind == "unknown_absent":
             self.gate.settled(key, Unknown(reason="lost", client_order_id=key))
