@@ -27,7 +27,7 @@ from tests.orders.frames import fill, user_order
 
 D = Decimal
 T = "KXHIGHNY-26DEC31-T60"
-LIMIT = D(20)
+LIMIT = D(10)
 Side = Literal["bid", "ask"]
 
 
@@ -85,7 +85,7 @@ class World:
 
     # --- steps ---
 
-    def create(self, side: Side, count: int, cents: int) -> None:
+    def create(self, side: Side, count: Decimal, cents: int) -> None:
         make = OrderIntent.bid if side == "bid" else OrderIntent.ask
         intent = make(T, price=cents, count=count)
         before = self.snapshot()
@@ -99,7 +99,7 @@ class World:
             assert refusal.code in ("risk.max_position", "risk.reducing", "risk.max_open_orders")
             assert self.snapshot() == before
 
-    def outcome(self, index: int, kind: str, filled_now: int) -> None:
+    def outcome(self, index: int, kind: str, filled_now: Decimal) -> None:
         if not self.pending:
             return
         intent = self.pending.pop(index % len(self.pending))
@@ -124,7 +124,7 @@ class World:
             )
             self.frames.append(lambda: [proof])
             return
-        filled = min(D(filled_now), intent.count)
+        filled = min(filled_now, intent.count)
         order = Live(intent, f"o-{key}", D(0), intent.count)
         self.live.append(order)
         if kind == "accepted":
@@ -189,9 +189,9 @@ class World:
             self.live.remove(order)
             self.frame(order, "executed")
 
-    def fill_live(self, index: int, amount: int) -> None:
+    def fill_live(self, index: int, amount: Decimal) -> None:
         if self.live:
-            self.fill(self.live[index % len(self.live)], D(amount))
+            self.fill(self.live[index % len(self.live)], amount)
 
     def cancel(self, index: int) -> None:
         if self.live:
@@ -215,29 +215,46 @@ class World:
             self.deliver(0)
 
 
-counts = st.integers(min_value=1, max_value=12)
+# Whole contracts mostly, and fractional ones (to Kalshi's step of 0.01) now and then.
+counts = st.one_of(
+    st.integers(min_value=1, max_value=8).map(D),
+    st.integers(min_value=1, max_value=800).map(lambda hundredths: D(hundredths).scaleb(-2)),
+)
+create = st.tuples(
+    st.just("create"),
+    st.sampled_from(["bid", "ask"]),
+    counts,
+    st.integers(min_value=1, max_value=99),
+)
+outcome = st.tuples(
+    st.just("outcome"),
+    st.integers(0, 50),
+    st.sampled_from(
+        [
+            *("accepted", "accepted", "accepted"),
+            *("rejected", "expired", "closed", "unknown", "unknown_absent"),
+        ]
+    ),
+    counts,
+)
+deliver = st.tuples(st.just("deliver"), st.integers(0, 50))
+# Creates, outcomes and deliveries drawn more often than the rest, so that examples fill the
+# room (and are refused at the limit) and fill orders, not only queue them.
 steps = st.lists(
     st.one_of(
-        st.tuples(
-            st.just("create"),
-            st.sampled_from(["bid", "ask"]),
-            counts,
-            st.integers(min_value=1, max_value=99),
-        ),
-        st.tuples(
-            st.just("outcome"),
-            st.integers(0, 50),
-            st.sampled_from(
-                ["accepted", "rejected", "expired", "closed", "unknown", "unknown_absent"]
-            ),
-            st.integers(0, 12),
-        ),
+        create,
+        create,
+        create,
+        outcome,
+        outcome,
         st.tuples(st.just("fill"), st.integers(0, 50), counts),
         st.tuples(st.just("cancel"), st.integers(0, 50)),
-        st.tuples(st.just("deliver"), st.integers(0, 50)),
-        st.tuples(st.just("state"), st.sampled_from(["active", "active", "reducing"])),
+        deliver,
+        deliver,
+        st.tuples(st.just("state"), st.sampled_from(["active", "active", "active", "reducing"])),
     ),
-    max_size=80,
+    min_size=10,
+    max_size=100,
 )
 
 
@@ -281,20 +298,17 @@ def test_with_max_open_orders_too(plan: list[tuple[object, ...]]) -> None:
 
 def test_a_full_book_is_refused_then_has_room_again() -> None:
     world = World()
-    run(
-        world,
-        [
-            ("create", "bid", 12, 40),
-            ("create", "bid", 8, 40),
-            ("create", "bid", 1, 40),
-            ("outcome", 0, "accepted", 5),
-            ("deliver", 0),
-            ("deliver", 0),
-            ("deliver", 0),
-            ("create", "bid", 1, 40),
-            ("cancel", 0),
-            ("deliver", 0),
-            ("create", "bid", 1, 40),
-        ],
-    )
+    plan: list[tuple[object, ...]] = [
+        ("create", "bid", D(6), 40),
+        ("create", "bid", D(4), 40),  # 10: the edge
+        ("create", "bid", D(1), 40),  # refused
+        ("outcome", 0, "accepted", D(3)),  # the 6: 3 fill at once
+        *[("deliver", 0)] * 4,
+        ("create", "bid", D(1), 40),  # position 3 + resting 3 + pending 4: refused
+        ("cancel", 0),
+        ("deliver", 0),
+        ("create", "bid", D(1), 40),  # the cancelled 3 are room again
+    ]
+    run(world, plan)
     assert world.gate.figures().refusals == {"risk.max_position": 2}
+    assert world.position == 3
