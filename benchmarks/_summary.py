@@ -159,11 +159,36 @@ def latency_tables(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [_table("latency", title, "p50", "router", rows)]
 
 
+def updates_tables(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """bench_order_updates: one row, the router (nothing to compare it with)."""
+    latency, flood = raw["latency"], raw["flood"]
+    lag = latency["match_to_fill_event_us"]
+    row: Row = {
+        "contender": "router",
+        "p50_us": lag["p50"],
+        "p99_us": lag["p99"],
+        "adds_p50_us": raw["router_adds_us"]["p50"],
+        "updates_per_s": flood["updates_per_s"],
+        "client_busy": flood["client_busy"],
+        "cpu_us_per_update": flood["cpu_us_per_update"],
+        "ceiling_updates_per_s": flood["ceiling_updates_per_s"],
+    }
+    settings = raw["settings"]
+    title = (
+        f"order updates ([orders] track): match to FillEvent over {latency['count']} fills "
+        f"~{settings['gap_ms']:g} ms apart; {flood['fills']:,} fills flooded, "
+        f"{settings['per_order']} to an order (adds: p50 over a bare read of the frame; "
+        f"ceiling: updates/s on one core of CPU)"
+    )
+    return [_table("updates", title, "updates_per_s", "-", [row])]
+
+
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], list[dict[str, Any]]]] = {
     "wire": wire_tables,
     "throughput": throughput_tables,
     "saturation": saturation_tables,
     "latency": latency_tables,
+    "updates": updates_tables,
 }
 
 
@@ -231,6 +256,15 @@ COLUMNS: dict[str, list[Column]] = {
         ("max µs", _fmt("max", ",.0f")),
         ("x router", _ratio_of("vs_router")),
         ("router adds µs", _fmt("added_us", "+,.0f")),
+    ],
+    "updates": [
+        ("p50 µs", _fmt("p50_us", ",.0f")),
+        ("p99 µs", _fmt("p99_us", ",.0f")),
+        ("adds µs", _fmt("adds_p50_us", "+,.0f")),
+        ("updates/s", _fmt("updates_per_s", ",.0f")),
+        ("client busy", _fmt("client_busy", ".0%")),
+        ("CPU µs/update", _fmt("cpu_us_per_update", ".1f")),
+        ("ceiling/s", _fmt("ceiling_updates_per_s", ",.0f")),
     ],
 }
 

@@ -1,9 +1,10 @@
 """Every benchmark in one command: a short run of each scenario, one table each, JSON and PNG.
 
     python benchmarks/run.py [--json FILE] [--png FILE] [--long] [--only wire,latency,...]
-        [--number N] [--orders N] [--seconds S] [--samples N] [--tiers basic,prime,...]
-        [--sequential-tiers] [--wire-args=ARGS] [--throughput-args=ARGS]
-        [--saturation-args=ARGS] [--latency-args=ARGS]
+        [--number N] [--orders N] [--seconds S] [--samples N] [--fills N]
+        [--tiers basic,prime,...] [--sequential-tiers] [--wire-args=ARGS]
+        [--throughput-args=ARGS] [--saturation-args=ARGS] [--latency-args=ARGS]
+        [--updates-args=ARGS]
 
 Scenarios, in this order, each script in its own process (and each of their contenders in one
 more, as the scripts arrange), one after the other so none measures while another runs:
@@ -15,15 +16,17 @@ saturation  bench_saturation.py: each tier's write budget, kept full: budget use
             each) unless ``--sequential-tiers``: they need a few percent of a core each,
             and budget use measured that way matches a sequential run's.
 latency     bench_latency.py: single orders at low load against a bare signed POST.
+updates     bench_order_updates.py: following orders after acceptance: match to fill event,
+            CPU per update, updates per second.
 
-The default is a short run (about a minute on 2 cores); ``--long`` runs each script at its
-own defaults, and ``--number`` (wire), ``--orders`` (throughput), ``--seconds`` (saturation)
-and ``--samples`` (latency) size one scenario. ``--<scenario>-args="OPTIONS"`` passes more
-options to a script verbatim, after run.py's own (so they win): for instance
-``--throughput-args="--batch 20,100"``. Ratios are a contender's figure over the router's in
-the same table, for the table's metric. ``--json`` holds, besides the machine and the tables,
-each script's own JSON ("raw") and command line. A scenario that fails is reported, the
-others still run, and the exit code is 1.
+The default is a short run (about a minute and a half on 2 cores); ``--long`` runs each
+script at its own defaults, and ``--number`` (wire), ``--orders`` (throughput), ``--seconds``
+(saturation), ``--samples`` (latency) and ``--fills`` (updates) size one scenario.
+``--<scenario>-args="OPTIONS"`` passes more options to a script verbatim, after run.py's own
+(so they win): for instance ``--throughput-args="--batch 20,100"``. Ratios are a contender's
+figure over the router's in the same table, for the table's metric. ``--json`` holds, besides
+the machine and the tables, each script's own JSON ("raw") and command line. A scenario that
+fails is reported, the others still run, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -80,6 +83,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("saturation", "bench_saturation.py", ("--seconds", "3", "--warmup", "1"), "seconds"),
     Scenario("latency", "bench_latency.py", ("--samples", "200", "--mean-ms", "10"), "samples"),
+    Scenario(
+        "updates",
+        "bench_order_updates.py",
+        ("--samples", "1000", "--fills", "10000", "--warmup", "200"),
+        "fills",
+    ),
 )
 
 
@@ -141,6 +150,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--orders", type=int, help="throughput: timed orders per contender")
     p.add_argument("--seconds", type=float, help="saturation: steady window per tier")
     p.add_argument("--samples", type=int, help="latency: timed samples per contender")
+    p.add_argument("--fills", type=int, help="updates: fills in the flood")
     p.add_argument(
         "--tiers", type=comma_list(TIER_NAMES), default=list(DEFAULT_TIERS), help="saturation tiers"
     )

@@ -2,23 +2,40 @@
 
 It shows each kind of answer an order can get, then runs a small market maker (quotes on both
 sides of several markets, cancel and replace, refused and filled orders, a burst that meets the
-rate limit) with a progress bar, and ends with the router's figures and a latency histogram.
+rate limit) with a progress bar, while a house trader inside the simulator takes its quotes now
+and then. The bot follows its orders (``[orders] track`` is turned on): it prints each fill as
+it comes, stops quoting a side at its inventory limit, and ends with its inventory and P&L per
+market (checked against the router's positions and the simulator's), the router's figures
+and a latency histogram.
 """
 
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import TextIO
 
 import msgspec
 
 from kalshi_router.config import Config
-from kalshi_router.demo.market_maker import MarketMaker
+from kalshi_router.demo.house import HouseTaker
+from kalshi_router.demo.market_maker import INVENTORY_LIMIT, LimitEvent, MarketMaker
+from kalshi_router.demo.report import (
+    PNL_DEFINITION,
+    agreement,
+    books_table,
+    fill_line,
+    fills_summary,
+    limit_line,
+)
 from kalshi_router.demo.terminal import Progress, histogram
 from kalshi_router.errors import ConfigError
 from kalshi_router.intent import CancelIntent, OrderIntent
+from kalshi_router.orders.updates import FillEvent
 from kalshi_router.outcome import Accepted, Cancelled, Outcome, Rejected, outcome_name
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim import SimServer
@@ -29,7 +46,10 @@ from kalshi_router.wire.signer import Signer, generate_key, load_private_key
 DEMO_KEY_ID = "demo-key-0000"
 TICKER = "KXDEMO-26DEC31-T50"
 QUOTE_TICKERS = tuple(f"KXDEMO-26DEC31-T{strike}" for strike in (40, 45, 55, 60))
+BURST_TICKER = "KXDEMO-26DEC31-T70"
 Print = Callable[[str], None]
+HOUSE_GAP_S = 0.15
+"""Mean seconds between the house trader's trades against the bot's quotes."""
 
 
 def require_simulator(config: Config, source: str = "FILE") -> None:
@@ -100,6 +120,83 @@ def summary(stats: RouterStats, *, seconds: float, available: float) -> list[str
     ]
 
 
+@dataclass
+class MakerRun:
+    """What the market making did, for the summary (and the tests)."""
+
+    maker: MarketMaker
+    house: HouseTaker
+    agrees_with_router: bool
+    """The inventory from the fills equals ``router.orders.positions()``."""
+    agrees_with_exchange: dict[str, bool]
+    """Per market: the inventory equals the simulator's position for the bot's user."""
+
+    @property
+    def agrees(self) -> bool:
+        return self.agrees_with_router and all(self.agrees_with_exchange.values())
+
+    def books(self) -> list[str]:
+        maker = self.maker
+        pauses = sum(e.paused for e in maker.limit_events)
+        return [
+            *books_table(maker.inventory, maker.tickers, maker.mid),
+            f"{fills_summary(maker.inventory, maker.tickers)}; a side paused at the inventory "
+            f"limit {pauses} time{'s' * (pauses != 1)}",
+            *PNL_DEFINITION.splitlines(),
+            agreement(self.agrees_with_router, self.agrees_with_exchange),
+        ]
+
+
+async def market_making(
+    router: OrderRouter,
+    sim: SimServer,
+    user_id: str,
+    *,
+    seconds: float,
+    burst: int,
+    out: Print = print,
+    progress: TextIO | None = None,
+    limit: Decimal = INVENTORY_LIMIT,
+    house_gap_s: float = HOUSE_GAP_S,
+) -> MakerRun:
+    """The market maker on ``QUOTE_TICKERS`` for ``seconds`` (a burst of ``burst`` orders
+    halfway), with the house taking its quotes; ``user_id`` is the bot's at the simulator."""
+    maker = MarketMaker(router, QUOTE_TICKERS, BURST_TICKER, limit=limit)
+    house = HouseTaker(sim.state.exchange, user_id, QUOTE_TICKERS, mean_gap_s=house_gap_s)
+    about = (
+        f"market making for {seconds:g} s on {len(QUOTE_TICKERS)} markets (cancel and replace "
+        f"every {maker.cycle_seconds():.2f} s), with a burst of {burst} orders halfway on another "
+        f"market, while a house trader takes the bot's quotes now and then; inventory limit "
+        f"{limit:f} contracts a market. Each fill as the bot learns it, with its market's "
+        f"inventory and P&L after it:"
+    )
+    out("\n" + textwrap.fill(about, 96))
+    bar = Progress(seconds, progress)
+    tally = maker.tally
+
+    def filled(fill: FillEvent) -> None:
+        market = maker.inventory.market(fill.ticker)
+        bar.above("  " + fill_line(fill, market, maker.mid(fill.ticker)), out)
+
+    def limited(event: LimitEvent) -> None:
+        bar.above("  " + limit_line(event, limit), out)
+
+    def tick(elapsed: float) -> None:
+        bar.update(elapsed, f"{tally.submitted} sent, {tally.settled} settled")
+
+    maker.on_fill, maker.on_limit = filled, limited
+    agrees = await maker.run(seconds, burst, tick, alongside=house.run)
+    bar.close()
+    exchange = sim.state.exchange
+    held = {t: exchange.position(user_id, t) for t in QUOTE_TICKERS}
+    return MakerRun(
+        maker,
+        house,
+        agrees,
+        {t: held[t] == maker.inventory.market(t).position * 100 for t in QUOTE_TICKERS},
+    )
+
+
 async def run_demo(
     config: Config,
     *,
@@ -108,8 +205,12 @@ async def run_demo(
     out: Print = print,
     progress: TextIO | None = None,
 ) -> int:
-    """Returns the exit code: 0 when every intent got exactly one outcome and no 429 came."""
+    """Returns the exit code: 0 when every intent got exactly one outcome, no 429 came, and
+    the bot's books agree with the router's and the simulator's."""
     require_simulator(config)
+    # The bot follows its orders (fills, inventory): the demo turns tracking on.
+    orders_config = msgspec.structs.replace(config.orders, track=True)
+    config = msgspec.structs.replace(config, orders=orders_config)
     private_pem, public_pem = generate_key(config.credentials.key_type)
     sim_config = config.sim
     if config.exchange.dialect == "v1":
@@ -143,26 +244,19 @@ async def run_demo(
             ]
             await asyncio.gather(*router.cancel_many(cancels))
 
-            maker = MarketMaker(router, QUOTE_TICKERS)
-            out(
-                f"\nmarket making for {seconds:g} s on {len(QUOTE_TICKERS)} markets "
-                f"(cancel and replace every {maker.cycle_seconds():.2f} s), "
-                f"with a burst of {orders} orders halfway:"
+            run = await market_making(
+                router, sim, DEMO_KEY_ID, seconds=seconds, burst=orders, out=out, progress=progress
             )
-            bar = Progress(seconds, progress)
-            tally = maker.tally
-
-            def tick(elapsed: float) -> None:
-                bar.update(elapsed, f"{tally.submitted} sent, {tally.settled} settled")
-
-            await maker.run(seconds, orders, tick)
-            bar.close()
+            tally = run.maker.tally
             outcomes = dict(sorted(tally.outcomes.items()))
             out(f"  {tally.submitted} intents, {tally.settled} outcomes: {outcomes}")
             await router.flush()
             stats = router.stats()
         elapsed = time.monotonic() - started
     available = budget.capacity + budget.refill_rate * elapsed
+    out("\nthe bot's books, from its fills:")
+    for line in run.books():
+        out("  " + line)
     out("\nrouter figures:")
     for line in summary(stats, seconds=elapsed, available=available):
         out("  " + line)
@@ -170,4 +264,4 @@ async def run_demo(
     for line in histogram(tally.latencies):
         out("  " + line)
     complete = tally.settled == tally.submitted and not tally.crashed
-    return 0 if complete and stats.http_429 == 0 else 1
+    return 0 if complete and stats.http_429 == 0 and run.agrees else 1

@@ -1,10 +1,10 @@
-"""Terminal output for the demo: a progress bar and a latency histogram, in plain text."""
+"""Terminal output for the demo: a progress bar, a latency histogram and tables, in plain text."""
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 # Edges in seconds: each bucket holds latencies below its edge and at or above the one before.
@@ -36,6 +36,17 @@ def histogram(samples: Sequence[float], width: int = 40) -> list[str]:
     return lines
 
 
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Lines of a table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        rest = "".join(f"  {v:>{w}}" for v, w in zip(cells[1:], widths[1:], strict=True))
+        return f"{cells[0]:<{widths[0]}}{rest}".rstrip()
+
+    return [line(columns), *(line(r) for r in rows)]
+
+
 class Progress:
     """A one-line bar redrawn in place, only when the stream is a terminal."""
 
@@ -43,14 +54,25 @@ class Progress:
         self._total = total_s
         self._stream = stream or sys.stderr
         self.enabled = self._stream.isatty()
+        self._last: tuple[float, str] | None = None
 
     def update(self, elapsed_s: float, note: str) -> None:
+        self._last = (elapsed_s, note)
         if not self.enabled:
             return
         done = min(1.0, elapsed_s / self._total) if self._total else 1.0
         bar = "#" * round(30 * done)
         self._stream.write(f"\r[{bar:<30}] {elapsed_s:5.1f}/{self._total:.0f} s  {note}   ")
         self._stream.flush()
+
+    def above(self, line: str, out: Callable[[str], None]) -> None:
+        """Print ``line`` with ``out`` where the bar is, and draw the bar again below it."""
+        if self.enabled:
+            self._stream.write("\r\033[K")
+            self._stream.flush()
+        out(line)
+        if self._last is not None:
+            self.update(*self._last)
 
     def close(self) -> None:
         if self.enabled:

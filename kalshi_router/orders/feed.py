@@ -29,6 +29,7 @@ from kalshi_router.wire.ws_models import (
     ErrorFrame,
     FillFrame,
     MarketPositionFrame,
+    OrderGroupUpdatesFrame,
     Subscribe,
     SubscribedFrame,
     SubscribeParams,
@@ -42,8 +43,13 @@ __all__ = ["CHANNELS", "OrderFeed", "OrderFrame", "ws_url"]
 
 log = logging.getLogger(__name__)
 
-OrderFrame: TypeAlias = UserOrderFrame | FillFrame | MarketPositionFrame
-CHANNELS: tuple[Channel, ...] = ("user_orders", "fill", "market_positions")
+OrderFrame: TypeAlias = UserOrderFrame | FillFrame | MarketPositionFrame | OrderGroupUpdatesFrame
+CHANNELS: tuple[Channel, ...] = (
+    "user_orders",
+    "fill",
+    "market_positions",
+    "order_group_updates",
+)
 
 _REST_PATH = "/trade-api/v2"
 # Kalshi's recommended REST hosts have their own WebSocket hosts (kalshi_api.md, section 2);
@@ -229,7 +235,9 @@ class OrderFeed:
                     frame = decode_frame(message.data)
                 except WireError as exc:
                     raise _Dropped(f"unreadable frame ({exc})") from None
-                if isinstance(frame, UserOrderFrame | FillFrame | MarketPositionFrame):
+                if isinstance(
+                    frame, UserOrderFrame | FillFrame | MarketPositionFrame | OrderGroupUpdatesFrame
+                ):
                     self._on_frame(frame)
                 elif isinstance(frame, SubscribedFrame):
                     pending.discard(frame.msg.channel)

@@ -41,7 +41,13 @@ from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.models import Order
 from kalshi_router.wire.orders import accepted_from
 from kalshi_router.wire.signer import Signer
-from kalshi_router.wire.ws_models import FillFrame, MarketPosition, UserOrderFrame
+from kalshi_router.wire.ws_models import (
+    FillFrame,
+    MarketPosition,
+    MarketPositionFrame,
+    OrderGroupUpdate,
+    UserOrderFrame,
+)
 
 __all__ = ["OrderTracker", "Resolutions", "TrackerStats"]
 
@@ -107,6 +113,8 @@ class OrderTracker:
         self.watch = Watch()
         self.exchange_positions: dict[str, MarketPosition] = {}
         """The newest ``market_position`` frame per ticker, as the exchange reports it."""
+        self.order_groups: dict[str, OrderGroupUpdate] = {}
+        """The newest ``order_group_updates`` event per order group (``triggered``, ...)."""
         self.stats = TrackerStats()
         self._feed = OrderFeed(
             base_url,
@@ -124,6 +132,7 @@ class OrderTracker:
         self._wake = asyncio.Event()
         self._reads: AsyncLimiter | None = None
         self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[OrderUpdate], None]] = []
 
     def figures(self) -> OrderFigures:
         """The tracker's counters and the ledger's sizes, for ``router.stats()``."""
@@ -210,15 +219,24 @@ class OrderTracker:
             self._publish(updates)
         elif isinstance(frame, FillFrame):
             self._publish(self.ledger.on_fill(fill_event(frame.msg)))
-        else:
+        elif isinstance(frame, MarketPositionFrame):
             self.exchange_positions[frame.msg.market_ticker] = frame.msg
+        else:
+            self.order_groups[frame.msg.order_group_id] = frame.msg
 
     def _reconnected(self) -> None:
         self.stats.reconnects += 1
         self._wake.set()
 
+    def listen(self, listener: Callable[[OrderUpdate], None]) -> None:
+        """Call ``listener`` with every update, synchronously, before a bot sees it (the risk
+        gate's exposure follows the orders this way). It must be cheap and never raise."""
+        self._listeners.append(listener)
+
     def _publish(self, updates: Iterable[OrderUpdate]) -> None:
         for update in updates:
+            for listener in self._listeners:
+                listener(update)
             self.watch.push(update)
 
     def _resolve(self, key: str, outcome: OrderOutcome, updates: list[OrderUpdate]) -> None:

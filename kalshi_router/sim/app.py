@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import msgspec
 from aiohttp import web
 
-from kalshi_router.sim import faults, routes_reads, routes_v1, routes_v2, ws
+from kalshi_router.sim import faults, routes_groups, routes_reads, routes_v1, routes_v2, ws
 from kalshi_router.sim.auth import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, AuthError
 from kalshi_router.sim.book import Exchange, OrderRejected
 from kalshi_router.sim.buckets import DEFAULT_COST, ENDPOINT_COSTS
@@ -117,6 +117,23 @@ async def _v1_gone(call: Call) -> web.Response:
     return routes_v1.gone()
 
 
+def _group_endpoints() -> list[Endpoint]:
+    """The order-group routes: the two GETs on the read bucket, the rest on the write bucket
+    (sim assumption, see ``routes_groups``); all at the default cost."""
+    one = "/portfolio/order_groups/{order_group_id}"
+    return [
+        Endpoint("GET", "/portfolio/order_groups", routes_groups.list_groups),
+        Endpoint(
+            "POST", "/portfolio/order_groups/create", routes_groups.create_group, bucket="write"
+        ),
+        Endpoint("GET", one, routes_groups.get_group),
+        Endpoint("DELETE", one, routes_groups.delete_group, bucket="write"),
+        Endpoint("PUT", f"{one}/reset", routes_groups.reset_group, bucket="write"),
+        Endpoint("PUT", f"{one}/trigger", routes_groups.trigger_group, bucket="write"),
+        Endpoint("PUT", f"{one}/limit", routes_groups.update_limit, bucket="write"),
+    ]
+
+
 def endpoints(config: SimConfig) -> list[Endpoint]:
     """Every Kalshi route the sim answers; the V1 ones depend on ``v1_mode``."""
     serve_v1 = config.v1_mode == "serve"
@@ -147,6 +164,7 @@ def endpoints(config: SimConfig) -> list[Endpoint]:
             routes_v2.decrease,
             bucket="write",
         ),
+        *_group_endpoints(),
         Endpoint(
             "POST",
             "/portfolio/orders",

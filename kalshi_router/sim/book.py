@@ -3,7 +3,8 @@
 Pure and synchronous; the aiohttp app wraps it. Units: prices in $0.0001, counts in hundredths
 of a contract, money in micro-dollars. Every operation validates first and mutates only once
 nothing can fail any more, so a rejected request changes no order, book or balance: this module
-validates and plans, ``_ledger`` holds the records and applies what was planned.
+validates and plans, ``_ledger`` holds the records and applies what was planned, and ``groups``
+adds the order groups.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from kalshi_router.sim._ladder import Book, Plan, plan_match
-from kalshi_router.sim._ledger import Ledger
 from kalshi_router.sim._model import (
     Market,
     NewOrder,
@@ -43,6 +43,7 @@ from kalshi_router.sim._model import (
     post_only_cross,
     unit_cost,
 )
+from kalshi_router.sim.groups import MAX_ORDER_GROUPS, GroupLedger
 
 __all__ = [
     "Exchange",
@@ -60,11 +61,12 @@ __all__ = [
 ]
 
 
-class Exchange(Ledger):
-    """Every market's book, every user's orders, cash and positions.
+class Exchange(GroupLedger):
+    """Every market's book, every user's orders, order groups, cash and positions.
 
     Each operation checks its request and plans its trades here; the records it changes, and
-    the steps that change them, are the :class:`~kalshi_router.sim._ledger.Ledger`'s."""
+    the steps that change them, are the :class:`~kalshi_router.sim._ledger.Ledger`'s (and, for
+    order groups, the :class:`~kalshi_router.sim.groups.GroupLedger`'s)."""
 
     def __init__(
         self,
@@ -74,11 +76,16 @@ class Exchange(Ledger):
         auto_create_markets: bool = True,
         starting_balance: int = 1_000_000 * 1_000_000,
         id_factory: Callable[[], str] | None = None,
+        max_order_groups: int = MAX_ORDER_GROUPS,
     ) -> None:
-        super().__init__({m.ticker: Book(m) for m in markets}, starting_balance)
-        self._clock_ms = clock_ms
+        super().__init__(
+            {m.ticker: Book(m) for m in markets},
+            starting_balance,
+            clock_ms,
+            id_factory or (lambda: str(uuid.uuid4())),
+            max_order_groups,
+        )
         self._auto_create = auto_create_markets
-        self._new_id = id_factory or (lambda: str(uuid.uuid4()))
         self._seq = 0
 
     # -- markets ---------------------------------------------------------------------------
@@ -136,6 +143,7 @@ class Exchange(Ledger):
         acct = self._account(new.user_id)
         if new.client_order_id in acct.used_client_ids:
             raise duplicate(new.client_order_id)
+        self._check_group(new)
         self._expire(now)
         qty = new.count
         if new.reduce_only:
@@ -164,6 +172,7 @@ class Exchange(Ledger):
         self._use_client_id(acct, order, new.client_order_id)
         self._execute(book, order, plan, rest=tif == "good_till_canceled", now=now)
         self._changed(order, None, now)
+        self._trip_groups(now)
         avg_price, avg_fee = plan.averages()
         return Placed(order, plan.qty, order.remaining_count, avg_price, avg_fee, now)
 
@@ -302,6 +311,7 @@ class Exchange(Ledger):
         elif new_remaining < old_remaining:
             self._shrink(order, old_remaining - new_remaining, now)
         self._changed(order, "Amend", now)
+        self._trip_groups(now)
         avg_price, avg_fee = plan.averages()
         reduced = max(old_remaining - new_remaining, 0)
         return Reduced(order, reduced, plan.qty, avg_price, avg_fee, now)

@@ -87,7 +87,9 @@ TIERS: Mapping[str, Tier] = MappingProxyType(
 )
 
 DEFAULT_COST = 10
-# What GET /account/endpoint_costs lists: only costs that differ from DEFAULT_COST.
+# What GET /account/endpoint_costs lists: only costs that differ from DEFAULT_COST ("Configured
+# token cost for an endpoint whose cost differs from the default cost"). The order-group
+# endpoints are absent: the spec gives them no cost of their own (sim assumption: the default).
 ENDPOINT_COSTS: tuple[tuple[str, str, int], ...] = (
     ("DELETE", "/portfolio/events/orders/{order_id}", 2),
     ("DELETE", "/portfolio/events/orders", 2),

@@ -1,4 +1,5 @@
-"""What the engine tells observers as it changes orders: the seam the WebSocket feed reads.
+"""What the engine tells observers as it changes orders and order groups: the seam the
+WebSocket feed reads.
 
 Observers run synchronously inside the engine's step, after the records changed, and must not
 call back into the engine; REST behaviour does not depend on whether anyone listens.
@@ -13,7 +14,8 @@ from typing import Literal, TypeAlias
 from kalshi_router.sim._model import SimOrder
 
 # The spec's lastUpdateReason values the sim produces; None: created, or cancelled by request
-# (the spec's enum has no value for a user's own cancel: sim assumption, the field is omitted).
+# or by its order group (the spec's enum has no value for either: sim assumption, the field is
+# omitted).
 Reason: TypeAlias = Literal[
     "Decrease", "Amend", "SelfTradeCancel", "ExpiryCancel", "HaltCancel", "Trade"
 ]
@@ -42,5 +44,22 @@ class Filled:
     ts_ms: int
 
 
-Event: TypeAlias = OrderChanged | Filled
+# The AsyncAPI orderGroupUpdates payload's event_type values.
+GroupEventType: TypeAlias = Literal["created", "triggered", "reset", "deleted", "limit_updated"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChanged:
+    """``user_id``'s order group ``order_group_id`` was created, triggered, reset, deleted or
+    given a new limit; ``contracts_limit`` (0.01 contract) is set for created and limit_updated
+    only, as the frame's ``contracts_limit_fp`` is."""
+
+    user_id: str
+    order_group_id: str
+    event_type: GroupEventType
+    contracts_limit: int | None
+    ts_ms: int
+
+
+Event: TypeAlias = OrderChanged | Filled | GroupChanged
 Observer: TypeAlias = Callable[[Event], None]

@@ -140,6 +140,12 @@ def expiration(value: int | UnsetType, field: str) -> int | None:
     return value
 
 
+def _group_id(value: str | UnsetType) -> str | None:
+    """The group an order joins; "" is none (Go cannot tell "" from absent for this field).
+    Whether the group exists and takes orders is the engine's check (``groups``)."""
+    return None if value is UNSET or value == "" else value
+
+
 def v2_order(req: CreateOrderV2Request, user_id: str, prefix: str = "") -> NewOrder:
     """A V2 create as the engine's NewOrder; ``prefix`` is e.g. "orders[3]" in a batch."""
     return NewOrder(
@@ -154,8 +160,7 @@ def v2_order(req: CreateOrderV2Request, user_id: str, prefix: str = "") -> NewOr
         post_only=req.post_only,
         reduce_only=req.reduce_only,
         expiration_time=expiration(req.expiration_time, _prefixed("expiration_time", prefix)),
-        # Sim assumption: order groups are recorded, not simulated (no group limits).
-        order_group_id=None if req.order_group_id is UNSET else req.order_group_id,
+        order_group_id=_group_id(req.order_group_id),
         subaccount=subaccount(req.subaccount, _prefixed("subaccount", prefix)),
         cancel_order_on_pause=req.cancel_order_on_pause,
         exchange_index=exchange_index(req.exchange_index, _prefixed("exchange_index", prefix)),
@@ -232,7 +237,7 @@ def v1_order(req: CreateOrderV1Request, user_id: str, prefix: str = "") -> NewOr
         post_only=req.post_only,
         reduce_only=req.reduce_only,
         expiration_time=expiration(req.expiration_ts, _prefixed("expiration_ts", prefix)),
-        order_group_id=None if req.order_group_id is UNSET else req.order_group_id,
+        order_group_id=_group_id(req.order_group_id),
         subaccount=subaccount(req.subaccount, _prefixed("subaccount", prefix)),
         cancel_order_on_pause=req.cancel_order_on_pause,
         exchange_index=exchange_index(req.exchange_index, _prefixed("exchange_index", prefix)),

@@ -27,11 +27,12 @@ import msgspec
 from aiohttp import web
 
 from kalshi_router.sim.config import WsFaultConfig
-from kalshi_router.sim.ws_schema import Fill, Frame, MarketPosition, UserOrder
+from kalshi_router.sim.ws_schema import Fill, Frame, MarketPosition, OrderGroupUpdates, UserOrder
 
 # Sleeps that return False were cut short by the server shutting down.
 Pause = Callable[[float], Awaitable[bool]]
-DATA_FRAMES = (UserOrder, Fill, MarketPosition)
+# A dropped order_group_updates frame leaves a gap in its subscription's seq.
+DATA_FRAMES = (UserOrder, Fill, MarketPosition, OrderGroupUpdates)
 _encode = msgspec.json.Encoder().encode
 
 

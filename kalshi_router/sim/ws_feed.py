@@ -1,4 +1,5 @@
-"""Engine events to WebSocket frames: ``user_order``, ``fill`` and ``market_position``.
+"""Engine events to WebSocket frames: ``user_order``, ``fill``, ``market_position`` and
+``order_group_updates``.
 
 Pure and synchronous. Units in: prices in $0.0001, counts in 0.01 contract, money in
 micro-dollars; out: the spec's fixed-point strings (prices 4 decimals, counts 2, money 6).
@@ -12,13 +13,15 @@ from dataclasses import dataclass
 from msgspec import UNSET
 
 from kalshi_router.sim._model import PRICE_ONE, SimOrder, unit_cost
-from kalshi_router.sim.events import Event, Filled, OrderChanged
+from kalshi_router.sim.events import Event, Filled, GroupChanged, OrderChanged
 from kalshi_router.sim.render import count_str, price_str, rfc3339_ms
 from kalshi_router.sim.ws_schema import (
     Fill,
     FillMsg,
     MarketPosition,
     MarketPositionMsg,
+    OrderGroupUpdateMsg,
+    OrderGroupUpdates,
     UserOrder,
     UserOrderMsg,
     YesNo,
@@ -111,6 +114,21 @@ def fill(sid: int, event: Filled) -> Fill:
             outcome_side=outcome,
             book_side=order.side,
             subaccount=order.subaccount,
+        ),
+    )
+
+
+def order_group_update(sid: int, seq: int, event: GroupChanged) -> OrderGroupUpdates:
+    """The ``order_group_updates`` frame for one group event; ``seq`` is the subscription's."""
+    limit = event.contracts_limit
+    return OrderGroupUpdates(
+        sid=sid,
+        seq=seq,
+        msg=OrderGroupUpdateMsg(
+            event_type=event.event_type,
+            order_group_id=event.order_group_id,
+            contracts_limit_fp=UNSET if limit is None else count_str(limit),
+            ts_ms=event.ts_ms,
         ),
     )
 

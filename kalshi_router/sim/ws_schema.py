@@ -140,6 +140,27 @@ class MarketPosition(_Frame, tag_field="type", tag="market_position", kw_only=Tr
     msg: MarketPositionMsg
 
 
+class OrderGroupUpdateMsg(_Frame, kw_only=True):
+    event_type: Literal["created", "triggered", "reset", "deleted", "limit_updated"]
+    order_group_id: str
+    contracts_limit_fp: str | UnsetType = UNSET
+    ts_ms: int
+
+
+class OrderGroupUpdates(_Frame, tag_field="type", tag="order_group_updates", kw_only=True):
+    sid: int
+    seq: int
+    msg: OrderGroupUpdateMsg
+
+
 Frame = (
-    Subscribed | Unsubscribed | Ok | ListSubscriptions | Error | UserOrder | Fill | MarketPosition
+    Subscribed
+    | Unsubscribed
+    | Ok
+    | ListSubscriptions
+    | Error
+    | UserOrder
+    | Fill
+    | MarketPosition
+    | OrderGroupUpdates
 )

@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET
 
 from kalshi_router.sim import ws_feed
-from kalshi_router.sim.events import Event, OrderChanged
+from kalshi_router.sim.events import Event, GroupChanged, OrderChanged
 from kalshi_router.sim.ws_schema import (
     Error,
     ErrorMsg,
@@ -28,7 +28,7 @@ from kalshi_router.sim.ws_schema import (
 )
 
 # The order channels the sim serves, of the spec's thirteen.
-CHANNELS = ("user_orders", "fill", "market_positions")
+CHANNELS = ("user_orders", "fill", "market_positions", "order_group_updates")
 _MESSAGES = {
     1: "Unable to process message",
     2: "Params required",
@@ -193,6 +193,8 @@ class Session:
 
     def on_event(self, event: Event) -> list[Frame]:
         """The data frames ``event`` gives this connection's subscriptions."""
+        if isinstance(event, GroupChanged):
+            return self._group_frames(event)
         order = event.order
         if order.user_id != self.user_id:
             return []
@@ -207,6 +209,18 @@ class Session:
                 frames.append(ws_feed.fill(sub.sid, event))
             elif sub.channel == "market_positions":
                 frames.append(self.positions.frame(sub.sid, event))
+        return frames
+
+    def _group_frames(self, event: GroupChanged) -> list[Frame]:
+        if event.user_id != self.user_id:
+            return []
+        frames: list[Frame] = []
+        # "Market specification ignored": a market list given for it is never consulted.
+        for sub in self.subscriptions.values():
+            if sub.channel == "order_group_updates":
+                # The channel is sequenced: one count per sid, shared with its ok/unsubscribed.
+                sub.seq += 1
+                frames.append(ws_feed.order_group_update(sub.sid, sub.seq, event))
         return frames
 
 

@@ -18,6 +18,7 @@ from kalshi_router.errors import (
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.wire.dialect import Dialect
 from kalshi_router.wire.fills import GetFillsResponse
+from kalshi_router.wire.group_calls import OrderGroupCalls
 from kalshi_router.wire.hosts import describe_exchange
 from kalshi_router.wire.http import Response, Transport
 from kalshi_router.wire.models import (
@@ -67,8 +68,9 @@ def _unreachable(keys: Sequence[str], exc: TransportError) -> BatchReply:
     )
 
 
-class ExchangeClient:
-    """Batches go through ``dialect``; reads use the paths every dialect shares."""
+class ExchangeClient(OrderGroupCalls):
+    """Batches go through ``dialect``; reads use the paths every dialect shares; cancel-all
+    and the order-group calls are :class:`~kalshi_router.wire.group_calls.OrderGroupCalls`'."""
 
     def __init__(self, transport: Transport, dialect: Dialect) -> None:
         self.transport = transport

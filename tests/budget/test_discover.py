@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from kalshi_router.budget import discover_budget
+from kalshi_router.budget import Budget, discover_budget
 from kalshi_router.config import LimitsConfig
 from kalshi_router.errors import CredentialsRefused, ExchangeError
-from kalshi_router.wire.models import GetAccountApiLimitsResponse, GetAccountEndpointCostsResponse
+from kalshi_router.wire.groups import ENDPOINTS
+from kalshi_router.wire.models import (
+    EndpointTokenCost,
+    GetAccountApiLimitsResponse,
+    GetAccountEndpointCostsResponse,
+)
 from tests.fakes import ScriptedClient, account_limits
 from tests.integration.test_router_credentials import CONFIGURED, assert_says_what_to_check
 
@@ -63,3 +68,24 @@ async def test_other_read_failures_keep_their_fallbacks() -> None:
     client = ScriptedClient(limits=unavailable, costs=unavailable)
     budget = await discover_budget(client, CONFIGURED)  # type: ignore[arg-type]
     assert (budget.write_rate, budget.write_capacity, budget.costs["create"]) == (100, 100, 10)
+
+
+async def test_order_group_costs_come_from_the_same_table() -> None:
+    table = GetAccountEndpointCostsResponse(
+        default_cost=12,
+        endpoint_costs=[
+            EndpointTokenCost("POST", "/trade-api/v2/portfolio/order_groups/create", 7),
+            EndpointTokenCost("DELETE", "/portfolio/events/orders", 3),
+        ],
+    )
+    budget = await discover_budget(ScriptedClient(costs=table), CONFIGURED)  # type: ignore[arg-type]
+    costs = budget.group_costs
+    assert (costs["create"], costs["cancel_all"], costs["trigger"], costs["get"]) == (7, 3, 12, 12)
+
+
+async def test_order_group_costs_fall_back_on_the_documented_ones() -> None:
+    unavailable = ExchangeError(503, "service_unavailable", "try later")
+    budget = await discover_budget(ScriptedClient(costs=unavailable), CONFIGURED)  # type: ignore[arg-type]
+    assert budget.group_costs == dict.fromkeys(ENDPOINTS, 10) | {"cancel_all": 2}
+    # A Budget made by hand (the lead's tests, the service) has them too.
+    assert Budget(1, 1, 1, {}).group_costs == budget.group_costs

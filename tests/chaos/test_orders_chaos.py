@@ -1,5 +1,6 @@
 """The order tracker through WebSocket and REST faults: the router's final view of every order,
-fill and position equals the simulator's books, embedded and through ``serve`` (``KALSHI_ROUTER_CHAOS_LONG=1`` runs it longer)."""
+fill and position equals the simulator's books, embedded and through ``serve``
+(``KALSHI_ROUTER_CHAOS_LONG=1`` runs it longer)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from kalshi_router.demo.terminal import Progress, histogram
+from kalshi_router.demo.terminal import Progress, histogram, table
 
 
 def test_histogram_bins_by_edge_and_scales_bars_to_the_peak() -> None:
@@ -38,3 +38,23 @@ def test_progress_draws_only_on_a_terminal() -> None:
     bar.close()
     assert tty.getvalue().startswith("\r[" + "#" * 15 + " " * 15 + "]   5.0/10 s  12 sent")
     assert tty.getvalue().endswith("\n")
+
+
+def test_a_table_aligns_the_first_column_left_and_the_others_right() -> None:
+    lines = table(["market", "n"], [["KX-A", "1"], ["KX-LONGER", "-12"], ["total", ""]])
+    assert lines == ["market       n", "KX-A         1", "KX-LONGER  -12", "total"]
+
+
+def test_a_line_printed_above_the_bar_moves_the_bar_below_it() -> None:
+    tty = Tty()
+    out: list[str] = []
+    bar = Progress(10, tty)
+    bar.update(5, "note")
+    drawn = tty.getvalue()
+    bar.above("a fill", out.append)
+    assert out == ["a fill"]
+    # The bar's line was cleared, then the same bar drawn again.
+    assert tty.getvalue() == drawn + "\r\033[K" + drawn
+    quiet = io.StringIO()
+    Progress(10, quiet).above("plain", out.append)
+    assert (out[-1], quiet.getvalue()) == ("plain", "")

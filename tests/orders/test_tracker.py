@@ -244,3 +244,47 @@ async def test_the_proof_reaches_the_bot_when_the_orders_last_change_was_a_fill(
     assert isinstance(update.resolved, Accepted)
     assert update.fill is None  # the fill was counted once, when it came
     assert tracker.watch.positions()[TICKER].position == Decimal(1)
+
+
+async def test_listeners_see_every_update_before_a_bot_does(
+    sim: SimServer, client: ExchangeClient
+) -> None:
+    tracker = await started(tracker_for(sim, client))
+    heard: list[tuple[str, bool]] = []
+    watch = tracker.watch
+
+    def listener(update: OrderUpdate) -> None:
+        # What the bot can read at this moment: not this update yet.
+        shown = watch.get(update.order_id or "")
+        heard.append((update.state, shown is not None and shown == update))
+
+    tracker.listen(listener)
+    try:
+        intent = OrderIntent.bid(TICKER, price=RESTS, count=1)
+        accepted = await place(client, intent)
+        tracker.placed(intent, accepted)
+        await wait_until(lambda: any(state == "resting" for state, _ in heard))
+    finally:
+        await tracker.aclose()
+    assert heard[0] == ("accepted", False)
+    assert all(not shown for _, shown in heard)
+
+
+async def test_an_order_group_triggered_by_fills_is_seen_on_the_feed(
+    sim: SimServer, client: ExchangeClient
+) -> None:
+    tracker = await started(tracker_for(sim, client))
+    try:
+        group = await client.create_order_group(Decimal(2))
+        intent = OrderIntent.bid(TICKER, price=RESTS, count=5, order_group_id=group)
+        accepted = await place(client, intent)
+        tracker.placed(intent, accepted)
+        # Two contracts matched within 15 s reach the limit: Kalshi cancels the group's orders.
+        sim.state.exchange.seed(TICKER, "house", "ask", 3000, 200)
+        await wait_until(lambda: group in tracker.order_groups)
+        await wait_until(lambda: tracker.order_groups[group].event_type == "triggered")
+        handle = tracker.watch.handle(intent.client_order_id)
+        final = await asyncio.wait_for(handle.final(), 5)
+    finally:
+        await tracker.aclose()
+    assert (final.state, final.filled) == ("cancelled", Decimal(2))

@@ -9,6 +9,7 @@ import copy
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -22,7 +23,7 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from kalshi_router.sim import SimConfig, build_app
 from kalshi_router.sim.app import PREFIX, SIM_STATE
 from kalshi_router.sim.state import SimState
-from tests.spec_schema import _components, _spec_paths, require_spec
+from tests.spec_schema import GROUPS_FILE, SPEC_FILE, _components, _spec_paths, require_spec
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -210,11 +211,11 @@ def _forbid_unknown(node: Any) -> Any:
 
 
 class SpecChecker:
-    """The 3.31.0 extract (loaded by tests.spec_schema), strict about unknown fields."""
+    """A 3.31.0 extract (loaded by tests.spec_schema), strict about unknown fields."""
 
-    def __init__(self) -> None:
-        self.components = _forbid_unknown(copy.deepcopy(_components()))
-        self.paths = _spec_paths()
+    def __init__(self, spec: Path = SPEC_FILE) -> None:
+        self.components = _forbid_unknown(copy.deepcopy(_components(spec)))
+        self.paths = _spec_paths(spec)
 
     def _validate(self, schema: dict[str, Any], body: Any) -> None:
         OAS30Validator(
@@ -244,3 +245,10 @@ class SpecChecker:
 def spec() -> SpecChecker:
     require_spec()
     return SpecChecker()
+
+
+@pytest.fixture(scope="session")
+def group_spec() -> SpecChecker:
+    """The order-groups extract (``kalshi-openapi-3.31.0-order-groups.yaml``)."""
+    require_spec(GROUPS_FILE)
+    return SpecChecker(GROUPS_FILE)

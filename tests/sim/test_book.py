@@ -799,9 +799,10 @@ def test_unknown_users_have_the_starting_balance_and_no_position(ex: Exchange) -
 
 
 def test_placed_order_keeps_every_request_field(ex: Exchange, clock: Clock) -> None:
+    group = ex.create_group("alice", 100, subaccount=5, exchange_index=2).group_id
     order = ex.place(
         new(
-            order_group_id="g",
+            order_group_id=group,
             subaccount=5,
             cancel_order_on_pause=True,
             exchange_index=2,
@@ -809,7 +810,7 @@ def test_placed_order_keeps_every_request_field(ex: Exchange, clock: Clock) -> N
             stp="maker",
         )
     ).order
-    assert (order.order_group_id, order.subaccount, order.exchange_index) == ("g", 5, 2)
+    assert (order.order_group_id, order.subaccount, order.exchange_index) == (group, 5, 2)
     assert order.cancel_order_on_pause
     assert order.stp == "maker"
     assert order.expiration_time == clock.seconds + 30

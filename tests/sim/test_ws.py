@@ -31,6 +31,7 @@ _SCHEMA_BY_TYPE = {
     "user_order": "userOrderPayload",
     "fill": "fillPayload",
     "market_position": "marketPositionPayload",
+    "order_group_updates": "orderGroupUpdatesPayload",
 }
 
 
