@@ -17,6 +17,7 @@ import msgspec
 
 from kalshi_router.client_names import name_problem
 from kalshi_router.errors import ConfigError
+from kalshi_router.risk.config import RiskConfig
 from kalshi_router.sim.config import SimConfig
 from kalshi_router.wire.hosts import check_transport_security
 
@@ -26,6 +27,7 @@ __all__ = [
     "ExchangeConfig",
     "JournalConfig",
     "LimitsConfig",
+    "RiskConfig",
     "RouterConfig",
     "ServiceConfig",
     "load_config",
@@ -277,6 +279,15 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     service: ServiceConfig = msgspec.field(default_factory=ServiceConfig)
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     orders: OrdersConfig = msgspec.field(default_factory=OrdersConfig)
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+
+    def __post_init__(self) -> None:
+        # Limits on what the account holds are checked against the tracker's view: without it
+        # no fill or cancel is seen, so every accepted order would count at its full size for
+        # ever and the limit would fill up and refuse everything.
+        needing = self.risk.exposure_limits()
+        if needing and not self.orders.track:
+            raise ConfigError(f"{needing[0]}: needs [orders] track = true (fills and cancels)")
 
 
 def load_config(path: str | Path) -> Config:
