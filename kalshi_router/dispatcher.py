@@ -21,12 +21,20 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from kalshi_router.accumulator import Accumulator
-from kalshi_router.answers import Backoff, LookUp, Plan, answer, looked_up, never_sent
+from kalshi_router.answers import (
+    Backoff,
+    LookUp,
+    Plan,
+    answer,
+    given_up,
+    looked_up,
+    never_sent,
+)
 from kalshi_router.budget import WriteBudget
 from kalshi_router.errors import WireError
 from kalshi_router.expiry import ExpiryTimer
 from kalshi_router.journal import IntentJournal
-from kalshi_router.outcome import Outcome
+from kalshi_router.outcome import Closed, Outcome
 from kalshi_router.pending import Kind, Pending
 from kalshi_router.reconcile import Reconciler
 from kalshi_router.stats import RouterObserver
@@ -70,6 +78,9 @@ class Dispatcher:
         self._space = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self.creates_halted: str | None = None
+        """Why creates are halted (the kill switch): a create due for a resend is settled
+        instead; ``None`` when trading."""
         self._crash: BaseException | None = None
         self._runner: asyncio.Task[Any] | None = None
         self._stopped = False
@@ -358,7 +369,11 @@ class Dispatcher:
         if plan.retry:
             self._stats.retried(len(plan.retry))
             for pending in plan.retry:
-                self._acc.push_retry(pending, plan.retry_at)
+                if pending.kind == "create" and self.creates_halted is not None:
+                    # Halted: a create is never sent again (unknown if it may have landed).
+                    self._settle(pending, given_up(pending, self.creates_halted, Closed))
+                else:
+                    self._acc.push_retry(pending, plan.retry_at)
             # A create batch waiting for tokens must learn when a cancel's retry comes due.
             self.notify(priority=plan.retry[0].kind != "create")
         for look in plan.look_up:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -21,7 +21,7 @@ from kalshi_router.assembly import assemble, track
 from kalshi_router.awaiting import all_of
 from kalshi_router.budget import discover_budget
 from kalshi_router.config import Config
-from kalshi_router.errors import ConfigError, IntentError, QueueFull
+from kalshi_router.errors import IntentError, QueueFull
 from kalshi_router.intake import (
     IntentFuture,
     check_batch,
@@ -37,9 +37,9 @@ from kalshi_router.intake import (
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.journal import IntentJournal
 from kalshi_router.order_groups import OrderGroups
-from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome, Outcome
+from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome, Outcome, Rejected
 from kalshi_router.pending import Kind, Pending
-from kalshi_router.router_base import RouterBase
+from kalshi_router.router_controls import RouterControls
 from kalshi_router.stats import RouterObserver
 from kalshi_router.wire import connect
 from kalshi_router.wire.signer import Signer
@@ -48,7 +48,7 @@ log = logging.getLogger("kalshi_router.router")
 Intent = OrderIntent | CancelIntent | AmendIntent | DecreaseIntent
 
 
-class OrderRouter(RouterBase):
+class OrderRouter(RouterControls):
     """Batches intents to Kalshi under the account's write budget; see the module docstring."""
 
     @classmethod
@@ -73,6 +73,7 @@ class OrderRouter(RouterBase):
             observers=observers,
             journal=journal,
             tracker=tracker,
+            risk=config.risk,
         )
 
     async def start(self) -> None:
@@ -93,6 +94,9 @@ class OrderRouter(RouterBase):
             rng=self._rng,
             seen=self._tracker.seen if self._tracker else None,
         )
+        self._reads = reads
+        if self._gate.state == "halted":
+            self._dispatcher.creates_halted = "trading halted ([risk] state at start)"
         self._groups = OrderGroups(self._client, self._budget, found.group_costs, reads=reads)
         if self._tracker is not None:
             await self._tracker.start(reads)
@@ -109,8 +113,20 @@ class OrderRouter(RouterBase):
         ``client``: who sends it; the intents of different clients take turns in each lane."""
         expect(intent, OrderIntent)
         self._client.dialect.check(intent)
+        return self._create(intent, deadline_s, client)
+
+    def _create(
+        self, intent: OrderIntent, deadline_s: float | None, client: str | None
+    ) -> asyncio.Future[OrderOutcome]:
+        gate = self._gate
         return self._enqueue(
-            "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
+            "create",
+            intent.client_order_id,
+            intent.ticker,
+            intent,
+            deadline_s,
+            client,
+            admit=lambda: gate.check_create(intent, client),
         )
 
     async def submit_wait(
@@ -162,12 +178,7 @@ class OrderRouter(RouterBase):
             expect(intent, OrderIntent)
             self._client.dialect.check(intent)
         self._check_batch("create", [intent.client_order_id for intent in batch])
-        return [
-            self._enqueue(
-                "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
-            )
-            for intent in batch
-        ]
+        return [self._create(intent, deadline_s, client) for intent in batch]
 
     def cancel(
         self,
@@ -203,7 +214,16 @@ class OrderRouter(RouterBase):
         self, intent: AmendIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         expect(intent, AmendIntent)
-        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
+        gate = self._gate
+        return self._enqueue(
+            "single",
+            intent.order_id,
+            intent.ticker,
+            intent,
+            deadline_s,
+            client,
+            admit=lambda: gate.check_amend(intent, client),
+        )
 
     def decrease(
         self, intent: DecreaseIntent, *, deadline_s: float | None = None, client: str | None = None
@@ -219,9 +239,11 @@ class OrderRouter(RouterBase):
         payload: Intent,
         deadline_s: float | None,
         client: str | None = None,
+        admit: Callable[[], Rejected | None] | None = None,
     ) -> asyncio.Future[Any]:
         # Every intent passes here: kept to what each one needs. The arguments are checked
-        # before the router's state, so a bad argument is named whatever that state is.
+        # before the router's state, so a bad argument is named whatever that state is; the
+        # risk gate (``admit``) last, so that what it reserves is always queued.
         timeout = self._config.deadline_s if deadline_s is None else checked_deadline(deadline_s)
         dispatcher = self._dispatcher
         if not self._accepting or dispatcher is None:
@@ -233,6 +255,8 @@ class OrderRouter(RouterBase):
         if live in self._live:
             field = "client_order_id" if kind == "create" else "order_id"
             raise IntentError(field, f"{key!r} already has a pending {kind}")
+        if admit is not None and (refusal := admit()) is not None:
+            return self._refused(kind, key, refusal)
         now = self._now()
         deadline = now + timeout
         future = IntentFuture(loop=self._loop)
@@ -249,6 +273,14 @@ class OrderRouter(RouterBase):
         dispatcher.queued(pending)
         return future
 
+    def _refused(self, kind: Kind, key: str, refusal: Rejected) -> asyncio.Future[Any]:
+        """The risk gate refused it: settled now, never queued, sent or journaled."""
+        self._observers.settled(kind, refusal, 0.0)
+        log.info("%s %s refused by the risk gate: %s", kind, key, refusal.message)
+        future: asyncio.Future[Any] = asyncio.Future(loop=self._loop)
+        future.set_result(refusal)
+        return future
+
     async def _room(self, queue_timeout: float | None) -> None:
         await wait_for_room(self._acc, self._check_open, self._running, queue_timeout)
 
@@ -262,6 +294,7 @@ class OrderRouter(RouterBase):
         self._observers.settled(pending.kind, outcome, seconds)
         if self._journal is not None:
             self._journal.settled(pending, outcome)
+        self._gate.settled(pending.key, outcome, pending.kind)
         if self._tracker is not None and pending.kind == "create":
             self._tracker.settled(pending.payload, outcome, pending.submitted_wall)
         log_outcome(pending, outcome)
@@ -282,13 +315,6 @@ class OrderRouter(RouterBase):
 
     # Control.
 
-    async def reconcile_orders(self) -> None:
-        """Reconcile the orders the router follows with the exchange through REST now (it also
-        does after every reconnect and every ``orders.reconcile_every_s``)."""
-        if self._tracker is None:
-            raise ConfigError("orders.track: off; set [orders] track = true to follow orders")
-        await self._tracker.sweep()
-
     async def flush(self) -> None:
         """Send everything queued now, ignoring linger, and wait for all of it to settle."""
         futures = [p.future for p in self._live.values()]
@@ -307,6 +333,8 @@ class OrderRouter(RouterBase):
         if self._dispatcher is not None and self._runner is not None:
             await drain(self._dispatcher, self._runner, timeout)
         settle_the_rest(self._acc, self._live, self._settle)
+        if self._watchdog is not None:
+            await self._watchdog.aclose()
         if self._tracker is not None:
             await self._tracker.aclose()
         if self._owns_transport:

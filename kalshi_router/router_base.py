@@ -5,9 +5,12 @@ read-only views a bot or the service polls. What it does (start, intake, settle,
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Sequence
+
+from aiolimiter import AsyncLimiter
 
 from kalshi_router.accumulator import Accumulator
 from kalshi_router.budget import BudgetView, WriteBudget
@@ -20,8 +23,12 @@ from kalshi_router.order_groups import OrderGroups
 from kalshi_router.orders.tracker import OrderTracker
 from kalshi_router.orders.updates import Orders
 from kalshi_router.pending import Kind, Pending
+from kalshi_router.risk import Exposure, RiskConfig, RiskGate, TradingState
+from kalshi_router.risk.watchdog import Watchdog
 from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
 from kalshi_router.wire.client import ExchangeClient
+
+log = logging.getLogger("kalshi_router.router")
 
 
 class RouterBase:
@@ -37,6 +44,7 @@ class RouterBase:
         observers: Sequence[RouterObserver] = (),
         journal: IntentJournal | None = None,
         tracker: OrderTracker | None = None,
+        risk: RiskConfig | None = None,
         owns_transport: bool = False,
     ) -> None:
         self._client = client
@@ -46,6 +54,18 @@ class RouterBase:
         self._owns_transport = owns_transport
         self._journal = journal
         self._tracker = tracker
+        risk = risk or RiskConfig()
+        if tracker is None and (needs := risk.exposure_limits()):
+            raise ConfigError(
+                f"{needs[0]}: needs [orders] track = true (positions and open orders come "
+                "from the order tracker)"
+            )
+        self._gate = RiskGate(risk, Exposure(), time.monotonic)
+        if tracker is not None:
+            tracker.listen(self._gate.exposure.on_update)
+        self._watchdog: Watchdog | None = None
+        self._halted_why = "set by the caller"
+        self._reads: AsyncLimiter | None = None
         # The loop and its clock once started (nothing is pending before that).
         self._loop: asyncio.AbstractEventLoop | None = None
         self._now = time.monotonic
@@ -67,6 +87,20 @@ class RouterBase:
         if self._budget is None:
             raise not_started()
         return self._budget
+
+    @property
+    def trading_state(self) -> TradingState:
+        """``active``, ``reducing`` (only creates that reduce exposure pass) or ``halted``."""
+        return self._gate.state
+
+    def set_trading_state(self, state: TradingState) -> None:
+        """Change the trading state now; ``halted`` refuses every create and amend (what is
+        queued stays queued: ``kill`` also closes it and pulls what rests)."""
+        self._gate.set_state(state)
+        if self._dispatcher is not None:
+            halted = f"trading halted ({self._halted_why})" if state == "halted" else None
+            self._dispatcher.creates_halted = halted
+        log.warning("trading state: %s", state)
 
     @property
     def order_groups(self) -> OrderGroups:
@@ -130,5 +164,9 @@ class RouterBase:
         spent = self._budget.spent if self._budget else 0
         orders = self._tracker.figures() if self._tracker is not None else None
         return self._stats.snapshot(
-            tokens_spent=spent, queue_depth=len(self._acc), in_flight=self.in_flight, orders=orders
+            tokens_spent=spent,
+            queue_depth=len(self._acc),
+            in_flight=self.in_flight,
+            orders=orders,
+            risk=self._gate.figures(),
         )

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import msgspec
 
 from kalshi_router.outcome import Outcome, Rejected, outcome_name
+from kalshi_router.risk.gate import RiskFigures
 
 # Enough for stable p99s; stats() sorts them, so more would make every snapshot slow.
 SAMPLES = 4_096
@@ -84,6 +85,8 @@ class RouterStats(msgspec.Struct, frozen=True, kw_only=True):
     """Per client of the service, by label (empty for an embedded router)."""
     orders: OrderFigures | None = None
     """The order tracker's figures; None when it is off."""
+    risk: RiskFigures | None = None
+    """The risk gate's trading state and refusals."""
 
 
 def percentiles(samples: deque[float]) -> Percentiles:
@@ -199,6 +202,7 @@ class StatsRecorder:
         queue_depth: int,
         in_flight: int,
         orders: OrderFigures | None = None,
+        risk: RiskFigures | None = None,
     ) -> RouterStats:
         return RouterStats(
             outcomes=dict(self.outcomes),
@@ -218,6 +222,7 @@ class StatsRecorder:
             round_trip=percentiles(self.round_trip),
             submit_to_outcome=percentiles(self.submit_to_outcome),
             orders=orders,
+            risk=risk,
         )
 
 
