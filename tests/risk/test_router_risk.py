@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
 
 import pytest
 
@@ -42,7 +43,7 @@ def bid(price: str = "0.30", count: int = 1) -> OrderIntent:
 
 
 async def test_a_limit_refuses_before_the_wire_naming_the_rule(sim: SimServer) -> None:
-    config = Config(router=ROUTER, risk=RiskConfig(max_contracts=10))
+    config = Config(router=ROUTER, risk=RiskConfig(max_contracts=Decimal(10)))
     async with OrderRouter.connect(config, make_signer(), sim.url) as router:
         spent = router.stats().tokens_spent
         refused = await router.place(bid(count=11))
@@ -63,16 +64,16 @@ async def test_a_limit_refuses_before_the_wire_naming_the_rule(sim: SimServer) -
 
 async def test_limits_on_exposure_need_the_tracker(sim: SimServer) -> None:
     with pytest.raises(ConfigError, match=r"^risk\.max_position: needs \[orders\] track"):
-        Config(router=ROUTER, risk=RiskConfig(max_position=5))
+        Config(router=ROUTER, risk=RiskConfig(max_position=Decimal(5)))
     # Built by hand, without a tracker, the router refuses the same way.
     client = OrderRouter.connect(Config(), make_signer(), sim.url)._client
     with pytest.raises(ConfigError, match=r"^risk\.max_position: needs \[orders\] track"):
-        OrderRouter(client, risk=RiskConfig(max_position=5))
+        OrderRouter(client, risk=RiskConfig(max_position=Decimal(5)))
     await client.transport.close()
 
 
 async def test_bids_racing_for_one_position_never_pass_the_limit(sim: SimServer) -> None:
-    config = Config(router=ROUTER, orders=TRACK, risk=RiskConfig(max_position=10))
+    config = Config(router=ROUTER, orders=TRACK, risk=RiskConfig(max_position=Decimal(10)))
     async with OrderRouter.connect(config, make_signer(), sim.url) as router:
         outcomes = await asyncio.gather(*(router.place(bid(count=3)) for _ in range(8)))
     accepted = [o for o in outcomes if isinstance(o, Accepted)]
