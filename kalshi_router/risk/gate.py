@@ -1,6 +1,6 @@
 """The pre-trade risk gate: intent + exposure + limits -> pass, or a refusal naming the rule.
 
-Synchronous and pure (the time comes from an injected clock), so it sits on the hot path before
+Synchronous and pure (the time comes from injected clocks), so it sits on the hot path before
 an intent is queued and is tested without a loop. A refused intent settles ``Rejected`` with a
 code ``risk.<rule>`` (``http_status=0``); nothing is sent, no write budget is spent, and the
 gate's state is unchanged (a refusal reserves nothing and takes no token).
@@ -41,6 +41,7 @@ reports them).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Literal, TypeAlias
@@ -81,10 +82,22 @@ class RiskFigures(msgspec.Struct, frozen=True, kw_only=True):
 class RiskGate:
     """Pre-trade checks and the trading state, over one :class:`Exposure`."""
 
-    def __init__(self, config: RiskConfig, exposure: Exposure, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        config: RiskConfig,
+        exposure: Exposure,
+        clock: Callable[[], float],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``clock``: seconds on any steady scale (``time.monotonic``), for orders per second;
+        ``wall_clock``: Unix seconds, for the UTC day of ``max_daily_notional``, which fills
+        are dated by (their ``ts_ms``). Two clocks, because a monotonic clock has no day and a
+        wall clock may step."""
         self._config = config
         self._exposure = exposure
         self._clock = clock
+        self._wall_clock = wall_clock
         self._state: TradingState = check_state(config.state)
         self._limited = config.limited()
         self._plain = not self._limited and self._state == "active"
@@ -248,7 +261,7 @@ class RiskGate:
                 )
         bound = limits.max_daily_notional
         if bound is not None:
-            spent = exposure.bought_today(self._clock())
+            spent = exposure.bought_today(self._wall_clock())
             more = count * cost(side, price)
             if spent + more > bound.value:
                 return over(

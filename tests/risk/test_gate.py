@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from kalshi_router.errors import ConfigError
@@ -13,6 +14,7 @@ from kalshi_router.intent import AmendIntent, OrderIntent
 from kalshi_router.orders.updates import OrderUpdate
 from kalshi_router.outcome import Accepted, Amended, Closed, Expired, Rejected, Unknown
 from kalshi_router.risk import ClientLimits, Exposure, RiskConfig, RiskGate, TickerLimits
+from tests.orders.frames import fill
 
 D = Decimal
 T = "KXHIGHNY-26DEC31-T60"
@@ -26,8 +28,13 @@ class Clock:
         return self.now
 
 
-def gate(config: RiskConfig | None = None, clock: Clock | None = None) -> RiskGate:
-    return RiskGate(config or RiskConfig(), Exposure(), clock or Clock())
+def gate(
+    config: RiskConfig | None = None, clock: Clock | None = None, wall: Clock | None = None
+) -> RiskGate:
+    """A gate on a steady clock (orders per second) and a wall clock (the UTC day)."""
+    return RiskGate(
+        config or RiskConfig(), Exposure(), clock or Clock(), wall_clock=wall or Clock()
+    )
 
 
 def bid(count: int | str = 10, price: str = "0.40", ticker: str = T) -> OrderIntent:
@@ -153,8 +160,7 @@ def test_concurrent_creates_racing_for_the_same_room() -> None:
 
 
 def test_max_daily_notional_counts_fills_and_open_orders() -> None:
-    clock = Clock(86_400 * 20_000 + 10)
-    risk = gate(RiskConfig(max_daily_notional=D("10")), clock)
+    risk = gate(RiskConfig(max_daily_notional=D("10")), wall=Clock(86_400 * 20_000 + 10))
     first = bid(10, "0.40")
     assert risk.check_create(first) is None  # $4
     assert risk.check_create(ask(10, "0.40")) is None  # $6: $10 exactly
@@ -165,6 +171,24 @@ def test_max_daily_notional_counts_fills_and_open_orders() -> None:
     )
     risk.settled(first.client_order_id, Rejected(code="x", message="no"))
     assert risk.check_create(bid(10, "0.40")) is None  # the room came back
+
+
+def test_the_day_is_the_wall_clock_s_and_fills_are_dated_by_theirs() -> None:
+    day = 20_000
+    wall = Clock(86_400 * day + 100)
+    # The steady clock (time.monotonic in the router) counts from boot: it has no day.
+    risk = gate(RiskConfig(max_daily_notional=D("5")), clock=Clock(42.0), wall=wall)
+    event = fill("t-1", "10", "0.45", order_id="o", client_order_id=None, ticker=T)
+    event = msgspec.structs.replace(event, ts_ms=(86_400 * day + 50) * 1000)
+    risk.exposure.on_update(
+        OrderUpdate(
+            order_id="o", client_order_id=None, ticker=T, state="filled", source="ws", fill=event
+        )
+    )
+    assert risk.check_create(bid(1, "0.50")) is None  # $4.50 filled today + $0.50: the edge
+    refused(risk.check_create(bid("0.01", "0.50")), "risk.max_daily_notional")
+    wall.now += 86_400  # the next UTC day: yesterday's fill no longer counts
+    assert risk.check_create(bid(9, "0.50")) is None  # $0.50 open + $4.50
 
 
 def test_max_orders_per_s_refuses_without_waiting_and_refills() -> None:
