@@ -38,12 +38,15 @@ def close_queued_creates(
     queue: Accumulator, live: Live, settle: Callable[[Pending, Outcome], None], why: str
 ) -> int:
     """Settle every create still waiting in the queue (never sent: closed; sent before and
-    waiting to be resent: unknown, it may be at the exchange); those on the wire keep going."""
+    waiting to be resent: unknown, it may be at the exchange); those on the wire keep going.
+    Returns how many were closed, never sent (an unknown one the kill switch's rounds find at
+    the exchange if it landed)."""
     closed = 0
     for pending in [p for (kind, _), p in live.items() if kind == "create"]:
         if queue.discard(pending):
-            settle(pending, given_up(pending, why, Closed))
-            closed += 1
+            outcome = given_up(pending, why, Closed)
+            settle(pending, outcome)
+            closed += isinstance(outcome, Closed)
     return closed
 
 

@@ -7,7 +7,9 @@ were settled closed). Then:
    one request, the cost of one cancel, whatever the number of orders;
 2. rounds until the exchange lists nothing resting: wait for the creates still in flight (one
    accepted now is an order to pull), list the resting orders through REST, and cancel each
-   one not asked yet through the router's cancel lane (ahead of everything else queued);
+   one through the router's cancel lane (ahead of everything else queued), unless its last
+   cancel was answered ``Cancelled`` (then REST only lags); a cancel that expired, was refused
+   or is unknown is asked again the next round, a pause later, until ``timeout_s``;
 3. reconcile the order tracker's view, so every order it follows shows its final state.
 
 REST's list, not the WebSocket, is the proof: it is what the exchange holds. Kalshi warns that a
@@ -48,8 +50,8 @@ class KillReport(msgspec.Struct, frozen=True, kw_only=True):
     cancel_all: str
     """``sent``, or why Kalshi's cancel-all failed (the per-order cancels then do the work)."""
     cancels_sent: int
-    """Orders cancelled one by one after the cancel-all (listed resting, or placed by a create
-    that was in flight)."""
+    """Cancels sent one by one after the cancel-all (for orders listed resting, or placed by a
+    create that was in flight; an order whose cancel failed is asked again)."""
     cancels_confirmed: int
     """Of those, the ones whose outcome was ``Cancelled``."""
     rounds: int
@@ -92,7 +94,9 @@ async def pull_everything(
     except (KalshiRouterError, OSError) as exc:
         cancel_all = f"failed: {exc}"
         log.warning("kill switch: cancel-all failed, cancelling order by order: %s", exc)
-    asked: set[str] = set()
+    # Order id -> whether its last cancel was answered Cancelled. One that was not (expired in
+    # an outage, refused, unknown) is asked again next round while REST still lists it.
+    asked: dict[str, bool] = {}
     sent = confirmed = rounds = 0
     still: list[str] = []
     while True:
@@ -109,14 +113,15 @@ async def pull_everything(
             still = [order.order_id for order in listed]
             if not still:
                 break
-            fresh = [order for order in listed if order.order_id not in asked]
-            asked.update(order.order_id for order in fresh)
-            outcomes = await asyncio.gather(*(target.cancel(o.order_id, o.ticker) for o in fresh))
-            sent += len(fresh)
+            due = [order for order in listed if not asked.get(order.order_id, False)]
+            outcomes = await asyncio.gather(*(target.cancel(o.order_id, o.ticker) for o in due))
+            for order, outcome in zip(due, outcomes, strict=True):
+                asked[order.order_id] = isinstance(outcome, Cancelled)
+            sent += len(due)
             confirmed += sum(isinstance(outcome, Cancelled) for outcome in outcomes)
-            if not fresh:
-                # Asked already and still listed: Kalshi's reads lag its events a little.
-                await asyncio.sleep(_PAUSE_S)
+            # Cancelled and still listed: Kalshi's reads lag its events a little. Refused:
+            # the exchange may be in trouble; either way, look again a little later.
+            await asyncio.sleep(_PAUSE_S)
         if clock() - started >= timeout_s:
             break
     await _reconcile(target)

@@ -100,5 +100,7 @@ async def test_orders_that_will_not_go_are_reported_when_it_gives_up() -> None:
     )
     assert not report.done
     assert report.still_resting == ["stuck"]
-    assert report.cancels_sent == 1  # asked once, not hammered
+    # Asked again each round, a pause apart (0.05 s): not hammered.
+    assert 2 <= report.cancels_sent <= 0.2 / 0.05 + 1
+    assert report.cancels_confirmed == 0
     assert exchange.calls[-1] == "reconcile"
