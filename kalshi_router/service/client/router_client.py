@@ -331,9 +331,11 @@ class RouterClient:
         of the account (or of ``subaccount``) and confirms through REST; the report once done.
         Creates stay refused, for every client of the service, until ``resume``."""
         self._usable()
-        return await self._connection.desk().kill(
+        report = await self._connection.desk().kill(
             reason, subaccount=subaccount, timeout_s=timeout_s
         )
+        await self._connection.refresh()  # trading_state and stats() as of the report
+        return report
 
     def _usable(self) -> StreamState:
         state = self._connection.state
