@@ -23,12 +23,21 @@ from kalshi_router.risk.config import TradingState
 from kalshi_router.risk.kill import KillReport
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.client import RouterClient
-from kalshi_router.service.protocol import ResultsBody, TradingStateReply
+from kalshi_router.service.protocol import (
+    ResultsBody,
+    StreamAck,
+    StreamError,
+    StreamFrame,
+    StreamOutcome,
+    StreamState,
+    TradingStateReply,
+)
 from kalshi_router.sim import SimServer
 from kalshi_router.stats import RouterStats
 from tests.integration.conftest import FAST_RETRIES, KEY_ID, make_signer
 from tests.service.conftest import AUTH, TICKER, TOKEN, MakeService, Running, eventually, resting
 
+_frames = msgspec.json.Decoder(StreamFrame)
 TRACKED = Config(router=FAST_RETRIES, orders=OrdersConfig(track=True, reconcile_every_s=3600.0))
 
 
@@ -315,3 +324,26 @@ async def test_one_bot_uses_the_controls_on_either_router(make_service: MakeServ
             "halted",
         ]
     )
+
+
+async def test_a_state_request_on_a_raw_stream_is_answered_then_reported(running: Running) -> None:
+    async with running.http.ws_connect("/v1/stream?state=1", headers=AUTH) as socket:
+        first = _frames.decode((await socket.receive(timeout=5)).data)
+        assert isinstance(first, StreamState)
+        await socket.send_json({"type": "trading_state", "id": "s1", "item": {"state": "odd"}})
+        await socket.send_json({"type": "trading_state", "id": "s2", "item": {"state": "halted"}})
+        await socket.send_json({"type": "submit", "id": 3, "item": resting()})
+        replies: list[StreamFrame] = []
+        while not replies or not isinstance(replies[-1], StreamOutcome):
+            replies.append(_frames.decode((await socket.receive(timeout=5)).data))
+    refused = next(r for r in replies if isinstance(r, StreamError) and r.id == "s1")
+    assert refused.field == "state"
+    acked = replies.index(StreamAck("s2", "halted"))
+    # The state frame right after the answer already shows the change.
+    after = replies[acked + 1]
+    assert isinstance(after, StreamState)
+    assert after.stats.risk is not None
+    assert after.stats.risk.state == "halted"
+    outcome = next(r for r in replies if isinstance(r, StreamOutcome))
+    assert isinstance(outcome.outcome, Rejected)
+    assert outcome.outcome.code == "risk.halted"  # sent after the change: taken in it
