@@ -6,8 +6,8 @@ process, and what the parent reads of it (RSS, fds, sockets, asyncio tasks).
     sample = await service.sample("idle")
     code = await service.stop()
 
-The child answers SIGUSR1 by writing its task count to a file: a signal, not a polling task,
-so that the probe adds no task of its own.
+The child answers SIGUSR2 by writing its task count to a file: a signal, not a polling task,
+so that the probe adds no task of its own (SIGUSR1 is serve's kill switch).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ SCRIPT = str(HERE / "bench_soak.py")  # its --serve CONFIG PROBE runs serve_with
 
 
 async def serve_with_probe(config_path: str, probe_path: Path) -> int:
-    """``serve()`` as the CLI runs it; SIGUSR1 writes the loop's task count to ``probe_path``
+    """``serve()`` as the CLI runs it; SIGUSR2 writes the loop's task count to ``probe_path``
     (a signal, not a polling task, so that the probe adds no task of its own)."""
     loop = asyncio.get_running_loop()
 
@@ -44,13 +44,13 @@ async def serve_with_probe(config_path: str, probe_path: Path) -> int:
         tmp.write_text(json.dumps({"tasks": len(asyncio.all_tasks(loop)), "at": time.time()}))
         tmp.replace(probe_path)
 
-    loop.add_signal_handler(signal.SIGUSR1, probe)
+    loop.add_signal_handler(signal.SIGUSR2, probe)
     try:
         config = load_config(config_path)
         setup_logging(config.service.log_level)
         return await serve(config)
     finally:
-        loop.remove_signal_handler(signal.SIGUSR1)
+        loop.remove_signal_handler(signal.SIGUSR2)
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -141,7 +141,7 @@ token_file = "{directory / "token"}"
 
     async def tasks(self) -> int:
         before = self._probe.stat().st_mtime_ns if self._probe.exists() else 0
-        os.kill(self.pid, signal.SIGUSR1)
+        os.kill(self.pid, signal.SIGUSR2)
         for _ in range(500):
             if self._probe.exists() and self._probe.stat().st_mtime_ns != before:
                 count: int = json.loads(self._probe.read_text())["tasks"]

@@ -6,7 +6,7 @@
 Three processes: the simulator (``kalshi-router sim``, at the highest tier with its write refill
 raised to ``--refill`` tokens/s and a two-second bucket), the service (``serve()`` exactly as
 ``kalshi-router serve`` runs it, on uvloop, in a child of this script that also answers
-SIGUSR1 by writing its asyncio task count to a file), and this one: ``--clients``
+SIGUSR2 by writing its asyncio task count to a file), and this one: ``--clients``
 ``RouterClient`` streams keeping ``--outstanding`` intents in flight between them, resting
 orders that never trade.
 

@@ -35,6 +35,8 @@ from kalshi_router.outcome import (
     Rejected,
     Unknown,
 )
+from kalshi_router.risk.config import TradingState
+from kalshi_router.risk.kill import KillReport
 from kalshi_router.router import OrderRouter
 from kalshi_router.stats import RouterStats
 from kalshi_router.wire.signer import Signer
@@ -62,6 +64,7 @@ __all__ = [
     "JournalError",
     "KalshiRouterError",
     "KeyLoadError",
+    "KillReport",
     "OptionError",
     "OrderHandle",
     "OrderIntent",
@@ -77,6 +80,7 @@ __all__ = [
     "RouterStats",
     "ServiceError",
     "Signer",
+    "TradingState",
     "TransportError",
     "Unknown",
     "UpdatesOverflow",

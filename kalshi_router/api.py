@@ -11,6 +11,9 @@ pushed on the stream (every 250 ms, and as of the end of each ``flush()``).
 service's setting) is the bot's orders after acceptance: handles, updates, open orders and
 positions. The embedded router's covers every order of the account; the client's covers the
 orders this bot placed through the service (see ``kalshi_router.service.client.orders``).
+
+The desk's controls (``trading_state``, ``set_trading_state``, ``kill``, ``resume``) act on the
+router: on the client, the service's, so they apply to every bot sharing it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from kalshi_router.budget import BudgetView as BudgetView  # a bot may type agai
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.orders.updates import Orders
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome
+from kalshi_router.risk.config import TradingState
+from kalshi_router.risk.kill import KillReport
 from kalshi_router.stats import RouterStats
 
 
@@ -110,6 +115,25 @@ class Router(Protocol):
     def orders(self) -> Orders:
         """The orders after acceptance; ``ConfigError`` naming ``orders.track`` when the
         router does not follow them."""
+
+    # The desk's controls: on the client, those of the service's router (every client's).
+
+    @property
+    def trading_state(self) -> TradingState:
+        """``active``, ``reducing`` (only creates that cannot add exposure pass) or
+        ``halted``."""
+
+    def set_trading_state(self, state: TradingState) -> None:
+        """Change the trading state; the intents submitted after this are taken in it."""
+
+    async def kill(
+        self, reason: str, *, subaccount: int | None = None, timeout_s: float = 30.0
+    ) -> KillReport:
+        """Halt, pull every resting order of the account (or of ``subaccount``), confirm
+        through REST; the report. Creates stay refused until ``resume``."""
+
+    async def resume(self, state: TradingState = "active") -> None:
+        """Reconcile the orders followed with the exchange, then take creates in ``state``."""
 
     async def __aenter__(self) -> Self: ...
 

@@ -1,6 +1,7 @@
 """``kalshi-router``: ``demo`` (the simulator and the router end to end), ``serve``, ``sim``,
-``check`` (whether a key can trade, by reading only) and ``journal`` (what the service's intent
-journal holds).
+``check`` (whether a key can trade, by reading only), ``journal`` (what the service's intent
+journal holds), and ``kill`` and ``state`` (the running service's kill switch and trading
+state, ``cli_desk``).
 
 Every option is checked like a config key (``cli_options``): a bad one is a one-line error
 naming it, exit 2. This module (with ``demo``) wires the simulator and the router together;
@@ -21,6 +22,7 @@ import msgspec
 
 from kalshi_router import cli_options as opt
 from kalshi_router.check import check
+from kalshi_router.cli_desk import kill_command, state_command
 from kalshi_router.config import Config, load_config
 from kalshi_router.demo import require_simulator, run_demo
 from kalshi_router.demo.bot_kit import write_bot_kit
@@ -28,6 +30,7 @@ from kalshi_router.errors import KalshiRouterError, OptionError
 from kalshi_router.journal import SqliteJournal
 from kalshi_router.journal.report import summary
 from kalshi_router.loop import run
+from kalshi_router.risk.config import STATES
 from kalshi_router.service.logs import setup_logging
 from kalshi_router.service.serve import serve
 from kalshi_router.sim import SimServer, serve_forever
@@ -131,6 +134,46 @@ def _check(args: argparse.Namespace) -> int:
     return run(check(_config(args.config), err=lambda line: print(line, file=sys.stderr)))
 
 
+def _kill(args: argparse.Namespace) -> int:
+    return run(
+        kill_command(
+            _config(args.config),
+            args.config,
+            reason=args.reason,
+            subaccount=args.subaccount,
+            timeout_s=args.timeout,
+        )
+    )
+
+
+def _state(args: argparse.Namespace) -> int:
+    return run(state_command(_config(args.config), args.state))
+
+
+def _desk_commands(commands: argparse._SubParsersAction[opt.Parser]) -> None:
+    config_help = "the TOML config whose [service] names the running service"
+    kill = commands.add_parser(
+        "kill",
+        help="the running service's kill switch: halt, cancel every resting order, confirm; "
+        "exit 0 when every one is confirmed cancelled, 1 when not",
+    )
+    kill.add_argument("--config", type=opt.existing_file, required=True, help=config_help)
+    kill.add_argument(
+        "--reason", type=opt.reason, default="kalshi-router kill", help="for the logs and report"
+    )
+    kill.add_argument(
+        "--subaccount", type=opt.subaccount, help="only this subaccount's orders (default: all)"
+    )
+    kill.add_argument(
+        "--timeout", type=opt.kill_timeout, default=30.0, help="give up after this long (30 s)"
+    )
+    state = commands.add_parser(
+        "state", help="print the running service's trading state; set it first when given one"
+    )
+    state.add_argument("state", nargs="?", choices=STATES, help="active, reducing or halted")
+    state.add_argument("--config", type=opt.existing_file, required=True, help=config_help)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = opt.Parser(prog="kalshi-router", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -190,6 +233,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list each intent not settled, or settled unknown (look those up at the exchange)",
     )
+    _desk_commands(commands)
     return parser
 
 
@@ -199,6 +243,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sim": lambda args: run(_run_sim(args)),
     "check": _check,
     "journal": _journal,
+    "kill": _kill,
+    "state": _state,
 }
 
 

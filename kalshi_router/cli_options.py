@@ -20,11 +20,14 @@ from typing import NoReturn, TypeVar
 import msgspec
 
 from kalshi_router.errors import OptionError
+from kalshi_router.intent import MAX_SUBACCOUNT
 from kalshi_router.sim import FaultConfig
 
 S = TypeVar("S", bound=msgspec.Struct)
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+MAX_KILL_TIMEOUT_S = 600.0
+MAX_REASON = 200
 # sun_path holds 108 bytes on Linux, the terminating NUL included (104 on the BSDs).
 _MAX_SOCKET_PATH = 107
 
@@ -84,6 +87,31 @@ def seconds(text: str) -> float:
     if not 0 < value < math.inf:
         _refuse(f"must be a finite number of seconds > 0, got {text!r}")
     return value
+
+
+def subaccount(text: str) -> int:
+    """A subaccount number, 0 (the primary) to ``MAX_SUBACCOUNT``."""
+    value = whole_number(text)
+    if not 0 <= value <= MAX_SUBACCOUNT:
+        _refuse(f"must be a subaccount number from 0 to {MAX_SUBACCOUNT}, got {value}")
+    return value
+
+
+def kill_timeout(text: str) -> float:
+    """How long the kill switch tries: seconds > 0, at most the service's 600."""
+    value = seconds(text)
+    if value > MAX_KILL_TIMEOUT_S:
+        _refuse(f"must be at most {MAX_KILL_TIMEOUT_S:g} seconds, got {text}")
+    return value
+
+
+def reason(text: str) -> str:
+    """A kill's reason, for the logs and the report: one printable line."""
+    if not 0 < len(text) <= MAX_REASON:
+        _refuse(f"must be 1 to {MAX_REASON} characters")
+    if not text.isprintable():
+        _refuse("printable characters only (no line breaks)")
+    return text
 
 
 def host(text: str) -> str:

@@ -36,6 +36,7 @@ __all__ = [
 API_PATH_SUFFIX = "/trade-api/v2"
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_GROUP_LIMIT = 1_000_000_000
 
 
 class ExchangeConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -184,6 +185,10 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
     cancel_on_shutdown: bool = False
     """``serve`` on SIGTERM/SIGINT: cancel every open order the router follows before exiting
     (needs ``[orders] track``). Off by default: an upgrade's restart must not pull quotes."""
+    client_order_group_limit: int = 0
+    """Contracts each named client's orders may match per rolling 15 s: the service gives each
+    one an order group of its own (made at its first create) and puts its creates that name no
+    group in it; the exchange cancels a client's orders when it reaches this (0: off)."""
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -203,6 +208,10 @@ class ServiceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fr
             raise ConfigError("service.token_env: must be an environment variable name")
         if self.max_client_names < 0:
             raise ConfigError("service.max_client_names: must be >= 0")
+        if not 0 <= self.client_order_group_limit <= _MAX_GROUP_LIMIT:
+            raise ConfigError(
+                f"service.client_order_group_limit: must be between 0 (off) and {_MAX_GROUP_LIMIT}"
+            )
         if self.client_name and (problem := name_problem(self.client_name)):
             raise ConfigError(f"service.client_name: {problem}")
         if not 0 <= self.client_cancel_on_disconnect_s <= 86_400:

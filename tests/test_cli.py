@@ -1,13 +1,23 @@
-"""The README's first command, run in-process with captured output."""
+"""The README's first command, run in-process with captured output; the options of every
+command checked; ``kill`` and ``state`` against a running ``serve``."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
+import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from kalshi_router.cli import _parser, _sim_config, main
+from kalshi_router.intent import OrderIntent
+from kalshi_router.outcome import Accepted, Rejected
+from kalshi_router.service.client import RouterClient
+from tests.service.test_serve_cancels import place, statuses, tracked_config, until
+from tests.service.test_serve_e2e import TICKER, TOKEN, Sim, base_env, serve
 
 
 @pytest.mark.parametrize("dialect", ["v2", "v1"])
@@ -82,3 +92,121 @@ def test_a_count_fault_flag_is_a_whole_number() -> None:
     faults = _sim_config(args).sim.faults
     assert (faults.trickle_chunks, faults.trickle_rate) == (4, 1.0)
     assert isinstance(faults.trickle_chunks, int)
+
+
+# --- kill and state: the running service's desk ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        pytest.param(
+            ["kill", "--subaccount", "64"], "--subaccount: must be a subaccount", id="sub"
+        ),
+        pytest.param(["kill", "--subaccount", "one"], "--subaccount: must be a whole", id="sub-x"),
+        pytest.param(["kill", "--timeout", "0"], "--timeout: must be a finite number", id="t0"),
+        pytest.param(["kill", "--timeout", "nan"], "--timeout: must be a finite number", id="nan"),
+        pytest.param(["kill", "--timeout", "601"], "--timeout: must be at most 600", id="t-big"),
+        pytest.param(["kill", "--reason", ""], "--reason: must be 1 to 200 characters", id="r0"),
+        pytest.param(["kill", "--reason", "a\nb"], "--reason: printable characters only", id="nl"),
+        pytest.param(["state", "paused"], "state: invalid choice: 'paused'", id="state"),
+    ],
+)
+def test_desk_options_are_checked_naming_the_option(
+    argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--config", "config/default.toml"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"kalshi-router: {problem}")
+    assert captured.err.count("\n") == 1  # one line, no usage dump or traceback
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("command", ["kill", "state"])
+def test_desk_commands_need_a_config_naming_the_service(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command]) == 2
+    assert "--config" in capsys.readouterr().err
+    assert main([command, "--config", str(tmp_path / "none.toml")]) == 2
+    assert "--config: no such file" in capsys.readouterr().err
+    # Port 0 is the service's to choose: a client cannot know it.
+    path = tmp_path / "zero.toml"
+    path.write_text("[service]\nport = 0\n")
+    assert main([command, "--config", str(path)]) == 2
+    assert "service.port: 0 lets the service pick a port" in capsys.readouterr().err
+
+
+def test_a_service_that_is_not_there_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "gone.toml"
+    path.write_text(f"[service]\nport = {free_port()}\n")
+    assert main(["kill", "--config", str(path)]) == 1
+    assert "kalshi-router: cannot reach the service at http://127.0.0.1:" in capsys.readouterr().err
+    assert main(["state", "--config", str(path)]) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kalshi_router",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_kill_and_state_against_a_running_serve(tmp_path: Path) -> None:
+    keys = [f"cli-{n}" for n in range(3)]
+    async with (
+        Sim(tmp_path, "premier") as sim,
+        serve(tmp_path, tracked_config(tmp_path, sim)) as service,
+        aiohttp.ClientSession() as session,
+        RouterClient(service.url, token=TOKEN, name="quoter") as bot,
+    ):
+        # A bot's config for the same service: its port, the token from the environment.
+        path = tmp_path / "desk.toml"
+        path.write_text(f"[service]\nport = {service.url.rpartition(':')[2]}\n")
+        env = {**base_env(tmp_path), "KALSHI_ROUTER_TOKEN": TOKEN}
+        assert await cli("state", "--config", str(path), env=env) == (
+            0,
+            "trading state: active\n",
+            "",
+        )
+        await place(bot, keys)
+        await until(session, sim, keys, "resting")
+        code, out, err = await cli("kill", "--reason", "desk drill", "--config", str(path), env=env)
+        assert (code, err) == (0, "")
+        lines = out.splitlines()
+        assert lines[0].startswith("kill switch (desk drill): every resting order confirmed")
+        assert "  cancel-all: sent" in lines
+        assert lines[-1].startswith("trading state: halted (creates refused); to trade again: ")
+        assert await statuses(session, sim) == dict.fromkeys(keys, "canceled")
+        refused = await bot.place(OrderIntent.bid(TICKER, "0.30", 1))
+        assert isinstance(refused, Rejected)
+        assert refused.code == "risk.halted"
+        code, out, _ = await cli("state", "active", "--config", str(path), env=env)
+        assert (code, out) == (0, "trading state: active (was halted)\n")
+        assert isinstance(await bot.place(OrderIntent.bid(TICKER, "0.30", 1)), Accepted)
+        wrong = {**env, "KALSHI_ROUTER_TOKEN": "not-the-token"}
+        code, _, err = await cli("kill", "--config", str(path), env=wrong)
+        assert code == 1
+        assert "refused the token (401)" in err
+        assert "not-the-token" not in err
+        code, _ = await service.stop()
+    assert code == 0, service.log()
+    assert "POST /v1/kill by client kalshi-router-cli: desk drill" in service.log()

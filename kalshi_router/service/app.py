@@ -10,6 +10,7 @@
                                  ?orders=1: {"type": "order_update", ...} for the client's
                                  own orders, and {"type": "view"} requests answered
     GET  /v1/open_orders /v1/positions    the calling client's own (``orders.track`` on)
+    POST /v1/kill  GET|PUT /v1/trading_state    the desk's controls (``service.desk_routes``)
     GET  /healthz /readyz /metrics
 
 Every intent is decoded on its own: a bad one gets an error naming its field and the rest go
@@ -51,6 +52,7 @@ from kalshi_router.service.context import (
     error_response,
     json_response,
 )
+from kalshi_router.service.desk_routes import add_desk_routes
 from kalshi_router.service.encoding import decode_body
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.order_reads import open_orders, positions
@@ -125,6 +127,8 @@ async def intents(request: web.Request) -> web.Response:
         return error_response(request, 413, f"{len(body.items)} items; at most {limit}", "items")
     results: list[ItemResult] = []
     waiting: list[tuple[int, str, asyncio.Future[Any]]] = []
+    if service.needs_group(verb, client):
+        await service.make_group(client)
     for index, raw in enumerate(body.items):
         try:
             key, future = admit(service, verb, raw, codec, body.deadline_s, client)
@@ -231,6 +235,7 @@ def build_service_app(
         names=ClientNames(settings.max_client_names),
     )
     metrics.bind_clients(service.client_figures)
+    metrics.bind_risk(lambda: router.stats().risk)
     source = orders if orders is not None else _followed(router)
     if source is not None:
         service.follow(OrderForwarding(source, service.run))
@@ -243,6 +248,7 @@ def build_service_app(
     app.router.add_get("/v1/stream", stream)
     app.router.add_get("/v1/open_orders", open_orders)
     app.router.add_get("/v1/positions", positions)
+    add_desk_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)

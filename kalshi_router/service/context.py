@@ -24,6 +24,8 @@ from kalshi_router.outcome import CancelOutcome
 from kalshi_router.router import OrderRouter
 from kalshi_router.service.book import OutcomeBook
 from kalshi_router.service.dead_man import DeadMan
+from kalshi_router.service.desk import Desk
+from kalshi_router.service.groups import ClientGroups
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.orders import OrderForwarding
 from kalshi_router.service.protocol import (
@@ -105,6 +107,25 @@ class Service:
     """Each client's own orders after acceptance, when the router follows them."""
     dead_man: DeadMan | None = None
     """Cancel on disconnect (it needs ``orders``)."""
+    desk: Desk = field(init=False)
+    """The kill switch and the trading state (``service.desk``)."""
+    groups: ClientGroups | None = None
+    """Each named client's own order group (``[service] client_order_group_limit``)."""
+
+    def __post_init__(self) -> None:
+        self.desk = Desk(self.router, reported=self.metrics.killed)
+        limit = self.settings.client_order_group_limit
+        if self.groups is None and limit:
+            router = self.router
+            self.groups = ClientGroups(lambda: router.order_groups, limit)
+
+    def needs_group(self, verb: Verb, client: str) -> bool:
+        """A create of ``client`` must wait for its order group to be made (``make_group``)."""
+        return verb == "submit" and self.groups is not None and self.groups.needs_group(client)
+
+    async def make_group(self, client: str) -> None:
+        if self.groups is not None:
+            await self.groups.make(client)
 
     def follow(self, forwarding: OrderForwarding) -> None:
         """The router follows orders: each client's are forwarded to it, and a client may ask
@@ -212,6 +233,8 @@ def admit(
     route = ROUTES[verb]
     intent = codec.decode(raw, route.kind)
     key = route.key(intent)
+    if service.groups is not None and isinstance(intent, OrderIntent):
+        intent = service.groups.stamp(client, intent)
     if verb == "submit":
         # Kalshi would refuse it as a duplicate (at the price of a write), and the order's
         # history would show a second place: say so here instead.

@@ -9,6 +9,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from kalshi_router.outcome import Outcome, Rejected, outcome_name
+from kalshi_router.risk.config import STATES
+from kalshi_router.risk.gate import RiskFigures
+from kalshi_router.risk.kill import KillReport
 from kalshi_router.stats import ClientFigures
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -58,8 +61,16 @@ class Metrics:
         self.tokens = Gauge("kalshi_router_tokens_spent", "Write tokens spent.", registry=r)
         self.queue_depth = Gauge("kalshi_router_queue_depth", "Intents waiting.", registry=r)
         self.in_flight = Gauge("kalshi_router_in_flight", "Requests in flight.", registry=r)
+        self.kills = Counter(
+            "kalshi_router_kills",
+            "Kill switch runs, by whether every resting order was confirmed cancelled.",
+            ["done"],
+            registry=r,
+        )
         self.clients = _PerClient()
         r.register(self.clients)
+        self.risk = _Risk()
+        r.register(self.risk)
 
     def bind(
         self,
@@ -76,6 +87,13 @@ class Metrics:
     def bind_clients(self, figures: Callable[[], Mapping[str, ClientFigures]]) -> None:
         """The service's figures per client, read at scrape time."""
         self.clients.figures = figures
+
+    def bind_risk(self, figures: Callable[[], RiskFigures | None]) -> None:
+        """The risk gate's figures (trading state, refusals), read at scrape time."""
+        self.risk.figures = figures
+
+    def killed(self, report: KillReport) -> None:
+        self.kills.labels("true" if report.done else "false").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -148,3 +166,36 @@ class _PerClient:
             queued.add_metric([client], figure.queued)
             disconnect_cancels.add_metric([client], figure.disconnect_cancels)
         yield from (submitted, outcomes, queued, disconnect_cancels)
+
+
+class _Risk:
+    """The trading state (one gauge per state, 1 for the current one) and the risk gate's
+    refusals by code, read from the router at each scrape."""
+
+    def __init__(self) -> None:
+        self.figures: Callable[[], RiskFigures | None] = lambda: None
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self.figures())
+
+    def _families(self, figures: RiskFigures | None) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "kalshi_router_trading_state",
+            "The trading state: 1 for the current one (active, reducing or halted), 0 for the "
+            "others.",
+            labels=["state"],
+        )
+        refusals = CounterMetricFamily(
+            "kalshi_router_risk_refusals",
+            "Intents the risk gate refused before the wire, by code (risk.max_position...).",
+            labels=["code"],
+        )
+        if figures is not None:
+            for name in STATES:
+                state.add_metric([name], 1.0 if figures.state == name else 0.0)
+            for code, count in sorted(figures.refusals.items()):
+                refusals.add_metric([code], count)
+        yield from (state, refusals)

@@ -14,8 +14,10 @@ import msgspec
 
 from kalshi_router.api import BudgetView
 from kalshi_router.errors import IntentError
+from kalshi_router.intent import MAX_SUBACCOUNT
 from kalshi_router.orders.updates import OrderUpdate, Position
 from kalshi_router.outcome import Outcome
+from kalshi_router.risk.config import TradingState
 from kalshi_router.stats import RouterStats
 
 T = TypeVar("T")
@@ -97,9 +99,9 @@ SHUTTING_DOWN = "shutting down"
 
 class StreamRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """``item`` is the intent for ``type``: an OrderIntent to submit, a CancelIntent, ...;
-    for ``view``, a :class:`ViewRequest`."""
+    for ``view``, a :class:`ViewRequest`; for ``trading_state``, a :class:`TradingStateBody`."""
 
-    type: Verb | Literal["view"]
+    type: Verb | Literal["view", "trading_state"]
     id: MessageId
     item: msgspec.Raw
     deadline_s: Deadline | None = None
@@ -232,6 +234,40 @@ class PositionsBody(msgspec.Struct, frozen=True, kw_only=True):
     run: str
     seq: int
     positions: dict[str, Position]
+
+
+# The desk's controls (``service.desk_routes``).
+
+
+class TradingStateBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``PUT /v1/trading_state``, and the ``item`` of a stream's ``trading_state`` request.
+    ``resume``: reconcile the orders the router follows first, as ``router.resume`` does (a
+    change from ``halted`` to trading always does)."""
+
+    state: TradingState
+    resume: bool = False
+
+
+class TradingStateReply(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """``GET`` and ``PUT /v1/trading_state``: the state now (and, after a change, before)."""
+
+    state: TradingState
+    was: TradingState | None = None
+
+
+KillReason: TypeAlias = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# Bounded like a kill of the embedded router should be: long enough for a slow exchange,
+# short enough that a typo does not hold a request for a day.
+KillTimeout: TypeAlias = Annotated[float, msgspec.Meta(gt=0, le=600)]
+Subaccount: TypeAlias = Annotated[int, msgspec.Meta(ge=0, le=MAX_SUBACCOUNT)]
+
+
+class KillRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /v1/kill``: every field optional (an empty body, or none, is ``{}``)."""
+
+    reason: KillReason | None = None
+    subaccount: Subaccount | None = None
+    timeout_s: KillTimeout = 30.0
 
 
 StreamReply: TypeAlias = StreamAck | StreamOutcome | StreamError

@@ -3,6 +3,10 @@
 SIGTERM or SIGINT: stop taking intents, (with ``[service] cancel_on_shutdown``: cancel every
 open order the router follows,) drain the router within its timeout, give every client the
 outcome of each intent it sent, then exit 0.
+
+SIGUSR1: the kill switch (``router.kill("signal SIGUSR1")``: halt, pull every resting order of
+the account, confirm through REST); the service keeps running, halted, and logs the report.
+A kill in progress at SIGTERM finishes (within its timeout) before the router is drained.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from kalshi_router.router import OrderRouter
 from kalshi_router.service.app import build_service_app, server_options
 from kalshi_router.service.context import SERVICE, Service, cancel_for
 from kalshi_router.service.dead_man import cancel_open_orders
+from kalshi_router.service.desk import SIGNAL_REASON, Desk
 from kalshi_router.service.metrics import Metrics
 from kalshi_router.service.scrape import build_metrics_app
 from kalshi_router.service.token import published, resolve_token, token_path
@@ -123,6 +128,9 @@ async def serve(config: Config, *, announce: bool = True) -> int:
         # still applies while starting, when nothing has been accepted yet).
         stack.enter_context(_signals_set(stop))
         app = build_service_app(router, settings, metrics, token, journal)
+        desk = app[SERVICE].desk
+        kill_signal = _KillSignal(desk)
+        stack.callback(kill_signal.remove)
         # By the time the runner shuts down the router has settled everything: what is left
         # is writing the last answers and closing handshakes, which need seconds at most.
         runner = web.AppRunner(
@@ -154,6 +162,9 @@ async def serve(config: Config, *, announce: bool = True) -> int:
             app[SERVICE].start_draining()
             if settings.cancel_on_shutdown:
                 await _cancel_everything(router, app[SERVICE], config.router.drain_timeout_s)
+            # A kill from here on would find the router closed: the last one finishes first.
+            kill_signal.remove()
+            await desk.finished()
             await router.aclose()
             await app[SERVICE].close_streams(router_closed=True)
         finally:
@@ -270,6 +281,19 @@ async def _listen_metrics(
         raise ConfigError(f"service.metrics_port: cannot listen on {where}: {exc}") from None
     bound, port = runner.addresses[0][:2]
     return f"http://{bound}:{port}/metrics"
+
+
+class _KillSignal:
+    """SIGUSR1 starts the kill switch (``Desk.kill_soon``), from install to :meth:`remove`.
+    Installed before the address is announced, like the stop signals (its default action
+    would end the process)."""
+
+    def __init__(self, desk: Desk) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_signal_handler(signal.SIGUSR1, desk.kill_soon, SIGNAL_REASON)
+
+    def remove(self) -> None:
+        self._loop.remove_signal_handler(signal.SIGUSR1)
 
 
 @contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -24,6 +24,7 @@ from kalshi_router.service.context import (
     error_response,
 )
 from kalshi_router.service.dead_man import PARAMETER, parse_seconds
+from kalshi_router.service.desk_routes import stream_trading_state
 from kalshi_router.service.order_reads import view
 from kalshi_router.service.orders import ORDERS_OFF
 from kalshi_router.service.protocol import (
@@ -35,6 +36,7 @@ from kalshi_router.service.protocol import (
     StreamOutcome,
     StreamRequest,
     StreamRequestId,
+    Verb,
     item_error,
 )
 
@@ -69,7 +71,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     try:
         async for message in socket:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                _on_message(service, codec, message.data, outbox, client)
+                first = _on_message(service, codec, message.data, outbox, client)
+                if first is not None:
+                    # A state change, or a client's first create waiting for its order group:
+                    # nothing more of this client's is read until it is done, so what it sent
+                    # next is taken after it, in order.
+                    await first
     finally:
         if dead_man is not None:
             dead_man.disconnected(client)
@@ -127,21 +134,51 @@ class _Socket(web.WebSocketResponse):
 
 def _on_message(
     service: Service, codec: Codec, data: bytes | str, outbox: Outbox, client: str
-) -> None:
+) -> Awaitable[None] | None:
+    """Answer one frame; what must finish before the next frame is read, if anything."""
     try:
         request = codec.decode(data, StreamRequest)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         problem = item_error(exc)
         outbox.put_nowait(StreamError(_request_id(codec, data), problem.field, problem.message))
-        return
+        return None
     verb = request.type
     if verb == "view":
         # A read: answered while draining too (the last updates still come).
         outbox.put_nowait(view(service, codec, request.id, request.item, client))
-        return
+        return None
+    if verb == "trading_state":
+        # The desk's control, taken while draining too.
+        return stream_trading_state(service, codec, request, outbox, client)
     if service.draining:
         outbox.put_nowait(StreamError(request.id, "service", SHUTTING_DOWN))
-        return
+        return None
+    if service.needs_group(verb, client):
+        return _after_group(service, codec, request, outbox, client, verb)
+    _admit(service, codec, request, outbox, client, verb)
+    return None
+
+
+async def _after_group(
+    service: Service,
+    codec: Codec,
+    request: StreamRequest,
+    outbox: Outbox,
+    client: str,
+    verb: Verb,
+) -> None:
+    await service.make_group(client)
+    _admit(service, codec, request, outbox, client, verb)
+
+
+def _admit(
+    service: Service,
+    codec: Codec,
+    request: StreamRequest,
+    outbox: Outbox,
+    client: str,
+    verb: Verb,
+) -> None:
     try:
         key, future = admit(service, verb, request.item, codec, request.deadline_s, client)
     except (msgspec.DecodeError, msgspec.ValidationError, IntentError) as exc:

@@ -285,6 +285,8 @@ def replies_for(codec: Codec, frame: bytes | str) -> tuple[int, ItemError | None
     if request.type == "view":
         # Only when the junk drawn is that word: this service does not follow orders.
         return 1, ItemError("orders.track", ORDERS_OFF)
+    # Never drawn: junk text is at most 12 characters (the state requests are tested apart).
+    assert request.type != "trading_state"
     error = expected(codec, request.type, bytes(request.item))
     return (1, error) if error is not None else (2, None)
 

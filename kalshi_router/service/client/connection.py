@@ -21,8 +21,11 @@ import msgspec
 
 from kalshi_router.answers import Backoff
 from kalshi_router.client_names import HEADER
-from kalshi_router.errors import IntentError, QueueFull, ServiceError
+from kalshi_router.errors import IntentError, QueueFull, RouterClosed, ServiceError
 from kalshi_router.outcome import Unknown
+from kalshi_router.risk.config import TradingState
+from kalshi_router.service.client.controls import RemoteControls
+from kalshi_router.service.client.desk_calls import DeskCalls, ServiceAt
 from kalshi_router.service.client.holding import Held, Holding
 from kalshi_router.service.client.link import OPEN_TIMEOUT_S, Link, open_link
 from kalshi_router.service.client.orders import RemoteOrders
@@ -64,6 +67,7 @@ class Connection:
         self.fatal: str | None = None
         """Why the client gave up on the service for good (it spoke another protocol)."""
         self.orders = RemoteOrders()
+        self.controls = RemoteControls()
         self._holding = holding
         self._token = token
         # Who this bot is, on every request (see client_names): the service's fairness key.
@@ -119,6 +123,20 @@ class Connection:
     def connected(self) -> bool:
         return self._link is not None and self._link.usable
 
+    def ask_state(
+        self, state: TradingState, *, resume: bool, wait: bool
+    ) -> asyncio.Future[None] | None:
+        """A trading-state change on the stream (``client.controls``)."""
+        return self.controls.ask(self._link, state, resume=resume, wait=wait)
+
+    def desk(self) -> DeskCalls:
+        """The desk's HTTP calls, with this client's token and name."""
+        if self._session is None:
+            raise RouterClosed("the client is not connected: use 'async with' or await connect()")
+        return DeskCalls(
+            self._session, ServiceAt(self.url, self._unix_socket), lambda: self._headers
+        )
+
     async def refresh(self) -> None:
         """Ask for the state now (it is pushed only every 250 ms)."""
         if self._session is None or self._link is None:
@@ -145,6 +163,7 @@ class Connection:
         if self._session is not None:
             await self._session.close()
         self.orders.close()
+        self.controls.close()
 
     def _write(self, link: Link, held: Held, deadline_s: float | None) -> None:
         self._holding.sent_on(held, link.run)
@@ -165,7 +184,7 @@ class Connection:
     # Replies.
 
     def _on_reply(self, reply: StreamFrame) -> None:
-        if self.orders.on_reply(reply):
+        if self.controls.on_reply(reply) or self.orders.on_reply(reply):
             return
         if isinstance(reply, StreamState):
             self._report(reply)
@@ -221,6 +240,7 @@ class Connection:
         orders), then send what waited for it and look up what the last one left open."""
         self._link = link
         self._report(link.state)
+        self.controls.up(link)  # before the intents that waited: they come after the change
         if self._outage is not None:
             self._outage.cancel()
             self._outage = None

@@ -7,8 +7,9 @@ Intents are pipelined over one WebSocket: ``submit`` returns a future at once an
 outcome message settles it. The service pushes its router's state on the same stream, which
 ``stats()``, ``queue_depth``, ``in_flight``, ``budget``, ``crashed`` and ``batch_limits`` report.
 A broken stream is opened again and nothing is lost (``client_connection``). ``open_router``
-picks the embedded router or this client from the configuration, so a bot can switch between
-them without code changes.
+(``client.opening``) picks the embedded router or this client from the configuration, so a bot
+can switch between them without code changes. The desk's controls (``kill``, ``resume``,
+``set_trading_state``, ``trading_state``) act on the service's router, for every client of it.
 """
 
 from __future__ import annotations
@@ -16,16 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
 
 import msgspec
 
-from kalshi_router.api import Router
 from kalshi_router.awaiting import all_of
 from kalshi_router.client_names import name_problem
-from kalshi_router.config import Config, ServiceConfig
 from kalshi_router.errors import (
     ConfigError,
     IntentError,
@@ -36,17 +35,16 @@ from kalshi_router.errors import (
 from kalshi_router.intake import checked_deadline, expect
 from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, OrderIntent
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, Closed, OrderOutcome, Unknown
-from kalshi_router.router import OrderRouter
+from kalshi_router.risk.config import TradingState, check_state
+from kalshi_router.risk.kill import KillReport
 from kalshi_router.service.client.connection import Connection, Token
 from kalshi_router.service.client.holding import Holding
 from kalshi_router.service.client.orders import RemoteOrders
 from kalshi_router.service.dead_man import parse_seconds
 from kalshi_router.service.protocol import BudgetState, StreamState, Verb
-from kalshi_router.service.token import read_token
 from kalshi_router.stats import RouterStats, StatsRecorder
-from kalshi_router.wire.signer import Signer
 
-__all__ = ["RouterClient", "open_router"]
+__all__ = ["RouterClient"]
 
 log = logging.getLogger("kalshi_router.client")
 
@@ -300,9 +298,46 @@ class RouterClient:
             )
             holding.settle(held, Unknown(reason=reason, **held.ids()))
 
-    def _send(
-        self, verb: Verb, item: Any, key: str, deadline_s: float | None
-    ) -> asyncio.Future[Any]:
+    # The desk's controls.
+
+    @property
+    def trading_state(self) -> TradingState:
+        """The service's trading state as last reported; a change this client asked for shows
+        at once, until the service reports after making it."""
+        risk = self._reported().stats.risk
+        return self._connection.controls.shown("active" if risk is None else risk.state)
+
+    def set_trading_state(self, state: TradingState) -> None:
+        """Change the service's trading state: sent on the stream, ahead of every intent sent
+        after it, which the service then takes in the new state (from ``halted`` to trading
+        it reconciles first, as ``resume`` does). A refusal is logged; ``resume`` raises it."""
+        state = check_state(state, "state")
+        self._usable()
+        self._connection.ask_state(state, resume=False, wait=False)
+
+    async def resume(self, state: TradingState = "active") -> None:
+        """As the embedded router's: the service reconciles the orders it follows with the
+        exchange, then takes creates in ``state``; returns once it has."""
+        state = check_state(state, "state")
+        self._usable()
+        answered = self._connection.ask_state(state, resume=True, wait=True)
+        assert answered is not None
+        await answered
+
+    async def kill(
+        self, reason: str, *, subaccount: int | None = None, timeout_s: float = 30.0
+    ) -> KillReport:
+        """The service's kill switch (``POST /v1/kill``): it halts, pulls every resting order
+        of the account (or of ``subaccount``) and confirms through REST; the report once done.
+        Creates stay refused, for every client of the service, until ``resume``."""
+        self._usable()
+        report = await self._connection.desk().kill(
+            reason, subaccount=subaccount, timeout_s=timeout_s
+        )
+        await self._connection.refresh()  # trading_state and stats() as of the report
+        return report
+
+    def _usable(self) -> StreamState:
         state = self._connection.state
         if self._closed or state is None:
             raise RouterClosed(
@@ -310,6 +345,12 @@ class RouterClient:
             )
         if self._connection.fatal is not None:
             raise ServiceError(self._connection.fatal)
+        return state
+
+    def _send(
+        self, verb: Verb, item: Any, key: str, deadline_s: float | None
+    ) -> asyncio.Future[Any]:
+        state = self._usable()
         lasts = state.deadline_s if deadline_s is None else checked_deadline(deadline_s)
         held = self._holding.new(verb, item, key, asyncio.get_running_loop().time() + lasts)
         self._connection.send(held, deadline_s)
@@ -319,53 +360,3 @@ class RouterClient:
         if self._connection.state is None:
             raise RouterClosed("the client is not connected: use 'async with' or await connect()")
         return self._connection.state
-
-
-def open_router(config: Config, signer: Signer | None = None) -> Router:
-    """The embedded router (``exchange.target = "url"``) or a client of the local service
-    (``"service"``), from the same config, both used as ``async with``."""
-    target = config.exchange.target
-    if target == "service":
-        settings = config.service
-        name = settings.client_name or None
-        cancel_after = settings.client_cancel_on_disconnect_s or None
-        if settings.unix_socket:
-            return RouterClient(
-                "http://localhost",
-                unix_socket=settings.unix_socket,
-                name=name,
-                cancel_on_disconnect=cancel_after,
-            )
-        if settings.port == 0:
-            raise ConfigError(
-                "service.port: 0 lets the service pick a port; clients need the port it announced"
-            )
-        host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        return RouterClient(
-            f"http://{host}:{settings.port}",
-            token=_token_source(settings),
-            name=name,
-            cancel_on_disconnect=cancel_after,
-        )
-    if target == "url":
-        if signer is None:
-            credentials = config.credentials
-            signer = Signer.from_env(
-                credentials.key_id_env,
-                credentials.private_key_env,
-                credentials.private_key_path_env,
-            )
-        return OrderRouter.connect(config, signer)
-    raise ConfigError(
-        'exchange.target: "sim" runs the simulator in-process; use the demo or serve for it, '
-        'or "url" / "service" here'
-    )
-
-
-def _token_source(settings: ServiceConfig) -> Callable[[], str | None]:
-    """Read again at every connection: a restarted service may have written a new token."""
-
-    def token() -> str | None:
-        return read_token(settings)
-
-    return token
