@@ -44,7 +44,8 @@ class KillReport(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     done: bool
     seconds: float
-    """From the halt to the confirmation (or to giving up)."""
+    """From the cancel-all to REST confirming nothing rests (or to giving up); the tracker's
+    reconciliation after it is not counted."""
     creates_closed: int
     """Queued creates settled closed, never sent."""
     cancel_all: str
@@ -124,12 +125,13 @@ async def pull_everything(
             await asyncio.sleep(_PAUSE_S)
         if clock() - started >= timeout_s:
             break
+    seconds = clock() - started
     await _reconcile(target)
     done = listed is not None and not still
     report = KillReport(
         reason=reason,
         done=done,
-        seconds=clock() - started,
+        seconds=seconds,
         creates_closed=creates_closed,
         cancel_all=cancel_all,
         cancels_sent=sent,
