@@ -45,12 +45,16 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from kalshi_router.errors import ExchangeError, WireError
-from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.positions import MarketPosition
+
+if TYPE_CHECKING:  # the configuration imports the risk gate, which imports this package
+    from kalshi_router.config import OrdersConfig
+    from kalshi_router.wire.client import ExchangeClient
 
 __all__ = ["ATTEMPTS", "PositionSeed", "read_seeds", "seed_of"]
 
@@ -102,14 +106,12 @@ async def read_seeds(
     client: ExchangeClient,
     read: Callable[[], Awaitable[None]],
     wall: Callable[[], float],
-    *,
-    backoff_base_s: float,
-    backoff_cap_s: float,
+    config: OrdersConfig,
     rng: random.Random,
 ) -> list[PositionSeed]:
     """Every position of the account, page after page; ``read`` is awaited before each request
-    (the read budget). Raises the last error when a page failed :data:`ATTEMPTS` times, or at
-    once when the exchange refused it (a 4xx other than 429)."""
+    (the read budget). Raises the last error when a page failed :data:`ATTEMPTS` times (backing
+    off as the feed reconnects), or at once when the exchange refused it (a 4xx but 429)."""
     seeds: list[PositionSeed] = []
     cursor: str | None = None
     while True:
@@ -123,7 +125,8 @@ async def read_seeds(
                 if attempt == ATTEMPTS - 1 or not _passing(exc):
                     raise
                 log.warning("reading the account's positions failed, will retry: %s", exc)
-                await asyncio.sleep(rng.uniform(0, min(backoff_cap_s, backoff_base_s * 2**attempt)))
+                backoff = min(config.reconnect_cap_s, config.reconnect_base_s * 2**attempt)
+                await asyncio.sleep(rng.uniform(0, backoff))
         seeds.extend(seed_of(position, read_ms) for position in page.market_positions)
         cursor = page.cursor
         if not cursor or not page.market_positions:

@@ -169,14 +169,7 @@ class OrderTracker:
         self._fills_checked = self._wall()
         await self._feed.start()
         try:
-            seeds = await read_seeds(
-                self._client,
-                self._read,
-                self._wall,
-                backoff_base_s=self._config.reconnect_base_s,
-                backoff_cap_s=self._config.reconnect_cap_s,
-                rng=self._rng,
-            )
+            seeds = await read_seeds(self._client, self._read, self._wall, self._config, self._rng)
         except BaseException:
             await self._feed.aclose()
             raise
@@ -259,12 +252,10 @@ class OrderTracker:
         self._listeners.append(listener)
 
     def listen_positions(self, listener: Callable[[str, Decimal], None]) -> None:
-        """Call ``listener(ticker, position)`` whenever a position is set otherwise than by a
-        fill the update listeners were given: for each market seeded at start (the account's
-        position then, with the fills counted since that came later), and after an update whose
-        fill the seed already holds (an update listener that counts every fill, as the risk
-        gate's exposure does, has just counted it once too often). Synchronous, right after the
-        update listeners; it must be cheap and never raise."""
+        """Call ``listener(ticker, position)`` when a position is set otherwise than by a fill:
+        each market seeded at start (with the later fills counted since), and after an update
+        whose fill the seed holds (an update listener counting every fill, as the risk gate's
+        exposure does, just counted it once too often). Cheap, synchronous, never raising."""
         self._position_listeners.append(listener)
 
     def _seed(self, seeds: list[PositionSeed]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kalshi_router.config import OrdersConfig
 from kalshi_router.errors import ExchangeError, TransportError, WireError
 from kalshi_router.orders.baseline import ATTEMPTS, PositionSeed, read_seeds, seed_of
 from kalshi_router.orders.updates import FillEvent, OrderUpdate, Position
@@ -215,9 +216,8 @@ async def seeds_from(client: Client, reads: Reads | None = None) -> list[Positio
         client,
         reads or Reads(),
         lambda: 1_767_225_700.0,
-        backoff_base_s=0.001,
-        backoff_cap_s=0.002,
-        rng=random.Random(0),
+        OrdersConfig(reconnect_base_s=0.001, reconnect_cap_s=0.002),
+        random.Random(0),
     )
 
 

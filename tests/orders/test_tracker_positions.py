@@ -49,10 +49,11 @@ async def client(sim: SimServer) -> AsyncIterator[ExchangeClient]:
 
 async def trade(client: ExchangeClient, ticker: str, count: int, side: str = "bid") -> None:
     """Take ``count`` from the house at once: a bid buys YES at $0.55, an ask sells at $0.45."""
+    now = "immediate_or_cancel"
     if side == "bid":
-        intent = OrderIntent.bid(ticker, price="0.60", count=count, time_in_force="immediate_or_cancel")
+        intent = OrderIntent.bid(ticker, price="0.60", count=count, time_in_force=now)
     else:
-        intent = OrderIntent.ask(ticker, price="0.40", count=count, time_in_force="immediate_or_cancel")
+        intent = OrderIntent.ask(ticker, price="0.40", count=count, time_in_force=now)
     reply = await client.create_batch([intent])
     outcome = reply.outcomes[intent.client_order_id]
     assert isinstance(outcome, Accepted), outcome
