@@ -63,6 +63,7 @@ class RouterBase:
         self._gate = RiskGate(risk, Exposure(), time.monotonic)
         if tracker is not None:
             tracker.listen(self._gate.exposure.on_update)
+            tracker.listen_positions(self._gate.exposure.set_position)
         self._watchdog: Watchdog | None = None
         self._halted_why = "set by the caller"
         self._reads: AsyncLimiter | None = None

@@ -1,5 +1,6 @@
 """The closed loop: each order's life at the exchange after it was accepted (design.md §7)."""
 
+from kalshi_router.orders.baseline import PositionSeed
 from kalshi_router.orders.feed import CHANNELS, OrderFeed, OrderFrame, ws_url
 from kalshi_router.orders.ledger import Ledger, LedgerStats
 from kalshi_router.orders.stream import UpdateStream
@@ -25,6 +26,7 @@ __all__ = [
     "OrderUpdate",
     "Orders",
     "Position",
+    "PositionSeed",
     "UpdateStream",
     "Watch",
     "fill_event",

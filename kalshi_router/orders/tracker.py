@@ -7,6 +7,10 @@ resting orders, asks for each order it holds open that is no longer resting, rea
 since the last sweep, and looks up the creates that settled ``Unknown``. A frame lost is thus
 found within one sweep; the exchange's REST answer is the truth where the two disagree.
 
+At start, after the feed is subscribed and before the first sweep, the tracker reads the
+positions the account already holds and seeds them (:mod:`kalshi_router.orders.baseline`, where
+the rule that counts each fill once is), into :attr:`watch` and to its position listeners.
+
 Every change becomes an :class:`OrderUpdate` pushed into :attr:`watch` (what a bot reads, as
 ``router.orders``). An ``Unknown`` create is resolved later on the same key: by its
 ``user_order`` frame, by a REST lookup that finds it, or, once ``landing_grace_s`` has passed
@@ -22,6 +26,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 import msgspec
@@ -30,6 +35,7 @@ from aiolimiter import AsyncLimiter
 from kalshi_router.config import OrdersConfig
 from kalshi_router.errors import ExchangeError, TransportError, WireError
 from kalshi_router.intent import OrderIntent
+from kalshi_router.orders.baseline import PositionSeed, read_seeds
 from kalshi_router.orders.feed import OrderFeed, OrderFrame
 from kalshi_router.orders.ledger import Ledger
 from kalshi_router.orders.updates import OrderUpdate, fill_event, rest_fill_event
@@ -78,6 +84,8 @@ class TrackerStats:
     """Unknown creates resolved later."""
     unresolved: int = 0
     """Unknown creates still waiting for a proof."""
+    seeded: int = 0
+    """Markets whose position the account held at start (read through REST)."""
 
 
 @dataclass(slots=True)
@@ -110,7 +118,7 @@ class OrderTracker:
         self._journal = journal
         self._wall = wall
         self.ledger = Ledger(keep_final=config.keep_final)
-        self.watch = Watch()
+        self.watch = Watch(seeded=True)
         self.exchange_positions: dict[str, MarketPosition] = {}
         """The newest ``market_position`` frame per ticker, as the exchange reports it."""
         self.order_groups: dict[str, OrderGroupUpdate] = {}
@@ -126,6 +134,7 @@ class OrderTracker:
             backoff_cap_s=config.reconnect_cap_s,
             rng=rng,
         )
+        self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
         self._sought: dict[str, _Sought] = {}
         self._placed_wall: dict[str, float] = {}
         self._fills_checked = wall()
@@ -133,6 +142,7 @@ class OrderTracker:
         self._reads: AsyncLimiter | None = None
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[OrderUpdate], None]] = []
+        self._position_listeners: list[Callable[[str, Decimal], None]] = []
 
     def figures(self) -> OrderFigures:
         """The tracker's counters and the ledger's sizes, for ``router.stats()``."""
@@ -152,10 +162,18 @@ class OrderTracker:
         )
 
     async def start(self, reads: AsyncLimiter) -> None:
-        """Connect and subscribe, then sweep on reconnects and on the timer."""
+        """Connect and subscribe, read the positions the account holds (every page), then
+        sweep on reconnects and on the timer. Raises what made the positions unreadable
+        (:data:`~kalshi_router.orders.baseline.ATTEMPTS` tries a page), the feed closed."""
         self._reads = reads
         self._fills_checked = self._wall()
         await self._feed.start()
+        try:
+            seeds = await read_seeds(self._client, self._read, self._wall, self._config, self._rng)
+        except BaseException:
+            await self._feed.aclose()
+            raise
+        self._seed(seeds)
         self._task = asyncio.create_task(self._sweeper(), name="order-tracker-sweeps")
 
     async def aclose(self) -> None:
@@ -233,11 +251,30 @@ class OrderTracker:
         gate's exposure follows the orders this way). It must be cheap and never raise."""
         self._listeners.append(listener)
 
+    def listen_positions(self, listener: Callable[[str, Decimal], None]) -> None:
+        """Call ``listener(ticker, position)`` when a position is set otherwise than by a fill:
+        each market seeded at start (with the later fills counted since), and after an update
+        whose fill the seed holds (an update listener counting every fill, as the risk gate's
+        exposure does, just counted it once too often). Cheap, synchronous, never raising."""
+        self._position_listeners.append(listener)
+
+    def _seed(self, seeds: list[PositionSeed]) -> None:
+        self.stats.seeded = len(seeds)
+        for position in self.watch.seed(seeds):
+            for listener in self._position_listeners:
+                listener(position.ticker, position.position)
+
     def _publish(self, updates: Iterable[OrderUpdate]) -> None:
         for update in updates:
             for listener in self._listeners:
                 listener(update)
             self.watch.push(update)
+            fill = update.fill
+            if fill is not None and self._position_listeners and self.watch.in_seed(fill):
+                held = self.watch.position(fill.ticker)
+                if held is not None:
+                    for tell in self._position_listeners:
+                        tell(fill.ticker, held.position)
 
     def _resolve(self, key: str, outcome: OrderOutcome, updates: list[OrderUpdate]) -> None:
         """Deliver the proof for the unknown create ``key`` with the first update it caused

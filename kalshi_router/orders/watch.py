@@ -8,7 +8,9 @@ wait on futures and streams. Use it from the event loop's thread.
 It is defensive about what is pushed, since forwarded updates may come twice (a resumed
 connection replays some): a fill counts once by ``trade_id``, and an update that repeats the
 latest one, or would move the order back (a state the table does not reach from the latest, or
-lower counts), is dropped. Positions add up the distinct fills only.
+lower counts), is dropped. Positions add up the distinct fills only, from a baseline per ticker
+when the tracker seeds one (:meth:`Watch.seed`; the rule that counts each fill once is in
+:mod:`kalshi_router.orders.baseline`).
 
 Streams are bounded: every reader has its own buffer of ``stream_bound`` updates (default
 10,000); one that falls that far behind has its stream ended with
@@ -23,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 
 from kalshi_router.errors import KalshiRouterError, RouterClosed
+from kalshi_router.orders.baseline import PositionSeed
 from kalshi_router.orders.state import CORRECTION_MOVES, TRANSITIONS
 from kalshi_router.orders.stream import DEFAULT_BOUND, UpdateStream
 from kalshi_router.orders.updates import FillEvent, OrderUpdate, Position
@@ -57,6 +60,18 @@ def _supersedes(new: OrderUpdate, old: OrderUpdate) -> bool:
         old.remaining is not None and new.remaining is not None and new.remaining > old.remaining
     )
     return new.filled >= old.filled and new.fees >= old.fees and not remaining_grew
+
+
+def _moved(was: Position, fill: FillEvent) -> Position:
+    """``was`` after ``fill``."""
+    sign = Decimal(1) if fill.book_side == "bid" else Decimal(-1)
+    return Position(
+        ticker=fill.ticker,
+        position=was.position + sign * fill.count,
+        cost=was.cost + sign * fill.yes_price * fill.count,
+        fees=was.fees + fill.fee,
+        volume=was.volume + fill.count,
+    )
 
 
 class Handle:
@@ -93,7 +108,10 @@ class Watch:
         stream_bound: int = DEFAULT_BOUND,
         keep_final: int = 10_000,
         keep_forgotten: int = 100_000,
+        seeded: bool = False,
     ) -> None:
+        """``seeded``: :meth:`seed` will be called once; until then the fills counted are kept
+        so that the seed can tell which of them it holds already."""
         if stream_bound < 1 or keep_final < 0 or keep_forgotten < 0:
             raise ValueError("stream_bound must be >= 1, keep_final and keep_forgotten >= 0")
         self._bound = stream_bound
@@ -104,6 +122,8 @@ class Watch:
         self._finals: OrderedDict[_Entry, None] = OrderedDict()
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         self._positions: dict[str, Position] = {}
+        self._seeds: dict[str, PositionSeed] = {}
+        self._before_seed: list[FillEvent] | None = [] if seeded else None
         self._streams: weakref.WeakSet[UpdateStream] = weakref.WeakSet()
         self._closed: tuple[str, Callable[[str], KalshiRouterError]] | None = None
 
@@ -201,13 +221,46 @@ class Watch:
         return [update for update in found if ticker is None or update.ticker == ticker]
 
     def positions(self) -> Mapping[str, Position]:
-        """Positions by ticker, from the distinct fills pushed (a copy)."""
+        """Positions by ticker, from the distinct fills pushed and the seeds (a copy)."""
         return dict(self._positions)
 
     def get(self, key: str) -> OrderUpdate | None:
         """The latest update of the order with client_order_id or order id ``key``."""
         entry = self._index.get(key)
         return None if entry is None else entry.latest
+
+    def position(self, ticker: str) -> Position | None:
+        """The position in ``ticker`` (no copy of the others)."""
+        return self._positions.get(ticker)
+
+    # --- the baseline ---
+
+    def seed(self, seeds: Iterable[PositionSeed]) -> list[Position]:
+        """Take the positions the account held when the tracker started as each ticker's
+        baseline: its position is the seed plus the fills counted with a later time than the
+        seed's; from now on a fill at or before that time moves no position (the seed holds
+        it). Returns the positions it set. Tickers without a seed keep counting every fill."""
+        early: dict[str, list[FillEvent]] = {}
+        for fill in self._before_seed or ():
+            early.setdefault(fill.ticker, []).append(fill)
+        self._before_seed = None
+        seeded: list[Position] = []
+        for seed in seeds:
+            self._seeds[seed.ticker] = seed
+            position = Position(
+                ticker=seed.ticker, position=seed.position, cost=seed.cost, fees=seed.fees
+            )
+            for fill in early.get(seed.ticker, ()):
+                if not seed.holds(fill.ts_ms):
+                    position = _moved(position, fill)
+            self._positions[seed.ticker] = position
+            seeded.append(position)
+        return seeded
+
+    def in_seed(self, fill: FillEvent) -> bool:
+        """Whether the seed of ``fill``'s ticker holds it already (so it moves no position)."""
+        seed = self._seeds.get(fill.ticker)
+        return seed is not None and seed.holds(fill.ts_ms)
 
     @property
     def readers(self) -> int:
@@ -218,15 +271,12 @@ class Watch:
     # --- bookkeeping ---
 
     def _count(self, fill: FillEvent) -> None:
+        if self._before_seed is not None:
+            self._before_seed.append(fill)
+        elif self.in_seed(fill):
+            return
         was = self._positions.get(fill.ticker) or Position(ticker=fill.ticker)
-        sign = Decimal(1) if fill.book_side == "bid" else Decimal(-1)
-        self._positions[fill.ticker] = Position(
-            ticker=fill.ticker,
-            position=was.position + sign * fill.count,
-            cost=was.cost + sign * fill.yes_price * fill.count,
-            fees=was.fees + fill.fee,
-            volume=was.volume + fill.count,
-        )
+        self._positions[fill.ticker] = _moved(was, fill)
 
     def _file(self, entry: _Entry) -> None:
         latest = entry.latest

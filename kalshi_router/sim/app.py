@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import msgspec
 from aiohttp import web
 
-from kalshi_router.sim import faults, routes_groups, routes_reads, routes_v1, routes_v2, ws
+from kalshi_router.sim import (
+    faults,
+    routes_groups,
+    routes_positions,
+    routes_reads,
+    routes_v1,
+    routes_v2,
+    ws,
+)
 from kalshi_router.sim.auth import HEADER_KEY, HEADER_SIGNATURE, HEADER_TIMESTAMP, AuthError
 from kalshi_router.sim.book import Exchange, OrderRejected
 from kalshi_router.sim.buckets import DEFAULT_COST, ENDPOINT_COSTS
@@ -146,6 +154,7 @@ def endpoints(config: SimConfig) -> list[Endpoint]:
         Endpoint("GET", "/portfolio/orders", routes_reads.get_orders),
         Endpoint("GET", "/portfolio/orders/{order_id}", routes_reads.get_order),
         Endpoint("GET", "/portfolio/fills", routes_reads.get_fills),
+        Endpoint("GET", "/portfolio/positions", routes_positions.get_positions),
         Endpoint("POST", "/portfolio/events/orders", routes_v2.create, bucket="write"),
         Endpoint("DELETE", "/portfolio/events/orders", routes_v2.cancel_all, bucket="write"),
         Endpoint(

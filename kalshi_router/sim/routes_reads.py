@@ -42,7 +42,7 @@ def _decode_cursor(cursor: str, kind: str = "seq") -> int:
     return int(seq)
 
 
-def _event_of(ticker: str) -> str:
+def event_of(ticker: str) -> str:
     # Sim assumption: a market's event is its ticker up to the last "-"
     # (HIGHNY-24JAN01-T60 belongs to HIGHNY-24JAN01).
     return ticker.rpartition("-")[0] or ticker
@@ -81,7 +81,7 @@ async def get_orders(call: Call) -> web.Response:
         o
         for o in found
         if (after_seq is None or o.seq < after_seq)
-        and (not events or _event_of(o.ticker) in events)
+        and (not events or event_of(o.ticker) in events)
         and (shard is None or o.exchange_index == shard)
     ]
     page = selected[:limit]

@@ -268,6 +268,38 @@ class GetFillsResponse(Struct, kw_only=True):
     cursor: str
 
 
+class MarketPositionOut(Struct, kw_only=True):
+    """Kalshi's ``MarketPosition`` (``GET /portfolio/positions``; not in the 3.31.0 extract:
+    Kalshi's Get Positions page, spec 3.34.0). Sim assumption: ``resting_orders_count``, which
+    older specs listed and 3.34.0 does not, is not sent."""
+
+    ticker: str
+    exchange_index: int
+    total_traded_dollars: str
+    position_fp: str
+    market_exposure_dollars: str
+    realized_pnl_dollars: str
+    fees_paid_dollars: str
+    last_updated_ts: str
+
+
+class EventPositionOut(Struct, kw_only=True):
+    """Kalshi's ``EventPosition`` (spec 3.34.0)."""
+
+    event_ticker: str
+    total_cost_dollars: str
+    total_cost_shares_fp: str
+    event_exposure_dollars: str
+    realized_pnl_dollars: str
+    fees_paid_dollars: str
+
+
+class GetPositionsResponse(Struct, kw_only=True):
+    market_positions: list[MarketPositionOut]
+    event_positions: list[EventPositionOut]
+    cursor: str
+
+
 class CreateOrderV1Response(Struct, kw_only=True):
     order: OrderOut
 

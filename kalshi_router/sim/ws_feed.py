@@ -134,30 +134,38 @@ def order_group_update(sid: int, seq: int, event: GroupChanged) -> OrderGroupUpd
 
 
 @dataclass(slots=True)
-class _Position:
+class Holding:
+    """One user's record in one market, in the engine's units (micro-dollars, 0.01 contract).
+    The position itself is the engine's (``Exchange.position``)."""
+
     cost: int = 0  # micro-dollars paid for the contracts held (of whichever outcome)
     realized: int = 0
     fees: int = 0
     volume: int = 0
+    traded: int = 0
+    """Micro-dollars every fill cost, at the price of the outcome it bought (closing ones too)."""
+    updated_ms: int = 0
+    """When a fill last changed it (the fill's time)."""
 
 
 class Positions:
-    """Per user and market: cost basis (average cost), realized P&L, fees and volume.
+    """Per user and market: cost basis (average cost), realized P&L, fees, volume, dollars
+    traded and the time of the last change.
 
-    Fed every fill from the simulator's start, whether or not anyone is subscribed. Sim
-    assumptions: realized P&L excludes fees; a fill that closes held contracts realizes
-    $1 per closed pair less the average cost and the closing price; position fee cost is
-    the fees paid.
+    Fed every fill from the simulator's start, whether or not anyone is subscribed; the
+    ``market_position`` frames and ``GET /portfolio/positions`` both read it. Sim assumptions:
+    realized P&L excludes fees; a fill that closes held contracts realizes $1 per closed pair
+    less the average cost and the closing price; position fee cost is the fees paid.
     """
 
     def __init__(self) -> None:
-        self._by_key: dict[tuple[str, str], _Position] = {}
+        self._by_user: dict[str, dict[str, Holding]] = {}
 
     def __call__(self, event: Event) -> None:
         if not isinstance(event, Filled):
             return
         order = event.order
-        pos = self._by_key.setdefault((order.user_id, order.ticker), _Position())
+        pos = self._by_user.setdefault(order.user_id, {}).setdefault(order.ticker, Holding())
         delta = event.qty if order.side == "bid" else -event.qty
         before = event.position - delta
         unit = unit_cost(order.side, event.price)
@@ -169,11 +177,18 @@ class Positions:
         pos.cost += unit * (event.qty - closed)
         pos.fees += event.fee
         pos.volume += event.qty
+        pos.traded += unit * event.qty
+        pos.updated_ms = event.ts_ms
+
+    def held(self, user_id: str) -> dict[str, Holding]:
+        """The user's records by ticker: every market the user has a fill in (live, not a
+        copy: read them at once)."""
+        return self._by_user.get(user_id, {})
 
     def frame(self, sid: int, event: Filled) -> MarketPosition:
         """The ``market_position`` frame after ``event`` (already counted)."""
         order = event.order
-        pos = self._by_key[order.user_id, order.ticker]
+        pos = self._by_user[order.user_id][order.ticker]
         return MarketPosition(
             sid=sid,
             msg=MarketPositionMsg(

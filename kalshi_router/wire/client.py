@@ -29,6 +29,7 @@ from kalshi_router.wire.models import (
     GetOrdersResponse,
     Order,
 )
+from kalshi_router.wire.positions import GetPositionsResponse
 from kalshi_router.wire.reply import BatchReply, decode_error
 from kalshi_router.wire.single import decode_single, encode_single
 
@@ -38,6 +39,7 @@ _costs = msgspec.json.Decoder(GetAccountEndpointCostsResponse)
 _orders = msgspec.json.Decoder(GetOrdersResponse)
 _order = msgspec.json.Decoder(GetOrderResponse)
 _fills = msgspec.json.Decoder(GetFillsResponse)
+_positions = msgspec.json.Decoder(GetPositionsResponse)
 _status = msgspec.json.Decoder(GetExchangeStatusResponse)
 
 
@@ -160,6 +162,39 @@ class ExchangeClient(OrderGroupCalls):
         )
         return self._read(
             await self.transport.request("GET", "/portfolio/fills", params=params), _fills
+        )
+
+    async def get_positions(
+        self,
+        *,
+        ticker: str | None = None,
+        event_ticker: str | None = None,
+        count_filter: str | None = None,
+        settlement_status: str | None = None,
+        subaccount: int | None = None,
+        exchange_index: int | None = None,
+        cursor: str | None = None,
+        limit: int = 1000,
+    ) -> GetPositionsResponse:
+        """One page of ``GET /portfolio/positions`` (Kalshi's Get Positions, spec 3.34.0).
+
+        ``count_filter`` is ``position``, ``total_traded`` or both, comma-separated (markets
+        with any of them non-zero); ``settlement_status`` ``unsettled`` (Kalshi's default),
+        ``settled`` or ``all``; ``subaccount`` 0-63 (Kalshi: "Defaults to 0", the primary);
+        ``event_ticker`` a single event. A position with an impossible value makes the page a
+        :class:`~kalshi_router.errors.WireError` naming it."""
+        params = _query(
+            limit=limit,
+            ticker=ticker,
+            event_ticker=event_ticker,
+            count_filter=count_filter,
+            settlement_status=settlement_status,
+            subaccount=subaccount,
+            exchange_index=exchange_index,
+            cursor=cursor,
+        )
+        return self._read(
+            await self.transport.request("GET", "/portfolio/positions", params=params), _positions
         )
 
     async def get_order(self, order_id: str) -> Order | None:
