@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from kalshi_router.config import Config, ExchangeConfig, RouterConfig, load_config
 from kalshi_router.errors import ConfigError
+from kalshi_router.intent import OrderIntent
+from kalshi_router.risk import Exposure, RiskGate
 
 CONFIG_DIR = Path(__file__).parents[1] / "config"
 
@@ -279,3 +282,16 @@ def test_credentials_must_be_variable_names_and_value_is_not_echoed(tmp_path: Pa
     message = _error(tmp_path, f'[credentials]\nprivate_key_env = "{secret}"\n')
     assert "credentials.private_key_env" in message
     assert "MIIEpAIBAAKCAQEA" not in message
+
+
+@pytest.mark.parametrize("name", ["kalshi-prod.toml", "kalshi-demo.toml"])
+def test_the_exchange_configs_refuse_a_fat_finger(name: str) -> None:
+    config = load_config(CONFIG_DIR / name)
+    gate = RiskGate(config.risk, Exposure(), time.monotonic)
+    intent = OrderIntent.ask("KXHIGHNY-26DEC31-T60", price="0.99", count=1_000_000)
+    refusal = gate.check_create(intent)
+    assert refusal is not None
+    assert refusal.code == "risk.max_contracts"
+    assert (
+        gate.check_create(OrderIntent.ask("KXHIGHNY-26DEC31-T60", price="0.99", count=10)) is None
+    )
