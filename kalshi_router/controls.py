@@ -32,6 +32,7 @@ log = logging.getLogger("kalshi_router.router")
 Live = dict[tuple[Kind, str], Pending]
 Cancel = Callable[[str, str], "asyncio.Future[CancelOutcome]"]
 _PAGE = 1000
+_POLL_S = 0.01
 
 
 def close_queued_creates(
@@ -95,8 +96,13 @@ class RouterKillTarget:
         await self._groups.cancel_all(subaccount=subaccount)
 
     async def creates_settled(self) -> None:
-        while futures := [p.future for (kind, _), p in self._live.items() if kind == "create"]:
-            await asyncio.wait(futures)
+        while creates := [p for (kind, _), p in self._live.items() if kind == "create"]:
+            waiting = [p.future for p in creates if not p.future.done()]
+            if waiting:
+                await asyncio.wait(waiting)
+            else:
+                # Their callers cancelled their futures; they leave ``live`` once answered.
+                await asyncio.sleep(_POLL_S)
 
     async def resting(self, subaccount: int | None) -> Sequence[Order]:
         listed: list[Order] = []
