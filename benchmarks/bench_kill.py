@@ -20,10 +20,12 @@ then ``kill()``. From the call:
 
 ``--cancel-all fails`` refuses Kalshi's cancel-all (503 on ``DELETE /portfolio/events/orders``
 only), so every order goes one by one. Counts: orders Kalshi's cancel-all took (the engine's
-count), orders cancelled one by one (the report's), queued creates the halt closed; tokens: the
-router's write tokens spent during kill() and the simulator's read tokens (the kill's listings,
-the tracker's reconciliation, lookups). Once halted, the bot only submits creates (refused at
-the risk gate, never sent), so the write tokens are the kill switch's own.
+count), orders cancelled one by one (the report's), queued creates the halt closed; when the
+cancel-all request went out and when its answer came back; tokens: the write tokens of the
+cancel requests the router wrote during kill() (cancel-all and batched cancels, retries
+included, at the router's costs) and the read tokens the simulator charged meanwhile (the
+kill's listings, the tracker's reconciliation, lookups). Once halted, the bot only submits
+creates (refused at the risk gate, never sent), so those cancels are the kill switch's own.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,12 +51,13 @@ from _runner import loop_in_use, run_on
 
 from kalshi_router.config import Config, OrdersConfig
 from kalshi_router.errors import IntentError
-from kalshi_router.intent import AmendIntent, OrderIntent
+from kalshi_router.intent import AmendIntent, CancelIntent, OrderIntent
 from kalshi_router.outcome import Accepted, Outcome
 from kalshi_router.risk.kill import KillReport
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim.buckets import TIERS
 from kalshi_router.wire.models import GetOrdersResponse
+from kalshi_router.wire.reply import BatchReply
 
 SEED = 42
 TICKERS = tuple(f"KXKILL-26DEC31-T{n}" for n in range(8))
@@ -125,17 +129,45 @@ class Load:
             self.futures.append(future)
 
 
-def stamp_empty_listings(router: OrderRouter, into: list[int]) -> None:
-    """Stamp each REST listing of resting orders that comes back empty."""
-    get_orders = router._client.get_orders
+class Stamps:
+    """What the router writes and reads from the kill on: the write tokens of its cancel
+    requests (at the router's costs; retries included), when Kalshi's cancel-all went out and
+    came back, and each REST listing of resting orders that came back empty."""
 
-    async def stamped(**query: Any) -> GetOrdersResponse:
-        page = await get_orders(**query)
-        if query.get("status") == "resting" and not page.orders and not query.get("cursor"):
-            into.append(time.monotonic_ns())
-        return page
+    def __init__(self, router: OrderRouter) -> None:
+        self.write_tokens = 0
+        self.cancel_all_sent_ns: int | None = None
+        self.cancel_all_answered_ns: int | None = None
+        self.empty_listings: list[int] = []
+        client = router._client
+        cancel_cost, cancel_all_cost = router.budget.costs["cancel"], router.order_groups.costs
+        cancel_all, cancel_batch, get_orders = (
+            client.cancel_all,
+            client.cancel_batch,
+            client.get_orders,
+        )
 
-    router._client.get_orders = stamped  # type: ignore[method-assign]
+        async def stamped_cancel_all(subaccount: int | None = None) -> None:
+            self.write_tokens += cancel_all_cost["cancel_all"]
+            self.cancel_all_sent_ns = time.monotonic_ns()
+            try:
+                await cancel_all(subaccount)
+            finally:
+                self.cancel_all_answered_ns = time.monotonic_ns()
+
+        async def counted_cancel_batch(cancels: Sequence[CancelIntent]) -> BatchReply:
+            self.write_tokens += cancel_cost * len(cancels)
+            return await cancel_batch(cancels)
+
+        async def stamped_get_orders(**query: Any) -> GetOrdersResponse:
+            page = await get_orders(**query)
+            if query.get("status") == "resting" and not page.orders and not query.get("cursor"):
+                self.empty_listings.append(time.monotonic_ns())
+            return page
+
+        client.cancel_all = stamped_cancel_all  # type: ignore[method-assign]
+        client.cancel_batch = counted_cancel_batch  # type: ignore[method-assign]
+        client.get_orders = stamped_get_orders  # type: ignore[method-assign]
 
 
 async def one_run(
@@ -157,20 +189,17 @@ async def one_run(
             bot = asyncio.create_task(load.run(stop))
             await asyncio.sleep(load_s * (1 + rng.random() / 2))
             armed = await sim.arm()
-            empties: list[int] = []
-            stamp_empty_listings(router, empties)
-            spent = router.stats().tokens_spent
+            stamps = Stamps(router)
             started = time.monotonic_ns()
             report = await router.kill("bench")
             returned = time.monotonic_ns()
-            spent = router.stats().tokens_spent - spent
             books = await sim.books()
             stop.set()
             await bot
             outcomes: list[Outcome | BaseException] = await asyncio.gather(
                 *load.futures, return_exceptions=True
             )
-    confirmed = next((t for t in empties if t >= started), None)
+    confirmed = next((t for t in stamps.empty_listings if t >= started), None)
     return {
         "tier": tier,
         "orders": orders,
@@ -183,13 +212,15 @@ async def one_run(
         "cancelled_ms": _ms(books["emptied_ns"], started),
         "confirmed_ms": _ms(confirmed, started),
         "returned_ms": (returned - started) / 1e6,
+        "cancel_all_sent_ms": _ms(stamps.cancel_all_sent_ns, started),
+        "cancel_all_answered_ms": _ms(stamps.cancel_all_answered_ns, started),
         "by_cancel_all": books["cancel_all_orders"],
         "cancel_all": report.cancel_all,
         "one_by_one": report.cancels_sent,
         "one_by_one_confirmed": report.cancels_confirmed,
         "creates_closed": report.creates_closed,
         "rounds": report.rounds,
-        "write_tokens": spent,
+        "write_tokens": stamps.write_tokens,
         "read_tokens": books["tokens_spent"]["read"] - armed["tokens_spent"]["read"],
         "bot_intents": len(outcomes),
         "bot_errors": sum(isinstance(o, BaseException) for o in outcomes),
@@ -241,7 +272,13 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "runs": len(mine),
             "done": sum(r["done"] and r["resting_after"] == 0 for r in mine),
         }
-        for name in ("cancelled_ms", "confirmed_ms", "returned_ms"):
+        for name in (
+            "cancel_all_sent_ms",
+            "cancel_all_answered_ms",
+            "cancelled_ms",
+            "confirmed_ms",
+            "returned_ms",
+        ):
             values = sorted(r[name] for r in mine if r[name] is not None)
             row[name] = {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99)}
         for name in (
@@ -266,6 +303,9 @@ def render(rows: list[dict[str, Any]], runs: int) -> str:
             f"{row['tier']}, {row['orders']:,}, cancel-all {row['cancel_all_mode']}",
             f"{row['done']}/{row['runs']}",
             f"{row['resting_at_kill']:,.0f}",
+            "{:,.0f} / {:,.0f}".format(
+                row["cancel_all_sent_ms"]["p50"], row["cancel_all_answered_ms"]["p50"]
+            ),
             times(row, "cancelled_ms"),
             times(row, "confirmed_ms"),
             times(row, "returned_ms"),
@@ -281,6 +321,7 @@ def render(rows: list[dict[str, Any]], runs: int) -> str:
         "tier, N resting, cancel-all",
         "done",
         "resting at kill",
+        "cancel-all out/back p50 ms",
         "cancelled p50/p99 ms",
         "confirmed p50/p99 ms",
         "kill() p50/p99 ms",

@@ -50,6 +50,7 @@ def test_every_run_leaves_nothing_resting_and_its_times_are_in_order(
         assert 0 < r["cancelled_ms"] <= r["confirmed_ms"] <= r["returned_ms"]
         assert r["bot_errors"] == 0
         assert r["write_tokens"] > 0
+        assert 0 <= r["cancel_all_sent_ms"] <= r["cancel_all_answered_ms"] <= r["returned_ms"]
         assert r["read_tokens"] > 0
 
 
