@@ -56,7 +56,7 @@ from kalshi_router.outcome import Accepted, Outcome
 from kalshi_router.risk.kill import KillReport
 from kalshi_router.router import OrderRouter
 from kalshi_router.sim.buckets import TIERS
-from kalshi_router.wire.models import GetOrdersResponse
+from kalshi_router.wire.models import GetOrdersResponse, Order
 from kalshi_router.wire.reply import BatchReply
 
 SEED = 42
@@ -132,20 +132,19 @@ class Load:
 class Stamps:
     """What the router writes and reads from the kill on: the write tokens of its cancel
     requests (at the router's costs; retries included), when Kalshi's cancel-all went out and
-    came back, and each REST listing of resting orders that came back empty."""
+    came back, each REST listing of resting orders that came back empty, and the single-order
+    GETs (the tracker's reconciliation: one per order it held open that REST no longer lists)."""
 
     def __init__(self, router: OrderRouter) -> None:
         self.write_tokens = 0
         self.cancel_all_sent_ns: int | None = None
         self.cancel_all_answered_ns: int | None = None
         self.empty_listings: list[int] = []
+        self.order_gets = 0
         client = router._client
         cancel_cost, cancel_all_cost = router.budget.costs["cancel"], router.order_groups.costs
-        cancel_all, cancel_batch, get_orders = (
-            client.cancel_all,
-            client.cancel_batch,
-            client.get_orders,
-        )
+        cancel_all, cancel_batch = client.cancel_all, client.cancel_batch
+        get_orders, get_order = client.get_orders, client.get_order
 
         async def stamped_cancel_all(subaccount: int | None = None) -> None:
             self.write_tokens += cancel_all_cost["cancel_all"]
@@ -165,9 +164,14 @@ class Stamps:
                 self.empty_listings.append(time.monotonic_ns())
             return page
 
+        async def counted_get_order(order_id: str) -> Order | None:
+            self.order_gets += 1
+            return await get_order(order_id)
+
         client.cancel_all = stamped_cancel_all  # type: ignore[method-assign]
         client.cancel_batch = counted_cancel_batch  # type: ignore[method-assign]
         client.get_orders = stamped_get_orders  # type: ignore[method-assign]
+        client.get_order = counted_get_order  # type: ignore[method-assign]
 
 
 async def one_run(
@@ -222,6 +226,7 @@ async def one_run(
         "rounds": report.rounds,
         "write_tokens": stamps.write_tokens,
         "read_tokens": books["tokens_spent"]["read"] - armed["tokens_spent"]["read"],
+        "order_gets": stamps.order_gets,
         "bot_intents": len(outcomes),
         "bot_errors": sum(isinstance(o, BaseException) for o in outcomes),
         "report": _report(report),
@@ -288,8 +293,10 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "creates_closed",
             "write_tokens",
             "read_tokens",
+            "order_gets",
         ):
             row[name] = statistics.median(r[name] for r in mine)
+        row["order_gets_max"] = max(r["order_gets"] for r in mine)
         rows.append(row)
     return rows
 
@@ -314,6 +321,7 @@ def render(rows: list[dict[str, Any]], runs: int) -> str:
             f"{row['creates_closed']:,.0f}",
             f"{row['write_tokens']:,.0f}",
             f"{row['read_tokens']:,.0f}",
+            f"{row['order_gets']:,.0f} / {row['order_gets_max']:,}",
         ]
         for row in rows
     ]
@@ -330,6 +338,7 @@ def render(rows: list[dict[str, Any]], runs: int) -> str:
         "queued closed",
         "write tokens",
         "read tokens",
+        "order GETs med/max",
     ]
     title = (
         f"kill switch under load, {runs} runs each (p99 of so few runs is their max; counts are "
