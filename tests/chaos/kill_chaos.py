@@ -65,6 +65,7 @@ CANCEL_ALL_FAILS = FaultConfig(
 )
 # A budget the bot can keep busy without waiting on it for long: 400 creates a second.
 WRITE_BUDGET = 4000
+PLACE_CHUNK = 200
 KILL_TIMEOUT_S = 20.0
 PROBES = 3
 
@@ -202,9 +203,12 @@ async def run(seed: int, mode: Mode, faults: FaultConfig, faults_name: str) -> K
 
             work = Workload(router, cross)
             work.seed(seed)
-            for _ in range(mode.resting):
-                work.create_resting()
-            placed = await asyncio.gather(*work.creates)
+            # In chunks well inside the budget, so that none waits past its deadline.
+            for chunk in range(0, mode.resting, PLACE_CHUNK):
+                for _ in range(min(PLACE_CHUNK, mode.resting - chunk)):
+                    work.create_resting()
+                await asyncio.gather(*work.creates[chunk:])
+            placed = [f.result() for f in work.creates]
             if not all(isinstance(o, Accepted) for o in placed):
                 bad.append(f"placing with faults off: {Counter(type(o).__name__ for o in placed)}")
             sim.state.faults.configure(faults)
