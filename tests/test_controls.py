@@ -64,10 +64,6 @@ async def test_queued_creates_are_settled_and_those_on_the_wire_keep_going() -> 
     assert len(queue) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="close_queued_creates counts the creates it settled Unknown among the closed ones",
-)
 async def test_the_count_is_of_creates_closed_never_sent() -> None:
     queue, live, *_ = held()
     outcomes: dict[str, Outcome] = {}
@@ -76,10 +72,6 @@ async def test_the_count_is_of_creates_closed_never_sent() -> None:
     assert closed == sum(isinstance(o, Closed) for o in outcomes.values()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="creates_settled spins while a create whose caller cancelled its future is on the wire",
-)
 async def test_waiting_for_creates_on_the_wire_does_not_spin(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

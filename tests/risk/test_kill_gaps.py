@@ -1,10 +1,10 @@
-"""Gaps in the kill switch found by the chaos runs and bench_kill, each a failing test (xfail,
-strict: the fix turns it into an unexpected pass, and the marker goes):
+"""Gaps in the kill switch the chaos runs and bench_kill found, kept as tests of their fixes:
 
-- an order whose cancel expired (an outage longer than the router's deadline) is never asked
-  again, so the kill gives up although the exchange recovered long before its timeout;
-- ``KillReport.seconds`` ("from the halt to the confirmation") also counts the order tracker's
-  reconciliation after the confirmation, which takes seconds when many orders are followed.
+- an order whose cancel expired (an outage longer than the router's deadline) was never asked
+  again, so the kill gave up although the exchange recovered long before its timeout;
+- ``KillReport.seconds`` also counted the order tracker's reconciliation after the
+  confirmation, which takes seconds when many orders are followed;
+- waiting for the creates in flight spun on one whose caller had cancelled its future.
 """
 
 from __future__ import annotations
@@ -39,10 +39,6 @@ async def sim() -> AsyncIterator[SimServer]:
         yield server
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kill.pull_everything asks each order once: one whose cancel expired stays resting",
-)
 async def test_orders_whose_cancel_expired_are_asked_again_once_the_exchange_recovers(
     sim: SimServer,
 ) -> None:
@@ -110,9 +106,6 @@ class SlowReconcile(Flaky):
         self.now += 10.0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="kill.pull_everything stamps seconds after reconciling the tracker"
-)
 async def test_the_reports_seconds_end_at_the_confirmation() -> None:
     exchange = SlowReconcile()
     report = await pull_everything(
@@ -127,10 +120,6 @@ async def test_the_reports_seconds_end_at_the_confirmation() -> None:
     assert report.seconds < 10.0, report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kill.pull_everything asks each order once: one whose cancel expired stays resting",
-)
 async def test_an_order_still_listed_after_its_cancel_expired_is_asked_again() -> None:
     exchange = Flaky()
     report = await pull_everything(
