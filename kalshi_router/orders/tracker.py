@@ -349,6 +349,9 @@ class OrderTracker:
             order_id = update.order_id
             if order_id is None or order_id in resting:
                 continue
+            current = self.ledger.get(order_id)
+            if current is None or current.final:
+                continue  # a frame closed it while this sweep ran: nothing to ask
             await self._read()
             found = await self._client.get_order(order_id)
             if found is not None:
