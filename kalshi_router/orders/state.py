@@ -32,15 +32,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
+from typing import Literal, TypeAlias, get_args
 
 from kalshi_router.errors import IllegalTransition
+from kalshi_router.orders.fills import FillEvent
 from kalshi_router.wire.models import Order
 from kalshi_router.wire.ws_models import BookSide, UserOrder
-
-if TYPE_CHECKING:
-    # updates.py imports State from here; FillEvent is read by attribute only.
-    from kalshi_router.orders.updates import FillEvent
 
 State: TypeAlias = Literal[
     "accepted",
