@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -113,20 +113,8 @@ class OrderRouter(RouterControls):
         ``client``: who sends it; the intents of different clients take turns in each lane."""
         expect(intent, OrderIntent)
         self._client.dialect.check(intent)
-        return self._create(intent, deadline_s, client)
-
-    def _create(
-        self, intent: OrderIntent, deadline_s: float | None, client: str | None
-    ) -> asyncio.Future[OrderOutcome]:
-        gate = self._gate
         return self._enqueue(
-            "create",
-            intent.client_order_id,
-            intent.ticker,
-            intent,
-            deadline_s,
-            client,
-            admit=lambda: gate.check_create(intent, client),
+            "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
         )
 
     async def submit_wait(
@@ -178,7 +166,12 @@ class OrderRouter(RouterControls):
             expect(intent, OrderIntent)
             self._client.dialect.check(intent)
         self._check_batch("create", [intent.client_order_id for intent in batch])
-        return [self._create(intent, deadline_s, client) for intent in batch]
+        return [
+            self._enqueue(
+                "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
+            )
+            for intent in batch
+        ]
 
     def cancel(
         self,
@@ -214,16 +207,7 @@ class OrderRouter(RouterControls):
         self, intent: AmendIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         expect(intent, AmendIntent)
-        gate = self._gate
-        return self._enqueue(
-            "single",
-            intent.order_id,
-            intent.ticker,
-            intent,
-            deadline_s,
-            client,
-            admit=lambda: gate.check_amend(intent, client),
-        )
+        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
 
     def decrease(
         self, intent: DecreaseIntent, *, deadline_s: float | None = None, client: str | None = None
@@ -239,11 +223,11 @@ class OrderRouter(RouterControls):
         payload: Intent,
         deadline_s: float | None,
         client: str | None = None,
-        admit: Callable[[], Rejected | None] | None = None,
     ) -> asyncio.Future[Any]:
         # Every intent passes here: kept to what each one needs. The arguments are checked
         # before the router's state, so a bad argument is named whatever that state is; the
-        # risk gate (``admit``) last, so that what it reserves is always queued.
+        # risk gate last, so that what it reserves is always queued (cancels and decreases only
+        # take exposure off: never checked).
         timeout = self._config.deadline_s if deadline_s is None else checked_deadline(deadline_s)
         dispatcher = self._dispatcher
         if not self._accepting or dispatcher is None:
@@ -255,7 +239,13 @@ class OrderRouter(RouterControls):
         if live in self._live:
             field = "client_order_id" if kind == "create" else "order_id"
             raise IntentError(field, f"{key!r} already has a pending {kind}")
-        if admit is not None and (refusal := admit()) is not None:
+        if type(payload) is OrderIntent:
+            refusal = self._gate.check_create(payload, client)
+        elif type(payload) is AmendIntent:
+            refusal = self._gate.check_amend(payload, client)
+        else:
+            refusal = None
+        if refusal is not None:
             return self._refused(kind, key, refusal)
         now = self._now()
         deadline = now + timeout
