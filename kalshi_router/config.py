@@ -17,11 +17,13 @@ import msgspec
 
 from kalshi_router.client_names import name_problem
 from kalshi_router.errors import ConfigError
+from kalshi_router.redis_budget.config import BudgetConfig
 from kalshi_router.risk.config import RiskConfig
 from kalshi_router.sim.config import SimConfig
 from kalshi_router.wire.hosts import check_transport_security
 
 __all__ = [
+    "BudgetConfig",
     "Config",
     "CredentialsConfig",
     "ExchangeConfig",
@@ -289,11 +291,19 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=Tr
     journal: JournalConfig = msgspec.field(default_factory=JournalConfig)
     orders: OrdersConfig = msgspec.field(default_factory=OrdersConfig)
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    budget: BudgetConfig = msgspec.field(default_factory=BudgetConfig)
 
     def __post_init__(self) -> None:
         # Limits on what the account holds are checked against the tracker's view: without it
         # no fill or cancel is seen, so every accepted order would count at its full size for
         # ever and the limit would fill up and refuse everything.
+        if (
+            self.budget.backend == "redis"
+            and self.budget.max_late_ms > self.limits.headroom_s * 1000
+        ):
+            # A booking used late by more than the model absorbs could meet another router's
+            # on time at the exchange: the lateness allowed must fit in the headroom.
+            raise ConfigError("budget.max_late_ms: must be <= limits.headroom_s in milliseconds")
         needing = self.risk.exposure_limits()
         if needing and not self.orders.track:
             raise ConfigError(f"{needing[0]}: needs [orders] track = true (fills and cancels)")

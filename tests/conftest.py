@@ -11,3 +11,5 @@ from tests.long import hypothesis_profile
 settings.register_profile("deterministic", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False, max_examples=1_000)
 settings.load_profile(hypothesis_profile())
+
+pytest_plugins = ["tests.redis_server"]
