@@ -10,8 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from kalshi_router.budget import opening
-from kalshi_router.budget import LocalBudget
+from kalshi_router.budget import LocalBudget, opening
 from kalshi_router.intent import AmendIntent, CancelIntent
 from tests.fakes import TICKER, ScriptedClient, VirtualClock, account_limits, make_router, orders
 from tests.fakes import clock_fixture as clock_fixture
