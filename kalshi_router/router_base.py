@@ -175,4 +175,5 @@ class RouterBase:
             in_flight=self.in_flight,
             orders=orders,
             risk=self._gate.figures(),
+            shared_budget=self._budget.figures() if self._budget else None,
         )

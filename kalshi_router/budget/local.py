@@ -171,5 +171,8 @@ class LocalBudget:
         before we spend again."""
         self._bucket.overdraw(self.headroom)
 
+    def figures(self) -> None:
+        """A local bucket has nothing more to report than its ``BudgetView``."""
+
     async def aclose(self) -> None:
         """Nothing to let go of."""

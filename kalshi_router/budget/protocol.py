@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from kalshi_router.redis_budget.figures import SharedBudgetFigures
+
 
 class BudgetView(Protocol):
     """The write budget, read-only: every ``WriteBudget`` is one, and so is the service's report
@@ -72,6 +74,9 @@ class WriteBudget(BudgetView, Protocol):
 
     def rate_limited(self) -> None:
         """The exchange answered 429: its bucket is empty, whatever this one says."""
+
+    def figures(self) -> SharedBudgetFigures | None:
+        """A shared budget's own figures (None for the local bucket)."""
 
     async def aclose(self) -> None:
         """Let go of what the budget holds (a connection, tasks telling a server); the router

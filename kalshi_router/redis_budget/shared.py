@@ -23,7 +23,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
-import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -31,6 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from kalshi_router.errors import ConfigError
 from kalshi_router.redis_budget.config import BudgetConfig
+from kalshi_router.redis_budget.figures import SharedBudgetFigures
 from kalshi_router.redis_budget.script import LUA, STATE_TTL_MS, Answer, Model
 
 log = logging.getLogger("kalshi_router.budget.redis")
@@ -40,21 +40,6 @@ _RETRY_BASE_S = 0.01
 _RETRY_CAP_S = 0.5
 # Call durations kept for the figures' percentiles.
 _SAMPLES = 4096
-
-
-class SharedBudgetFigures(msgspec.Struct, frozen=True, kw_only=True):
-    """What the shared budget did: Redis calls and their durations (µs), bookings forfeited
-    for lateness, starts from an unknown (empty) bucket, cancels' tokens spent on credit."""
-
-    calls: int
-    failures: int
-    call_p50_us: float
-    call_p99_us: float
-    forfeited: int
-    fresh_starts: int
-    credit_spent: int
-    credit_left: float
-    blocked: str | None
 
 
 def _where(url: str) -> str:
