@@ -40,6 +40,8 @@ _RETRY_BASE_S = 0.01
 _RETRY_CAP_S = 0.5
 # Call durations kept for the figures' percentiles.
 _SAMPLES = 4096
+# Bookings remembered for refunds, which give back part of the latest ones.
+_BOOKINGS = 8
 
 
 class SharedBudgetFigures(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +98,8 @@ class RedisBudget:
         self._credit = model.credit
         self._owed = 0
         self._known = (0.0, 0.0)
+        # The latest bookings: (receipt, tokens); "" for tokens spent on credit.
+        self._bookings: deque[tuple[str, int]] = deque(maxlen=_BOOKINGS)
         self._tasks: set[asyncio.Task[None]] = set()
         self._durations: deque[float] = deque(maxlen=_SAMPLES)
         self._calls = self._failures = self._forfeited = self._fresh = self._credit_spent = 0
@@ -157,6 +161,7 @@ class RedisBudget:
             return kind != "create" and self._on_credit(amount)
         if answer.granted != 1:
             return False
+        self._bookings.append((answer.receipt, amount))
         self.spent += amount
         return True
 
@@ -180,14 +185,31 @@ class RedisBudget:
             if answer.granted != 1:
                 await asyncio.sleep(wait)
                 continue
-            if await self._wait_out(asked, wait, amount):
+            if await self._wait_out(asked, wait, amount, answer.receipt):
+                self._bookings.append((answer.receipt, amount))
                 self.spent += amount
                 return
             self._forfeited += 1
 
     def refund(self, kind: str, amount: int) -> None:
         self.spent -= amount
-        self._inform(self._call("refund", amount))
+        # What is given back was taken last: by the dispatcher, the tokens of the batch it just
+        # cut smaller; by order groups, those of the call that just failed. So the newest
+        # bookings pay first, each refund naming its own (the script gives back no more than
+        # that booking still weighs in the bucket).
+        while amount > 0 and self._bookings:
+            receipt, tokens = self._bookings.pop()
+            back = min(amount, tokens)
+            if tokens > back:
+                self._bookings.append((receipt, tokens - back))
+            amount -= back
+            if receipt:
+                self._inform(self._call("refund", back, receipt))
+            else:
+                # Spent on credit and not repaid yet: the credit is whole again by that much.
+                back = min(back, self._owed)
+                self._owed -= back
+                self._credit += back
 
     def rate_limited(self) -> None:
         self._inform(self._call("drain"))
@@ -212,7 +234,7 @@ class RedisBudget:
 
     # The parts.
 
-    async def _wait_out(self, asked: float, wait: float, amount: int) -> bool:
+    async def _wait_out(self, asked: float, wait: float, amount: int, receipt: str) -> bool:
         """Sleep out ``wait`` from the answer (never early: the server dated the booking at or
         before then); False if we woke too late to use it (lateness counted from ``asked``,
         the earliest the server's "now" can have been)."""
@@ -220,7 +242,7 @@ class RedisBudget:
             await asyncio.sleep(wait)
         except asyncio.CancelledError:
             # Not sent: the tokens go back to the bucket.
-            self._inform(self._call("refund", amount))
+            self._inform(self._call("refund", amount, receipt))
             raise
         return self._clock() - (asked + wait) <= self._max_late_s
 
@@ -230,10 +252,11 @@ class RedisBudget:
         self._credit -= amount
         self._owed += amount
         self._credit_spent += amount
+        self._bookings.append(("", amount))
         self.spent += amount
         return True
 
-    async def _call(self, op: str, *args: float) -> Answer:
+    async def _call(self, op: str, *args: float | str) -> Answer:
         started = self._clock()
         self._calls += 1
         try:

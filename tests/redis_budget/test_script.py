@@ -60,7 +60,8 @@ class Bucket:
     def put(self, tat: float, *, run: str | None = None, sig: str = SIG) -> None:
         """Write a state as if an earlier call had (``run``: another server run's)."""
         run = run or str(self.client.info("server")["run_id"])
-        self.client.hset(self.key, mapping={"tat": repr(tat), "run": run, "sig": sig})
+        state = ["tat", repr(tat), "run", run, "sig", sig, "gen", "1", "given", "0"]
+        self.client.hset(self.key, items=state)
 
     def tat(self) -> float:
         value = self.client.hget(self.key, "tat")
@@ -89,7 +90,7 @@ def used(tokens: float) -> float:
 
 class Case(NamedTuple):
     state: float | None  # tokens lacking at T (None: no key)
-    op: tuple[str, ...]
+    op: str
     args: tuple[float, ...]
     granted: int
     wait_us: int
@@ -102,51 +103,48 @@ HORIZON = 20_000.0  # µs: creates' booking horizon (budget.create_horizon_ms = 
 AHEAD = CAP * PER  # µs: how far cancels book ahead (one bucket of time)
 CASES = {
     # Unknown is empty: a missing key starts empty, and every op starts from there.
-    "missing key: empty": Case(None, ("hello",), (), 1, 0, 0, CAP, fresh=True),
+    "missing key: empty": Case(None, "hello", (), 1, 0, 0, CAP, fresh=True),
     "missing key: a create waits for the reserve and itself": Case(
-        None, ("reserve",), (10, CREATE, 1e9), 1, 200_000, -10, CAP + 10, fresh=True
+        None, "reserve", (10, CREATE, 1e9), 1, 200_000, -10, CAP + 10, fresh=True
     ),
     "missing key: a debit books on the empty bucket": Case(
-        None, ("debit",), (10,), 1, 0, -10, CAP + 10, fresh=True
+        None, "debit", (10,), 1, 0, -10, CAP + 10, fresh=True
     ),
-    "full since long ago: holds the bucket, no more": Case(-500, ("hello",), (), 1, 0, CAP, 0),
-    "half full": Case(25, ("hello",), (), 1, 0, 25, 25),
+    "full since long ago: holds the bucket, no more": Case(-500, "hello", (), 1, 0, CAP, 0),
+    "half full": Case(25, "hello", (), 1, 0, 25, 25),
     # Creates book within their tolerance, which leaves the reserve to cancels.
-    "a create with room goes now": Case(20, ("reserve",), (10, CREATE, 0), 1, 0, 20, 30),
+    "a create with room goes now": Case(20, "reserve", (10, CREATE, 0), 1, 0, 20, 30),
     "a create that fills the tolerance goes now": Case(
-        30, ("reserve",), (10, CREATE, 0), 1, 0, 10, 40
+        30, "reserve", (10, CREATE, 0), 1, 0, 10, 40
     ),
     "creates leave the reserve: refused, asked back when it would go": Case(
-        40, ("reserve",), (10, CREATE, 0), 0, 100_000, 10, 40
+        40, "reserve", (10, CREATE, 0), 0, 100_000, 10, 40
     ),
     "a refusal's hint leaves the horizon out": Case(
-        40, ("reserve",), (10, CREATE, HORIZON), 0, 100_000 - 20_000, 10, 40
+        40, "reserve", (10, CREATE, HORIZON), 0, 100_000 - 20_000, 10, 40
     ),
     "a create within its horizon books ahead": Case(
-        39, ("reserve",), (2, CREATE, HORIZON), 1, 10_000, 9, 41
+        39, "reserve", (2, CREATE, HORIZON), 1, 10_000, 9, 41
     ),
     "a wait exactly at the horizon is booked": Case(
-        40, ("reserve",), (2, CREATE, HORIZON), 1, 20_000, 8, 42
+        40, "reserve", (2, CREATE, HORIZON), 1, 20_000, 8, 42
     ),
     # Cancels tolerate the whole bucket: right after creates filled theirs, a cancel that fits
     # in the reserve goes at once; a larger one waits only for what the reserve lacks.
     "a cancel after creates filled their tolerance goes now": Case(
-        40, ("reserve",), (10, CAP, AHEAD), 1, 0, 0, 50
+        40, "reserve", (10, CAP, AHEAD), 1, 0, 0, 50
     ),
     "a cancel beyond the reserve waits for the rest": Case(
-        40, ("reserve",), (15, CAP, AHEAD), 1, 50_000, -5, 55
+        40, "reserve", (15, CAP, AHEAD), 1, 50_000, -5, 55
     ),
     "a cancel on an empty bucket waits for itself": Case(
-        50, ("reserve",), (3, CAP, AHEAD), 1, 30_000, -3, 53
+        50, "reserve", (3, CAP, AHEAD), 1, 30_000, -3, 53
     ),
-    # Refunds give tokens back, never beyond a full bucket.
-    "refund": Case(10, ("refund",), (5,), 1, 0, 45, 5),
-    "refund: never beyond full": Case(10, ("refund",), (20,), 1, 0, CAP, 0),
-    "debit": Case(10, ("debit",), (5,), 1, 0, 35, 15),
-    "debit on a full bucket": Case(-500, ("debit",), (5,), 1, 0, 45, 5),
+    "debit": Case(10, "debit", (5,), 1, 0, 35, 15),
+    "debit on a full bucket": Case(-500, "debit", (5,), 1, 0, 45, 5),
     # A 429 anywhere: the exchange's bucket is empty, whatever this one says.
-    "drain a full bucket": Case(-500, ("drain",), (), 1, 0, 0, CAP),
-    "drain keeps what cancels booked beyond empty": Case(70, ("drain",), (), 1, 0, -20, 70),
+    "drain a full bucket": Case(-500, "drain", (), 1, 0, 0, CAP),
+    "drain keeps what cancels booked beyond empty": Case(70, "drain", (), 1, 0, -20, 70),
 }
 
 
@@ -154,8 +152,9 @@ CASES = {
 def test_the_arithmetic(bucket: Bucket, case: Case) -> None:
     if case.state is not None:
         bucket.put(used(case.state))
-    answer = bucket(*case.op, T, *case.args)
-    assert answer == Answer(case.granted, case.wait_us, case.available, case.fresh, "")
+    answer = bucket(case.op, T, *case.args)
+    assert answer[:5] == (case.granted, case.wait_us, case.available, case.fresh, "")
+    assert bool(answer.receipt) == (case.op == "reserve" and case.granted == 1)
     assert bucket.tat() == pytest.approx(used(case.tat))
 
 
@@ -177,16 +176,16 @@ def test_another_server_runs_state_is_unknown_so_empty(bucket: Bucket) -> None:
     # A restart with persistence, or a failover to a replica whose copy may lag: full there
     # says nothing about now.
     bucket.put(used(-500), run="0" * 40)
-    assert bucket("hello", T) == Answer(1, 0, 0, True, "")
+    assert bucket("hello", T) == Answer(1, 0, 0, True, "", "")
     # ... and from then on the state is this run's.
-    assert bucket("hello", T + 100_000) == Answer(1, 0, 10, False, "")
+    assert bucket("hello", T + 100_000) == Answer(1, 0, 10, False, "", "")
 
 
 def test_a_different_model_is_refused_and_named_and_the_state_kept(bucket: Bucket) -> None:
     theirs = "exchange 200/s bucket 200; modelled 199/s bucket 150 reserve 20"
     bucket.put(used(10), sig=theirs)
-    for op, args in (("hello", ()), ("reserve", (10, CAP, AHEAD)), ("refund", (5,))):
-        assert bucket(op, T, *args) == Answer(-1, 0, 0, False, theirs)
+    for op, args in (("hello", ()), ("reserve", (10, CAP, AHEAD)), ("refund", (5, "1 0 0"))):
+        assert bucket(op, T, *args) == Answer(-1, 0, 0, False, theirs, "")
     assert bucket.tat() == used(10)
     assert bucket.client.hget(bucket.key, "sig") == theirs.encode()
 
@@ -222,15 +221,75 @@ def test_the_state_keeps_every_microsecond_of_the_servers_clock(bucket: Bucket, 
     assert bucket.reserve(now, 50, CAP, AHEAD).wait_us == PER
 
 
+# --- refunds ----------------------------------------------------------------------------------
+
+
+def test_a_refund_right_after_its_booking_gives_it_back_whole(bucket: Bucket) -> None:
+    bucket.put(used(20))
+    booking = bucket.reserve(T, 10, CREATE, 0)
+    assert booking.available == 20
+    assert bucket("refund", T + 1, 10, booking.receipt).granted == 1
+    assert bucket.tat() == used(20)
+
+
+def test_a_refund_never_fills_the_bucket_beyond_full(bucket: Bucket) -> None:
+    bucket.put(used(-500))
+    booking = bucket.reserve(T, 10, CAP, AHEAD)
+    # 50 ms later, 5 of the 10 tokens are back already: the other 5 are all a refund can add.
+    assert bucket("refund", T + 50_000, 10, booking.receipt).available == CAP
+    assert bucket.tat() == T + 50_000
+
+
+def test_a_refund_gives_back_no_more_than_the_booking_still_weighs(bucket: Bucket) -> None:
+    # A's 10 tokens would have been refilled at T + 100 ms. B books 90 ms after A, so without A
+    # the bucket would have been full then and B's tokens counted from T + 90 ms: a refund of A
+    # after that can give back 10 ms of A's tokens, not 100.
+    bucket.put(used(-500))
+    a = bucket.reserve(T, 10, CAP, AHEAD)
+    bucket.reserve(T + 90_000, 10, CAP, AHEAD)
+    bucket("refund", T + 90_000, 10, a.receipt)
+    assert bucket.tat() == T + 190_000  # B's 10 tokens from T + 90 ms
+
+
+def test_refunds_in_between_count_against_a_later_one(bucket: Bucket) -> None:
+    # Z and A booked on a full bucket; Z given back (tat falls under A's own), then C booked
+    # when the bucket is nearly full again: A's tokens now weigh only what Z's refund left.
+    bucket.put(used(-500))
+    z = bucket.reserve(T, 10, CAP, AHEAD)
+    a = bucket.reserve(T + 10_000, 10, CAP, AHEAD)
+    bucket("refund", T + 20_000, 10, z.receipt)  # 8 of Z's tokens still weigh: 80 ms back
+    bucket.reserve(T + 115_000, 10, CAP, AHEAD)
+    bucket("refund", T + 120_000, 10, a.receipt)
+    # Without Z and A, C's 10 tokens count from T + 115 ms.
+    assert bucket.tat() >= T + 215_000
+
+
+@pytest.mark.parametrize("cut", ["drain", "another run"])
+def test_nothing_comes_back_from_before_the_bucket_was_known_empty(
+    bucket: Bucket, cut: str
+) -> None:
+    bucket.put(used(-500))
+    booking = bucket.reserve(T, 10, CAP, AHEAD)
+    if cut == "drain":
+        bucket("drain", T + 1)
+    else:
+        bucket.put(used(10), run="0" * 40)
+        assert bucket("hello", T + 1).fresh
+    before = bucket.tat()
+    assert bucket("refund", T + 2, 10, booking.receipt).granted == 0
+    assert bucket.tat() == before
+
+
 # --- the property -----------------------------------------------------------------------------
 
 
 class Grant:
     """Tokens booked to be sent at ``send`` (µs), less what was given back since."""
 
-    def __init__(self, send: float, tokens: int) -> None:
+    def __init__(self, send: float, tokens: int, receipt: str) -> None:
         self.send = send
         self.tokens = tokens
+        self.receipt = receipt
 
 
 Op = tuple[str, int, int, int]  # (what, µs since the previous op, how many, which grant)
@@ -289,13 +348,13 @@ def test_granted_tokens_never_exceed_the_bucket(
                 horizon = HORIZON if what == "create" else AHEAD
                 answer = bucket.reserve(now, n, CREATE if what == "create" else CAP, horizon)
                 if answer.granted == 1:
-                    grants.append(Grant(now + answer.wait_us, n))
+                    grants.append(Grant(now + answer.wait_us, n, answer.receipt))
             elif what == "refund":
                 if not grants:
                     continue
                 grant = grants[which % len(grants)]
                 back = min(n, grant.tokens)
-                bucket("refund", now, back)
+                bucket("refund", now, back, grant.receipt)
                 grant.tokens -= back
             else:
                 bucket(what, now, *((n,) if what == "debit" else ()))
