@@ -212,3 +212,24 @@ async def test_a_booking_answered_too_late_to_use_is_forfeited_without_livelock(
         # Forfeited bookings were given back: the slow router did not burn the shared bucket.
         after = await state(redis_server.url, budget)
         assert after["given"] >= 10 * PER * (figures.forfeited - 1)
+
+
+async def test_once_redis_is_known_unreachable_cancels_go_on_credit_at_once(
+    redis_server: RedisServer,
+) -> None:
+    async with (
+        DelayProxy(redis_server.port, 0.0) as proxy,
+        shared(budget_config(proxy.url())) as budget,
+    ):
+        proxy.delay_s = 10.0  # a black hole: nothing answers, nothing is refused
+        create = asyncio.ensure_future(budget.spend("create", 10))
+        await wait_until(lambda: budget.blocked is not None)  # its call timed out (200 ms)
+        started = time.monotonic()
+        for _ in range(3):
+            await budget.spend("cancel", 1)
+        # Not 200 ms each, waiting for Redis to time out again first.
+        assert time.monotonic() - started < 0.05
+        assert budget.figures().credit_spent == 3
+        create.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await create
