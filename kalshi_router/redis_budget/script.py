@@ -40,8 +40,8 @@ STATE_TTL_MS = 600_000
 # KEYS[1]: the account's hash. ARGV: op, now (µs; "" = the server's TIME, given only by tests),
 # the model's signature, rate (tokens/s), capacity (tokens), then the op's own arguments.
 # Redis turns Lua numbers into integers by truncation: the wait is rounded up before. The reply:
-# granted, wait (µs), available (tokens), fresh, the model Redis holds when it differs, and a
-# booking's receipt (refund's second argument).
+# granted, wait (µs; for a debit, until the bucket holds it again), available (tokens), fresh,
+# the model Redis holds when it differs, and a booking's receipt (refund's second argument).
 LUA = """
 local key = KEYS[1]
 local op = ARGV[1]
@@ -106,6 +106,7 @@ elseif op == 'refund' then
   end
 elseif op == 'debit' then
   tat = tat + tonumber(ARGV[6]) * per
+  wait = math.max(0, tat - cap * per - now)
 elseif op == 'drain' then
   tat = math.max(tat, now + cap * per)
   gen = gen + 1

@@ -108,7 +108,7 @@ CASES = {
         None, "reserve", (10, CREATE, 1e9), 1, 200_000, -10, CAP + 10, fresh=True
     ),
     "missing key: a debit books on the empty bucket": Case(
-        None, "debit", (10,), 1, 0, -10, CAP + 10, fresh=True
+        None, "debit", (10,), 1, 100_000, -10, CAP + 10, fresh=True
     ),
     "full since long ago: holds the bucket, no more": Case(-500, "hello", (), 1, 0, CAP, 0),
     "half full": Case(25, "hello", (), 1, 0, 25, 25),
