@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -89,6 +89,16 @@ def figures_of(router: OrderRouter) -> RedisBudget:
     budget = router.budget
     assert isinstance(budget, RedisBudget)
     return budget
+
+
+async def wait_until(check: Callable[[], bool], within_s: float = 2.0) -> None:
+    """Poll ``check`` every ms until it holds (so its moment is caught); fail after
+    ``within_s``."""
+    for _ in range(int(within_s / 0.001)):
+        if check():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"not within {within_s} s")
 
 
 class DelayProxy:

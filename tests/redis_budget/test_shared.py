@@ -11,7 +11,6 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -30,6 +29,7 @@ from tests.redis_budget.support import (
     budget_config,
     open_shared,
     shared,
+    wait_until,
 )
 from tests.redis_server import RedisServer
 
@@ -57,16 +57,6 @@ async def state(url: str, budget: RedisBudget) -> dict[str, float]:
 
 def budget_namespace(budget: RedisBudget) -> str:
     return budget._key.removesuffix(":write")
-
-
-async def wait_until(check: Callable[[], bool], within_s: float = 2.0) -> None:
-    """Poll ``check`` every ms until it holds (so its moment is caught); fail after
-    ``within_s``."""
-    for _ in range(int(within_s / 0.001)):
-        if check():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"not within {within_s} s")
 
 
 async def test_a_new_bucket_is_empty(redis_server: RedisServer) -> None:
