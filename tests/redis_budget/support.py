@@ -22,13 +22,14 @@ from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
 from tests.integration.conftest import KEY_ID, make_signer
 
-# The exchange's bucket in the budget-only tests: 1000 tokens/s, 100 tokens; 10 of them kept
-# as headroom; two routers with 20 tokens of cancel credit each. So the modelled bucket holds
-# 50 tokens, refills at 995/s, and creates (10 tokens) leave a reserve of 25 to cancels (1).
+# The exchange's bucket in the budget-only tests: 1000 tokens/s, 200 tokens; 40 of them kept
+# as headroom (for bookings up to 40 ms late); two routers with 20 tokens of cancel credit
+# each. So the modelled bucket holds 120 tokens, refills at 995/s, and creates (10 tokens)
+# leave a reserve of 25 to cancels (1).
 RATE = 1000
-BUCKET = 100
+BUCKET = 200
 COSTS = {"create": 10, "cancel": 1, "single": 10}
-LIMITS = LimitsConfig(headroom_s=0.01)
+LIMITS = LimitsConfig(headroom_s=0.04)
 CREDIT = 20
 MODELLED_RATE = 995.0
 RESERVE = 25
@@ -43,7 +44,7 @@ def budget_config(url: str, **fields: Any) -> BudgetConfig:
         "namespace": f"test-shared-{next(_namespaces)}-{random.getrandbits(32)}",
         "routers": 2,
         "cancel_credit": CREDIT,
-        "max_late_ms": 10.0,
+        "max_late_ms": 40.0,
         "redis_timeout_ms": 200.0,
     }
     return BudgetConfig(**(settings | fields))

@@ -2,8 +2,9 @@
 restart and slow down: unknown is empty, creates fail closed, cancels go on credit that is
 repaid, bookings are never used late, and nothing is left running or held when cancelled.
 
-The numbers are ``tests.redis_budget.support``'s: a modelled bucket of 50 tokens at 995/s,
-creates of 10 leaving 25 to cancels of 1, and 20 tokens of credit."""
+The numbers are ``tests.redis_budget.support``'s: a modelled bucket of 120 tokens at 995/s,
+creates of 10 leaving 25 to cancels of 1, 20 tokens of credit, and bookings forfeited 40 ms
+late."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from tests.redis_budget.support import (
 from tests.redis_server import RedisServer
 
 PER = 1e6 / MODELLED_RATE  # µs a token
-CAPACITY = 50
+CAPACITY = 120
 # A create (10) on an empty bucket waits until it holds the reserve and the create.
 EMPTY_CREATE_WAIT = (RESERVE + 10) / MODELLED_RATE
 
@@ -116,9 +117,14 @@ async def test_while_redis_is_down_creates_wait_and_cancels_spend_the_credit(
         assert (await state(redis_server.url, budget))["available"] >= -0.5
         await asyncio.wait_for(asyncio.gather(create, cancel), 2)
         assert budget.blocked is None
-        # Booked since the fresh start: the create, the cancel and the debit, which reached Redis.
+        # Booked since the fresh start: the create, the cancel and the debit, which reached Redis
+        # (and, on a loaded machine, what of a forfeited booking its refund could not give back).
         after = await state(redis_server.url, budget)
-        assert (after["tat"] - after["gen"]) / PER == pytest.approx(CAPACITY + 10 + 1 + CREDIT)
+        booked = (after["tat"] - after["gen"]) / PER - CAPACITY
+        if budget.figures().forfeited:
+            assert booked >= 10 + 1 + CREDIT - 1e-6
+        else:
+            assert booked == pytest.approx(10 + 1 + CREDIT, abs=1e-3)
     assert password not in caplog.text
     assert password not in (budget.figures().blocked or "")
 
@@ -143,7 +149,7 @@ async def test_without_the_redis_package_the_error_says_how_to_install_it(
             monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, "kalshi_router.redis_budget.shared")
     with pytest.raises(ConfigError, match=r"pip install 'kalshi-router\[redis\]'"):
-        await open_budget(budget_config(redis_url), Budget(1000, 100, 100, COSTS), LIMITS, "k")
+        await open_budget(budget_config(redis_url), Budget(1000, 200, 100, COSTS), LIMITS, "k")
 
 
 async def test_a_spend_cancelled_while_it_waits_gives_its_tokens_back(
@@ -183,22 +189,22 @@ async def test_a_booking_woken_too_late_is_forfeited_given_back_and_booked_again
     async with shared(budget_config(redis_server.url)) as budget:
         spend = asyncio.ensure_future(budget.spend("cancel", 30))  # may go in 30 ms
         await asyncio.sleep(0.005)
-        time.sleep(0.045)  # noqa: ASYNC251 - the loop stalls: the spend wakes 20 ms late
+        time.sleep(0.08)  # noqa: ASYNC251 - the loop stalls: the spend wakes 55 ms late
         await spend
         figures = budget.figures()
         assert (figures.forfeited, figures.blocked, budget.spent) == (1, None, 30)
     # The forfeited booking was given back, as much of it as the bucket still held: the
-    # booking weighs until 50 ms (a cancel's tolerance) after its time, so about 30 ms of it.
-    assert (await state(redis_server.url, budget))["given"] > 10 * PER
+    # booking weighs until 120 ms (a cancel's tolerance) after its time, so all of it.
+    assert (await state(redis_server.url, budget))["given"] > 20 * PER
 
 
 async def test_a_redis_too_slow_to_book_in_time_blocks_creates_without_livelock(
     redis_server: RedisServer,
 ) -> None:
-    # 20 ms each way: every answer comes 40 ms after its question, so no booking can be used
-    # within max_late_ms (10) of its time.
+    # 30 ms each way: every answer comes 60 ms after its question, so no booking can be used
+    # within max_late_ms (40) of its time.
     async with (
-        DelayProxy(redis_server.port, 0.02) as proxy,
+        DelayProxy(redis_server.port, 0.03) as proxy,
         shared(budget_config(proxy.url())) as budget,
     ):
         await asyncio.sleep(CAPACITY / MODELLED_RATE)
@@ -212,8 +218,8 @@ async def test_a_redis_too_slow_to_book_in_time_blocks_creates_without_livelock(
         assert figures.blocked is not None
         assert "answers too slowly" in figures.blocked
         # Asking again with a backoff, not at every answer (which would book, and forfeit, 10
-        # tokens of the shared bucket every 40 ms): the first attempt and 4 more in 0.3 s.
-        assert 1 <= figures.forfeited <= 5
+        # tokens of the shared bucket every 60 ms): about 3 attempts in 0.3 s.
+        assert 1 <= figures.forfeited <= 4
         create.cancel()
         with pytest.raises(asyncio.CancelledError):
             await create
