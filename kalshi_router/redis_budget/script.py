@@ -33,6 +33,9 @@ from typing import NamedTuple
 from kalshi_router.errors import ConfigError
 from kalshi_router.redis_budget.config import BudgetConfig
 
+# In the model's signature: routers running different scripts (refund rules, state fields) on
+# one key are refused at start rather than mixed.
+SCRIPT_VERSION = 2
 # The state outlives every router by this much; after that it is forgotten (and starts empty),
 # so that an account whose limits changed is not refused for ever by an old model.
 STATE_TTL_MS = 600_000
@@ -180,6 +183,10 @@ class Model(NamedTuple):
         create_cost: int,
         cancel_cost: int,
     ) -> Model:
+        if config.max_late_ms > headroom_s * 1000:
+            # A booking used later than the model absorbs could meet another router's on-time
+            # one at the exchange (Config checks this too; a router built in code may not).
+            raise ConfigError("budget.max_late_ms: must be <= limits.headroom_s in milliseconds")
         credit = config.cancel_credit or 5 * cancel_cost
         modelled_rate = rate * config.refill_margin
         reserve = config.cancel_reserve or math.ceil(
@@ -207,7 +214,7 @@ class Model(NamedTuple):
     def signature(self) -> str:
         """The model in words, stored beside the bucket; another router's must be equal."""
         return (
-            f"exchange {self.exchange_rate:g}/s bucket {self.exchange_capacity:g}; "
+            f"script {SCRIPT_VERSION}; exchange {self.exchange_rate:g}/s bucket {self.exchange_capacity:g}; "
             f"modelled {self.rate:g}/s bucket {self.capacity:g} reserve {self.reserve:g}"
         )
 

@@ -16,7 +16,9 @@ import redis
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from kalshi_router.redis_budget.script import LUA, STATE_TTL_MS, Answer
+from kalshi_router.errors import ConfigError
+from kalshi_router.redis_budget.config import BudgetConfig
+from kalshi_router.redis_budget.script import LUA, STATE_TTL_MS, Answer, Model
 
 RATE = 100.0
 PER = 1e6 / RATE
@@ -361,3 +363,15 @@ def test_granted_tokens_never_exceed_the_bucket(
         assert overdrawn(grants) is None
     finally:
         client.delete(bucket.key)
+
+
+def test_a_lateness_beyond_the_headroom_is_refused_even_without_the_config_file() -> None:
+    with pytest.raises(ConfigError, match="budget.max_late_ms"):
+        Model.of(
+            BudgetConfig(backend="redis", max_late_ms=300),
+            rate=1000,
+            capacity=2000,
+            headroom_s=0.25,
+            create_cost=10,
+            cancel_cost=2,
+        )
