@@ -214,7 +214,8 @@ class Model(NamedTuple):
     def signature(self) -> str:
         """The model in words, stored beside the bucket; another router's must be equal."""
         return (
-            f"script {SCRIPT_VERSION}; exchange {self.exchange_rate:g}/s bucket {self.exchange_capacity:g}; "
+            f"script {SCRIPT_VERSION}; "
+            f"exchange {self.exchange_rate:g}/s bucket {self.exchange_capacity:g}; "
             f"modelled {self.rate:g}/s bucket {self.capacity:g} reserve {self.reserve:g}"
         )
 

@@ -366,7 +366,7 @@ def test_granted_tokens_never_exceed_the_bucket(
 
 
 def test_a_lateness_beyond_the_headroom_is_refused_even_without_the_config_file() -> None:
-    with pytest.raises(ConfigError, match="budget.max_late_ms"):
+    with pytest.raises(ConfigError, match=r"budget\.max_late_ms"):
         Model.of(
             BudgetConfig(backend="redis", max_late_ms=300),
             rate=1000,
