@@ -16,12 +16,15 @@ signing would no longer send that time, so neither does the pool.
 
 Idle cost: the thread sleeps until a pair is taken or the freshest one of a request is about
 to go stale; idle, it makes one signature per request per ``0.9 x max_age_ms`` (two requests,
-500 ms: about 4.4 a second, ~1 ms of CPU a second with RSA-2048). After a request has taken
-one it tops that request up to ``DEPTH``; the extra ones are left to go stale, not replaced.
+500 ms: 4.4 a second). A signature after a sleep runs on cold caches: measured, an idle router
+spends ~2.9 ms of CPU a second with RSA-2048 this way (~0.06 ms with presign off). After a
+request has taken one it tops that request up to ``DEPTH``; the extra ones are left to go
+stale, not replaced.
 
 Threads: a request's pairs are one ``collections.deque``; the loop only ``pop``s (the
 freshest), the thread only ``append``s (a full deque drops its oldest) and copies it to read it,
-each one atomic under the GIL, so neither side ever takes a lock or waits for the other.
+each one atomic under the GIL, so neither waits for the other. The only lock is the wake-up
+``threading.Event``'s, held for a moment by either side.
 """
 
 from __future__ import annotations
@@ -96,10 +99,6 @@ class SignaturePool:
     @property
     def figures(self) -> SignatureFigures:
         return SignatureFigures(premade=self.premade, inline=self.inline)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
 
     def headers(self, method: str, path: str) -> dict[str, str]:
         """The auth headers for a request going out now: a fresh pair if one is ready."""
