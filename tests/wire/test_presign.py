@@ -3,6 +3,7 @@ stale, inline when none is fresh; its thread owned (started, woken by a take, st
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import threading
 import time
@@ -46,7 +47,7 @@ def presign_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == THREAD_NAME]
 
 
-def test_a_pair_made_ahead_is_the_one_inline_signing_would_have_made_then() -> None:
+async def test_a_pair_made_ahead_is_the_one_inline_signing_would_have_made_then() -> None:
     clock = Clock()
     pool = pool_on(clock)
     pool.fill()
@@ -60,7 +61,7 @@ def test_a_pair_made_ahead_is_the_one_inline_signing_would_have_made_then() -> N
     assert (pool.figures.premade, pool.figures.inline) == (1, 0)
 
 
-def test_each_pair_is_handed_out_once_then_inline() -> None:
+async def test_each_pair_is_handed_out_once_then_inline() -> None:
     clock = Clock()
     pool = pool_on(clock)
     pool.fill()
@@ -79,7 +80,7 @@ def test_each_pair_is_handed_out_once_then_inline() -> None:
     assert (pool.figures.premade, pool.figures.inline) == (DEPTH + 1, 1)
 
 
-def test_an_empty_pool_signs_inline() -> None:
+async def test_an_empty_pool_signs_inline() -> None:
     clock = Clock()
     pool = pool_on(clock)
     headers = pool.headers(*CANCEL)
@@ -88,7 +89,7 @@ def test_an_empty_pool_signs_inline() -> None:
     assert (pool.figures.premade, pool.figures.inline) == (0, 1)
 
 
-def test_a_request_not_in_the_pool_is_signed_inline_and_not_counted() -> None:
+async def test_a_request_not_in_the_pool_is_signed_inline_and_not_counted() -> None:
     clock = Clock()
     pool = pool_on(clock)
     pool.fill()
@@ -98,7 +99,7 @@ def test_a_request_not_in_the_pool_is_signed_inline_and_not_counted() -> None:
 
 
 @pytest.mark.parametrize(("age", "premade"), [(MAX_AGE, True), (MAX_AGE + 1, False)])
-def test_a_pair_older_than_max_age_is_never_used(age: int, premade: bool) -> None:
+async def test_a_pair_older_than_max_age_is_never_used(age: int, premade: bool) -> None:
     clock = Clock()
     pool = pool_on(clock)
     pool.fill()
@@ -109,7 +110,7 @@ def test_a_pair_older_than_max_age_is_never_used(age: int, premade: bool) -> Non
     assert pool.figures.premade == int(premade)
 
 
-def test_a_stale_freshest_pair_discards_the_older_ones_too() -> None:
+async def test_a_stale_freshest_pair_discards_the_older_ones_too() -> None:
     clock = Clock()
     pool = pool_on(clock)
     pool.fill()
@@ -120,7 +121,7 @@ def test_a_stale_freshest_pair_discards_the_older_ones_too() -> None:
     assert pool.figures.inline == DEPTH
 
 
-def test_a_clock_stepped_back_makes_earlier_pairs_unusable() -> None:
+async def test_a_clock_stepped_back_makes_earlier_pairs_unusable() -> None:
     # Inline signing would no longer send a time "in the future": the pool does not either.
     clock = Clock()
     pool = pool_on(clock)
@@ -144,7 +145,7 @@ class CountingSigner(Signer):
         return super().headers_at(timestamp_ms, method, path)
 
 
-def test_idle_the_pool_re_signs_one_pair_per_request_just_before_it_goes_stale() -> None:
+async def test_idle_the_pool_re_signs_one_pair_per_request_just_before_it_goes_stale() -> None:
     clock = Clock()
     signer = CountingSigner("key-id", KEY, clock_ms=clock)
     made = signer.made = []
@@ -165,7 +166,7 @@ def test_idle_the_pool_re_signs_one_pair_per_request_just_before_it_goes_stale()
     assert made[4:] == [CREATE] * DEPTH
 
 
-def test_the_thread_refills_after_a_take_and_stops_on_close() -> None:
+async def test_the_thread_refills_after_a_take_and_stops_on_close() -> None:
     pool = SignaturePool(Signer("key-id", KEY), [CREATE, CANCEL], max_age_ms=MAX_AGE)
     pool.start()
     pool.start()  # no second thread
@@ -175,7 +176,7 @@ def test_the_thread_refills_after_a_take_and_stops_on_close() -> None:
         for _ in range(200):
             seen.append(pool.headers(*CREATE))
             # A take wakes the thread, which signs on its own while this one waits.
-            time.sleep(0.001)
+            await asyncio.sleep(0.001)
         assert pool.figures.premade >= 100, pool.figures
         assert pool.figures.premade + pool.figures.inline == 200
         assert len({id(h) for h in seen}) == 200
@@ -190,6 +191,23 @@ def test_the_thread_refills_after_a_take_and_stops_on_close() -> None:
     assert len(presign_threads()) == 1
     pool.close()
     assert presign_threads() == []
+
+
+async def test_the_thread_is_woken_after_the_taking_request_once_per_loop_turn() -> None:
+    pool = pool_on(Clock())
+    pool.fill()
+    pool.headers(*CREATE)
+    pool.headers(*CANCEL)
+    # Not while the request that took the pair is still being written.
+    assert not pool._wake.is_set()
+    await asyncio.sleep(0)
+    assert pool._wake.is_set()
+    pool._wake.clear()
+    await asyncio.sleep(0)
+    assert not pool._wake.is_set()
+    pool.headers("GET", "/trade-api/v2/account/limits")
+    await asyncio.sleep(0)
+    assert not pool._wake.is_set()
 
 
 def test_a_thread_that_fails_leaves_requests_signing_inline(
