@@ -1,23 +1,18 @@
-"""The journal's file at its edges: what is refused (and left as it was), a journal that moves to
-another exchange once nothing is open, and the checkpointer's thread between wakes."""
+"""The journal's files at their edges: what is refused (and left as it was), a journal that moves
+to another exchange once nothing is open, a fold that fails, and a log that went missing."""
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from contextlib import closing
 from pathlib import Path
-from typing import cast
 
 import pytest
 
 from kalshi_router.journal import JournalError, SqliteJournal, sqlite_file
+from kalshi_router.journal.commit_log import log_path
 from kalshi_router.outcome import Closed
-from tests.journal.test_store import pending
-
-# How long a test waits for the checkpointer's thread before it calls the test failed (it never
-# waits that long unless the thread is stuck).
-_THREAD_TIMEOUT_S = 30.0
+from tests.journal.test_store import committed, folded, pending, wait_for
 
 
 @pytest.fixture
@@ -163,53 +158,42 @@ async def test_a_journal_with_nothing_open_can_move_to_another_exchange(path: Pa
         SqliteJournal.open(path, exchange=first)
 
 
-class _Connection:
-    """Stands in for the checkpointer's connection: counts checkpoints, and fails the ones
-    ``failing`` numbers (from 1) as a busy database would."""
-
-    def __init__(self, failing: frozenset[int] = frozenset()) -> None:
-        self.checkpoints = 0
-        self.closed = False
-        self.done = threading.Semaphore(0)
-        self._failing = failing
-
-    def execute(self, sql: str) -> None:
-        assert sql == "PRAGMA wal_checkpoint(PASSIVE)"
-        self.checkpoints += 1
-        self.done.release()
-        if self.checkpoints in self._failing:
-            raise sqlite3.OperationalError("database is locked")
-
-    def close(self) -> None:
-        self.closed = True
-
-    def wait(self) -> None:
-        assert self.done.acquire(timeout=_THREAD_TIMEOUT_S), "the checkpointer did not run"
+async def test_a_failed_fold_loses_nothing_and_the_next_one_takes_it_all(path: Path) -> None:
+    with SqliteJournal.open(path, exchange="test") as journal:
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute(
+                "CREATE TRIGGER full BEFORE INSERT ON intents "
+                "BEGIN SELECT RAISE(ABORT, 'disk full (scripted)'); END"
+            )
+        journal.taken(pending("k"))
+        journal.commit()
+        with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+            journal.fold()
+        assert [e.key for e in journal.open_entries()] == ["k"]  # read from the log
+        await wait_for(lambda: isinstance(journal._folder and journal._folder.error, Exception))
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("DROP TRIGGER full")
+        await wait_for(lambda: folded(path) == [("k", "taken", 0)])
+    assert committed(path) == [("k", "taken", 0)]
 
 
-def _checkpointer(conn: _Connection) -> sqlite_file.Checkpointer:
-    return sqlite_file.Checkpointer(cast(sqlite3.Connection, conn))
-
-
-def test_the_checkpointer_runs_once_per_wake_until_it_is_closed() -> None:
-    conn = _Connection()
-    checkpointer = _checkpointer(conn)
-    for n in (1, 2, 3):
-        checkpointer.wake()
-        conn.wait()
-        assert conn.checkpoints == n
-    assert not conn.closed
-    checkpointer.close()
-    assert (conn.checkpoints, checkpointer.passes, conn.closed) == (4, 4, True)
-
-
-def test_a_failed_checkpoint_leaves_the_checkpointer_running() -> None:
-    conn = _Connection(failing=frozenset({1}))
-    checkpointer = _checkpointer(conn)
-    checkpointer.wake()
-    conn.wait()
-    checkpointer.wake()
-    conn.wait()
-    assert conn.checkpoints == 2
-    checkpointer.close()
-    assert (conn.checkpoints, checkpointer.passes, conn.closed) == (3, 3, True)
+async def test_a_journal_whose_log_went_missing_is_refused_unless_it_was_closed(
+    path: Path,
+) -> None:
+    with SqliteJournal.open(path, exchange="test") as journal:
+        journal.taken(pending("k"))
+    # Closed: every commit folded in, the log empty; a new one will do.
+    log_path(path).unlink()
+    with SqliteJournal.open(path, exchange="test") as journal:
+        assert [e.key for e in journal.open_entries()] == ["k"]
+    # As a crash leaves it: marked open, and the log may hold commits nowhere else.
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE meta SET value = 'open' WHERE name = 'log'")
+        conn.commit()
+    log_path(path).rename(path.with_name("elsewhere"))
+    data = contents(path)
+    for open_ in (SqliteJournal.read, lambda p: SqliteJournal.open(p, exchange="test")):
+        with pytest.raises(JournalError, match=r"its commit log .+ is missing"):
+            open_(path)
+    assert contents(path) == data
+    assert not log_path(path).exists()
