@@ -214,6 +214,8 @@ class Folder:
         self.written = self.folded
         self.passes = 0
         """Passes of the thread (tests wait on them)."""
+        self.cpu_s = 0.0
+        """CPU time spent folding, on whichever thread (benchmarks)."""
         self.error: Exception | None = None
         """The last pass's error, if it failed (the next one tries again)."""
         # A daemon: a journal nobody closed must not keep the interpreter from exiting.
@@ -222,10 +224,17 @@ class Folder:
     def start(self) -> None:
         self._thread.start()
 
-    def fold(self) -> int:
+    def fold(self, *, checkpoint: bool = False) -> int:
         """Fold everything written so far, now, on this thread; the new mark."""
         with self._lock:
-            self.folded = fold(self._conn)
+            started = time.thread_time()
+            try:
+                self.folded = fold(self._conn)
+                if checkpoint:
+                    # Copies the log's WAL into its file, without blocking the loop's writes.
+                    self._conn.execute("PRAGMA log.wal_checkpoint(PASSIVE)")
+            finally:
+                self.cpu_s += time.thread_time() - started
             return self.folded
 
     def compact(self) -> int:
@@ -247,7 +256,7 @@ class Folder:
             self._conn.close()
 
     def _run(self) -> None:
-        seen, since = self.written, 0.0
+        seen, since = self.written, time.monotonic()
         while not self._stop.wait(_POLL_S):
             written, now = self.written, time.monotonic()
             waiting = written - self.folded
@@ -255,10 +264,8 @@ class Folder:
                 since = now
             try:
                 if due(waiting, quiet=written == seen, waited_s=now - since):
-                    self.fold()
+                    self.fold(checkpoint=True)
                     since = now
-                    # Copies the log's WAL into its file, without blocking the loop's writes.
-                    self._conn.execute("PRAGMA log.wal_checkpoint(PASSIVE)")
                 if now >= self._next_compact:
                     self.compact()
                 self.error = None
@@ -272,8 +279,7 @@ class Folder:
 
 
 def due(waiting: int, *, quiet: bool, waited_s: float) -> bool:
-    """Whether the folder's thread folds now: ``waiting`` commits are not folded yet, the
-    writer made none since the thread last looked (``quiet``), and ``waited_s`` have passed
-    since the tail was last empty. The loop thread is idle, the tail too long for cheap reads,
-    or folded too long ago."""
+    """Whether the folder's thread folds now, with ``waiting`` commits not folded yet: when the
+    writer made none since the thread last looked (``quiet``: the loop thread is idle), when
+    the tail is too long for cheap reads, or when it began ``waited_s`` ago, too long."""
     return waiting > 0 and (quiet or waiting >= _TAIL_COMMITS or waited_s >= _LAG_S)
