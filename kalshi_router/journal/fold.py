@@ -1,5 +1,4 @@
-"""Folding the commit log (``commit_log``) into the journal's ``intents`` table, and the thread
-that does it while the journal is open.
+"""Folding the commit log (``commit_log``) into the journal's ``intents`` table, and when.
 
 Applying commits, oldest first, gives each row they touch its state after them (``apply``): a
 row taken, sent and settled within the commits folded together is written once, as settled. The
@@ -8,28 +7,29 @@ of its last commit (``meta.folded``) in one transaction, so a commit is applied 
 writer deletes log rows up to that mark later. Readers apply the commits past the mark the same
 way, to tables of their own (``reads``), so they see every commit at once, folded or not.
 
-The folder's thread has its own connection, and the only one that writes ``intents`` while the
-journal is open. It folds when the loop thread has been quiet for a moment, or when the tail has
-grown long or old (``due``): under a burst, the loop thread then pays only for its commits, and
-the fold (which costs more than the commits, in CPU) waits for the burst to end, up to a bound.
-It folds in transactions of at most ``_CHUNK`` commits, then checkpoints the log (copying WAL
-frames and fsyncing, off the loop thread); it compacts too. Its Python work (decoding,
-applying) holds the GIL a chunk at a time; SQLite releases the GIL while it writes.
+Folding costs more CPU than committing (a row and its four index entries per intent, against a
+share of one log row), so it waits for the loop thread to be quiet (``Folder``, ``due``): under
+a burst, the loop thread pays only for its commits, and the fold comes after, a slice of
+``_SLICE`` commits per loop turn, unless the tail grows too long or too old. It runs on the loop
+thread, as the commits do: a thread of its own would fight the loop thread for the GIL at every
+statement. What blocks for long (checkpoints, which fsync) runs on ``sqlite_file.Checkpointer``'s
+thread, which holds no GIL while it works.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from kalshi_router.journal import commit_log
 from kalshi_router.journal.commit_log import Commit
+from kalshi_router.journal.sqlite_file import Checkpointer
 
 log = logging.getLogger("kalshi_router.journal")
 
@@ -42,14 +42,16 @@ _RESOLVED_WIDTH = 4
 # Rows per multi-row statement (12 values each): one statement for many rows costs much less
 # than one execution per row, and a bounded set of texts stays in sqlite3's statement cache.
 _ROWS = 32
-# Commits per fold transaction: enough to write a page of a random index once for many rows,
-# few enough that a transaction (and the GIL its Python work holds) stays short.
+# Commits per fold transaction: many rows share the writing of each index page they touch.
 _CHUNK = 64
-# When the folder's thread folds (``due``): it looks every _POLL_S, and folds when the writer was
-# quiet since it last looked, or the tail has grown to _TAIL_COMMITS (a read applies the tail, at
-# a few microseconds an intent: about 10 ms for 2,500 intents), or _LAG_S after it began.
+# When the journal folds (``due``): it looks every _POLL_S while commits wait, and folds a slice
+# of _SLICE commits (about 3 ms at full batches) when the writer was quiet since it last looked
+# (then the next slice at once, while it stays quiet), or when the tail has grown to
+# _TAIL_COMMITS (a read applies the tail, a few microseconds an intent: about 25 ms at full
+# batches), or began _LAG_S ago.
 _POLL_S = 0.05
-_TAIL_COMMITS = 128
+_SLICE = 16
+_TAIL_COMMITS = 512
 _LAG_S = 1.0
 _IDS = 500
 
@@ -160,14 +162,17 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def fold(conn: sqlite3.Connection) -> int:
-    """Fold every commit past the mark into the journal, ``_CHUNK`` per transaction; the mark."""
+def fold(conn: sqlite3.Connection, limit: int | None = None) -> int:
+    """Fold every commit past the mark (or the next ``limit``) into the journal, ``_CHUNK`` per
+    transaction; the new mark."""
+    left = limit
     while True:
+        chunk = _CHUNK if left is None else min(_CHUNK, left)
         with transaction(conn):
             mark = folded(conn)
             found = conn.execute(
                 "SELECT seq, body FROM log.commits WHERE seq > ? ORDER BY seq LIMIT ?",
-                (mark, _CHUNK),
+                (mark, chunk),
             ).fetchall()
             if found:
                 commits = [commit_log.decode(body) for _, body in found]
@@ -175,7 +180,9 @@ def fold(conn: sqlite3.Connection) -> int:
                 write(conn, rows.values(), earlier.values())
                 mark = found[-1][0]
                 conn.execute("INSERT OR REPLACE INTO main.meta VALUES ('folded', ?)", (mark,))
-        if len(found) < _CHUNK:
+        if left is not None:
+            left -= len(found)
+        if len(found) < chunk or left == 0:
             return mark
 
 
@@ -191,95 +198,97 @@ def compact(conn: sqlite3.Connection, cutoff: float) -> int:
 
 
 class Folder:
-    """Folds the log into the journal on a thread of its own (see the module docstring), or
-    on the caller's thread with :meth:`fold` and :meth:`compact` (one at a time: a lock).
+    """Folds the log into the journal on the loop thread when it is due (see the module
+    docstring), and compacts the journal every ``compact_every_s``.
 
-    ``written`` is the writer's last ``seq`` (it sets it), ``folded`` the folder's mark (the
-    writer deletes log rows up to it)."""
+    ``written`` is the writer's last ``seq`` (``wrote``), ``folded`` the mark (the writer
+    deletes log rows up to it). Without a running loop nothing is scheduled: opening and closing
+    the journal fold whatever is left."""
 
     def __init__(
         self,
         conn: sqlite3.Connection,
+        checkpointer: Checkpointer,
         *,
         keep_settled_s: float,
         compact_every_s: float,
     ) -> None:
         self._conn = conn
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self.checkpointer = checkpointer
         self._keep_settled_s = keep_settled_s
         self._compact_every_s = compact_every_s
         self._next_compact = time.monotonic() + compact_every_s
         self.folded = folded(conn)
-        self.written = self.folded
-        self.passes = 0
-        """Passes of the thread (tests wait on them)."""
+        self.written = self._seen = self.folded
+        self._since = time.monotonic()
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self.cpu_s = 0.0
-        """CPU time spent folding, on whichever thread (benchmarks)."""
+        """CPU time spent folding (benchmarks)."""
         self.error: Exception | None = None
-        """The last pass's error, if it failed (the next one tries again)."""
-        # A daemon: a journal nobody closed must not keep the interpreter from exiting.
-        self._thread = threading.Thread(target=self._run, name="journal-fold", daemon=True)
+        """The last scheduled fold's error, if it failed (the next one tries again)."""
 
-    def start(self) -> None:
-        self._thread.start()
+    def wrote(self, seq: int) -> None:
+        """The writer committed ``seq``."""
+        self.written = seq
+        if self._timer is None:
+            self._schedule(_POLL_S)
 
-    def fold(self, *, checkpoint: bool = False) -> int:
-        """Fold everything written so far, now, on this thread; the new mark."""
-        with self._lock:
-            started = time.thread_time()
-            try:
-                self.folded = fold(self._conn)
-                if checkpoint:
-                    # Copies the log's WAL into its file, without blocking the loop's writes.
-                    self._conn.execute("PRAGMA log.wal_checkpoint(PASSIVE)")
-            finally:
-                self.cpu_s += time.thread_time() - started
-            return self.folded
+    def fold(self, limit: int | None = None) -> int:
+        """Fold every commit written so far (or the next ``limit``), now; the new mark."""
+        started = time.thread_time()
+        try:
+            self.folded = fold(self._conn, limit)
+        finally:
+            self.cpu_s += time.thread_time() - started
+        self.checkpointer.wake()
+        return self.folded
 
     def compact(self) -> int:
         """Fold, then delete settled intents older than the configured age, now; how many
         went."""
-        with self._lock:
-            self.folded = fold(self._conn)
-            self._next_compact = time.monotonic() + self._compact_every_s
-            return compact(self._conn, time.time() - self._keep_settled_s)
+        self.fold()
+        self._next_compact = time.monotonic() + self._compact_every_s
+        return compact(self._conn, time.time() - self._keep_settled_s)
 
     def close(self) -> None:
-        """Stop the thread (after its pass, if one is running) and fold what is left."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        try:
-            self.fold()
-        finally:
-            self._conn.close()
+        """Fold what is left; nothing is scheduled after."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.fold()
 
-    def _run(self) -> None:
-        seen, since = self.written, time.monotonic()
-        while not self._stop.wait(_POLL_S):
-            written, now = self.written, time.monotonic()
-            waiting = written - self.folded
-            if waiting <= 0:
-                since = now
-            try:
-                if due(waiting, quiet=written == seen, waited_s=now - since):
-                    self.fold(checkpoint=True)
-                    since = now
-                if now >= self._next_compact:
-                    self.compact()
-                self.error = None
-            except Exception as exc:
-                # Nothing is lost: the log keeps every commit until a fold takes it in.
-                if self.error is None:
-                    log.warning("journal: cannot fold the commit log yet: %s", exc, exc_info=exc)
-                self.error = exc
-            seen = written
-            self.passes += 1
+    def _schedule(self, delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._timer = loop.call_later(delay, self._tick) if delay else loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        written, now = self.written, time.monotonic()
+        quiet, self._seen = written == self._seen, written
+        folding = due(written - self.folded, quiet=quiet, waited_s=now - self._since)
+        try:
+            if folding:
+                self.fold(_SLICE)
+            if now >= self._next_compact:
+                self.compact()
+            self.error = None
+        except (sqlite3.Error, ValueError) as exc:
+            # Nothing is lost: the log keeps every commit until a fold takes it in.
+            if self.error is None:
+                log.warning("journal: cannot fold the commit log yet: %s", exc)
+            self.error = exc
+        if self.written <= self.folded:
+            self._since = now  # the tail is empty: nothing to do until the next commit
+        else:
+            # While it stays due, the next slice after whatever else the loop has ready.
+            self._schedule(0.0 if folding and self.error is None else _POLL_S)
 
 
 def due(waiting: int, *, quiet: bool, waited_s: float) -> bool:
-    """Whether the folder's thread folds now, with ``waiting`` commits not folded yet: when the
-    writer made none since the thread last looked (``quiet``: the loop thread is idle), when
-    the tail is too long for cheap reads, or when it began ``waited_s`` ago, too long."""
+    """Whether to fold a slice now, with ``waiting`` commits not folded yet: when the writer
+    made none since the folder last looked (``quiet``: the loop thread is idle), when the tail
+    is too long for cheap reads, or when it began ``waited_s`` ago, too long."""
     return waiting > 0 and (quiet or waiting >= _TAIL_COMMITS or waited_s >= _LAG_S)

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 from kalshi_router.errors import JournalError
@@ -49,8 +50,8 @@ CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Prepared statements each connection keeps (the journal's multi-row texts are a bounded set).
 _CACHED_STATEMENTS = 256
-# 40 MB of 4 KiB pages: the log's WAL file grows at most to about this size (the folder's thread
-# checkpoints it long before; see ``fold``).
+# 40 MB of 4 KiB pages: a WAL file grows at most to about this size (the checkpointer's thread
+# copies it into its database long before, unless commits never pause for it to catch up).
 WAL_BACKSTOP = 10_000
 
 
@@ -168,6 +169,7 @@ def set_up(conn: sqlite3.Connection, path: Path) -> None:
     fresh = check(conn, path)
     try:
         _wal(conn, path)
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP}")
         if fresh:
             conn.executescript(
                 f"BEGIN; {_SCHEMA} PRAGMA application_id = {APPLICATION_ID}; "
@@ -253,3 +255,41 @@ def claim(conn: sqlite3.Connection, path: Path, exchange: str) -> None:
                 "another journal.path"
             )
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('exchange', ?)", (exchange,))
+
+
+class Checkpointer:
+    """Runs ``wal_checkpoint(PASSIVE)`` on its own thread whenever woken, for the journal and
+    its log (attached to ``conn``): it copies what each WAL holds into its database file without
+    blocking the writer, fsyncs and all, and holds no GIL meanwhile. A WAL starts over at the
+    next commit after a checkpoint that caught up with it."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._woken = threading.Event()
+        self._closing = False
+        self.passes = 0
+        # A daemon: a journal nobody closed must not keep the interpreter from exiting.
+        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def close(self) -> None:
+        """One last checkpoint, then the thread ends and its connection closes."""
+        self._closing = True
+        self._woken.set()
+        self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            self._woken.wait()
+            self._woken.clear()
+            # A failed checkpoint loses nothing (the WAL still holds it all): the next one, or
+            # the writer's connection at WAL_BACKSTOP pages, copies it.
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.passes += 1
+            if self._closing:
+                return

@@ -44,8 +44,12 @@ from kalshi_router.errors import JournalError
 from kalshi_router.journal import commit_log, sqlite_file
 from kalshi_router.journal.fold import Folder, transaction
 from kalshi_router.journal.reads import UNKNOWN, JournalReads
+from kalshi_router.journal.sqlite_file import Checkpointer
 from kalshi_router.outcome import Outcome, Unknown, outcome_name
 from kalshi_router.pending import Pending
+
+# About 4 log pages a commit: a checkpoint of the log per ~400 pages.
+_CHECKPOINT_EVERY = 100
 
 # Long enough for the next batch's commit to take settled rows along under load; short enough
 # that an idle router's outcomes are durable at once, for all practical purposes.
@@ -119,17 +123,27 @@ class SqliteJournal(JournalReads):
             own = sqlite_file.connect(path, create=False, threaded=True)
             failing.callback(own.close)
             sqlite_file.attach_log(own, path, readonly=False)
-            folder = Folder(own, keep_settled_s=keep_settled_s, compact_every_s=compact_every_s)
+            checkpointer = Checkpointer(own)
+            failing.pop_all()
+        try:
+            folder = Folder(
+                conn,
+                checkpointer,
+                keep_settled_s=keep_settled_s,
+                compact_every_s=compact_every_s,
+            )
             try:
                 folder.fold()
             except (sqlite3.Error, ValueError) as exc:
                 raise JournalError(f"journal {path}: cannot fold its commit log: {exc}") from None
             sqlite_file.claim(conn, path, exchange)
             sqlite_file.mark_log(conn, "open")
-            journal = cls(conn, path, lock, folder, has_log=True)
-            failing.pop_all()
-        folder.start()
-        return journal
+            return cls(conn, path, lock, folder, has_log=True)
+        except BaseException:
+            checkpointer.close()
+            conn.close()
+            os.close(lock)
+            raise
 
     @classmethod
     def read(cls, path: Path) -> Self:
@@ -155,12 +169,15 @@ class SqliteJournal(JournalReads):
         try:
             if self._folder is not None:
                 folder, self._folder = self._folder, None
-                with contextlib.suppress(sqlite3.Error, ValueError):
-                    folder.close()
-                    # Nothing left in the log: a journal without it reads the same.
-                    with transaction(self._conn):
-                        self._conn.execute("DELETE FROM log.commits")
-                    sqlite_file.mark_log(self._conn, "closed")
+                try:
+                    with contextlib.suppress(sqlite3.Error, ValueError):
+                        folder.close()
+                        # Nothing left in the log: a journal without it reads the same.
+                        with transaction(self._conn):
+                            self._conn.execute("DELETE FROM log.commits")
+                        sqlite_file.mark_log(self._conn, "closed")
+                finally:
+                    folder.checkpointer.close()
         finally:
             self._conn.close()
             if self._lock is not None:
@@ -226,8 +243,10 @@ class SqliteJournal(JournalReads):
                 self._conn.execute("DELETE FROM log.commits WHERE seq <= ?", (folded,))
         self._seq = seq
         self._pruned = max(self._pruned, folded)
-        self._folder.written = seq
+        self._folder.wrote(seq)
         self.commits += 1
+        if self.commits % _CHECKPOINT_EVERY == 0:
+            self._folder.checkpointer.wake()
         self._taken.clear()
         self._settled.clear()
         self._resolved.clear()

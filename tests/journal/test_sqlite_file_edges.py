@@ -1,11 +1,14 @@
 """The journal's files at their edges: what is refused (and left as it was), a journal that moves
-to another exchange once nothing is open, a fold that fails, and a log that went missing."""
+to another exchange once nothing is open, a fold that fails, a log that went missing, and the
+checkpointer's thread between wakes."""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -13,6 +16,10 @@ from kalshi_router.journal import JournalError, SqliteJournal, sqlite_file
 from kalshi_router.journal.commit_log import log_path
 from kalshi_router.outcome import Closed
 from tests.journal.test_store import committed, folded, pending, wait_for
+
+# How long a test waits for the checkpointer's thread before it calls the test failed (it never
+# waits that long unless the thread is stuck).
+_THREAD_TIMEOUT_S = 30.0
 
 
 @pytest.fixture
@@ -197,3 +204,55 @@ async def test_a_journal_whose_log_went_missing_is_refused_unless_it_was_closed(
             open_(path)
     assert contents(path) == data
     assert not log_path(path).exists()
+
+
+class _Connection:
+    """Stands in for the checkpointer's connection: counts checkpoints, and fails the ones
+    ``failing`` numbers (from 1) as a busy database would."""
+
+    def __init__(self, failing: frozenset[int] = frozenset()) -> None:
+        self.checkpoints = 0
+        self.closed = False
+        self.done = threading.Semaphore(0)
+        self._failing = failing
+
+    def execute(self, sql: str) -> None:
+        assert sql == "PRAGMA wal_checkpoint(PASSIVE)"
+        self.checkpoints += 1
+        self.done.release()
+        if self.checkpoints in self._failing:
+            raise sqlite3.OperationalError("database is locked")
+
+    def close(self) -> None:
+        self.closed = True
+
+    def wait(self) -> None:
+        assert self.done.acquire(timeout=_THREAD_TIMEOUT_S), "the checkpointer did not run"
+
+
+def _checkpointer(conn: _Connection) -> sqlite_file.Checkpointer:
+    return sqlite_file.Checkpointer(cast(sqlite3.Connection, conn))
+
+
+def test_the_checkpointer_runs_once_per_wake_until_it_is_closed() -> None:
+    conn = _Connection()
+    checkpointer = _checkpointer(conn)
+    for n in (1, 2, 3):
+        checkpointer.wake()
+        conn.wait()
+        assert conn.checkpoints == n
+    assert not conn.closed
+    checkpointer.close()
+    assert (conn.checkpoints, checkpointer.passes, conn.closed) == (4, 4, True)
+
+
+def test_a_failed_checkpoint_leaves_the_checkpointer_running() -> None:
+    conn = _Connection(failing=frozenset({1}))
+    checkpointer = _checkpointer(conn)
+    checkpointer.wake()
+    conn.wait()
+    checkpointer.wake()
+    conn.wait()
+    assert conn.checkpoints == 2
+    checkpointer.close()
+    assert (conn.checkpoints, checkpointer.passes, conn.closed) == (3, 3, True)

@@ -191,7 +191,7 @@ async def test_the_fold_takes_commits_into_the_table_and_the_log_lets_them_go(
     assert [key for key, _, _ in committed(path)] == ["k0", "k1", "k2", "k3"]
 
 
-async def test_the_folders_thread_folds_once_the_writer_is_quiet(
+async def test_the_journal_folds_by_itself_once_the_writer_is_quiet(
     journal: SqliteJournal, path: Path
 ) -> None:
     journal.taken(pending("k"))
@@ -209,13 +209,13 @@ def test_the_folder_folds_when_the_writer_is_quiet_or_the_tail_is_long_or_old() 
 
 
 async def wait_for(condition: Callable[[], bool]) -> None:
-    """Until the journal's thread made ``condition`` true (it never takes this long unless it
-    is stuck)."""
+    """Until the journal's timers made ``condition`` true (they never take this long unless
+    something is stuck)."""
     for _ in range(3000):
         if condition():
             return
         await asyncio.sleep(0.01)
-    raise AssertionError("the folder's thread did not get there")
+    raise AssertionError("the journal did not get there by itself")
 
 
 def log_rows(path: Path) -> int:
@@ -252,7 +252,7 @@ async def test_compaction_removes_only_old_settled_entries(path: Path) -> None:
         assert journal.compact() == 0
 
 
-async def test_compaction_also_runs_periodically_on_the_folders_thread(path: Path) -> None:
+async def test_compaction_also_runs_periodically_by_itself(path: Path) -> None:
     with SqliteJournal.open(path, exchange="test", keep_settled_s=0.0, compact_every_s=0.0) as j:
         item = pending("gone")
         j.taken(item)
