@@ -3,8 +3,8 @@
 Applying commits, oldest first, gives each row they touch its state after them (``apply``): a
 row taken, sent and settled within the commits folded together is written once, as settled. The
 fold writes those rows, the earlier settlements ``resolved`` records replaced, and the ``seq``
-of its last commit (``meta.folded``) in one transaction, so a commit is applied exactly once; the
-writer deletes log rows up to that mark later. Readers apply the commits past the mark the same
+of its last commit (``meta.folded``) in one transaction, so a commit is applied exactly once, and
+then deletes the log's rows up to that mark. Readers apply the commits past the mark the same
 way, to tables of their own (``reads``), so they see every commit at once, folded or not.
 
 Folding costs more CPU than committing (a row and its four index entries per intent, against a
@@ -201,9 +201,8 @@ class Folder:
     """Folds the log into the journal on the loop thread when it is due (see the module
     docstring), and compacts the journal every ``compact_every_s``.
 
-    ``written`` is the writer's last ``seq`` (``wrote``), ``folded`` the mark (the writer
-    deletes log rows up to it). Without a running loop nothing is scheduled: opening and closing
-    the journal fold whatever is left."""
+    ``written`` is the writer's last ``seq`` (``wrote``), ``folded`` the mark. Without a
+    running loop nothing is scheduled: opening and closing the journal fold whatever is left."""
 
     def __init__(
         self,
@@ -238,6 +237,10 @@ class Folder:
         started = time.thread_time()
         try:
             self.folded = fold(self._conn, limit)
+            # The log's rows up to the mark are in the journal now (should this not happen, the
+            # mark keeps them from being applied twice).
+            with transaction(self._conn):
+                self._conn.execute("DELETE FROM log.commits WHERE seq <= ?", (self.folded,))
         finally:
             self.cpu_s += time.thread_time() - started
         self.checkpointer.wake()

@@ -7,7 +7,7 @@ journal's (``all_intents``, ``all_resolved``). With the folder a fraction of a s
 tail is small; when it is empty a read costs what a plain query does.
 
 A read takes its snapshot of the log before that of the journal: the log rows it then finds past
-the journal's mark are all there (the writer deletes rows only up to a mark it has seen), and a
+the journal's mark are all there (rows are deleted only once the mark has passed them), and a
 journal folded further meanwhile only holds more of them.
 """
 

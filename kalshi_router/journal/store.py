@@ -83,7 +83,6 @@ class SqliteJournal(JournalReads):
         if folder is not None:
             (seq,) = conn.execute("SELECT coalesce(max(seq), 0) FROM log.commits").fetchone()
             self._seq = max(seq, folder.folded)
-        self._pruned = 0
         self._rows: dict[Pending, int] = {}
         # What the next commit holds, as commit_log.Commit lays it out (intents and outcomes as
         # they are: the commit encodes them all in one call).
@@ -173,8 +172,6 @@ class SqliteJournal(JournalReads):
                     with contextlib.suppress(sqlite3.Error, ValueError):
                         folder.close()
                         # Nothing left in the log: a journal without it reads the same.
-                        with transaction(self._conn):
-                            self._conn.execute("DELETE FROM log.commits")
                         sqlite_file.mark_log(self._conn, "closed")
                 finally:
                     folder.checkpointer.close()
@@ -236,13 +233,9 @@ class SqliteJournal(JournalReads):
             raise JournalError(f"journal {self.path}: cannot write: opened to read")
         body = commit_log.encode(self._taken, self._sending, self._settled, self._resolved)
         seq = self._seq + 1
-        folded = self._folder.folded
         with self._writing():
             self._conn.execute("INSERT INTO log.commits VALUES (?, ?)", (seq, body))
-            if folded > self._pruned:
-                self._conn.execute("DELETE FROM log.commits WHERE seq <= ?", (folded,))
         self._seq = seq
-        self._pruned = max(self._pruned, folded)
         self._folder.wrote(seq)
         self.commits += 1
         if self.commits % _CHECKPOINT_EVERY == 0:
