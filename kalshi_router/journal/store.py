@@ -42,7 +42,7 @@ from typing import Any, Self
 
 from kalshi_router.errors import JournalError
 from kalshi_router.journal import commit_log, sqlite_file
-from kalshi_router.journal.fold import Folder, transaction
+from kalshi_router.journal.fold import CACHE_KIB, Folder, transaction
 from kalshi_router.journal.reads import UNKNOWN, JournalReads
 from kalshi_router.journal.sqlite_file import Checkpointer
 from kalshi_router.outcome import Outcome, Unknown, outcome_name
@@ -119,6 +119,10 @@ class SqliteJournal(JournalReads):
             sqlite_file.set_up(conn, path)
             sqlite_file.prepare_log(conn, path, writer=True)
             sqlite_file.attach_log(conn, path, readonly=False)
+            folding = sqlite_file.connect(path, create=False)
+            failing.callback(folding.close)
+            sqlite_file.attach_log(folding, path, readonly=False)
+            folding.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             own = sqlite_file.connect(path, create=False, threaded=True)
             failing.callback(own.close)
             sqlite_file.attach_log(own, path, readonly=False)
@@ -126,7 +130,7 @@ class SqliteJournal(JournalReads):
             failing.pop_all()
         try:
             folder = Folder(
-                conn,
+                folding,
                 checkpointer,
                 keep_settled_s=keep_settled_s,
                 compact_every_s=compact_every_s,
@@ -140,6 +144,7 @@ class SqliteJournal(JournalReads):
             return cls(conn, path, lock, folder, has_log=True)
         except BaseException:
             checkpointer.close()
+            folding.close()
             conn.close()
             os.close(lock)
             raise
