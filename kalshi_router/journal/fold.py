@@ -102,13 +102,15 @@ def apply(
     return rows, earlier
 
 
-def base_rows(conn: sqlite3.Connection, ids: list[int]) -> list[Sequence[Any]]:
-    """The journal's rows (main.intents) with these ids."""
+def base_rows(
+    conn: sqlite3.Connection, ids: list[int], *, table: str = "main.intents"
+) -> list[Sequence[Any]]:
+    """The rows of ``table`` (the journal's, or a reader's view of it) with these ids."""
     found: list[Sequence[Any]] = []
     for start in range(0, len(ids), _IDS):
         part = ids[start : start + _IDS]
         marks = ", ".join(["?"] * len(part))
-        query = f"SELECT {COLUMNS} FROM main.intents WHERE id IN ({marks})"  # noqa: S608
+        query = f"SELECT {COLUMNS} FROM {table} WHERE id IN ({marks})"  # noqa: S608
         found += conn.execute(query, part).fetchall()
     return found
 

@@ -63,12 +63,16 @@ _TAIL_RESOLVED = "CREATE TEMP VIEW IF NOT EXISTS all_resolved AS SELECT * FROM t
 
 class JournalReads:
     """The reads of ``SqliteJournal``, over ``_conn`` (the journal, its log attached as ``log``
-    when ``_has_log``)."""
+    when ``_has_log``).
+
+    The tables of the tail are kept from one read to the next: a read applies only the commits
+    that came since (``_applied``, the last one applied), on top of what they hold, and empties
+    them once the journal's mark has passed every commit they hold."""
 
     path: Path
     _conn: sqlite3.Connection
     _has_log: bool
-    _overlaid = False
+    _applied = 0
 
     def _set_up_reads(self) -> None:
         conn = self._conn
@@ -80,25 +84,33 @@ class JournalReads:
     @contextlib.contextmanager
     def _snapshot(self, waiting: Sequence[Commit] = ()) -> Iterator[sqlite3.Connection]:
         """A read transaction in which ``all_intents`` and ``all_resolved`` hold every commit
-        (see the module docstring), and ``waiting`` after them."""
+        (see the module docstring), and ``waiting`` after them for this read only."""
         conn = self._conn
         with transaction(conn):
-            commits = list(waiting)
             if self._has_log:
                 conn.execute("SELECT max(seq) FROM log.commits").fetchone()  # the log first
                 mark = folded(conn)
-                bodies = conn.execute(
-                    "SELECT body FROM log.commits WHERE seq > ? ORDER BY seq", (mark,)
+                if mark >= self._applied:  # all the tail tables hold is in the journal now
+                    conn.execute("DELETE FROM temp.tail")
+                    conn.execute("DELETE FROM temp.tail_resolved")
+                    self._applied = mark
+                found = conn.execute(
+                    "SELECT seq, body FROM log.commits WHERE seq > ? ORDER BY seq",
+                    (self._applied,),
                 ).fetchall()
-                commits[:0] = [decode(body) for (body,) in bodies]
-            if commits or self._overlaid:
-                conn.execute("DELETE FROM temp.tail")
-                conn.execute("DELETE FROM temp.tail_resolved")
-                rows, earlier = apply(commits, functools.partial(base_rows, conn))
-                into = {"intents": "temp.tail", "resolved": "temp.tail_resolved"}
-                write(conn, rows.values(), earlier.values(), **into)
-                self._overlaid = bool(rows or earlier)
-            yield conn
+                if found:
+                    _overlay(conn, [decode(body) for _, body in found])
+                    self._applied = found[-1][0]
+            if not waiting:
+                yield conn
+                return
+            conn.execute("SAVEPOINT waiting")
+            _overlay(conn, waiting)
+            try:
+                yield conn
+            finally:
+                conn.execute("ROLLBACK TO waiting")
+                conn.execute("RELEASE waiting")
 
     def find(self, key: str) -> Entry | None:
         """The newest intent journaled under ``key`` (client_order_id or order id)."""
@@ -156,3 +168,10 @@ class JournalReads:
         with self._snapshot() as conn:
             (count,) = conn.execute("SELECT count(*) FROM all_resolved").fetchone()
         return int(count)
+
+
+def _overlay(conn: sqlite3.Connection, commits: Sequence[Commit]) -> None:
+    """Apply ``commits`` on top of what the tail's tables (and the journal) hold."""
+    rows, earlier = apply(commits, functools.partial(base_rows, conn, table="all_intents"))
+    into = {"intents": "temp.tail", "resolved": "temp.tail_resolved"}
+    write(conn, rows.values(), earlier.values(), **into)

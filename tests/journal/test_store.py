@@ -192,6 +192,36 @@ async def test_the_fold_takes_commits_into_the_table_and_the_log_lets_them_go(
     assert [key for key, _, _ in committed(path)] == ["k0", "k1", "k2", "k3"]
 
 
+async def test_reads_see_every_commit_whether_folded_or_not(
+    journal: SqliteJournal, path: Path
+) -> None:
+    items = [pending(f"k{i}") for i in range(4)]
+    journal.taken(items[0])
+    journal.commit()
+    assert [e.key for e in journal.open_entries()] == ["k0"]
+    journal.taken(items[1])
+    journal.sending(items[:2])  # on top of what the last read applied
+    assert [(e.key, e.state) for e in journal.open_entries()] == [
+        ("k0", "sending"),
+        ("k1", "sending"),
+    ]
+    journal.fold()
+    journal.settled(items[0], accepted("k0"))
+    journal.taken(items[2])
+    journal.commit()
+    assert [(e.key, e.state) for e in journal.open_entries()] == [
+        ("k1", "sending"),
+        ("k2", "taken"),
+    ]
+    journal.taken(items[3])
+    assert journal.find("k3") is None  # waiting: no read sees it before its commit
+    assert journal.resolve_later("create", "k9", accepted("k9")) is False
+    assert journal.find("k3") is not None  # resolve_later committed what was waiting
+    journal.fold()
+    assert committed(path) == folded(path)
+    assert [key for key, state, _ in folded(path) if state == "settled"] == ["k0"]
+
+
 async def test_the_journal_folds_by_itself_once_the_writer_is_quiet(
     journal: SqliteJournal, path: Path
 ) -> None:
