@@ -236,9 +236,11 @@ class Folder:
 
     def fold(self) -> int:
         """Fold every commit written so far, now; the new mark."""
-        while not self._slice(_CHUNK):
-            pass
-        return self.folded
+        while True:
+            # A transaction the slices left open sees the log as it was when it began.
+            fresh = self._open is None
+            if self._slice(_CHUNK) and fresh:
+                return self.folded
 
     def compact(self) -> int:
         """Fold, then delete settled intents older than the configured age, now; how many

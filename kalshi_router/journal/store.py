@@ -1,11 +1,12 @@
 """The intent journal in SQLite: one row per intent, from taken to settled.
 
-The loop thread never writes those rows itself. It appends commits to the journal's commit log
-(``commit_log``, a file beside it): one row per commit holding everything since the last one.
-A thread of the journal's own folds them into the ``intents`` table a fraction of a second later
-(``fold``), and every read sees the commits not yet folded too (``reads``). So the loop thread
-pays one row insert per commit, in a file without indexes, where writing each intent's row three
-times kept its indexes' pages (two of them keyed by random ids) dirty in every commit.
+On the hot path, the loop thread does not write those rows. Each commit is one row of the
+journal's commit log (``commit_log``, a file beside it), holding everything since the last
+commit as one JSON array: no index is touched, and the row's pages are written once. The rows
+of ``intents`` come from folding the log (``fold``), which waits for the loop to be quiet, and
+every read sees the commits not yet folded too (``reads``). Writing each intent's row three
+times, as this journal did before, kept a dozen pages of its indexes (two keyed by random ids)
+dirty in every commit, on the loop thread, between the batch and its request.
 
 Durability: both files are in WAL mode with ``synchronous=NORMAL``. A commit then appends to the
 log's WAL file (a ``write``, no ``fsync``), so what is committed survives the *process* dying
@@ -25,8 +26,8 @@ When commits happen:
   the batches sent, and none when a batch went out in it. A settled row lost in a crash only
   makes recovery look its intent up (it is still sending there), which is safe.
 
-The file itself (its schema, the lock, the checks that refuse a damaged or foreign file) is
-``sqlite_file``.
+The files themselves (their schemas, the lock, the checks that refuse a damaged or foreign
+file, the checkpointer's thread) are ``sqlite_file``.
 """
 
 from __future__ import annotations

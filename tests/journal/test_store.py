@@ -222,6 +222,26 @@ async def test_reads_see_every_commit_whether_folded_or_not(
     assert [key for key, state, _ in folded(path) if state == "settled"] == ["k0"]
 
 
+async def test_a_fold_spread_over_loop_turns_commits_once_and_misses_nothing(
+    journal: SqliteJournal, path: Path
+) -> None:
+    folder = journal._folder
+    assert folder is not None
+    for i in range(fold._SLICE + 1):
+        journal.taken(pending(f"k{i}"))
+        journal.commit()
+    assert folder._slice(fold._SLICE) is False  # a slice: its transaction stays open
+    assert (folded(path), log_rows(path)) == ([], fold._SLICE + 1)
+    assert len(committed(path)) == fold._SLICE + 1  # readers see it all meanwhile
+    journal.taken(pending("later"))  # after the open transaction began
+    journal.commit()
+    journal.fold()
+    assert [key for key, _, _ in folded(path)] == [f"k{i}" for i in range(fold._SLICE + 1)] + [
+        "later"
+    ]
+    assert log_rows(path) == 0
+
+
 async def test_the_journal_folds_by_itself_once_the_writer_is_quiet(
     journal: SqliteJournal, path: Path
 ) -> None:
