@@ -206,6 +206,35 @@ async def test_a_journal_whose_log_went_missing_is_refused_unless_it_was_closed(
     assert not log_path(path).exists()
 
 
+async def test_a_version_1_journal_is_read_as_it_is_and_gets_a_log_when_opened(
+    path: Path,
+) -> None:
+    # As the router made it before the commit log: intents in the table only, version 1.
+    path.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.executescript(
+            f"BEGIN; {sqlite_file._SCHEMA} PRAGMA application_id = {sqlite_file.APPLICATION_ID}; "
+            "PRAGMA user_version = 1; COMMIT;"
+        )
+        conn.execute(
+            "INSERT INTO intents (id, kind, key, ticker, payload, submitted, state, attempts, "
+            "last_sent) VALUES (7, 'create', 'k', 'T', ?, 1.0, 'sending', 1, 2.0)",
+            (b'{"ticker":"T","side":"bid","price":"0.30","count":"1","client_order_id":"k"}',),
+        )
+    with SqliteJournal.read(path) as reader:
+        assert [(e.id, e.key, e.state) for e in reader.open_entries()] == [(7, "k", "sending")]
+    assert not log_path(path).exists()  # a reader writes nothing
+    with SqliteJournal.open(path, exchange="test") as journal:
+        [entry] = journal.open_entries()
+        assert (entry.id, entry.state, entry.last_sent) == (7, "sending", 2.0)
+        journal.resolve([(7, Closed(reason="gone", client_order_id="k"))])
+        journal.taken(pending("new"))
+    with closing(sqlite3.connect(path)) as conn:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    assert version == 2  # older routers refuse it now: they would not read its log
+    assert committed(path) == [("k", "settled", 1), ("new", "taken", 0)]
+
+
 class _Connection:
     """Stands in for the checkpointer's connection: counts checkpoints, and fails the ones
     ``failing`` numbers (from 1) as a busy database would."""
