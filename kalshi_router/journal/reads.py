@@ -3,8 +3,10 @@
 Each read applies the commits past the folded mark (and, for ``resolve_later``, the writer's
 waiting rows) to tables of the connection's own, ``temp.tail`` and ``temp.tail_resolved``, the
 way the fold will (``fold.apply``), and queries views that put those rows in place of the
-journal's (``all_intents``, ``all_resolved``). With the folder a fraction of a second behind, the
-tail is small; when it is empty a read costs what a plain query does.
+journal's (``all_intents``, ``all_resolved``). Those tables are kept from one read to the next,
+so a read applies only the commits that came since the last one: about 10 us an intent, tens of
+milliseconds for the first read after a burst (the tail is at most a second of commits, or
+``fold._TAIL_COMMITS``), little after. With no tail, a read costs what a plain query does.
 
 A read takes its snapshot of the log before that of the journal: the log rows it then finds past
 the journal's mark are all there (rows are deleted only once the mark has passed them), and a

@@ -52,10 +52,6 @@ from kalshi_router.pending import Pending
 # About 4 log pages a commit: a checkpoint of the log per ~400 pages.
 _CHECKPOINT_EVERY = 100
 
-# Long enough for the next batch's commit to take settled rows along under load; short enough
-# that an idle router's outcomes are durable at once, for all practical purposes.
-_FLUSH_AFTER_S = float(os.environ.get("XFLUSH", "0"))
-
 
 class SqliteJournal(JournalReads):
     """An :class:`~kalshi_router.journal.IntentJournal` in a SQLite file; see the module
@@ -263,24 +259,24 @@ class SqliteJournal(JournalReads):
 
     def compact(self) -> int:
         """Delete settled intents older than the configured age; how many went. (The journal
-        does this by itself every ``compact_every_s``, off the loop thread.)"""
+        does this by itself every ``compact_every_s``, at its first look after a commit.)"""
         self.commit()
         if self._folder is None:
             raise JournalError(f"journal {self.path}: cannot write: opened to read")
         try:
             return self._folder.compact()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError) as exc:
             raise JournalError(f"journal {self.path}: cannot write: {exc}") from None
 
     def fold(self) -> None:
-        """Fold every commit into ``intents`` now, on this thread (tests and tools: the
-        journal's thread does it by itself)."""
+        """Fold every commit into ``intents`` now (tests and tools: the journal does it by
+        itself when the loop is quiet)."""
         if self._folder is not None:
             self._folder.fold()
 
     @property
     def fold_cpu_s(self) -> float:
-        """CPU time this process spent folding, on any thread (benchmarks)."""
+        """CPU time this process spent folding (benchmarks)."""
         return 0.0 if self._folder is None else self._folder.cpu_s
 
     def resolve(self, outcomes: Sequence[tuple[int, Outcome]]) -> None:
