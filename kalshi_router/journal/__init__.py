@@ -9,7 +9,9 @@ were on the wire. The router calls these inline on the loop thread, only when a 
 ``sending`` must be durable when it returns: after a crash, an intent journaled as taken but
 never as sending was certainly never sent, and is settled closed rather than looked up.
 
-``SqliteJournal`` (``store``) is the implementation the service uses, in a file that
+``SqliteJournal`` (``store``) is the implementation the service uses: the loop thread appends
+one row per commit to a commit log (``commit_log``), which is folded into the journal's table
+when the loop is quiet (``fold``) and read along with it (``reads``), in files that
 ``sqlite_file`` opens, locks and checks; ``recover`` settles what a dead process left open;
 ``report`` is the summary ``kalshi-router journal`` prints.
 """

@@ -1,10 +1,11 @@
-"""The journal's SQLite file: its schema, the lock beside it, opening it, and the thread that
-checkpoints it.
+"""The journal's SQLite files: the journal's schema, the lock beside it, opening and checking it
+and its commit log (``commit_log``), and attaching the log to a connection.
 
 A file is refused, never repaired or written into, when it is not a regular file, damaged, made
 by another program, of another schema version, in use by another process, or holds intents
-still open at another exchange than the one it is opened for. ``store.SqliteJournal`` opens its
-file through these; the module docstring of ``store`` says when it commits and checkpoints.
+still open at another exchange than the one it is opened for; and a journal whose commit log
+went missing while it may have held commits is refused too. ``store.SqliteJournal`` opens its
+files through these; the module docstring of ``store`` says when it commits and folds.
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ import threading
 from pathlib import Path
 
 from kalshi_router.errors import JournalError
+from kalshi_router.journal import commit_log
 
 # "kalshi-router journal" in ASCII, folded into PRAGMA application_id's 32 bits: a database some
 # other program made is refused rather than written into.
 APPLICATION_ID = 0x4B524A4C
-SCHEMA_VERSION = 1
+# 2: the journal has a commit log beside it, which may hold commits not yet in ``intents``.
+# Version 1 files (no log) are read as they are and become version 2 when a writer opens them;
+# code that knows only version 1 refuses a version 2 file rather than miss the log's commits.
+SCHEMA_VERSION = 2
+_VERSIONS = (1, 2)
 _SCHEMA = """
 CREATE TABLE intents (
     id INTEGER PRIMARY KEY,
@@ -44,8 +50,9 @@ CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # Prepared statements each connection keeps (the journal's multi-row texts are a bounded set).
 _CACHED_STATEMENTS = 256
-# 40 MB of 4 KiB pages: the WAL file grows at most to about this size.
-_WAL_BACKSTOP = 10_000
+# 40 MB of 4 KiB pages: a WAL file grows at most to about this size (the checkpointer's thread
+# copies it into its database long before, unless commits never pause for it to catch up).
+WAL_BACKSTOP = 10_000
 
 
 def lock(path: Path) -> int:
@@ -86,8 +93,15 @@ def connect(
         raise JournalError(f"journal {path}: cannot open: {exc}") from None
 
 
-def check(conn: sqlite3.Connection, path: Path) -> bool:
-    """Refuse a damaged or foreign file; True when it is new and empty."""
+def check(
+    conn: sqlite3.Connection,
+    path: Path,
+    *,
+    application_id: int = APPLICATION_ID,
+    versions: tuple[int, ...] = _VERSIONS,
+) -> bool:
+    """Refuse a damaged or foreign file (the journal, or its log with the log's id and
+    versions); True when it is new and empty."""
     try:
         # One row per b-tree, one line per problem inside a row: the first three problems,
         # whichever rows they are in, keep the error to one line.
@@ -108,10 +122,11 @@ def check(conn: sqlite3.Connection, path: Path) -> bool:
         ) from None
     if app_id == 0 and tables == 0:
         return True
-    if app_id != APPLICATION_ID:
+    if app_id != application_id:
         raise JournalError(f"journal {path}: not a kalshi-router journal (another database)")
-    if version != SCHEMA_VERSION:
-        raise JournalError(f"journal {path}: schema version {version}, expected {SCHEMA_VERSION}")
+    if version not in versions:
+        expected = " or ".join(str(v) for v in versions)
+        raise JournalError(f"journal {path}: schema version {version}, expected {expected}")
     return False
 
 
@@ -142,15 +157,19 @@ def has_table(conn: sqlite3.Connection, name: str) -> bool:
     return found is not None
 
 
+def _wal(conn: sqlite3.Connection, path: Path, schema: str = "main") -> None:
+    (mode,) = conn.execute(f"PRAGMA {schema}.journal_mode = WAL").fetchone()
+    if mode != "wal":
+        raise JournalError(f"journal {path}: cannot use WAL mode (got {mode!r})")
+    # Enough for a process crash in WAL mode; see ``store``'s module docstring.
+    conn.execute(f"PRAGMA {schema}.synchronous = NORMAL")
+
+
 def set_up(conn: sqlite3.Connection, path: Path) -> None:
     fresh = check(conn, path)
     try:
-        (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-        if mode != "wal":
-            raise JournalError(f"journal {path}: cannot use WAL mode (got {mode!r})")
-        # Enough for a process crash in WAL mode; see ``store``'s module docstring.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_BACKSTOP}")
+        _wal(conn, path)
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_BACKSTOP}")
         if fresh:
             conn.executescript(
                 f"BEGIN; {_SCHEMA} PRAGMA application_id = {APPLICATION_ID}; "
@@ -162,6 +181,65 @@ def set_up(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute(RESOLVED_TABLE)
     except sqlite3.Error as exc:
         raise JournalError(f"journal {path}: cannot set up: {exc}") from None
+
+
+def meta(conn: sqlite3.Connection, name: str) -> str | None:
+    row = conn.execute("SELECT value FROM main.meta WHERE name = ?", (name,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def prepare_log(conn: sqlite3.Connection, path: Path, *, writer: bool) -> bool:
+    """Check the commit log beside the journal ``conn`` is open on; whether there is one.
+
+    A writer makes the log when there is none (a new journal, or one made before logs were). A
+    journal marked as having had one (``meta.log = 'open'``, see ``mark_log``) whose log is gone
+    is refused: the log may have held commits that are nowhere else."""
+    log = commit_log.log_path(path)
+    if not log.exists():
+        if meta(conn, "log") == "open":
+            raise JournalError(
+                f"journal {path}: its commit log {log} is missing, and may have held intents "
+                "that are not in the journal: restore it beside the journal, or move both aside "
+                "to start a new journal"
+            )
+        if not writer:
+            return False
+    with contextlib.closing(connect(log, create=writer, readonly=not writer)) as own:
+        fresh = check(own, log, application_id=commit_log.APPLICATION_ID, versions=(1,))
+        if fresh and not writer:
+            return False
+        if fresh:
+            try:
+                _wal(own, log)
+                own.executescript(
+                    f"BEGIN; {commit_log.SCHEMA}; "
+                    f"PRAGMA application_id = {commit_log.APPLICATION_ID}; "
+                    f"PRAGMA user_version = {commit_log.VERSION}; COMMIT;"
+                )
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal {log}: cannot set up: {exc}") from None
+    return True
+
+
+def attach_log(conn: sqlite3.Connection, path: Path, *, readonly: bool) -> None:
+    """Attach the journal's commit log (``prepare_log``) to ``conn`` as ``log``."""
+    log = commit_log.log_path(path)
+    mode = "ro" if readonly else "rw"
+    name = commit_log.SCHEMA_NAME
+    try:
+        conn.execute(f"ATTACH DATABASE ? AS {name}", (f"{log.absolute().as_uri()}?mode={mode}",))
+        if not readonly:
+            _wal(conn, log, name)
+            conn.execute(f"PRAGMA {name}.wal_autocheckpoint = {WAL_BACKSTOP}")
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal {path}: cannot open its commit log {log}: {exc}") from None
+
+
+def mark_log(conn: sqlite3.Connection, state: str) -> None:
+    """``open``: the log may hold commits not in the journal (a writer has it); ``closed``: it
+    holds none (``close`` folded them all in)."""
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    conn.execute("INSERT OR REPLACE INTO main.meta VALUES ('log', ?)", (state,))
 
 
 def claim(conn: sqlite3.Connection, path: Path, exchange: str) -> None:
@@ -180,9 +258,10 @@ def claim(conn: sqlite3.Connection, path: Path, exchange: str) -> None:
 
 
 class Checkpointer:
-    """Runs ``wal_checkpoint(PASSIVE)`` on its own thread whenever woken: it copies what the WAL
-    holds into the database file without blocking the writer, fsyncs and all. The WAL starts
-    over at the next commit after a checkpoint that caught up with it."""
+    """Runs ``wal_checkpoint(PASSIVE)`` on its own thread whenever woken, for the journal and
+    its log (attached to ``conn``): it copies what each WAL holds into its database file without
+    blocking the writer, fsyncs and all, and holds no GIL meanwhile. A WAL starts over at the
+    next commit after a checkpoint that caught up with it."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -208,7 +287,7 @@ class Checkpointer:
             self._woken.wait()
             self._woken.clear()
             # A failed checkpoint loses nothing (the WAL still holds it all): the next one, or
-            # the loop's connection at _WAL_BACKSTOP pages, copies it.
+            # the writer's connection at WAL_BACKSTOP pages, copies it.
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             self.passes += 1

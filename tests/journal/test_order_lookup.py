@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kalshi_router.intent import AmendIntent, CancelIntent
 from kalshi_router.journal import SqliteJournal
-from kalshi_router.journal.store import _PLACED
+from kalshi_router.journal.reads import _PLACED
 from kalshi_router.outcome import Accepted, Amended, Cancelled
 from tests.journal.test_recover import TICKER, intent, left_open
 
@@ -78,6 +78,6 @@ async def test_the_create_that_made_an_order_id_even_in_an_older_journal(tmp_pat
         assert placed is not None
         assert (placed.kind, placed.key) == ("create", "c")
         assert journal.placed("c") is None
-    with closing(sqlite3.connect(path)) as conn:
-        plan = conn.execute(f"EXPLAIN QUERY PLAN {_PLACED}", ("x",)).fetchall()
+    with SqliteJournal.read(path) as reader:
+        plan = reader._conn.execute(f"EXPLAIN QUERY PLAN {_PLACED}", ("x",)).fetchall()
     assert "USING INDEX intents_placed" in str(plan)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,26 +19,14 @@ from kalshi_router.journal.recover import LOST, NEVER_SENT, recover
 from kalshi_router.outcome import Accepted, Cancelled, Closed, Unknown
 from kalshi_router.pending import Kind, Pending
 from kalshi_router.router import OrderRouter
-from kalshi_router.sim import FaultConfig, SimConfig, SimServer
+from kalshi_router.sim import FaultConfig, SimServer
 from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
-from tests.integration.conftest import PRIVATE_PEM, make_signer, running_sim
+from tests.integration.conftest import PRIVATE_PEM, make_signer
 
 TICKER = "KXRECOVER-26DEC31-T50"
 SETTLED_NOW = JournalConfig(landing_grace_s=0.0, lookup_timeout_s=1.0)
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimServer]:
-    async with running_sim(SimConfig(tier="premier")) as server:
-        yield server
-
-
-@pytest.fixture
-async def client(sim: SimServer) -> AsyncIterator[ExchangeClient]:
-    async with HttpTransport(sim.url, make_signer(), timeout_s=5) as transport:
-        yield ExchangeClient(transport, dialect_for("v2"))
 
 
 @pytest.fixture

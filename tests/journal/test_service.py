@@ -3,9 +3,8 @@ endpoint answers from the journal for intents this process does not hold (an ear
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, closing
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
@@ -53,9 +52,10 @@ async def http(path: Path) -> AsyncIterator[tuple[Client, SqliteJournal]]:
 
 
 def journaled(path: Path, key: str) -> list[str]:
-    """What a crash would leave: the committed state of ``key``, read by another connection."""
-    with closing(sqlite3.connect(path)) as conn:
-        return [row[0] for row in conn.execute("SELECT state FROM intents WHERE key = ?", (key,))]
+    """What a crash would leave: the committed state of ``key``, read by another process."""
+    with SqliteJournal.read(path) as reader, reader._snapshot() as conn:
+        rows = conn.execute("SELECT state FROM all_intents WHERE key = ?", (key,))
+        return [row[0] for row in rows]
 
 
 async def test_an_earlier_runs_intent_is_answered_from_the_journal(

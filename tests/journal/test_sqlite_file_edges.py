@@ -1,5 +1,6 @@
-"""The journal's file at its edges: what is refused (and left as it was), a journal that moves to
-another exchange once nothing is open, and the checkpointer's thread between wakes."""
+"""The journal's files at their edges: what is refused (and left as it was), a journal that moves
+to another exchange once nothing is open, a fold that fails, a log that went missing, and the
+checkpointer's thread between wakes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import cast
 import pytest
 
 from kalshi_router.journal import JournalError, SqliteJournal, sqlite_file
+from kalshi_router.journal.commit_log import log_path
 from kalshi_router.outcome import Closed
-from tests.journal.test_store import pending
+from tests.journal.test_store import committed, folded, pending, wait_for
 
 # How long a test waits for the checkpointer's thread before it calls the test failed (it never
 # waits that long unless the thread is stuck).
@@ -161,6 +163,76 @@ async def test_a_journal_with_nothing_open_can_move_to_another_exchange(path: Pa
     # The journal now belongs to the second exchange: the first is refused while it has work.
     with pytest.raises(JournalError, match=f"1 intents still open at {second}"):
         SqliteJournal.open(path, exchange=first)
+
+
+async def test_a_failed_fold_loses_nothing_and_the_next_one_takes_it_all(path: Path) -> None:
+    with SqliteJournal.open(path, exchange="test") as journal:
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute(
+                "CREATE TRIGGER full BEFORE INSERT ON intents "
+                "BEGIN SELECT RAISE(ABORT, 'disk full (scripted)'); END"
+            )
+        journal.taken(pending("k"))
+        journal.commit()
+        with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+            journal.fold()
+        assert [e.key for e in journal.open_entries()] == ["k"]  # read from the log
+        await wait_for(lambda: isinstance(journal._folder and journal._folder.error, Exception))
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("DROP TRIGGER full")
+        await wait_for(lambda: folded(path) == [("k", "taken", 0)])
+    assert committed(path) == [("k", "taken", 0)]
+
+
+async def test_a_journal_whose_log_went_missing_is_refused_unless_it_was_closed(
+    path: Path,
+) -> None:
+    with SqliteJournal.open(path, exchange="test") as journal:
+        journal.taken(pending("k"))
+    # Closed: every commit folded in, the log empty; a new one will do.
+    log_path(path).unlink()
+    with SqliteJournal.open(path, exchange="test") as journal:
+        assert [e.key for e in journal.open_entries()] == ["k"]
+    # As a crash leaves it: marked open, and the log may hold commits nowhere else.
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("UPDATE meta SET value = 'open' WHERE name = 'log'")
+        conn.commit()
+    log_path(path).rename(path.with_name("elsewhere"))
+    data = contents(path)
+    for open_ in (SqliteJournal.read, lambda p: SqliteJournal.open(p, exchange="test")):
+        with pytest.raises(JournalError, match=r"its commit log .+ is missing"):
+            open_(path)
+    assert contents(path) == data
+    assert not log_path(path).exists()
+
+
+async def test_a_version_1_journal_is_read_as_it_is_and_gets_a_log_when_opened(
+    path: Path,
+) -> None:
+    # As the router made it before the commit log: intents in the table only, version 1.
+    path.parent.mkdir(parents=True)
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.executescript(
+            f"BEGIN; {sqlite_file._SCHEMA} PRAGMA application_id = {sqlite_file.APPLICATION_ID}; "
+            "PRAGMA user_version = 1; COMMIT;"
+        )
+        conn.execute(
+            "INSERT INTO intents (id, kind, key, ticker, payload, submitted, state, attempts, "
+            "last_sent) VALUES (7, 'create', 'k', 'T', ?, 1.0, 'sending', 1, 2.0)",
+            (b'{"ticker":"T","side":"bid","price":"0.30","count":"1","client_order_id":"k"}',),
+        )
+    with SqliteJournal.read(path) as reader:
+        assert [(e.id, e.key, e.state) for e in reader.open_entries()] == [(7, "k", "sending")]
+    assert not log_path(path).exists()  # a reader writes nothing
+    with SqliteJournal.open(path, exchange="test") as journal:
+        [entry] = journal.open_entries()
+        assert (entry.id, entry.state, entry.last_sent) == (7, "sending", 2.0)
+        journal.resolve([(7, Closed(reason="gone", client_order_id="k"))])
+        journal.taken(pending("new"))
+    with closing(sqlite3.connect(path)) as conn:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    assert version == 2  # older routers refuse it now: they would not read its log
+    assert committed(path) == [("k", "settled", 1), ("new", "taken", 0)]
 
 
 class _Connection:

@@ -7,7 +7,7 @@ import asyncio
 import re
 import sqlite3
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from kalshi_router.intent import CancelIntent, OrderIntent
-from kalshi_router.journal import JournalError, SqliteJournal, sqlite_file, store
+from kalshi_router.journal import JournalError, SqliteJournal, fold
+from kalshi_router.journal.commit_log import log_path
 from kalshi_router.outcome import Accepted, Closed
 from kalshi_router.pending import Kind, Pending
 
@@ -59,13 +60,17 @@ def journal(path: Path) -> Iterator[SqliteJournal]:
 
 
 def committed(path: Path) -> list[tuple[str, str, int]]:
-    """What another connection sees: (key, state, attempts) per row."""
+    """What another process sees, every commit in it, folded or not (what a crash would leave):
+    (key, state, attempts) per row."""
+    with SqliteJournal.read(path) as reader, reader._snapshot() as conn:
+        rows = conn.execute("SELECT key, state, attempts FROM all_intents ORDER BY id")
+        return rows.fetchall()
+
+
+def folded(path: Path) -> list[tuple[str, str, int]]:
+    """What the journal's table itself holds (the commits the folder took in)."""
     with closing(sqlite3.connect(path)) as conn:
         return conn.execute("SELECT key, state, attempts FROM intents ORDER BY id").fetchall()
-
-
-def size(path: Path) -> int:
-    return path.stat().st_size
 
 
 def test_a_new_journal_is_private_and_in_wal_mode(journal: SqliteJournal, path: Path) -> None:
@@ -165,38 +170,109 @@ async def test_settled_rows_coalesce_into_one_commit_with_their_own_outcomes(
             assert entry.outcome == Closed(reason=f"r{i}", client_order_id=item.key)
 
 
-async def test_the_checkpointer_is_woken_every_so_many_commits(
-    journal: SqliteJournal, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    wakes: list[int] = []
-    monkeypatch.setattr(
-        sqlite_file.Checkpointer, "wake", lambda self: wakes.append(journal.commits)
-    )
-    for i in range(2 * store._CHECKPOINT_EVERY + 1):
-        journal.taken(pending(f"k{i}"))
-        journal.commit()
-    assert wakes == [store._CHECKPOINT_EVERY, 2 * store._CHECKPOINT_EVERY]
-
-
-async def test_the_checkpointer_copies_the_wal_into_the_database_off_the_loop(
+async def test_the_fold_takes_commits_into_the_table_and_the_log_lets_them_go(
     journal: SqliteJournal, path: Path
 ) -> None:
-    # Fewer commits than wake the journal's own checkpointer: this one is alone.
-    for i in range(200):
-        journal.taken(pending(f"key-{i:03d}-" + "x" * 50))
-        if i % 40 == 39:
-            journal.commit()
-    assert journal.commits < store._CHECKPOINT_EVERY
-    before = size(path)
-    checkpointer = sqlite_file.Checkpointer(sqlite_file.connect(path, create=False, threaded=True))
-    checkpointer.wake()
-    checkpointer.close()  # joins its thread: the pass is done
-    assert checkpointer.passes == 1
-    assert size(path) > before
-    with closing(sqlite3.connect(path)) as conn:
-        busy, log, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    assert (busy, copied) == (0, log)
-    assert len(committed(path)) == 200
+    items = [pending(f"k{i}") for i in range(3)]
+    for item in items:
+        journal.taken(item)
+    journal.sending(items[:2])
+    journal.settled(items[0], accepted("k0"))
+    journal.commit()
+    assert folded(path) == []  # in the log only, and read from there
+    assert committed(path) == [("k0", "settled", 0), ("k1", "sending", 0), ("k2", "taken", 0)]
+    assert log_rows(path) == 2
+    journal.fold()
+    # One row each, written once in the state the commits left it in; the log lets them go.
+    assert folded(path) == committed(path)
+    assert log_rows(path) == 0
+    journal.taken(pending("k3"))
+    journal.commit()
+    assert log_rows(path) == 1
+    assert [key for key, _, _ in committed(path)] == ["k0", "k1", "k2", "k3"]
+
+
+async def test_reads_see_every_commit_whether_folded_or_not(
+    journal: SqliteJournal, path: Path
+) -> None:
+    items = [pending(f"k{i}") for i in range(4)]
+    journal.taken(items[0])
+    journal.commit()
+    assert [e.key for e in journal.open_entries()] == ["k0"]
+    journal.taken(items[1])
+    journal.sending(items[:2])  # on top of what the last read applied
+    assert [(e.key, e.state) for e in journal.open_entries()] == [
+        ("k0", "sending"),
+        ("k1", "sending"),
+    ]
+    journal.fold()
+    journal.settled(items[0], accepted("k0"))
+    journal.taken(items[2])
+    journal.commit()
+    assert [(e.key, e.state) for e in journal.open_entries()] == [
+        ("k1", "sending"),
+        ("k2", "taken"),
+    ]
+    journal.taken(items[3])
+    assert journal.find("k3") is None  # waiting: no read sees it before its commit
+    assert journal.resolve_later("create", "k9", accepted("k9")) is False
+    assert journal.find("k3") is not None  # resolve_later committed what was waiting
+    journal.fold()
+    assert committed(path) == folded(path)
+    assert [key for key, state, _ in folded(path) if state == "settled"] == ["k0"]
+
+
+async def test_a_fold_spread_over_loop_turns_commits_once_and_misses_nothing(
+    journal: SqliteJournal, path: Path
+) -> None:
+    folder = journal._folder
+    assert folder is not None
+    for i in range(fold._SLICE + 1):
+        journal.taken(pending(f"k{i}"))
+        journal.commit()
+    assert folder._slice(fold._SLICE) is False  # a slice: its transaction stays open
+    assert (folded(path), log_rows(path)) == ([], fold._SLICE + 1)
+    assert len(committed(path)) == fold._SLICE + 1  # readers see it all meanwhile
+    journal.taken(pending("later"))  # after the open transaction began
+    journal.commit()
+    journal.fold()
+    assert [key for key, _, _ in folded(path)] == [f"k{i}" for i in range(fold._SLICE + 1)] + [
+        "later"
+    ]
+    assert log_rows(path) == 0
+
+
+async def test_the_journal_folds_by_itself_once_the_writer_is_quiet(
+    journal: SqliteJournal, path: Path
+) -> None:
+    journal.taken(pending("k"))
+    journal.commit()
+    await wait_for(lambda: folded(path) == [("k", "taken", 0)])
+
+
+def test_the_folder_folds_when_the_writer_is_quiet_or_the_tail_is_long_or_old() -> None:
+    long, old = fold._TAIL_COMMITS, fold._LAG_S
+    assert not fold.due(0, quiet=True, waited_s=old)
+    assert fold.due(1, quiet=True, waited_s=0.0)
+    assert not fold.due(long - 1, quiet=False, waited_s=old / 2)
+    assert fold.due(long, quiet=False, waited_s=0.0)
+    assert fold.due(1, quiet=False, waited_s=old)
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Until the journal's timers made ``condition`` true (they never take this long unless
+    something is stuck)."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the journal did not get there by itself")
+
+
+def log_rows(path: Path) -> int:
+    with closing(sqlite3.connect(log_path(path))) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM commits").fetchone()
+    return int(count)
 
 
 async def test_the_same_key_can_be_journaled_again_after_settling(journal: SqliteJournal) -> None:
@@ -227,14 +303,13 @@ async def test_compaction_removes_only_old_settled_entries(path: Path) -> None:
         assert journal.compact() == 0
 
 
-async def test_compaction_also_runs_periodically_at_the_end_of_a_turn(path: Path) -> None:
+async def test_compaction_also_runs_periodically_by_itself(path: Path) -> None:
     with SqliteJournal.open(path, exchange="test", keep_settled_s=0.0, compact_every_s=0.0) as j:
         item = pending("gone")
         j.taken(item)
-        await asyncio.sleep(0)
         j.settled(item, accepted("gone"))
-        await asyncio.sleep(0)
-        assert committed(path) == []
+        j.commit()
+        await wait_for(lambda: committed(path) == [] and folded(path) == [])
 
 
 def test_garbage_is_refused_and_left_as_it_was(path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kalshi_router.journal import JournalError, SqliteJournal
+from kalshi_router.journal.commit_log import log_path
 from tests.journal.test_store import committed, pending
 
 
@@ -24,12 +25,13 @@ def journal(path: Path) -> Iterator[SqliteJournal]:
         yield opened
 
 
-def fail_updates(path: Path, *, failing: bool) -> None:
-    """From another connection: make every update of a row fail, as a full disk would."""
-    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+def fail_writes(path: Path, *, failing: bool) -> None:
+    """From another connection: make every commit to the journal's log fail, as a full disk
+    would."""
+    with closing(sqlite3.connect(log_path(path), isolation_level=None)) as conn:
         if failing:
             conn.execute(
-                "CREATE TRIGGER full BEFORE UPDATE ON intents "
+                "CREATE TRIGGER full BEFORE INSERT ON commits "
                 "BEGIN SELECT RAISE(ABORT, 'disk full (scripted)'); END"
             )
         else:
@@ -44,13 +46,13 @@ async def test_a_failed_write_raises_and_keeps_what_was_waiting(
     journal.commit()
     journal.taken(waiting)
     sent.attempts = 1
-    fail_updates(path, failing=True)
+    fail_writes(path, failing=True)
     # Raised, so the dispatcher never sends a batch the journal does not hold as sending.
     with pytest.raises(JournalError, match="cannot write: disk full \\(scripted\\)") as raised:
         journal.sending([sent])
     assert str(path) in str(raised.value)
     # The whole transaction went, the insert of the row that was waiting included.
     assert committed(path) == [("sent", "taken", 0)]
-    fail_updates(path, failing=False)
+    fail_writes(path, failing=False)
     journal.sending([sent])
     assert committed(path) == [("sent", "sending", 1), ("waiting", "taken", 0)]

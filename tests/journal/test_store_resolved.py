@@ -100,8 +100,8 @@ async def test_an_unknown_settled_this_turn_is_found_before_its_commit(path: Pat
         commits = journal.commits
         assert journal.resolve_later("create", "c-1", accepted("c-1")) is True
         assert journal.commits == commits + 1  # the waiting rows and the resolution, together
-        with closing(sqlite3.connect(path)) as conn:
-            assert conn.execute("SELECT result FROM intents").fetchall() == [("accepted",)]
+        with SqliteJournal.read(path) as reader:
+            assert reader.counts() == {("settled", "accepted"): 1}
 
 
 async def test_compaction_forgets_the_earlier_settlement_with_the_intent(path: Path) -> None:
