@@ -45,6 +45,8 @@ class Stats:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     rate_limited: int = 0
     tokens_spent: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "write": 0.0})
+    refused: dict[str, int] = field(default_factory=lambda: {"read": 0, "write": 0})
+    """429s each bucket answered (a fault's 429 storm is not a bucket's)."""
     ws: WsStats = field(default_factory=WsStats)
 
     def record(self, route: str, outcome: str) -> None:
@@ -54,8 +56,8 @@ class Stats:
             self.rate_limited += 1
 
     def as_json(self) -> dict[str, Any]:
-        """Requests by route and outcome, 429s, tokens spent per bucket, and the WebSocket's
-        connections, frames and faults."""
+        """Requests by route and outcome, 429s, tokens spent and 429s per bucket, and the
+        WebSocket's connections, frames and faults."""
         by_route: dict[str, dict[str, int]] = {}
         for (route, outcome), n in sorted(self.requests.items()):
             by_route.setdefault(route, {})[outcome] = n
@@ -63,6 +65,7 @@ class Stats:
             "requests": by_route,
             "rate_limited": self.rate_limited,
             "tokens_spent": self.tokens_spent,
+            "refused": self.refused,
             "ws": self.ws.as_json(),
         }
 
@@ -123,6 +126,7 @@ class SimState:
         if bucket.try_spend(cost):
             self.stats.tokens_spent[name] += cost
             return
+        self.stats.refused[name] += 1
         if self.config.rejected_requests_spend_tokens:
             # A refused cost exceeds what is left, and buckets never go below zero.
             self.stats.tokens_spent[name] += bucket.tokens

@@ -125,6 +125,18 @@ async def test_stats_count_refusals_and_tokens(sim: Sim) -> None:
     assert stats["requests"]["POST /portfolio/events/orders"] == {"201": 10, "429": 1}
 
 
+async def test_stats_tell_each_buckets_refusals_and_the_buckets_clock(sim: Sim) -> None:
+    # Utilization over a window needs the tokens and the time on the buckets' own clock.
+    _, before = await sim.control("GET", "/_sim/stats")
+    await _creates(sim, 11)
+    for _ in range(21):
+        await sim.call("GET", "/portfolio/orders")
+    sim.clock.advance(0.5)
+    _, after = await sim.control("GET", "/_sim/stats")
+    assert after["refused"] == {"read": 1, "write": 1}
+    assert after["clock_s"] - before["clock_s"] == pytest.approx(0.5)
+
+
 async def test_structural_400s_spend_nothing(sim: Sim) -> None:
     for _ in range(20):
         status, _ = await sim.call("POST", BATCH, body=b"{")
