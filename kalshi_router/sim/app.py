@@ -213,7 +213,7 @@ async def _process(
                 request.method,
                 request.rel_url.raw_path,
             )
-        call = Call(request, state, user_id, endpoint.bucket, cost)
+        call = Call(request, state, user_id, endpoint.bucket, cost, endpoint.key)
         return await endpoint.handler(call)
     except AuthError as exc:
         return error_response(401, "authentication_error", "authentication_error", exc.details)

@@ -47,6 +47,8 @@ class Stats:
     tokens_spent: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "write": 0.0})
     refused: dict[str, int] = field(default_factory=lambda: {"read": 0, "write": 0})
     """429s each bucket answered (a fault's 429 storm is not a bucket's)."""
+    last_spend: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per route: when it last spent, and its bucket's ``tokens_spent`` just after."""
     ws: WsStats = field(default_factory=WsStats)
 
     def record(self, route: str, outcome: str) -> None:
@@ -66,6 +68,10 @@ class Stats:
             "rate_limited": self.rate_limited,
             "tokens_spent": self.tokens_spent,
             "refused": self.refused,
+            "last_spend": {
+                route: {"at_s": at, "tokens_spent": spent}
+                for route, (at, spent) in sorted(self.last_spend.items())
+            },
             "ws": self.ws.as_json(),
         }
 
@@ -121,10 +127,12 @@ class SimState:
             buckets = self.buckets[user_id] = AccountBuckets(self.tier, self.clock_s)
         return buckets
 
-    def spend(self, bucket: TokenBucket, name: BucketName, cost: int) -> None:
-        """Take ``cost`` tokens or raise RateLimited (draining if refusals spend, by config)."""
+    def spend(self, bucket: TokenBucket, name: BucketName, cost: int, route: str = "") -> None:
+        """Take ``cost`` tokens or raise RateLimited (draining if refusals spend, by config).
+        ``route``: the endpoint's key, for the stats."""
         if bucket.try_spend(cost):
             self.stats.tokens_spent[name] += cost
+            self.stats.last_spend[route] = (self.clock_s(), self.stats.tokens_spent[name])
             return
         self.stats.refused[name] += 1
         if self.config.rejected_requests_spend_tokens:
@@ -170,6 +178,8 @@ class Call:
     user_id: str
     bucket_name: BucketName
     default_cost: int
+    route: str = ""
+    """The endpoint's key (``POST /portfolio/events/orders``), as the stats name it."""
 
     @property
     def exchange(self) -> Exchange:
@@ -179,7 +189,8 @@ class Call:
         """Charge the endpoint's bucket (its listed cost unless ``cost`` is given)."""
         buckets = self.state.buckets_for(self.user_id)
         bucket = buckets.write if self.bucket_name == "write" else buckets.read
-        self.state.spend(bucket, self.bucket_name, self.default_cost if cost is None else cost)
+        cost = self.default_cost if cost is None else cost
+        self.state.spend(bucket, self.bucket_name, cost, self.route)
 
     async def body(self, decoder: msgspec.json.Decoder[T]) -> T:
         """The request body decoded strictly (a whole-request 400 on any problem).

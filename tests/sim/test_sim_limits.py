@@ -142,3 +142,23 @@ async def test_structural_400s_spend_nothing(sim: Sim) -> None:
         status, _ = await sim.call("POST", BATCH, body=b"{")
         assert status == 400
     assert await _creates(sim, 10) == [201] * 10
+
+
+async def test_stats_tell_where_each_route_last_spent_on_the_cumulative_count(sim: Sim) -> None:
+    # (time, tokens spent so far) just after a batch of creates: points of the cumulative curve
+    # at one phase of the send cycle, whatever cancels spent between them.
+    _, body = await sim.batch([order(), order()])
+    ids = [o["order_id"] for o in body["orders"]]
+    _, first = await sim.control("GET", "/_sim/stats")
+    sim.clock.advance(0.25)
+    await sim.batch([order()])
+    sim.clock.advance(0.25)
+    await sim.call("DELETE", f"{EVENTS}/{ids[0]}")
+    _, after = await sim.control("GET", "/_sim/stats")
+    created = after["last_spend"]["POST /portfolio/events/orders/batched"]
+    assert created == {
+        "at_s": pytest.approx(first["clock_s"] + 0.25),
+        "tokens_spent": 30.0,
+    }
+    cancelled = after["last_spend"]["DELETE /portfolio/events/orders/{order_id}"]
+    assert cancelled == {"at_s": pytest.approx(after["clock_s"]), "tokens_spent": 32.0}
