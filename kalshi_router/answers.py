@@ -89,11 +89,13 @@ def given_up(pending: Pending, reason: str, outcome: type[Expired | Closed]) -> 
     return _given_up(pending, reason, outcome, pending.maybe_placed)
 
 
-def never_sent(pending: Pending, *, expired: bool) -> Outcome:
+def never_sent(pending: Pending, *, expired: bool, blocked: str | None = None) -> Outcome:
     """The outcome of an intent taken out before it was sent (again): its deadline passed
-    (``expired``), or its caller cancelled it."""
+    (``expired``; ``blocked``: why the write budget could not pay for it), or its caller
+    cancelled it."""
     if expired:
-        return given_up(pending, "deadline passed before sending", Expired)
+        why = "deadline passed before sending"
+        return given_up(pending, f"{why}: {blocked}" if blocked else why, Expired)
     return given_up(pending, "cancelled by the caller before sending", Closed)
 
 

@@ -11,8 +11,8 @@ from aiolimiter import AsyncLimiter
 
 from kalshi_router.accumulator import Accumulator
 from kalshi_router.answers import Backoff
-from kalshi_router.budget import Budget, LocalBudget
-from kalshi_router.config import Config, LimitsConfig, RouterConfig
+from kalshi_router.budget import Budget, WriteBudget
+from kalshi_router.config import Config, RouterConfig
 from kalshi_router.dispatcher import Dispatcher
 from kalshi_router.journal import IntentJournal
 from kalshi_router.orders.tracker import OrderTracker
@@ -26,7 +26,6 @@ from kalshi_router.wire.signer import Signer
 
 
 class Assembly(NamedTuple):
-    budget: LocalBudget
     dispatcher: Dispatcher
     reads: AsyncLimiter
     """The account's read budget, which lookups and the order tracker's sweeps share."""
@@ -56,7 +55,7 @@ def assemble(
     client: ExchangeClient,
     accumulator: Accumulator,
     found: Budget,
-    limits: LimitsConfig,
+    budget: WriteBudget,
     config: RouterConfig,
     *,
     stats: RouterObserver,
@@ -65,15 +64,6 @@ def assemble(
     rng: random.Random,
     seen: Callable[[str], Order | None] | None = None,
 ) -> Assembly:
-    headroom = found.write_rate * limits.headroom_s
-    budget = LocalBudget(
-        refill_rate=found.write_rate,
-        capacity=found.write_capacity,
-        create_cost=found.costs["create"],
-        cancel_cost=found.costs["cancel"],
-        single_cost=found.costs["single"],
-        headroom=headroom,
-    )
     # A bucket smaller than one lookup's cost would make aiolimiter refuse every lookup:
     # keep the account's rate, but let the bucket hold one.
     size = max(found.read_rate, READ_COST)
@@ -91,4 +81,4 @@ def assemble(
         linger_s=config.linger_ms / 1000,
         backoff=Backoff(config.backoff_base_s, config.backoff_cap_s, rng),
     )
-    return Assembly(budget, dispatcher, reads)
+    return Assembly(dispatcher, reads)

@@ -118,8 +118,9 @@ class Dispatcher:
         """Settle ``taken``, out of the queue unsent because their deadlines passed (``expired``)
         or their callers cancelled them. That makes room, and a create batch waiting for tokens
         may now be waiting for more than it needs."""
+        blocked = self._budget.blocked
         for pending in taken:
-            self._settle(pending, never_sent(pending, expired=expired))
+            self._settle(pending, never_sent(pending, expired=expired, blocked=blocked))
         self._space.set()
         self._urgent.set()
 

@@ -20,6 +20,7 @@ from typing import Any, Self
 from kalshi_router.assembly import assemble, track
 from kalshi_router.awaiting import all_of
 from kalshi_router.budget import discover_budget
+from kalshi_router.budget.opening import open_budget
 from kalshi_router.config import Config
 from kalshi_router.errors import IntentError, QueueFull
 from kalshi_router.intake import (
@@ -74,6 +75,8 @@ class OrderRouter(RouterControls):
             journal=journal,
             tracker=tracker,
             risk=config.risk,
+            budget=config.budget,
+            key_id=signer.key_id,
         )
 
     async def start(self) -> None:
@@ -82,11 +85,12 @@ class OrderRouter(RouterControls):
         self._loop = asyncio.get_running_loop()
         self._now = self._loop.time
         found = await discover_budget(self._client, self._limits)
-        self._budget, self._dispatcher, reads = assemble(
+        self._budget = await open_budget(self._budget_config, found, self._limits, self._key_id)
+        self._dispatcher, reads = assemble(
             self._client,
             self._acc,
             found,
-            self._limits,
+            self._budget,
             self._config,
             stats=self._observers,
             settle=self._settle,
@@ -327,6 +331,8 @@ class OrderRouter(RouterControls):
             await self._watchdog.aclose()
         if self._tracker is not None:
             await self._tracker.aclose()
+        if self._budget is not None:
+            await self._budget.aclose()
         if self._owns_transport:
             await self._client.transport.close()
 

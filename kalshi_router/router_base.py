@@ -14,7 +14,7 @@ from aiolimiter import AsyncLimiter
 
 from kalshi_router.accumulator import Accumulator
 from kalshi_router.budget import BudgetView, WriteBudget
-from kalshi_router.config import LimitsConfig, RouterConfig
+from kalshi_router.config import BudgetConfig, LimitsConfig, RouterConfig
 from kalshi_router.dispatcher import Dispatcher
 from kalshi_router.errors import ConfigError, RouterClosed, RouterCrashed
 from kalshi_router.intake import not_started
@@ -45,6 +45,8 @@ class RouterBase:
         journal: IntentJournal | None = None,
         tracker: OrderTracker | None = None,
         risk: RiskConfig | None = None,
+        budget: BudgetConfig | None = None,
+        key_id: str = "",
         owns_transport: bool = False,
     ) -> None:
         self._client = client
@@ -54,6 +56,9 @@ class RouterBase:
         self._owns_transport = owns_transport
         self._journal = journal
         self._tracker = tracker
+        self._budget_config = budget or BudgetConfig()
+        # Names the account's shared budget when [budget] namespace does not.
+        self._key_id = key_id
         risk = risk or RiskConfig()
         if tracker is None and (needs := risk.exposure_limits()):
             raise ConfigError(
@@ -170,4 +175,5 @@ class RouterBase:
             in_flight=self.in_flight,
             orders=orders,
             risk=self._gate.figures(),
+            shared_budget=self._budget.figures() if self._budget else None,
         )

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import msgspec
 
 from kalshi_router.outcome import Outcome, Rejected, outcome_name
+from kalshi_router.redis_budget.figures import SharedBudgetFigures
 from kalshi_router.risk.gate import RiskFigures
 
 # Enough for stable p99s; stats() sorts them, so more would make every snapshot slow.
@@ -87,6 +88,8 @@ class RouterStats(msgspec.Struct, frozen=True, kw_only=True):
     """The order tracker's figures; None when it is off."""
     risk: RiskFigures | None = None
     """The risk gate's trading state and refusals."""
+    shared_budget: SharedBudgetFigures | None = None
+    """The shared write budget's calls to Redis and the rest (None: the local bucket)."""
 
 
 def percentiles(samples: deque[float]) -> Percentiles:
@@ -203,6 +206,7 @@ class StatsRecorder:
         in_flight: int,
         orders: OrderFigures | None = None,
         risk: RiskFigures | None = None,
+        shared_budget: SharedBudgetFigures | None = None,
     ) -> RouterStats:
         return RouterStats(
             outcomes=dict(self.outcomes),
@@ -223,6 +227,7 @@ class StatsRecorder:
             submit_to_outcome=percentiles(self.submit_to_outcome),
             orders=orders,
             risk=risk,
+            shared_budget=shared_budget,
         )
 
 

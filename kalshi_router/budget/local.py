@@ -134,6 +134,8 @@ class LocalBudget:
         self.costs = costs
         self._bucket = _Bucket(local, refill_rate, clock)
         self.spent = 0
+        self.blocked: str | None = None
+        """Never set: a local bucket is always there."""
 
     def batch_limit(self, kind: str, configured_max: int) -> int:
         """Largest batch of ``kind`` one full local bucket can pay for."""
@@ -168,3 +170,9 @@ class LocalBudget:
         """Empty the bucket and owe the headroom too, so that the margin above is rebuilt
         before we spend again."""
         self._bucket.overdraw(self.headroom)
+
+    def figures(self) -> None:
+        """A local bucket has nothing more to report than its ``BudgetView``."""
+
+    async def aclose(self) -> None:
+        """Nothing to let go of."""

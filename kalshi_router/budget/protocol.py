@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from kalshi_router.redis_budget.figures import SharedBudgetFigures
+
 
 class BudgetView(Protocol):
     """The write budget, read-only: every ``WriteBudget`` is one, and so is the service's report
@@ -50,6 +52,12 @@ class BudgetView(Protocol):
 class WriteBudget(BudgetView, Protocol):
     """What the dispatcher calls, one call at a time, and nothing else does."""
 
+    @property
+    def blocked(self) -> str | None:
+        """Why creates cannot be paid for now, whatever the tokens (None: they can): a shared
+        budget's server unreachable, say. Named in the outcome of creates whose deadline
+        passes meanwhile."""
+
     def batch_limit(self, kind: str, configured_max: int) -> int:
         """The largest batch of ``kind`` (at most ``configured_max``) one request may carry."""
 
@@ -66,3 +74,10 @@ class WriteBudget(BudgetView, Protocol):
 
     def rate_limited(self) -> None:
         """The exchange answered 429: its bucket is empty, whatever this one says."""
+
+    def figures(self) -> SharedBudgetFigures | None:
+        """A shared budget's own figures (None for the local bucket)."""
+
+    async def aclose(self) -> None:
+        """Let go of what the budget holds (a connection, tasks telling a server); the router
+        calls it last, once nothing spends any more."""

@@ -22,8 +22,9 @@ class BudgetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
     redis_url: str = "redis://127.0.0.1:6379/0"
     """``redis://[user:password@]host:port/db`` or ``rediss://`` for TLS. Its password is
     never logged: errors name the host and port only."""
-    namespace: str = "kalshi-router"
-    """Keys are ``<namespace>:<API key id>:write``: routers of one account share them."""
+    namespace: str = ""
+    """The account's keys are ``<namespace>:write``; empty: ``kalshi-router:<API key id>``.
+    Routers of one account that sign with different API keys must set the same one."""
     routers: int = 4
     """The most routers that will share the account; each has ``cancel_credit`` set aside."""
     cancel_credit: int = 0
@@ -48,8 +49,8 @@ class BudgetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
                 raise ConfigError(
                     "budget.redis_url: must start with redis://, rediss:// or unix://"
                 )
-        if not self.namespace or any(c.isspace() for c in self.namespace):
-            raise ConfigError("budget.namespace: must be non-empty, without spaces")
+        if any(c.isspace() for c in self.namespace):
+            raise ConfigError("budget.namespace: must not contain spaces")
         if self.routers < 1:
             raise ConfigError("budget.routers: must be >= 1")
         for name in ("cancel_credit", "cancel_reserve"):

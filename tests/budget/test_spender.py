@@ -10,8 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from kalshi_router import assembly
-from kalshi_router.budget import LocalBudget
+from kalshi_router.budget import LocalBudget, opening
 from kalshi_router.intent import AmendIntent, CancelIntent
 from tests.fakes import TICKER, ScriptedClient, VirtualClock, account_limits, make_router, orders
 from tests.fakes import clock_fixture as clock_fixture
@@ -41,7 +40,7 @@ async def test_each_lane_is_charged_what_its_requests_cost(
     clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     charged: Counter[str] = Counter()
-    monkeypatch.setattr(assembly, "LocalBudget", recording(charged))
+    monkeypatch.setattr(opening, "LocalBudget", recording(charged))
     client = ScriptedClient(limits=account_limits(100, 100))
     async with make_router(client) as router:
         creates = router.submit_many(orders("a", 30))
