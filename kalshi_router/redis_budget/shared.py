@@ -137,7 +137,7 @@ class RedisBudget:
 
     async def spend_now(self, kind: str, amount: int) -> bool:
         try:
-            answer = await self._call("reserve", amount, self._model.tolerance(kind), 0)
+            answer = await self._reserve(amount, self._model.tolerance(kind), 0)
         except RedisError:
             return kind != "create" and self._on_credit(amount)
         if answer.granted != 1:
@@ -153,7 +153,7 @@ class RedisBudget:
         while True:
             asked = self._clock()
             try:
-                answer = await self._call("reserve", amount, tolerance, horizon)
+                answer = await self._reserve(amount, tolerance, horizon)
             except RedisError:
                 if kind != "create" and self._on_credit(amount):
                     return
@@ -208,6 +208,21 @@ class RedisBudget:
             self._inform(self._call("refund", amount))
             raise
         return self._clock() - (asked + wait) <= self._max_late_s
+
+    async def _reserve(self, amount: int, tolerance: float, horizon: float) -> Answer:
+        """Book ``amount``. Cancelled while Redis answers, it gives back what Redis booked: the
+        script runs whether or not we wait for its answer (the dispatcher cancels a create
+        batch's spend whenever a cancel arrives)."""
+        call = asyncio.ensure_future(self._call("reserve", amount, tolerance, horizon))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            self._inform(self._give_back(call, amount))
+            raise
+
+    async def _give_back(self, call: asyncio.Future[Answer], amount: int) -> None:
+        if (await call).granted == 1:
+            await self._call("refund", amount)
 
     def _on_credit(self, amount: int) -> bool:
         if self._credit < amount:
