@@ -5,16 +5,18 @@ another: what ``[budget] backend = "redis"`` is for, measured where the exchange
                             namespace="bench-1"), redis=server)
 
 Each router is an embedded ``OrderRouter`` in ``_shared_child`` (same key, so the same account;
-a TOML config of its own kind: the sim's URL, ``[budget]``), whose bot keeps one second of the
+one TOML config: the sim's URL, ``[budget]``), whose bot keeps one second of the
 account's creates (and two batches) unsettled, so that each router alone asks for more than the
 whole budget, and cancels one of its resting orders now and then (``cancel_share`` of the
 budget, spread over the routers). All start, then all are told to go; ``seconds`` later all
 stop and report. Meanwhile the simulator's counters are read every ``SAMPLE_S``.
 
-Window rule: from ``warmup_s`` after go to the stop. The warm-up is 0.5 s (every router
-started sending) plus, for the local backend, one exchange bucket of time (capacity / refill:
-the exchange's full bucket and each router's own are spent first); a shared bucket starts
-empty ("unknown is empty"), so it has nothing to spend first. The simulator's counters are read
+Window rule: from ``warmup`` after go to the stop. Every bucket is full at go: the exchange's,
+each local one, and the shared one too (it starts empty, "unknown is empty", at the first
+router's start, then refills while the other routers start). The warm-up is 1 s, in which the
+routers spend the shared bucket (measured: within 0.5 s, even 8 of them at Prime on two busy
+cores), plus, for the local backend, one exchange bucket of time (capacity / refill), in which
+the local buckets' bursts and the 429s they earn settle. The simulator's counters are read
 every ``SAMPLE_S``; each reading gives one point of its cumulative accepted write tokens just
 after a batch of creates was accepted (``last_spend``: when, and the tokens spent by then).
 Those points sit at one phase of the send cycle (the bucket just spent down to what is kept
@@ -48,8 +50,9 @@ from _sim_child import SimChild
 TICKERS = tuple(f"KXSHARED-26DEC31-T{n}" for n in range(8))
 SAMPLE_S = 0.02
 CREATES = "POST /portfolio/events/orders/batched"
+WARMUP_S = 1.0
 SETTLE_S = 0.5
-"""Warm-up after go, and how long after an event the "after" window starts."""
+"""How long after an event its "after" window starts."""
 START_TIMEOUT_S = 60.0
 """Eight interpreters importing at once on two cores take a few seconds; allow for more."""
 Backend = Literal["local", "redis"]
@@ -87,6 +90,8 @@ class Plan:
     cancel_share: float = 0.05
     """Of the write budget, asked for by cancels."""
     events: tuple[Event, ...] = ()
+    deadline_s: float = 600.0
+    """The routers' ``[router] deadline_s``: by default no create expires while queued."""
     warmup_s: float | None = None
     """None: the window rule (module docstring)."""
 
@@ -96,14 +101,14 @@ class Plan:
             return self.warmup_s
         figures = tier(self.tier)
         bucket_s = figures.write_capacity / figures.write_refill
-        return SETTLE_S + (bucket_s if self.backend == "local" else 0.0)
+        return WARMUP_S + (bucket_s if self.backend == "local" else 0.0)
 
 
 def config_text(plan: Plan, url: str) -> str:
     """The routers' TOML: the simulator, creates that never expire while queued, ``[budget]``."""
     lines = ["[exchange]", 'target = "url"', f'base_url = "{url}"', "verify_tls = false"]
     # The bot keeps more queued than the budget sends in the run: none may expire meanwhile.
-    lines += ["[router]", "deadline_s = 600.0"]
+    lines += ["[router]", f"deadline_s = {plan.deadline_s!r}"]
     lines += ["[budget]", f'backend = "{plan.backend}"']
     if plan.backend == "redis":
         lines += [f'redis_url = "{plan.redis_url}"', f'namespace = "{plan.namespace}"']
@@ -121,7 +126,8 @@ def hello(plan: Plan, config: Path, key: BenchKey, index: int) -> dict[str, Any]
         "seed": plan.seed * 1000 + index,
         "tickers": list(TICKERS),
         "outstanding": creates_per_s + 40,
-        "cancel_every_s": plan.routers / cancels_per_s,
+        "cancel_every_s": plan.routers / cancels_per_s if cancels_per_s else None,
+        "warmup_s": plan.warmup,
     }
 
 
@@ -287,16 +293,18 @@ def summarise(
         "http_429_sim_window": refused[-1] - refused[0] if refused else None,
         "http_429_routers": sum(r["http_429"] for r in reports),
         "outcomes": _merge(r["outcomes"] for r in reports),
-        "rejected": _merge({"n": r["rejected"]} for r in reports).get("n", {}),
+        "details": _merge({"n": r["details"]} for r in reports).get("n", {}),
         "cancel_queue_wait_ms": waits_ms([w for r in reports for w in r["cancel_queue_wait_s"]]),
         "cancel_outcome_ms": waits_ms([w for r in reports for w in r["cancel_outcome_s"]]),
         "cancel_token_wait_ms": waits_ms(
             [w for r in reports for w in r["limiter_wait_s"]["cancel"]]
         ),
+        "cancel_booked_wait_us": _booked([r["cancel_booked_wait_us"] for r in reports]),
         "create_token_wait_ms": waits_ms(
             [w for r in reports for w in r["limiter_wait_s"]["create"]]
         ),
         "events": events,
+        "shared_budget": shared_figures([r["shared_budget"] for r in reports]),
         "cpu": {
             "sim_s": sim_cpu_s,
             "routers_s": [round(r["cpu_s"], 3) for r in reports],
@@ -307,6 +315,33 @@ def summarise(
             for r in reports
         ],
         "timelines": [r["timeline"] for r in reports],
+    }
+
+
+def shared_figures(each: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The routers' ``stats().shared_budget`` together: sums, and the Redis call's p50 (the
+    median router's) and p99 (the worst router's), µs. None for the local backend."""
+    figures = [f for f in each if f is not None]
+    if not figures:
+        return None
+    p50s = sorted(f["call_p50_us"] for f in figures)
+    sums = ("calls", "failures", "forfeited", "fresh_starts", "credit_spent")
+    return {
+        **{name: sum(f[name] for f in figures) for name in sums},
+        "call_p50_us": p50s[len(p50s) // 2],
+        "call_p99_us": max(f["call_p99_us"] for f in figures),
+    }
+
+
+def _booked(each: list[list[int] | None]) -> dict[str, int] | None:
+    """The waits the shared bucket gave cancels' bookings (µs): how many, and the longest."""
+    waits = [w for one in each if one is not None for w in one]
+    if all(one is None for one in each):
+        return None
+    return {
+        "count": len(waits),
+        "nonzero": sum(1 for w in waits if w),
+        "max": max(waits, default=0),
     }
 
 

@@ -22,17 +22,19 @@ import random
 import time
 from collections import Counter
 from collections.abc import Sequence
+from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from _keys import child_key
 from _runner import run_on
 from _sim_child import say, stdin_lines
 
 from kalshi_router.config import load_config
 from kalshi_router.intent import OrderIntent
-from kalshi_router.outcome import Accepted, Outcome, Rejected, outcome_name
+from kalshi_router.outcome import Accepted, Expired, Outcome, Rejected, outcome_name
 from kalshi_router.router import OrderRouter
 
 SCRIPT = str(Path(__file__).resolve())
@@ -64,6 +66,36 @@ class Waits:
     def settled(self, kind: str, outcome: Outcome, seconds: float) -> None: ...
 
 
+class Bookings:
+    """A probe, for a shared budget only (as bench_kill stamps the client's calls): the wait
+    Redis gave each cancel's booking, read from the script's reply where ``RedisBudget`` calls
+    it. 0 is "send now": nothing booked ahead of the cancel, another host's creates included.
+    The kind is the spend's that made the call (a context variable: the call may run in a task
+    of the spend's own)."""
+
+    def __init__(self, budget: Any) -> None:
+        from kalshi_router.redis_budget.script import Answer
+
+        self.cancel_waits_us: list[int] = []
+        kind: ContextVar[str] = ContextVar("kind", default="")
+        spend, script = budget.spend, budget._script
+
+        async def spend_as(spent: str, amount: int) -> None:
+            token = kind.set(spent)
+            try:
+                await spend(spent, amount)
+            finally:
+                kind.reset(token)
+
+        async def booking(**call: Any) -> Any:
+            reply = await script(**call)
+            if call["args"][0] == "reserve" and kind.get() == "cancel":
+                self.cancel_waits_us.append(Answer.of(reply).wait_us)
+            return reply
+
+        budget.spend, budget._script = spend_as, booking
+
+
 class Bot:
     """Creates kept unsettled ``outstanding`` at a time, and cancels of its own resting
     orders; every outcome stamped."""
@@ -73,10 +105,14 @@ class Bot:
         self.rng = random.Random(hello["seed"])
         self.tickers: list[str] = hello["tickers"]
         self.room = asyncio.Semaphore(hello["outstanding"])
-        self.cancel_every_s: float = hello["cancel_every_s"]
+        self.cancel_every_s: float | None = hello["cancel_every_s"]
         self.resting: list[tuple[str, str]] = []
         self.outcomes: dict[str, Counter[str]] = {"create": Counter(), "cancel": Counter()}
-        self.rejected: Counter[str] = Counter()
+        """Until the stop; what the router's close settled after it is in ``at_close``."""
+        self.at_close: Counter[str] = Counter()
+        self.stopped = False
+        self.details: Counter[str] = Counter()
+        """Rejections by code, expiries by reason."""
         self.timeline: list[tuple[float, str, str]] = []
         self.cancel_outcome: list[float] = []
 
@@ -93,7 +129,12 @@ class Bot:
             if isinstance(outcome, Accepted) and kind == "create":
                 self.resting.append((outcome.order_id, ticker))
             elif isinstance(outcome, Rejected):
-                self.rejected[f"{kind}: {outcome.code}"] += 1
+                self.details[f"{kind} rejected: {outcome.code}"] += 1
+            elif isinstance(outcome, Expired):
+                self.details[f"{kind} expired: {outcome.reason}"] += 1
+        if self.stopped:
+            self.at_close[f"{kind} {name}"] += 1
+            return
         self.outcomes[kind][name] += 1
         self.timeline.append((now, kind, name))
         if kind == "cancel":
@@ -107,6 +148,8 @@ class Bot:
             future.add_done_callback(partial(self._settled, "create", ticker, time.monotonic()))
 
     async def cancel(self, stop: asyncio.Event) -> None:
+        if self.cancel_every_s is None:
+            return
         while not stop.is_set():
             await asyncio.sleep(self.cancel_every_s * self.rng.uniform(0.5, 1.5))
             if not self.resting:
@@ -116,8 +159,10 @@ class Bot:
             future.add_done_callback(partial(self._settled, "cancel", ticker, time.monotonic()))
 
 
-async def lag(stop: asyncio.Event, worst: list[float]) -> None:
-    """The loop's worst lateness at a ``LAG_TICK_S`` tick."""
+async def lag(stop: asyncio.Event, worst: list[float], after_s: float) -> None:
+    """The loop's worst lateness at a ``LAG_TICK_S`` tick, from ``after_s`` on (the start,
+    when the bot queues a second of creates at once, is not the steady state)."""
+    await asyncio.sleep(after_s)
     while not stop.is_set():
         due = time.monotonic() + LAG_TICK_S
         await asyncio.sleep(LAG_TICK_S)
@@ -125,13 +170,19 @@ async def lag(stop: asyncio.Event, worst: list[float]) -> None:
 
 
 def report(
-    router: OrderRouter, bot: Bot, waits: Waits, cpu_s: float, lag_s: float
+    router: OrderRouter,
+    bot: Bot,
+    waits: Waits,
+    bookings: Bookings | None,
+    cpu_s: float,
+    lag_s: float,
 ) -> dict[str, Any]:
     stats = router.stats()
     return {
         "pid": os.getpid(),
         "outcomes": {kind: dict(c) for kind, c in bot.outcomes.items()},
-        "rejected": dict(bot.rejected),
+        "at_close": dict(bot.at_close),
+        "details": dict(bot.details),
         "http_429": stats.http_429,
         "retries": stats.retries,
         "tokens_spent": stats.tokens_spent,
@@ -141,6 +192,8 @@ def report(
         "limiter_wait_s": waits.limiter,
         "cpu_s": cpu_s,
         "loop_lag_max_ms": lag_s * 1e3,
+        "shared_budget": msgspec.to_builtins(stats.shared_budget),
+        "cancel_booked_wait_us": None if bookings is None else bookings.cancel_waits_us,
         "timeline": bot.timeline,
     }
 
@@ -152,6 +205,7 @@ async def main() -> None:
     waits = Waits()
     router = OrderRouter.connect(config, child_key(hello["key"]).signer(), observers=[waits])
     await router.start()
+    bookings = Bookings(router.budget) if config.budget.backend == "redis" else None
     say({"url": config.exchange.base_url, "pid": os.getpid()})
     bot, stop, tasks = Bot(router, hello), asyncio.Event(), []
     worst, cpu0 = [0.0], 0.0
@@ -161,7 +215,7 @@ async def main() -> None:
             if cmd == "go":
                 cpu0 = time.process_time()
                 tasks = [asyncio.create_task(c(stop)) for c in (bot.create, bot.cancel)]
-                tasks.append(asyncio.create_task(lag(stop, worst)))
+                tasks.append(asyncio.create_task(lag(stop, worst, hello["warmup_s"])))
                 say({"going": time.monotonic()})
             elif cmd == "stop":
                 stop.set()
@@ -169,9 +223,10 @@ async def main() -> None:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 cpu_s = time.process_time() - cpu0
+                bot.stopped = True
                 # The creates still queued are closed, not sent: the run is over.
                 await router.aclose(drain_timeout=0)
-                say(report(router, bot, waits, cpu_s, worst[0]))
+                say(report(router, bot, waits, bookings, cpu_s, worst[0]))
             elif cmd == "quit":
                 return
     finally:
