@@ -11,18 +11,19 @@ whole budget, and cancels one of its resting orders now and then (``cancel_share
 budget, spread over the routers). All start, then all are told to go; ``seconds`` later all
 stop and report. Meanwhile the simulator's counters are read every ``SAMPLE_S``.
 
-Window rule: from ``warmup`` after go to the stop. Every bucket is full at go: the exchange's,
-each local one, and the shared one too (it starts empty, "unknown is empty", at the first
-router's start, then refills while the other routers start). The warm-up is 1 s, in which the
-routers spend the shared bucket (measured: within 0.5 s, even 8 of them at Prime on two busy
-cores), plus, for the local backend, one exchange bucket of time (capacity / refill), in which
-the local buckets' bursts and the 429s they earn settle. The simulator's counters are read
-every ``SAMPLE_S``; each reading gives one point of its cumulative accepted write tokens just
-after a batch of creates was accepted (``last_spend``: when, and the tokens spent by then).
-Those points sit at one phase of the send cycle (the bucket just spent down to what is kept
-back), so they lie on one line whatever the batches' sizes and wherever the window's ends fall
-(one batch is 0.7 s of refill at Basic: a plain difference of two readings would be off by up
-to that). Utilization = the least-squares slope of the points in the window / the refill rate.
+Window rule: from ``warmup`` after go to the stop. At go the exchange's bucket is full, and so
+is each local one; the shared one is made empty (its key deleted just before go: unknown is
+empty), or it would be full too, having refilled while the routers started. The warm-up is
+0.5 s (every router sending) plus, for the local backend, one exchange bucket of time
+(capacity / refill), in which the bursts of the full buckets and the 429s they earn settle.
+
+Utilization: the simulator's counters are read every ``SAMPLE_S``; each reading gives one
+point of its cumulative accepted write tokens just after a batch of creates was accepted
+(``last_spend``: when, and the tokens spent by then). Those points sit at one phase of the
+send cycle (the bucket just spent down to what is kept back), so they lie on one line whatever
+the batches' sizes and wherever the window's ends fall (one batch is 0.4-0.7 s of refill at
+Basic: a plain difference of two readings would be off by up to that). Utilization = the
+least-squares slope of the points in the window / the refill rate.
 
 ``events`` happen during the run, at seconds after go: Redis restarted (a new run id, an empty
 keyspace), stopped, started again, or a router killed with SIGKILL; each is stamped when done.
@@ -46,13 +47,13 @@ from _report import percentile
 from _shared_child import SCRIPT
 from _sim import SimProcess, tier
 from _sim_child import SimChild
+from redis.asyncio import Redis
 
 TICKERS = tuple(f"KXSHARED-26DEC31-T{n}" for n in range(8))
 SAMPLE_S = 0.02
 CREATES = "POST /portfolio/events/orders/batched"
-WARMUP_S = 1.0
 SETTLE_S = 0.5
-"""How long after an event its "after" window starts."""
+"""The warm-up of a shared bucket, and how long after an event its "after" window starts."""
 START_TIMEOUT_S = 60.0
 """Eight interpreters importing at once on two cores take a few seconds; allow for more."""
 Backend = Literal["local", "redis"]
@@ -101,7 +102,7 @@ class Plan:
             return self.warmup_s
         figures = tier(self.tier)
         bucket_s = figures.write_capacity / figures.write_refill
-        return WARMUP_S + (bucket_s if self.backend == "local" else 0.0)
+        return SETTLE_S + (bucket_s if self.backend == "local" else 0.0)
 
 
 def config_text(plan: Plan, url: str) -> str:
@@ -191,6 +192,16 @@ class Sampler:
             await asyncio.sleep(SAMPLE_S)
 
 
+async def empty_shared_bucket(plan: Plan) -> None:
+    """Delete the account's key (``<namespace>:write``): the next booking finds it missing
+    and starts the bucket empty."""
+    redis = Redis.from_url(plan.redis_url)
+    try:
+        await redis.delete(f"{plan.namespace}:write")
+    finally:
+        await redis.aclose()
+
+
 async def _act(event: Event, children: list[RouterChild], redis: RedisControl | None) -> None:
     if event.action == "kill":
         child = children[event.router]
@@ -208,6 +219,8 @@ async def _drive(
     plan: Plan, sim: SimProcess, children: list[RouterChild], redis: RedisControl | None
 ) -> tuple[float, float, list[dict[str, Any]], Sampler, list[dict[str, Any]]]:
     sampler = Sampler(sim)
+    if plan.backend == "redis":
+        await empty_shared_bucket(plan)
     go = time.monotonic()
     for child in children:
         await child.ask({"cmd": "go"}, 10)
