@@ -5,7 +5,7 @@ another: what ``[budget] backend = "redis"`` is for, measured where the exchange
                             namespace="bench-1"), redis=server)
 
 Each router is an embedded ``OrderRouter`` in ``_shared_child`` (same key, so the same account;
-one TOML config: the sim's URL, ``[budget]``), whose bot keeps one second of the
+one TOML config: the sim's URL, ``[budget]``), whose bot keeps ``queue_s`` of the
 account's creates (and two batches) unsettled, so that each router alone asks for more than the
 whole budget, and cancels one of its resting orders now and then (``cancel_share`` of the
 budget, spread over the routers). All start, then all are told to go; ``seconds`` later all
@@ -23,7 +23,8 @@ point of its cumulative accepted write tokens just after a batch of creates was 
 send cycle (the bucket just spent down to what is kept back), so they lie on one line whatever
 the batches' sizes and wherever the window's ends fall (one batch is 0.4-0.7 s of refill at
 Basic: a plain difference of two readings would be off by up to that). Utilization = the
-least-squares slope of the points in the window / the refill rate.
+median slope between points of the window at least half of it apart / the refill rate (so a
+stall of the simulator near one end, its backlog stamped late, does not tilt it).
 
 ``events`` happen during the run, at seconds after go: Redis restarted (a new run id, an empty
 keyspace), stopped, started again, or a router killed with SIGKILL; each is stamped when done.
@@ -32,19 +33,26 @@ keyspace), stopped, started again, or a router killed with SIGKILL; each is stam
 from __future__ import annotations
 
 import asyncio
-import itertools
+import math
 import os
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from _keys import BenchKey, key_spec
-from _report import percentile
 from _shared_child import SCRIPT
+from _shared_figures import (
+    SETTLE_S,
+    booked,
+    event_figures,
+    merge,
+    shared_figures,
+    utilization,
+    waits_ms,
+)
 from _sim import SimProcess, tier
 from _sim_child import SimChild
 from redis.asyncio import Redis
@@ -52,8 +60,6 @@ from redis.asyncio import Redis
 TICKERS = tuple(f"KXSHARED-26DEC31-T{n}" for n in range(8))
 SAMPLE_S = 0.02
 CREATES = "POST /portfolio/events/orders/batched"
-SETTLE_S = 0.5
-"""The warm-up of a shared bucket, and how long after an event its "after" window starts."""
 START_TIMEOUT_S = 60.0
 """Eight interpreters importing at once on two cores take a few seconds; allow for more."""
 Backend = Literal["local", "redis"]
@@ -91,8 +97,13 @@ class Plan:
     cancel_share: float = 0.05
     """Of the write budget, asked for by cancels."""
     events: tuple[Event, ...] = ()
+    queue_s: float = 1.0
+    """Each router keeps this many seconds of the account's creates unsettled (plus two
+    batches): by default each alone asks for more than the whole budget."""
     deadline_s: float = 600.0
     """The routers' ``[router] deadline_s``: by default no create expires while queued."""
+    max_late_ms: float | None = None
+    """The routers' ``[budget] max_late_ms`` (None: its default)."""
     warmup_s: float | None = None
     """None: the window rule (module docstring)."""
 
@@ -114,6 +125,8 @@ def config_text(plan: Plan, url: str) -> str:
     if plan.backend == "redis":
         lines += [f'redis_url = "{plan.redis_url}"', f'namespace = "{plan.namespace}"']
         lines += [f"routers = {plan.routers}"]
+        if plan.max_late_ms is not None:
+            lines += [f"max_late_ms = {plan.max_late_ms!r}"]
     return "\n".join(lines) + "\n"
 
 
@@ -126,45 +139,11 @@ def hello(plan: Plan, config: Path, key: BenchKey, index: int) -> dict[str, Any]
         "key": key_spec(key),
         "seed": plan.seed * 1000 + index,
         "tickers": list(TICKERS),
-        "outstanding": creates_per_s + 40,
+        # Plus two full batches, or a second's worth at Basic, whose batches are smaller.
+        "outstanding": math.ceil(creates_per_s * plan.queue_s) + min(40, creates_per_s),
         "cancel_every_s": plan.routers / cancels_per_s if cancels_per_s else None,
         "warmup_s": plan.warmup,
     }
-
-
-def fit_rate(samples: Sequence[tuple[float, float]]) -> float | None:
-    """Least-squares slope of (time, count) samples; None with fewer than three."""
-    if len(samples) < 3:
-        return None
-    n = len(samples)
-    mean_t = sum(t for t, _ in samples) / n
-    mean_v = sum(v for _, v in samples) / n
-    var = sum((t - mean_t) ** 2 for t, _ in samples)
-    cov = sum((t - mean_t) * (v - mean_v) for t, v in samples)
-    return cov / var if var else None
-
-
-def utilization(
-    samples: Sequence[tuple[float, float]], start: float, end: float, refill: float
-) -> float | None:
-    rate = fit_rate([(t, v) for t, v in samples if start <= t <= end])
-    return None if rate is None else rate / refill
-
-
-def waits_ms(samples: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "count": len(ordered),
-        "p50": percentile(ordered, 0.5) * 1e3,
-        "p99": percentile(ordered, 0.99) * 1e3,
-        "max": (ordered[-1] if ordered else 0.0) * 1e3,
-    }
-
-
-def longest_gap(stamps: Sequence[float], start: float, end: float) -> float:
-    """The longest time in [start, end] with none of the (sorted) ``stamps``."""
-    inside = [start, *(t for t in stamps if start < t < end), end]
-    return max(b - a for a, b in itertools.pairwise(inside))
 
 
 class RouterChild(SimChild):
@@ -281,38 +260,28 @@ def summarise(
     tokens = sorted(sampler.points.items())
     start = go + plan.warmup
     refused = [n for t, n in sampler.refused if start <= t <= stop]
-    creates = sorted(
-        t
-        for r in reports
-        for t, kind, name in r["timeline"]
-        if (kind, name) == ("create", "accepted")
-    )
-    for event in events:
-        after = event["done"] + SETTLE_S
-        event["utilization_after"] = utilization(tokens, after, stop, refill)
-        # The longest stretch without an accepted create, from the event to a bucket after.
-        event["create_gap_s"] = longest_gap(
-            creates, event["at"], min(stop, event["done"] + bucket_s + 1)
-        )
+    event_figures(events, [r["timeline"] for r in reports], tokens, stop, refill, bucket_s)
     return {
         "tier": plan.tier,
         "routers": plan.routers,
         "backend": plan.backend,
         "seconds": plan.seconds,
+        "go": go,
+        "stop": stop,
         "warmup_s": plan.warmup,
         "window_s": stop - start,
         "utilization": utilization(tokens, start, stop, refill),
         "http_429_sim": final["refused"]["write"],
         "http_429_sim_window": refused[-1] - refused[0] if refused else None,
         "http_429_routers": sum(r["http_429"] for r in reports),
-        "outcomes": _merge(r["outcomes"] for r in reports),
-        "details": _merge({"n": r["details"]} for r in reports).get("n", {}),
+        "outcomes": merge(r["outcomes"] for r in reports),
+        "details": merge({"n": r["details"]} for r in reports).get("n", {}),
         "cancel_queue_wait_ms": waits_ms([w for r in reports for w in r["cancel_queue_wait_s"]]),
         "cancel_outcome_ms": waits_ms([w for r in reports for w in r["cancel_outcome_s"]]),
         "cancel_token_wait_ms": waits_ms(
             [w for r in reports for w in r["limiter_wait_s"]["cancel"]]
         ),
-        "cancel_booked_wait_us": _booked([r["cancel_booked_wait_us"] for r in reports]),
+        "cancel_booked_wait_us": booked([r["cancel_booked_wait_us"] for r in reports]),
         "create_token_wait_ms": waits_ms(
             [w for r in reports for w in r["limiter_wait_s"]["create"]]
         ),
@@ -329,40 +298,3 @@ def summarise(
         ],
         "timelines": [r["timeline"] for r in reports],
     }
-
-
-def shared_figures(each: list[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """The routers' ``stats().shared_budget`` together: sums, and the Redis call's p50 (the
-    median router's) and p99 (the worst router's), µs. None for the local backend."""
-    figures = [f for f in each if f is not None]
-    if not figures:
-        return None
-    p50s = sorted(f["call_p50_us"] for f in figures)
-    sums = ("calls", "failures", "forfeited", "fresh_starts", "credit_spent")
-    return {
-        **{name: sum(f[name] for f in figures) for name in sums},
-        "call_p50_us": p50s[len(p50s) // 2],
-        "call_p99_us": max(f["call_p99_us"] for f in figures),
-    }
-
-
-def _booked(each: list[list[int] | None]) -> dict[str, int] | None:
-    """The waits the shared bucket gave cancels' bookings (µs): how many, and the longest."""
-    waits = [w for one in each if one is not None for w in one]
-    if all(one is None for one in each):
-        return None
-    return {
-        "count": len(waits),
-        "nonzero": sum(1 for w in waits if w),
-        "max": max(waits, default=0),
-    }
-
-
-def _merge(dicts: Any) -> dict[str, dict[str, int]]:
-    merged: dict[str, dict[str, int]] = {}
-    for by_kind in dicts:
-        for kind, counts in by_kind.items():
-            into = merged.setdefault(kind, {})
-            for name, n in counts.items():
-                into[name] = into.get(name, 0) + n
-    return merged
