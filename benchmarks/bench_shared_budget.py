@@ -249,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
             "sim": "own process",
         }
         runs = [{k: v for k, v in r.items() if k != "timelines"} for r in results]
-        data = {"machine": machine, "settings": settings, "runs": runs}
+        data: dict[str, Any] = {"machine": machine, "settings": settings, "runs": runs}
         if stopped is not None:
-            data["down"] = {k: v for k, v in stopped.items() if k != "timelines"}
-            data["down"]["phases"] = down_rows
+            kept = {k: v for k, v in stopped.items() if k != "timelines"}
+            data["down"] = kept | {"phases": down_rows}
         Path(args.json).write_text(json.dumps(data))
     return 0
 
