@@ -4,9 +4,10 @@ simulator gives just after each batch of creates, and what followed an event."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
-from _shared_figures import event_figures, longest_gap, utilization
+from _shared_figures import Timeline, event_figures, longest_gap, utilization
 
 RATE = 100.0
 
@@ -46,11 +47,11 @@ def test_too_few_points_give_no_figure() -> None:
 
 
 def test_what_followed_each_event() -> None:
-    timelines = [
+    timelines: list[Timeline] = [
         [(1.0, "create", "accepted"), (2.5, "cancel", "cancelled"), (4.0, "create", "accepted")],
         [(2.2, "create", "expired"), (3.5, "create", "accepted")],
     ]
-    events = [{"at": 2.0, "done": 2.1}, {"at": 3.0, "done": 3.2}]
+    events: list[dict[str, Any]] = [{"at": 2.0, "done": 2.1}, {"at": 3.0, "done": 3.2}]
     event_figures(events, timelines, [], stop=5.0, refill=RATE, bucket_s=1.0)
     stopped, started = events
     assert stopped["outcomes_until_next"] == {"cancel cancelled": 1, "create expired": 1}
