@@ -104,6 +104,8 @@ class Plan:
     """The routers' ``[router] deadline_s``: by default no create expires while queued."""
     max_late_ms: float | None = None
     """The routers' ``[budget] max_late_ms`` (None: its default)."""
+    cancel_credit: int | None = None
+    """The routers' ``[budget] cancel_credit`` (None: its default)."""
     warmup_s: float | None = None
     """None: the window rule (module docstring)."""
 
@@ -127,6 +129,8 @@ def config_text(plan: Plan, url: str) -> str:
         lines += [f"routers = {plan.routers}"]
         if plan.max_late_ms is not None:
             lines += [f"max_late_ms = {plan.max_late_ms!r}"]
+        if plan.cancel_credit is not None:
+            lines += [f"cancel_credit = {plan.cancel_credit}"]
     return "\n".join(lines) + "\n"
 
 

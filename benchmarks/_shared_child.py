@@ -198,37 +198,44 @@ def report(
     }
 
 
+async def serve(
+    router: OrderRouter, waits: Waits, lines: asyncio.StreamReader, hello: dict[str, Any]
+) -> None:
+    """Answer the parent's commands until it says quit (or goes away)."""
+    bookings = Bookings(router.budget) if router.stats().shared_budget is not None else None
+    say({"url": hello["url"], "pid": os.getpid()})
+    bot, stop, tasks = Bot(router, hello), asyncio.Event(), []
+    worst, cpu0 = [0.0], 0.0
+    while line := await lines.readline():
+        cmd = json.loads(line)["cmd"]
+        if cmd == "go":
+            cpu0 = time.process_time()
+            tasks = [asyncio.create_task(c(stop)) for c in (bot.create, bot.cancel)]
+            tasks.append(asyncio.create_task(lag(stop, worst, hello["warmup_s"])))
+            say({"going": time.monotonic()})
+        elif cmd == "stop":
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            cpu_s = time.process_time() - cpu0
+            bot.stopped = True
+            # The creates still queued are closed, not sent: the run is over.
+            await router.aclose(drain_timeout=0)
+            say(report(router, bot, waits, bookings, cpu_s, worst[0]))
+        elif cmd == "quit":
+            return
+
+
 async def main() -> None:
     lines = await stdin_lines()
     hello: dict[str, Any] = json.loads(await lines.readline())
     config = load_config(hello["config"])
     waits = Waits()
     router = OrderRouter.connect(config, child_key(hello["key"]).signer(), observers=[waits])
-    await router.start()
-    bookings = Bookings(router.budget) if config.budget.backend == "redis" else None
-    say({"url": config.exchange.base_url, "pid": os.getpid()})
-    bot, stop, tasks = Bot(router, hello), asyncio.Event(), []
-    worst, cpu0 = [0.0], 0.0
     try:
-        while line := await lines.readline():
-            cmd = json.loads(line)["cmd"]
-            if cmd == "go":
-                cpu0 = time.process_time()
-                tasks = [asyncio.create_task(c(stop)) for c in (bot.create, bot.cancel)]
-                tasks.append(asyncio.create_task(lag(stop, worst, hello["warmup_s"])))
-                say({"going": time.monotonic()})
-            elif cmd == "stop":
-                stop.set()
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                cpu_s = time.process_time() - cpu0
-                bot.stopped = True
-                # The creates still queued are closed, not sent: the run is over.
-                await router.aclose(drain_timeout=0)
-                say(report(router, bot, waits, bookings, cpu_s, worst[0]))
-            elif cmd == "quit":
-                return
+        await router.start()
+        await serve(router, waits, lines, hello | {"url": config.exchange.base_url})
     finally:
         await router.aclose(drain_timeout=0)
 
