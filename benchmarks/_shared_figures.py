@@ -55,6 +55,13 @@ def longest_gap(stamps: Sequence[float], start: float, end: float) -> float:
     return max(b - a for a, b in itertools.pairwise(inside))
 
 
+def create_shares(outcomes: Iterable[dict[str, dict[str, int]]]) -> list[float]:
+    """Each router's share of the creates accepted, smallest first (1/N each when fair)."""
+    counts = [by_kind.get("create", {}).get("accepted", 0) for by_kind in outcomes]
+    total = sum(counts)
+    return sorted(n / total for n in counts) if total else []
+
+
 def shared_figures(each: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     """The routers' ``stats().shared_budget`` together: sums, and the Redis call's p50 (the
     median router's) and p99 (the worst router's), µs. None for the local backend."""

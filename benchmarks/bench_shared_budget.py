@@ -38,6 +38,7 @@ from typing import Any
 from _machine import describe_machine, format_machine
 from _options import comma_list, positive_ints
 from _shared_budget import Backend, Event, Plan, run
+from _shared_figures import create_shares
 from _sim import tier as tier_figures
 
 from kalshi_router.config import LimitsConfig
@@ -157,6 +158,11 @@ def markdown(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
+def _shares(result: dict[str, Any]) -> str:
+    shares = create_shares(r["outcomes"] for r in result["per_router"])
+    return f"{shares[0]:.0%} / {shares[-1]:.0%}" if shares else "-"
+
+
 def render_matrix(results: list[dict[str, Any]]) -> str:
     by_key = {(r["tier"], r["routers"], r["backend"]): r for r in results}
     rows = []
@@ -169,7 +175,7 @@ def render_matrix(results: list[dict[str, Any]]) -> str:
                 ["-", "-"] if one is None else [_pct(one["utilization"]), str(one["http_429_sim"])]
             )
         if shared is None:
-            row += ["-", "-", "-"]
+            row += ["-"] * 4
         else:
             calls, waits = shared["shared_budget"], shared["cancel_queue_wait_ms"]
             booked = shared["cancel_booked_wait_us"]
@@ -177,6 +183,7 @@ def render_matrix(results: list[dict[str, Any]]) -> str:
                 f"{calls['call_p50_us']:,.0f} / {calls['call_p99_us']:,.0f}",
                 f"{waits['p50']:.0f} / {waits['p99']:.0f} ({waits['count']:,})",
                 f"{booked['nonzero']}",
+                _shares(shared),
             ]
         rows.append(row)
     columns = [
@@ -189,6 +196,7 @@ def render_matrix(results: list[dict[str, Any]]) -> str:
         "Redis call p50 / p99 µs",
         "cancel queue wait p50 / p99 ms (cancels)",
         "cancels booked to wait",
+        "creates per router, least / most (even: 1/N)",
     ]
     text = markdown(columns, rows)
     if any("(a)" in row[1] for row in rows):
