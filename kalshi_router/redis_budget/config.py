@@ -37,7 +37,9 @@ class BudgetConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
     """How far ahead a create batch may book tokens; later, it is told when to ask again."""
     max_late_ms: float = 50.0
     """A booking not used within this long of its time is forfeited, never sent late; at
-    most ``limits.headroom_s``, which is the lateness the model absorbs."""
+    most ``limits.headroom_s``, which is the lateness the model absorbs. Lateness counts from
+    when the booking was asked, so a Redis whose answers take longer than this cannot be used:
+    creates are blocked (and cancels go on credit) until it answers faster."""
     refill_margin: float = 0.995
     """The modelled refill rate is the exchange's times this (clock rates differ a little)."""
     redis_timeout_ms: float = 250.0

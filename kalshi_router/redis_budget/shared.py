@@ -3,13 +3,18 @@
 Every spend books tokens in the shared bucket (``kalshi_router.redis_budget.script``) and
 waits out the answer's delay on this process's monotonic clock. Waking later than
 ``max_late_ms`` past the booked time forfeits the booking (it is never sent late: a late
-request could meet another router's on-time one at the exchange) and books again.
+request could meet another router's on-time one at the exchange), gives it back, and books
+again. Lateness is counted from when the booking was asked, the earliest the server can have
+dated it, so an answer that takes longer than ``max_late_ms`` can never be used: Redis answers
+too slowly, which blocks creates as if it did not answer at all.
 
-When Redis does not answer, creates fail closed: ``spend`` waits, asking again with a capped
-backoff, and the dispatcher settles the creates whose deadlines pass, naming ``blocked``.
-Cancels go on, on this router's credit, set aside in the model beforehand and repaid to the
-bucket once Redis answers again (so the credit is whole again only when the bucket has it).
-Giving back and draining are told to Redis in tasks this budget owns and ``aclose`` awaits.
+When Redis does not answer (or too slowly), creates fail closed: ``spend`` waits, asking again
+with a capped backoff, and the dispatcher settles the creates whose deadlines pass, naming
+``blocked``. Cancels go on, on this router's credit (at once, once Redis is known not to
+answer), set aside in the model beforehand and repaid to the bucket once Redis answers again;
+the credit is whole again only when the bucket holds what was repaid.
+Giving back, draining and repaying are told to Redis in tasks this budget owns and ``aclose``
+awaits.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ _RETRY_BASE_S = 0.01
 _RETRY_CAP_S = 0.5
 # Call durations kept for the figures' percentiles.
 _SAMPLES = 4096
+# Bookings remembered for refunds, which give back part of the latest ones.
+_BOOKINGS = 8
 
 
 def _where(url: str) -> str:
@@ -81,6 +88,8 @@ class RedisBudget:
         self._credit = model.credit
         self._owed = 0
         self._known = (0.0, 0.0)
+        # The latest bookings: (receipt, tokens); "" for tokens spent on credit.
+        self._bookings: deque[tuple[str, int]] = deque(maxlen=_BOOKINGS)
         self._tasks: set[asyncio.Task[None]] = set()
         self._durations: deque[float] = deque(maxlen=_SAMPLES)
         self._calls = self._failures = self._forfeited = self._fresh = self._credit_spent = 0
@@ -118,7 +127,8 @@ class RedisBudget:
             raise ConfigError(self.blocked)
 
     async def aclose(self) -> None:
-        if self._tasks:
+        # A told call that gets through may start another (repaying the credit): await those too.
+        while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._redis.aclose()
 
@@ -136,13 +146,18 @@ class RedisBudget:
         return max(0.0, min(self._model.capacity, refilled))
 
     async def spend_now(self, kind: str, amount: int) -> bool:
+        if self.blocked is not None and self._on_credit(kind, amount):
+            return True
+        asked = self._clock()
         try:
             answer = await self._reserve(amount, self._model.tolerance(kind), 0)
         except RedisError:
-            return kind != "create" and self._on_credit(amount)
+            return self._on_credit(kind, amount)
         if answer.granted != 1:
             return False
-        self.spent += amount
+        if not self._in_time(asked, 0.0, amount, answer.receipt):
+            return self._on_credit(kind, amount)
+        self._took(answer.receipt, amount)
         return True
 
     async def spend(self, kind: str, amount: int) -> None:
@@ -151,28 +166,50 @@ class RedisBudget:
         horizon = self._horizon_us.get(kind, self._model.capacity / self._model.rate * 1e6)
         failures = 0
         while True:
+            if self.blocked is not None and self._on_credit(kind, amount):
+                return
             asked = self._clock()
             try:
-                answer = await self._reserve(amount, tolerance, horizon)
+                answer: Answer | None = await self._reserve(amount, tolerance, horizon)
             except RedisError:
-                if kind != "create" and self._on_credit(amount):
+                answer = None
+            if answer is not None:
+                wait = answer.wait_us / 1e6
+                if answer.granted != 1:
+                    failures = 0
+                    await asyncio.sleep(wait)
+                    continue
+                await self._wait_out(wait, amount, answer.receipt)
+                if self._in_time(asked, wait, amount, answer.receipt):
+                    self._took(answer.receipt, amount)
                     return
-                failures += 1
-                await asyncio.sleep(min(_RETRY_CAP_S, _RETRY_BASE_S * 2**failures))
-                continue
-            failures = 0
-            wait = answer.wait_us / 1e6
-            if answer.granted != 1:
-                await asyncio.sleep(wait)
-                continue
-            if await self._wait_out(asked, wait, amount):
-                self.spent += amount
+                if self.blocked is None:
+                    continue  # woken late (a busy loop), not by a slow answer: book again
+            # No answer, or too slow to be used: creates wait, cancels go on credit.
+            if self._on_credit(kind, amount):
                 return
-            self._forfeited += 1
+            failures += 1
+            await asyncio.sleep(min(_RETRY_CAP_S, _RETRY_BASE_S * 2**failures))
 
     def refund(self, kind: str, amount: int) -> None:
         self.spent -= amount
-        self._inform(self._call("refund", amount))
+        # What is given back was taken last: by the dispatcher, the tokens of the batch it just
+        # cut smaller; by order groups, those of the call that just failed. So the newest
+        # bookings pay first, each refund naming its own (the script gives back no more than
+        # that booking still weighs in the bucket).
+        while amount > 0 and self._bookings:
+            receipt, tokens = self._bookings.pop()
+            back = min(amount, tokens)
+            if tokens > back:
+                self._bookings.append((receipt, tokens - back))
+            amount -= back
+            if receipt:
+                self._inform(self._call("refund", back, receipt))
+            else:
+                # Spent on credit and not repaid yet: the credit is whole again by that much.
+                back = min(back, self._owed)
+                self._owed -= back
+                self._credit += back
 
     def rate_limited(self) -> None:
         self._inform(self._call("drain"))
@@ -197,17 +234,15 @@ class RedisBudget:
 
     # The parts.
 
-    async def _wait_out(self, asked: float, wait: float, amount: int) -> bool:
+    async def _wait_out(self, wait: float, amount: int, receipt: str) -> None:
         """Sleep out ``wait`` from the answer (never early: the server dated the booking at or
-        before then); False if we woke too late to use it (lateness counted from ``asked``,
-        the earliest the server's "now" can have been)."""
+        before then)."""
         try:
             await asyncio.sleep(wait)
         except asyncio.CancelledError:
             # Not sent: the tokens go back to the bucket.
-            self._inform(self._call("refund", amount))
+            self._inform(self._call("refund", amount, receipt))
             raise
-        return self._clock() - (asked + wait) <= self._max_late_s
 
     async def _reserve(self, amount: int, tolerance: float, horizon: float) -> Answer:
         """Book ``amount``. Cancelled while Redis answers, it gives back what Redis booked: the
@@ -221,19 +256,35 @@ class RedisBudget:
             raise
 
     async def _give_back(self, call: asyncio.Future[Answer], amount: int) -> None:
-        if (await call).granted == 1:
-            await self._call("refund", amount)
+        answer = await call
+        if answer.granted == 1:
+            await self._call("refund", amount, answer.receipt)
 
-    def _on_credit(self, amount: int) -> bool:
-        if self._credit < amount:
+    def _in_time(self, asked: float, wait: float, amount: int, receipt: str) -> bool:
+        """Whether a booking is used now within ``max_late_ms`` of its time, counted from
+        ``asked`` (the earliest the server's "now" can have been); if not, it is forfeited and
+        given back."""
+        if self._clock() - (asked + wait) <= self._max_late_s:
+            return True
+        self._forfeited += 1
+        self._inform(self._call("refund", amount, receipt))
+        return False
+
+    def _took(self, receipt: str, amount: int) -> None:
+        self._bookings.append((receipt, amount))
+        self.spent += amount
+
+    def _on_credit(self, kind: str, amount: int) -> bool:
+        """Spend ``amount`` of the credit, which only cancels (and single-order calls) may."""
+        if kind == "create" or self._credit < amount:
             return False
         self._credit -= amount
         self._owed += amount
         self._credit_spent += amount
-        self.spent += amount
+        self._took("", amount)
         return True
 
-    async def _call(self, op: str, *args: float) -> Answer:
+    async def _call(self, op: str, *args: float | str) -> Answer:
         started = self._clock()
         self._calls += 1
         try:
@@ -251,15 +302,14 @@ class RedisBudget:
             )
         except ResponseError as exc:
             self._failures += 1
-            self.blocked = f"the shared write budget at {self._where} failed: {exc}"
+            self._block(f"the shared write budget at {self._where} failed: {exc}")
             raise
         except RedisError as exc:
             self._failures += 1
-            if self.blocked is None:
-                log.warning("shared write budget unreachable at %s: %s", self._where, exc)
-            self.blocked = (
+            self._block(
                 f"the shared write budget is unreachable (Redis at {self._where}: "
-                f"{type(exc).__name__})"
+                f"{type(exc).__name__})",
+                exc,
             )
             raise
         finished = self._clock()
@@ -272,7 +322,13 @@ class RedisBudget:
                 "the same limits and [budget] settings (or wait for the key to expire)"
             )
             raise ResponseError(self.blocked)
-        if self.blocked is not None:
+        if finished - started > self._max_late_s:
+            self._block(
+                f"the shared write budget at {self._where} answers too slowly "
+                f"({(finished - started) * 1000:.0f} ms; budget.max_late_ms is "
+                f"{self._config.max_late_ms:g})"
+            )
+        elif self.blocked is not None:
             log.warning("shared write budget at %s answers again", self._where)
             self.blocked = None
         if answer.fresh:
@@ -283,13 +339,21 @@ class RedisBudget:
             self._inform(self._repay(owed))
         return answer
 
+    def _block(self, why: str, exc: Exception | None = None) -> None:
+        if self.blocked is None:
+            # The reason names the host and port only; redis-py's messages do too.
+            log.warning("shared write budget: %s%s", why, f": {exc}" if exc else "")
+        self.blocked = why
+
     async def _repay(self, owed: int) -> None:
-        """Book what cancels spent on credit, then make the credit whole."""
+        """Book what cancels spent on credit; the credit is whole again once the bucket holds
+        it (before, an outage could spend the same tokens twice)."""
         try:
-            await self._call("debit", owed)
+            answer = await self._call("debit", owed)
         except RedisError:
             self._owed += owed
             return
+        await asyncio.sleep(answer.wait_us / 1e6)
         self._credit += owed
 
     def _inform(self, call: Coroutine[Any, Any, object]) -> None:
