@@ -57,6 +57,12 @@ from _sim import SimProcess, tier
 from _sim_child import SimChild
 from redis.asyncio import Redis
 
+from kalshi_router.config import LimitsConfig
+from kalshi_router.errors import ConfigError
+from kalshi_router.redis_budget.config import BudgetConfig
+from kalshi_router.redis_budget.script import Model
+from kalshi_router.sim.buckets import CANCEL_ITEM_COST, CREATE_ITEM_COST
+
 TICKERS = tuple(f"KXSHARED-26DEC31-T{n}" for n in range(8))
 SAMPLE_S = 0.02
 CREATES = "POST /portfolio/events/orders/batched"
@@ -116,6 +122,25 @@ class Plan:
         figures = tier(self.tier)
         bucket_s = figures.write_capacity / figures.write_refill
         return SETTLE_S + (bucket_s if self.backend == "local" else 0.0)
+
+
+def fitting_credit(tier_name: str, routers: int) -> int | None:
+    """The ``cancel_credit`` the routers need: None (the default) where the shared model holds
+    a create with it, else one cancel's worth (Basic's 100 tokens do not hold 8 routers' five
+    cancels each; the router refuses to start, saying so)."""
+    figures = tier(tier_name)
+    try:
+        Model.of(
+            BudgetConfig(backend="redis", routers=routers),
+            rate=figures.write_refill,
+            capacity=figures.write_capacity,
+            headroom_s=LimitsConfig().headroom_s,
+            create_cost=CREATE_ITEM_COST,
+            cancel_cost=CANCEL_ITEM_COST,
+        )
+    except ConfigError:
+        return CANCEL_ITEM_COST
+    return None
 
 
 def config_text(plan: Plan, url: str) -> str:

@@ -37,15 +37,8 @@ from typing import Any
 
 from _machine import describe_machine, format_machine
 from _options import comma_list, positive_ints
-from _shared_budget import Backend, Event, Plan, run
+from _shared_budget import Backend, Event, Plan, fitting_credit, run
 from _shared_figures import create_shares
-from _sim import tier as tier_figures
-
-from kalshi_router.config import LimitsConfig
-from kalshi_router.errors import ConfigError
-from kalshi_router.redis_budget.config import BudgetConfig
-from kalshi_router.redis_budget.script import Model
-from kalshi_router.sim.buckets import CANCEL_ITEM_COST, CREATE_ITEM_COST
 
 # The suite's private Redis server, from the repository's tests package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -58,24 +51,6 @@ DOWN_DEADLINE_S = 2.0
 Cell = Callable[[dict[str, Any]], str]
 
 
-def fits(tier_name: str, routers: int) -> bool:
-    """Whether the shared bucket's model at the defaults holds a create for ``routers`` at the
-    tier (each router's cancel credit comes out of it: Basic's 100 tokens do not hold 8)."""
-    figures, limits = tier_figures(tier_name), LimitsConfig()
-    try:
-        Model.of(
-            BudgetConfig(backend="redis", routers=routers),
-            rate=figures.write_refill,
-            capacity=figures.write_capacity,
-            headroom_s=limits.headroom_s,
-            create_cost=CREATE_ITEM_COST,
-            cancel_cost=CANCEL_ITEM_COST,
-        )
-    except ConfigError:
-        return False
-    return True
-
-
 def _namespace(tier: str, routers: int, backend: str) -> str:
     return f"bench-shared-{tier}-{routers}-{backend}-{uuid.uuid4().hex[:8]}"
 
@@ -85,8 +60,7 @@ async def matrix(args: argparse.Namespace, redis: RedisServer) -> list[dict[str,
     for tier in args.tiers:
         for routers in args.routers:
             for backend in args.backends:
-                # Where the defaults do not fit, a credit of one cancel per router does.
-                credit = None if backend == "local" or fits(tier, routers) else CANCEL_ITEM_COST
+                credit = None if backend == "local" else fitting_credit(tier, routers)
                 plan = Plan(
                     tier,
                     routers,

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from _shared_budget import Event, Plan, run
+from _shared_budget import Event, Plan, fitting_credit, run
 from _sim import tier
 
 from tests.long import is_long
@@ -51,6 +51,7 @@ def _plan(tier_name: str, routers: int, redis_url: str, **more: Any) -> Plan:
         namespace=namespace,
         seconds=SECONDS,
         max_late_ms=MAX_LATE_MS,
+        cancel_credit=fitting_credit(tier_name, routers),
         **more,
     )
 
