@@ -98,7 +98,8 @@ class Plan:
     seconds: float = 3.0
     """From go to stop."""
     redis_url: str = ""
-    namespace: str = "kalshi-router"
+    namespace: str = ""
+    """The shared bucket's (``[budget] namespace``): one a run, so runs never share keys."""
     seed: int = 0
     cancel_share: float = 0.05
     """Of the write budget, asked for by cancels."""
@@ -112,13 +113,14 @@ class Plan:
     """The routers' ``[budget] max_late_ms`` (None: its default)."""
     cancel_credit: int | None = None
     """The routers' ``[budget] cancel_credit`` (None: its default)."""
-    warmup_s: float | None = None
-    """None: the window rule (module docstring)."""
+
+    def __post_init__(self) -> None:
+        if self.backend == "redis" and not (self.redis_url and self.namespace):
+            raise ValueError("a shared budget's run needs a redis_url and a namespace of its own")
 
     @property
     def warmup(self) -> float:
-        if self.warmup_s is not None:
-            return self.warmup_s
+        """The window rule's (module docstring)."""
         figures = tier(self.tier)
         bucket_s = figures.write_capacity / figures.write_refill
         return SETTLE_S + (bucket_s if self.backend == "local" else 0.0)

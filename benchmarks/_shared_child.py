@@ -2,11 +2,12 @@
 child (``python benchmarks/_shared_child.py``), driven by one JSON line each way (``_sim_child``).
 
     hello   {"config": PATH, "key": key_spec, "seed": S, "tickers": [...], "outstanding": N,
-             "cancel_every_s": X}
+             "cancel_every_s": X (None: no cancels), "warmup_s": W}
             -> {"url": base_url, "pid": PID} once its router (``load_config(PATH)``) has started
     go      -> {"going": t}: its bot keeps N creates unsettled (resting bids far below the
             house's, so none fills), and every X s on average cancels one of its resting orders
-    stop    -> the report: outcomes, ``router.stats()``'s 429s, the cancels' waits, a timeline
+    stop    -> the report: outcomes, ``router.stats()``'s 429s, the cancels' waits, a timeline,
+            the loop's worst lag after W s and the CPU used since go
     quit    -> exits (after closing the router, if it is still open)
 
 Times are ``time.monotonic()``: CLOCK_MONOTONIC, one clock for every process of a Linux
@@ -35,6 +36,7 @@ from _sim_child import say, stdin_lines
 from kalshi_router.config import load_config
 from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted, Expired, Outcome, Rejected, outcome_name
+from kalshi_router.redis_budget.script import Answer
 from kalshi_router.router import OrderRouter
 
 SCRIPT = str(Path(__file__).resolve())
@@ -74,8 +76,6 @@ class Bookings:
     of the spend's own)."""
 
     def __init__(self, budget: Any) -> None:
-        from kalshi_router.redis_budget.script import Answer
-
         self.cancel_waits_us: list[int] = []
         kind: ContextVar[str] = ContextVar("kind", default="")
         spend, script = budget.spend, budget._script
