@@ -2,7 +2,7 @@
 
     python benchmarks/bench_latency.py [--samples N] [--mean-ms 20] [--key rsa|ed25519]
         [--floor-endpoint batched|single] [--loop uvloop|asyncio]
-        [--peers pykalshi,kalshi-python-async|none] [--json FILE]
+        [--peers pykalshi,kalshi-python-async|none] [--idle-s 10] [--json FILE]
 
 The simulator runs in its own subprocess with the write limits off (``UNLIMITED_WRITES``: the
 question is latency, not budget). Single orders arrive at exponential random intervals (mean
@@ -10,6 +10,8 @@ question is latency, not budget). Single orders arrive at exponential random int
 in the machine's load over all of them) between
 
 router               an idle ``OrderRouter`` (V2, default config): ``submit`` to the outcome;
+                     its batches take signatures made ahead (``[exchange] presign``);
+router-presign-off   the same with ``presign = false``: every batch signed as it goes out;
 floor                a bare signed aiohttp POST of the same order on a pre-warmed session:
                      stdlib json encode, sign, POST, read, ``json.loads``. By default a batch of
                      one to the endpoint the router uses, so the simulator does the same work
@@ -21,12 +23,18 @@ then, on the same simulator, ``kalshi-python-async``'s ``create_order_v2`` (the 
 runs its own series in a Python 3.13 child (``_peer_venv``; skipped, saying why, where it
 cannot). Each has ``--warmup`` untimed samples first. Times are perf_counter, in µs.
 
+Then the idle cost of the signing thread: a fresh router with presign on, then one with it off,
+twice over (on, off, on, off), each placing one order and then left idle; the process's CPU
+(``time.process_time()``) over ``--idle-s`` seconds in all per setting (0: skipped).
+
 ``--json FILE`` writes ``{"machine", "settings", "results", "added_median_us"}``:
 ``results`` has one row per contender with contender, key, loop, endpoint ("batched" or
 "single"), status ("ok" or "skipped: why"/"failed: why"), and where it ran count, p50, p90,
 p99, max (µs), p50_vs_router, outcomes (label -> count), python and samples_us (the timed
-samples, sorted); a row that did not run has ``skipped`` (the status again) instead.
-``added_median_us`` is the router's p50 minus the floor's.
+samples, sorted), and for the routers signatures (premade and inline batches); a row that did
+not run has ``skipped`` (the status again) instead. ``added_median_us`` is the router's p50
+minus the floor's; ``idle`` has the CPU µs per second idle with presign on and off, and the
+ratio.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import platform
 import random
@@ -46,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import _peers
+import msgspec
 from _contenders import SignedPoster, via_floor, via_router
 from _data import make_intents, stdlib_order
 from _keys import KEYS, BenchKey, key_spec
@@ -65,9 +75,12 @@ from _runner import CHILD_TIMEOUT_S, LOOPS, default_loop, run_child, run_on, uvl
 from _sim import UNLIMITED_WRITES, SimProcess
 
 from kalshi_router import Config, OrderIntent, OrderRouter
+from kalshi_router.config import ExchangeConfig
 
 QUANTILES = ("p50", "p90", "p99")
 Place = Callable[[OrderIntent], Awaitable[str]]
+PRESIGN_OFF = "router-presign-off"
+ROUTERS = {"router": Config(), PRESIGN_OFF: Config(exchange=ExchangeConfig(presign=False))}
 
 
 def summary(samples_s: Sequence[float], outcomes: dict[str, int]) -> dict[str, Any]:
@@ -121,46 +134,55 @@ async def kpa_series(url: str, key: BenchKey, python: str, args: argparse.Namesp
     return await asyncio.to_thread(run_child, child, _peers.KPA, spec, CHILD_TIMEOUT_S, python)
 
 
-async def run(args: argparse.Namespace, key: BenchKey, kpa: PeerPython) -> list[dict[str, Any]]:
+async def idle_cpu(url: str, key: BenchKey, args: argparse.Namespace) -> dict[str, Any]:
+    """CPU µs per second of this process with one idle router, presign on and off in turns."""
+    spent = {"router": 0.0, PRESIGN_OFF: 0.0}
+    for turn, name in enumerate([*ROUTERS, *ROUTERS]):
+        async with OrderRouter.connect(ROUTERS[name], key.signer(), base_url=url) as router:
+            # One order first, as a bot's router has sent some: the pool has been taken from.
+            await router.place(make_intents(1, args.seed, f"idle-{turn}")[0])
+            await asyncio.sleep(1.0)
+            started = time.process_time()
+            await asyncio.sleep(args.idle_s / 2)
+            spent[name] += time.process_time() - started
+    on, off = (spent[name] / args.idle_s * 1e6 for name in ROUTERS)
+    return {
+        "seconds": args.idle_s,
+        "presign_on_cpu_us_per_s": on,
+        "presign_off_cpu_us_per_s": off,
+        "on_vs_off": ratio(on, off),
+    }
+
+
+async def run(
+    args: argparse.Namespace, key: BenchKey, kpa: PeerPython
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     single = args.floor_endpoint == "single"
     pykalshi_reason = (
         _peers.pykalshi_skip_reason(args.key)
         if _peers.PYKALSHI in args.peers
         else "skipped: not asked for (--peers)"
     )
-    async with contextlib.AsyncExitStack() as stack:
-        sim = await stack.enter_async_context(
+    async with contextlib.AsyncExitStack() as outer:
+        sim = await outer.enter_async_context(
             SimProcess("basic", [key], seed=args.seed, sim_options=UNLIMITED_WRITES)
         )
-        router = await stack.enter_async_context(
-            OrderRouter.connect(Config(), key.signer(), base_url=sim.url)
-        )
-        poster = await stack.enter_async_context(SignedPoster(sim.url, key.signer()))
-        places: dict[str, Place] = {
-            "router": lambda i: via_router(router, i),
-            "floor": lambda i: via_floor(poster, single, i),
-        }
-        if pykalshi_reason is None:
-            spec = {**key_spec(key), "url": sim.url}
-            client = await stack.enter_async_context(_peers.pykalshi_client(spec))
-            places[_peers.PYKALSHI] = lambda i: _peers.pykalshi_single(client, stdlib_order(i))
-        results = await interleaved(places, args)
-        if pykalshi_reason is not None:
-            results[_peers.PYKALSHI] = {"status": pykalshi_reason}
+        results, signatures = await series(sim.url, key, args, single, pykalshi_reason)
         if kpa.python is None:
             results[_peers.KPA] = {"status": kpa.reason}
         else:
             try:
-                series = await kpa_series(sim.url, key, kpa.python, args)
+                kpa_run = await kpa_series(sim.url, key, kpa.python, args)
             except (RuntimeError, subprocess.SubprocessError, ValueError) as exc:
                 results[_peers.KPA] = {"status": _peers.failed_status(exc)}
             else:
                 results[_peers.KPA] = {
-                    **summary(series["samples_s"], series["outcomes"]),
-                    "loop": series["loop"],
-                    "python": series["python"],
+                    **summary(kpa_run["samples_s"], kpa_run["outcomes"]),
+                    "loop": kpa_run["loop"],
+                    "python": kpa_run["python"],
                 }
-    endpoints = {"router": "batched", "floor": args.floor_endpoint}
+        idle = await idle_cpu(sim.url, key, args) if args.idle_s > 0 else None
+    endpoints = {"router": "batched", PRESIGN_OFF: "batched", "floor": args.floor_endpoint}
     rows = []
     for name, r in results.items():
         row = {
@@ -171,6 +193,8 @@ async def run(args: argparse.Namespace, key: BenchKey, kpa: PeerPython) -> list[
             "python": platform.python_version(),
             **r,
         }
+        if name in signatures:
+            row["signatures"] = signatures[name]
         if r["status"] != "ok":
             row["skipped"] = r["status"]
         rows.append(row)
@@ -178,22 +202,57 @@ async def run(args: argparse.Namespace, key: BenchKey, kpa: PeerPython) -> list[
     for row in rows:
         if row["status"] == "ok":
             row["p50_vs_router"] = ratio(row["p50"], router_p50)
-    return rows
+    return rows, idle
 
 
-def render(rows: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
+async def series(
+    url: str, key: BenchKey, args: argparse.Namespace, single: bool, pykalshi_reason: str | None
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, int] | None]]:
+    """The interleaved series of the routers, the floor and pykalshi; the routers' signatures."""
+    async with contextlib.AsyncExitStack() as stack:
+        routers = {
+            name: await stack.enter_async_context(
+                OrderRouter.connect(config, key.signer(), base_url=url)
+            )
+            for name, config in ROUTERS.items()
+        }
+        poster = await stack.enter_async_context(SignedPoster(url, key.signer()))
+        places: dict[str, Place] = {
+            name: functools.partial(via_router, router) for name, router in routers.items()
+        }
+        places["floor"] = lambda i: via_floor(poster, single, i)
+        if pykalshi_reason is None:
+            spec = {**key_spec(key), "url": url}
+            client = await stack.enter_async_context(_peers.pykalshi_client(spec))
+            places[_peers.PYKALSHI] = lambda i: _peers.pykalshi_single(client, stdlib_order(i))
+        results = await interleaved(places, args)
+        signatures = {
+            name: None if (figures := router.signatures) is None else msgspec.to_builtins(figures)
+            for name, router in routers.items()
+        }
+        if pykalshi_reason is not None:
+            results[_peers.PYKALSHI] = {"status": pykalshi_reason}
+    return results, signatures
+
+
+def render(
+    rows: Sequence[dict[str, Any]], idle: dict[str, Any] | None, args: argparse.Namespace
+) -> str:
     lines = []
     for r in rows:
         if r["status"] != "ok":
             lines.append([r["contender"], r["endpoint"], *["-"] * 6, r["status"]])
             continue
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
+        if signed := r.get("signatures"):
+            outcomes += f"; signatures premade {signed['premade']}, inline {signed['inline']}"
         cells = [f"{r[q]:.0f}" for q in QUANTILES]
         figures = [str(r["count"]), *cells, f"{r['max']:.0f}", format_ratio(r["p50_vs_router"])]
         lines.append([r["contender"], r["endpoint"], *figures, outcomes])
     by_name = {r["contender"]: r for r in rows}
-    added = [f"{by_name['router'][q] - by_name['floor'][q]:+.0f}" for q in QUANTILES]
-    lines.append(["added (router - floor)", "-", "-", *added, "-", "-", "-"])
+    for name in ROUTERS:
+        added = [f"{by_name[name][q] - by_name['floor'][q]:+.0f}" for q in QUANTILES]
+        lines.append([f"added ({name} - floor)", "-", "-", *added, "-", "-", "-"])
     floor = "single create" if args.floor_endpoint == "single" else "batch of one"
     title = (
         f"latency at low load: {args.samples} samples each (after {args.warmup} warm-up), "
@@ -206,6 +265,12 @@ def render(rows: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
     added_us = added_median_us(rows)
     met = verdict(ADDED_LATENCY_US.met(added_us))
     goal = f"goal: median added latency <= {ADDED_LATENCY_US.limit:g} µs: {added_us:.0f} µs, {met}"
+    if idle is not None:
+        goal += (
+            f"\nidle, {idle['seconds']:g} s each: process CPU {idle['presign_on_cpu_us_per_s']:.0f}"
+            f" µs/s with presign on, {idle['presign_off_cpu_us_per_s']:.0f} µs/s off "
+            f"({format_ratio(idle['on_vs_off'])})"
+        )
     return table(title, columns, lines) + "\n" + goal
 
 
@@ -227,12 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="peer contenders to run, or none",
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--idle-s", type=float, default=10.0, help="idle CPU: seconds per presign setting (0: skip)"
+    )
     parser.add_argument("--json", help="also write everything to this file")
     args = parser.parse_args(argv)
     if args.loop == "uvloop" and not have_uvloop:
         parser.error("uvloop is not installed")
-    if args.samples < 1 or args.mean_ms <= 0:
-        parser.error("need --samples >= 1 and --mean-ms > 0")
+    if args.samples < 1 or args.mean_ms <= 0 or args.idle_s < 0:
+        parser.error("need --samples >= 1, --mean-ms > 0 and --idle-s >= 0")
 
     machine = describe_machine(args.loop)
     print(format_machine(machine), flush=True)
@@ -243,11 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else PeerPython(None, "skipped: not asked for (--peers)")
     )
     try:
-        rows = run_on(run(args, key, kpa), args.loop)
+        rows, idle = run_on(run(args, key, kpa), args.loop)
     except Exception as exc:  # the benchmark failed to measure: that is an error
         print(f"bench_latency: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print("\n" + render(rows, args))
+    print("\n" + render(rows, idle, args))
     if args.json:
         settings = {k: v for k, v in vars(args).items() if k != "json"}
         document = {
@@ -255,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "settings": settings,
             "results": rows,
             "added_median_us": added_median_us(rows),
+            "idle": idle,
         }
         Path(args.json).write_text(json.dumps(document, indent=2), encoding="utf-8")
     return 0

@@ -82,7 +82,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "orders",
     ),
     Scenario("saturation", "bench_saturation.py", ("--seconds", "3", "--warmup", "1"), "seconds"),
-    Scenario("latency", "bench_latency.py", ("--samples", "200", "--mean-ms", "10"), "samples"),
+    Scenario(
+        "latency",
+        "bench_latency.py",
+        ("--samples", "200", "--mean-ms", "10", "--idle-s", "4"),
+        "samples",
+    ),
     Scenario(
         "updates",
         "bench_order_updates.py",

@@ -64,7 +64,7 @@ class OrderRouter(RouterControls):
     ) -> OrderRouter:
         """A router with its own signed HTTP transport, as the config describes; it follows
         its orders (``orders``) when ``[orders] track`` is on."""
-        client = connect(config, signer, base_url=base_url).client
+        client = connect(config, signer, base_url=base_url, writes=True).client
         tracker = track(config, client, signer, base_url, journal)
         return cls(
             client,

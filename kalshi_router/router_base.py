@@ -27,6 +27,8 @@ from kalshi_router.risk import Exposure, RiskConfig, RiskGate, TradingState
 from kalshi_router.risk.watchdog import Watchdog
 from kalshi_router.stats import Observers, RouterObserver, RouterStats, StatsRecorder
 from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.http import HttpTransport
+from kalshi_router.wire.presign import SignatureFigures
 
 log = logging.getLogger("kalshi_router.router")
 
@@ -166,6 +168,13 @@ class RouterBase:
         """Intents in requests that are on the wire now."""
         return self._dispatcher.in_flight if self._dispatcher else 0
 
+    @property
+    def signatures(self) -> SignatureFigures | None:
+        """Batch requests sent with a signature made ahead vs signed inline (``[exchange]
+        presign``); None when off. Cheap: the service's metrics read it at each scrape."""
+        transport = self._client.transport
+        return transport.signatures if isinstance(transport, HttpTransport) else None
+
     def stats(self) -> RouterStats:
         spent = self._budget.spent if self._budget else 0
         orders = self._tracker.figures() if self._tracker is not None else None
@@ -176,4 +185,5 @@ class RouterBase:
             orders=orders,
             risk=self._gate.figures(),
             shared_budget=self._budget.figures() if self._budget else None,
+            signatures=self.signatures,
         )

@@ -15,6 +15,7 @@ import msgspec
 from kalshi_router.outcome import Outcome, Rejected, outcome_name
 from kalshi_router.redis_budget.figures import SharedBudgetFigures
 from kalshi_router.risk.gate import RiskFigures
+from kalshi_router.wire.presign import SignatureFigures
 
 # Enough for stable p99s; stats() sorts them, so more would make every snapshot slow.
 SAMPLES = 4_096
@@ -90,6 +91,9 @@ class RouterStats(msgspec.Struct, frozen=True, kw_only=True):
     """The risk gate's trading state and refusals."""
     shared_budget: SharedBudgetFigures | None = None
     """The shared write budget's calls to Redis and the rest (None: the local bucket)."""
+    signatures: SignatureFigures | None = None
+    """Batch requests sent with a signature made ahead or signed inline; None when
+    ``[exchange] presign`` is off (or the router has no HTTP transport of its own making)."""
 
 
 def percentiles(samples: deque[float]) -> Percentiles:
@@ -207,6 +211,7 @@ class StatsRecorder:
         orders: OrderFigures | None = None,
         risk: RiskFigures | None = None,
         shared_budget: SharedBudgetFigures | None = None,
+        signatures: SignatureFigures | None = None,
     ) -> RouterStats:
         return RouterStats(
             outcomes=dict(self.outcomes),
@@ -228,6 +233,7 @@ class StatsRecorder:
             orders=orders,
             risk=risk,
             shared_budget=shared_budget,
+            signatures=signatures,
         )
 
 

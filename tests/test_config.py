@@ -193,6 +193,8 @@ def test_missing_file(tmp_path: Path) -> None:
         ("router", "deadline_s", "nan"),
         ("router", "drain_timeout_s", "-1.0"),
         ("exchange", "request_timeout_s", "0.0"),
+        ("exchange", "presign_max_age_ms", "99"),
+        ("exchange", "presign_max_age_ms", "2501"),
         ("limits", "write_refill_rate", "-1"),
         ("limits", "write_bucket_capacity", "-1"),
         ("limits", "write_bucket_capacity", "5"),
@@ -206,6 +208,22 @@ def test_bad_range_names_key(tmp_path: Path, section: str, key: str, value: str)
     message = _error(tmp_path, f"[{section}]\n{key} = {value}\n")
     assert f"{section}.{key}: must be" in message
     assert f"`$.{section}`" in message
+
+
+def test_presign_age_stays_within_half_the_clock_skew_limit(tmp_path: Path) -> None:
+    # A pre-made signature's timestamp is up to its age behind: that adds to the skew.
+    message = _error(tmp_path, "[exchange]\nmax_clock_skew_s = 1.0\npresign_max_age_ms = 501\n")
+    assert "presign_max_age_ms: must be at most half of exchange.max_clock_skew_s" in message
+    assert "(500 ms)" in message
+    edge = _load(tmp_path, "[exchange]\nmax_clock_skew_s = 1.0\npresign_max_age_ms = 500\n")
+    assert edge.exchange.presign_max_age_ms == 500
+    # Off, the age is never used, so a small skew limit does not make it wrong.
+    off = _load(tmp_path, "[exchange]\nmax_clock_skew_s = 0.1\npresign = false\n")
+    assert (off.exchange.presign, off.exchange.presign_max_age_ms) == (False, 500)
+
+
+def test_presign_is_on_by_default() -> None:
+    assert (ExchangeConfig().presign, ExchangeConfig().presign_max_age_ms) == (True, 500)
 
 
 def test_range_checked_when_built_in_code() -> None:

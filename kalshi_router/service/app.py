@@ -236,6 +236,7 @@ def build_service_app(
     )
     metrics.bind_clients(service.client_figures)
     metrics.bind_risk(lambda: router.stats().risk)
+    metrics.bind_signatures(lambda: router.signatures)
     source = orders if orders is not None else _followed(router)
     if source is not None:
         service.follow(OrderForwarding(source, service.run))

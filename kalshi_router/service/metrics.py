@@ -13,6 +13,7 @@ from kalshi_router.risk.config import STATES
 from kalshi_router.risk.gate import RiskFigures
 from kalshi_router.risk.kill import KillReport
 from kalshi_router.stats import ClientFigures
+from kalshi_router.wire.presign import SignatureFigures
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _FILL = (1, 2, 5, 10, 20, 50, 100, 200, 400, 800)
@@ -71,6 +72,8 @@ class Metrics:
         r.register(self.clients)
         self.risk = _Risk()
         r.register(self.risk)
+        self.signatures = _Signatures()
+        r.register(self.signatures)
 
     def bind(
         self,
@@ -91,6 +94,10 @@ class Metrics:
     def bind_risk(self, figures: Callable[[], RiskFigures | None]) -> None:
         """The risk gate's figures (trading state, refusals), read at scrape time."""
         self.risk.figures = figures
+
+    def bind_signatures(self, figures: Callable[[], SignatureFigures | None]) -> None:
+        """Batch requests by where their signature came from, read at scrape time."""
+        self.signatures.figures = figures
 
     def killed(self, report: KillReport) -> None:
         self.kills.labels("true" if report.done else "false").inc()
@@ -199,3 +206,30 @@ class _Risk:
             for code, count in sorted(figures.refusals.items()):
                 refusals.add_metric([code], count)
         yield from (state, refusals)
+
+
+class _Signatures:
+    """Batch requests sent with a signature made ahead (``premade``) or signed as they went out
+    (``inline``), read from the router at each scrape; nothing while ``[exchange] presign`` is
+    off."""
+
+    def __init__(self) -> None:
+        self.figures: Callable[[], SignatureFigures | None] = lambda: None
+
+    def describe(self) -> Iterator[Metric]:
+        return self._families(None)
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self.figures())
+
+    def _families(self, figures: SignatureFigures | None) -> Iterator[Metric]:
+        signatures = CounterMetricFamily(
+            "kalshi_router_batch_signatures",
+            "Batch requests by where their signature came from: premade (made ahead by the "
+            "signing thread) or inline.",
+            labels=["source"],
+        )
+        if figures is not None:
+            signatures.add_metric(["premade"], figures.premade)
+            signatures.add_metric(["inline"], figures.inline)
+        yield signatures

@@ -31,6 +31,10 @@ class _Exchange(Protocol):
     def verify_tls(self) -> bool: ...
     @property
     def max_clock_skew_s(self) -> float: ...
+    @property
+    def presign(self) -> bool: ...
+    @property
+    def presign_max_age_ms(self) -> int: ...
 
 
 class _Router(Protocol):
@@ -60,18 +64,23 @@ def connect(
     base_url: str | None = None,
     max_connections: int | None = None,
     max_clock_skew_s: float | None = None,
+    writes: bool = False,
 ) -> Connection:
     """The exchange as ``config.exchange`` describes it, signed by ``signer``; nothing is sent.
 
     ``base_url`` replaces ``exchange.base_url`` (the embedded simulator's address). The pool
     holds ``router.max_in_flight`` connections for the batches plus two for lookups unless
     ``max_connections`` says otherwise; ``max_clock_skew_s`` replaces ``exchange.max_clock_skew_s``
-    (an infinite one never warns)."""
+    (an infinite one never warns). ``writes``: the connection sends batches (the router's), so
+    their signatures are made ahead as ``exchange.presign`` says; a connection that only reads
+    (recovery, ``check``) has no use for that thread."""
     exchange = config.exchange
     if max_connections is None:
         max_connections = config.router.max_in_flight + 2
     if max_clock_skew_s is None:
         max_clock_skew_s = exchange.max_clock_skew_s
+    dialect = dialect_for(exchange.dialect)
+    presign = writes and exchange.presign
     transport = HttpTransport(
         base_url or exchange.base_url,
         signer,
@@ -79,5 +88,7 @@ def connect(
         max_connections=max_connections,
         verify_tls=exchange.verify_tls,
         max_clock_skew_s=max_clock_skew_s,
+        presign=[("POST", dialect.create_path), ("DELETE", dialect.cancel_path)] if presign else (),
+        presign_max_age_ms=exchange.presign_max_age_ms,
     )
-    return Connection(transport, ExchangeClient(transport, dialect_for(exchange.dialect)))
+    return Connection(transport, ExchangeClient(transport, dialect))

@@ -1,9 +1,12 @@
 """Signed HTTP to Kalshi over one pooled aiohttp session.
 
 Each request is signed just before it goes out, with a fresh timestamp, over the full path from
-the root (``/trade-api/v2/...``) without the query. Transport failures are split in two, because
-the router's retry rule depends on it: ``sent=False`` means the request certainly never reached
-the exchange (connection refused), ``sent=True`` means it may have been processed.
+the root (``/trade-api/v2/...``) without the query; or, for the requests named in ``presign``,
+takes a signature a thread made at most ``presign_max_age_ms`` before (``wire.presign``).
+
+Transport failures are split in two, because the router's retry rule depends on it:
+``sent=False`` means the request certainly never reached the exchange (connection refused),
+``sent=True`` means it may have been processed.
 
 TLS is verified, and plain HTTP refused, for every host but loopback (``wire.hosts``); redirects
 are not followed (a signed request goes where it was addressed, or nowhere); every answer's
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 from urllib.parse import urlsplit
@@ -24,6 +27,7 @@ import aiohttp
 from kalshi_router.errors import TransportError
 from kalshi_router.wire.clock import ClockSkew
 from kalshi_router.wire.hosts import check_transport_security
+from kalshi_router.wire.presign import MAX_AGE_MS, SignatureFigures, SignaturePool
 from kalshi_router.wire.signer import Signer
 
 _JSON = "application/json"
@@ -55,7 +59,9 @@ class HttpTransport:
     """Owns its aiohttp session, made on first use inside the running loop.
 
     Raises :class:`~kalshi_router.errors.ConfigError` for ``verify_tls=False`` or an ``http``
-    URL unless the host is loopback (the simulator).
+    URL unless the host is loopback (the simulator). ``presign``: (method, path below the base
+    URL) of the requests whose signatures a thread makes ahead; it runs from the first request
+    to ``close``.
     """
 
     def __init__(
@@ -68,17 +74,23 @@ class HttpTransport:
         verify_tls: bool = True,
         max_clock_skew_s: float = 5.0,
         wall_clock_s: Callable[[], float] = time.time,
+        presign: Iterable[tuple[str, str]] = (),
+        presign_max_age_ms: int = MAX_AGE_MS,
     ) -> None:
         check_transport_security(base_url, verify_tls)
         self._base_url = base_url.rstrip("/")
         self._root_path = urlsplit(self._base_url).path
-        self._signer = signer
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._verify_tls = verify_tls
         self._session: aiohttp.ClientSession | None = None
         self._skew = ClockSkew(max_clock_skew_s)
         self._wall_clock_s = wall_clock_s
+        requests = [(method, self._root_path + path) for method, path in presign]
+        self._pool = (
+            SignaturePool(signer, requests, max_age_ms=presign_max_age_ms) if requests else None
+        )
+        self._sign = self._pool.headers if self._pool is not None else signer.headers
 
     def __repr__(self) -> str:
         return f"HttpTransport(base_url={self._base_url!r}, verify_tls={self._verify_tls})"
@@ -92,6 +104,12 @@ class HttpTransport:
         """The exchange's clock minus ours, in seconds, from recent ``Date`` headers (None
         before the first answer)."""
         return self._skew.estimate_s
+
+    @property
+    def signatures(self) -> SignatureFigures | None:
+        """Pre-signed requests sent with a signature made ahead or signed inline (None: no
+        request is pre-signed)."""
+        return self._pool.figures if self._pool is not None else None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -109,6 +127,8 @@ class HttpTransport:
             if hasattr(session, "_retry_connection"):
                 session._retry_connection = False
             self._session = session
+            if self._pool is not None:
+                self._pool.start()
         return self._session
 
     async def request(
@@ -120,7 +140,7 @@ class HttpTransport:
         params: Mapping[str, str] | None = None,
     ) -> Response:
         """Send one signed request; raise :class:`TransportError` when no answer was read."""
-        headers = self._signer.headers(method, self._root_path + path)
+        headers = self._sign(method, self._root_path + path)
         if body is not None:
             headers["Content-Type"] = _JSON
         session = self._get_session()
@@ -153,6 +173,8 @@ class HttpTransport:
             raise TransportError(f"{method} {path}: {kind}: {exc}", sent=True) from None
 
     async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
         if self._session is not None:
             await self._session.close()
             # Give the connector's transports a turn to close before the loop may go away.

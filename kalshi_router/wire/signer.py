@@ -254,9 +254,18 @@ class Signer:
         """Base64 signature of ``timestamp_ms + METHOD + path`` (query stripped)."""
         return self._signature(str(timestamp_ms), method, path)
 
+    def now_ms(self) -> int:
+        """The timestamp a request signed now carries (this signer's clock, epoch ms)."""
+        return self._clock_ms()
+
     def headers(self, method: str, path: str) -> dict[str, str]:
         """The three auth headers for a request made now; ``path`` starts at ``/trade-api/``."""
-        timestamp = str(self._clock_ms())
+        return self.headers_at(self._clock_ms(), method, path)
+
+    def headers_at(self, timestamp_ms: int, method: str, path: str) -> dict[str, str]:
+        """The three auth headers with ``timestamp_ms`` (from :meth:`now_ms`): how the
+        signature pool signs ahead with the same clock as ``headers``."""
+        timestamp = str(timestamp_ms)
         return {
             "KALSHI-ACCESS-KEY": self._key_id,
             "KALSHI-ACCESS-TIMESTAMP": timestamp,

@@ -600,6 +600,13 @@ async def test_metrics_move_with_the_traffic(running: Running) -> None:
     assert after[("kalshi_router_queue_depth", ())] == 0
     assert after[("kalshi_router_in_flight", ())] == 0
     assert after[("kalshi_router_http_429_total", ())] == 0
+    # Each batch's signature was made ahead or inline ([exchange] presign is on by default).
+    signatures = running.router.signatures
+    assert signatures is not None
+    premade = after[("kalshi_router_batch_signatures_total", (("source", "premade"),))]
+    inline = after[("kalshi_router_batch_signatures_total", (("source", "inline"),))]
+    assert (premade, inline) == (signatures.premade, signatures.inline)
+    assert premade + inline == batches
 
 
 async def test_metrics_count_429s_and_retries(running: Running) -> None:

@@ -17,6 +17,7 @@ from kalshi_router.intent import OrderIntent
 from kalshi_router.outcome import Accepted, Rejected, Unknown
 from kalshi_router.service.logs import JsonFormatter, setup_logging
 from kalshi_router.service.metrics import CONTENT_TYPE, Metrics
+from kalshi_router.wire.presign import SignatureFigures
 from tests.service.conftest import TICKER, MakeService, eventually, slow_exchange
 
 # --- JSON lines --------------------------------------------------------------------------------
@@ -116,6 +117,9 @@ def test_setup_logging_is_idempotent(
 # --- metrics -----------------------------------------------------------------------------------
 
 
+SIGNATURES = "kalshi_router_batch_signatures_total"
+
+
 def value(metrics: Metrics, name: str, **labels: str) -> float:
     found = metrics.registry.get_sample_value(name, labels)
     assert found is not None, f"no sample {name}{labels}"
@@ -184,6 +188,16 @@ def test_gauges_read_the_router_at_scrape_time() -> None:
     assert value(metrics, "kalshi_router_tokens_spent") == 120
     assert value(metrics, "kalshi_router_queue_depth") == 7
     assert value(metrics, "kalshi_router_in_flight") == 2
+
+
+def test_batch_signatures_are_read_at_scrape_time_and_absent_when_off() -> None:
+    metrics = Metrics()
+    figures: list[SignatureFigures | None] = [None]
+    metrics.bind_signatures(lambda: figures[0])
+    assert metrics.registry.get_sample_value(SIGNATURES, {"source": "premade"}) is None
+    figures[0] = SignatureFigures(premade=7, inline=2)
+    assert value(metrics, SIGNATURES, source="premade") == 7
+    assert value(metrics, SIGNATURES, source="inline") == 2
 
 
 def test_each_service_has_its_own_registry() -> None:

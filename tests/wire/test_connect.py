@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from kalshi_router.config import Config, ExchangeConfig, RouterConfig
@@ -89,3 +90,41 @@ def test_connect_overrides_replace_the_configured_values(made: list[dict[str, An
     # As ``check`` connects: one connection, and the skew judged by itself rather than logged.
     connect(CONFIG, make_signer(), base_url=BASE_URL, max_connections=1, max_clock_skew_s=math.inf)
     assert made == [AS_CONFIGURED | {"max_connections": 1, "max_clock_skew_s": math.inf}]
+
+
+@pytest.fixture
+def presigned(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[tuple[str, str]], int]]:
+    """What every ``HttpTransport`` made was asked to sign ahead, and the age limit."""
+    made: list[tuple[list[tuple[str, str]], int]] = []
+    init = HttpTransport.__init__
+
+    def recording(self: HttpTransport, *args: Any, **kwargs: Any) -> None:
+        made.append((list(kwargs.get("presign", ())), kwargs.get("presign_max_age_ms", 0)))
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(HttpTransport, "__init__", recording)
+    return made
+
+
+async def test_only_the_router_connection_signs_its_batches_ahead(
+    presigned: list[tuple[list[tuple[str, str]], int]], tmp_path: Path
+) -> None:
+    journal = SqliteJournal.open(tmp_path / "journal.sqlite3", exchange=BASE_URL)
+    try:
+        await _recover(CONFIG, journal, make_signer(), BASE_URL)
+    finally:
+        journal.close()
+    router = OrderRouter.connect(CONFIG, make_signer(), BASE_URL)
+    await router.aclose()
+    v1_batches = [("POST", V1Dialect.create_path), ("DELETE", V1Dialect.cancel_path)]
+    # Recovery only reads: a signing thread would only make signatures nobody sends.
+    assert presigned == [([], 500), (v1_batches, 500)]
+
+
+def test_presign_follows_the_config(presigned: list[tuple[list[tuple[str, str]], int]]) -> None:
+    exchange = msgspec.structs.replace(CONFIG.exchange, presign_max_age_ms=250)
+    connect(msgspec.structs.replace(CONFIG, exchange=exchange), make_signer(), writes=True)
+    off = msgspec.structs.replace(CONFIG.exchange, presign=False)
+    connect(msgspec.structs.replace(CONFIG, exchange=off), make_signer(), writes=True)
+    v1_batches = [("POST", V1Dialect.create_path), ("DELETE", V1Dialect.cancel_path)]
+    assert presigned == [(v1_batches, 250), ([], 500)]
