@@ -150,7 +150,7 @@ class RedisBudget:
             return True
         asked = self._clock()
         try:
-            answer = await self._call("reserve", amount, self._model.tolerance(kind), 0)
+            answer = await self._reserve(amount, self._model.tolerance(kind), 0)
         except RedisError:
             return self._on_credit(kind, amount)
         if answer.granted != 1:
@@ -170,7 +170,7 @@ class RedisBudget:
                 return
             asked = self._clock()
             try:
-                answer: Answer | None = await self._call("reserve", amount, tolerance, horizon)
+                answer: Answer | None = await self._reserve(amount, tolerance, horizon)
             except RedisError:
                 answer = None
             if answer is not None:
@@ -243,6 +243,22 @@ class RedisBudget:
             # Not sent: the tokens go back to the bucket.
             self._inform(self._call("refund", amount, receipt))
             raise
+
+    async def _reserve(self, amount: int, tolerance: float, horizon: float) -> Answer:
+        """Book ``amount``. Cancelled while Redis answers, it gives back what Redis booked: the
+        script runs whether or not we wait for its answer (the dispatcher cancels a create
+        batch's spend whenever a cancel arrives)."""
+        call = asyncio.ensure_future(self._call("reserve", amount, tolerance, horizon))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            self._inform(self._give_back(call, amount))
+            raise
+
+    async def _give_back(self, call: asyncio.Future[Answer], amount: int) -> None:
+        answer = await call
+        if answer.granted == 1:
+            await self._call("refund", amount, answer.receipt)
 
     def _in_time(self, asked: float, wait: float, amount: int, receipt: str) -> bool:
         """Whether a booking is used now within ``max_late_ms`` of its time, counted from

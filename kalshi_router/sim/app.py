@@ -213,7 +213,7 @@ async def _process(
                 request.method,
                 request.rel_url.raw_path,
             )
-        call = Call(request, state, user_id, endpoint.bucket, cost)
+        call = Call(request, state, user_id, endpoint.bucket, cost, endpoint.key)
         return await endpoint.handler(call)
     except AuthError as exc:
         return error_response(401, "authentication_error", "authentication_error", exc.details)
@@ -294,7 +294,9 @@ async def _put_faults(request: web.Request) -> web.StreamResponse:
 
 
 async def _stats(request: web.Request) -> web.StreamResponse:
-    return json_response(request.app[SIM_STATE].stats.as_json())
+    # With the buckets' clock: tokens spent over a window need its ends on that clock.
+    state = request.app[SIM_STATE]
+    return json_response({**state.stats.as_json(), "clock_s": state.clock_s()})
 
 
 async def _wake_pauses(app: web.Application) -> None:

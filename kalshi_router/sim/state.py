@@ -45,6 +45,10 @@ class Stats:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     rate_limited: int = 0
     tokens_spent: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "write": 0.0})
+    refused: dict[str, int] = field(default_factory=lambda: {"read": 0, "write": 0})
+    """429s each bucket answered (a fault's 429 storm is not a bucket's)."""
+    last_spend: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per route: when it last spent, and its bucket's ``tokens_spent`` just after."""
     ws: WsStats = field(default_factory=WsStats)
 
     def record(self, route: str, outcome: str) -> None:
@@ -54,8 +58,8 @@ class Stats:
             self.rate_limited += 1
 
     def as_json(self) -> dict[str, Any]:
-        """Requests by route and outcome, 429s, tokens spent per bucket, and the WebSocket's
-        connections, frames and faults."""
+        """Requests by route and outcome, 429s, tokens spent and 429s per bucket, and the
+        WebSocket's connections, frames and faults."""
         by_route: dict[str, dict[str, int]] = {}
         for (route, outcome), n in sorted(self.requests.items()):
             by_route.setdefault(route, {})[outcome] = n
@@ -63,6 +67,11 @@ class Stats:
             "requests": by_route,
             "rate_limited": self.rate_limited,
             "tokens_spent": self.tokens_spent,
+            "refused": self.refused,
+            "last_spend": {
+                route: {"at_s": at, "tokens_spent": spent}
+                for route, (at, spent) in sorted(self.last_spend.items())
+            },
             "ws": self.ws.as_json(),
         }
 
@@ -118,11 +127,14 @@ class SimState:
             buckets = self.buckets[user_id] = AccountBuckets(self.tier, self.clock_s)
         return buckets
 
-    def spend(self, bucket: TokenBucket, name: BucketName, cost: int) -> None:
-        """Take ``cost`` tokens or raise RateLimited (draining if refusals spend, by config)."""
+    def spend(self, bucket: TokenBucket, name: BucketName, cost: int, route: str = "") -> None:
+        """Take ``cost`` tokens or raise RateLimited (draining if refusals spend, by config).
+        ``route``: the endpoint's key, for the stats."""
         if bucket.try_spend(cost):
             self.stats.tokens_spent[name] += cost
+            self.stats.last_spend[route] = (self.clock_s(), self.stats.tokens_spent[name])
             return
+        self.stats.refused[name] += 1
         if self.config.rejected_requests_spend_tokens:
             # A refused cost exceeds what is left, and buckets never go below zero.
             self.stats.tokens_spent[name] += bucket.tokens
@@ -166,6 +178,8 @@ class Call:
     user_id: str
     bucket_name: BucketName
     default_cost: int
+    route: str = ""
+    """The endpoint's key (``POST /portfolio/events/orders``), as the stats name it."""
 
     @property
     def exchange(self) -> Exchange:
@@ -175,7 +189,8 @@ class Call:
         """Charge the endpoint's bucket (its listed cost unless ``cost`` is given)."""
         buckets = self.state.buckets_for(self.user_id)
         bucket = buckets.write if self.bucket_name == "write" else buckets.read
-        self.state.spend(bucket, self.bucket_name, self.default_cost if cost is None else cost)
+        cost = self.default_cost if cost is None else cost
+        self.state.spend(bucket, self.bucket_name, cost, self.route)
 
     async def body(self, decoder: msgspec.json.Decoder[T]) -> T:
         """The request body decoded strictly (a whole-request 400 on any problem).

@@ -125,8 +125,40 @@ async def test_stats_count_refusals_and_tokens(sim: Sim) -> None:
     assert stats["requests"]["POST /portfolio/events/orders"] == {"201": 10, "429": 1}
 
 
+async def test_stats_tell_each_buckets_refusals_and_the_buckets_clock(sim: Sim) -> None:
+    # Utilization over a window needs the tokens and the time on the buckets' own clock.
+    _, before = await sim.control("GET", "/_sim/stats")
+    await _creates(sim, 11)
+    for _ in range(21):
+        await sim.call("GET", "/portfolio/orders")
+    sim.clock.advance(0.5)
+    _, after = await sim.control("GET", "/_sim/stats")
+    assert after["refused"] == {"read": 1, "write": 1}
+    assert after["clock_s"] - before["clock_s"] == pytest.approx(0.5)
+
+
 async def test_structural_400s_spend_nothing(sim: Sim) -> None:
     for _ in range(20):
         status, _ = await sim.call("POST", BATCH, body=b"{")
         assert status == 400
     assert await _creates(sim, 10) == [201] * 10
+
+
+async def test_stats_tell_where_each_route_last_spent_on_the_cumulative_count(sim: Sim) -> None:
+    # (time, tokens spent so far) just after a batch of creates: points of the cumulative curve
+    # at one phase of the send cycle, whatever cancels spent between them.
+    _, body = await sim.batch([order(), order()])
+    ids = [o["order_id"] for o in body["orders"]]
+    _, first = await sim.control("GET", "/_sim/stats")
+    sim.clock.advance(0.25)
+    await sim.batch([order()])
+    sim.clock.advance(0.25)
+    await sim.call("DELETE", f"{EVENTS}/{ids[0]}")
+    _, after = await sim.control("GET", "/_sim/stats")
+    created = after["last_spend"]["POST /portfolio/events/orders/batched"]
+    assert created == {
+        "at_s": pytest.approx(first["clock_s"] + 0.25),
+        "tokens_spent": 30.0,
+    }
+    cancelled = after["last_spend"]["DELETE /portfolio/events/orders/{order_id}"]
+    assert cancelled == {"at_s": pytest.approx(after["clock_s"]), "tokens_spent": 32.0}
