@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -70,8 +71,10 @@ class RedisBudget:
         config: BudgetConfig,
         costs: dict[str, int],
         clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self._redis = redis
+        self._rng = rng or random.Random()  # noqa: S311 - spreading retries, not a secret
         self._script = redis.register_script(LUA)
         self._key = key
         self._where = where
@@ -177,7 +180,12 @@ class RedisBudget:
                 wait = answer.wait_us / 1e6
                 if answer.granted != 1:
                     failures = 0
-                    await asyncio.sleep(wait)
+                    # Every router refused now is told the same moment, and the first to ask
+                    # again wins: without a spread the same one could win every round (seen:
+                    # one of 8 Basic routers got no create in 5 s). Coming back up to a
+                    # horizon late costs nothing: the booking may be made that far ahead.
+                    spread = self._horizon_us.get(kind, 0.0) / 1e6
+                    await asyncio.sleep(wait + self._rng.uniform(0, spread))
                     continue
                 await self._wait_out(wait, amount, answer.receipt)
                 if self._in_time(asked, wait, amount, answer.receipt):
