@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -93,7 +93,7 @@ class OrderRouter(RouterControls):
             self._budget,
             self._config,
             stats=self._observers,
-            settle=self._settle,
+            settle=self._settle_all,
             journal=self._journal,
             rng=self._rng,
             seen=self._tracker.seen if self._tracker else None,
@@ -169,13 +169,8 @@ class OrderRouter(RouterControls):
         for intent in batch:
             expect(intent, OrderIntent)
             self._client.dialect.check(intent)
-        self._check_batch("create", [intent.client_order_id for intent in batch])
-        return [
-            self._enqueue(
-                "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
-            )
-            for intent in batch
-        ]
+        keys = [intent.client_order_id for intent in batch]
+        return self._enqueue_all("create", keys, batch, deadline_s, client)
 
     def cancel(
         self,
@@ -200,12 +195,8 @@ class OrderRouter(RouterControls):
         batch = list(cancels)
         for cancel in batch:
             expect(cancel, CancelIntent)
-        self._check_batch("cancel", [cancel.order_id for cancel in batch])
-        return [self.cancel(cancel, client=client) for cancel in batch]
-
-    def _check_batch(self, kind: Kind, keys: list[str]) -> None:
-        self._check_open()
-        check_batch(kind, keys, self._live, len(self._acc), self._acc.capacity)
+        keys = [cancel.order_id for cancel in batch]
+        return self._enqueue_all("cancel", keys, batch, None, client)
 
     def amend(
         self, intent: AmendIntent, *, deadline_s: float | None = None, client: str | None = None
@@ -228,10 +219,8 @@ class OrderRouter(RouterControls):
         deadline_s: float | None,
         client: str | None = None,
     ) -> asyncio.Future[Any]:
-        # Every intent passes here: kept to what each one needs. The arguments are checked
-        # before the router's state, so a bad argument is named whatever that state is; the
-        # risk gate last, so that what it reserves is always queued (cancels and decreases only
-        # take exposure off: never checked).
+        # The arguments are checked before the router's state, so a bad argument is named
+        # whatever that state is.
         timeout = self._config.deadline_s if deadline_s is None else checked_deadline(deadline_s)
         dispatcher = self._dispatcher
         if not self._accepting or dispatcher is None:
@@ -239,10 +228,53 @@ class OrderRouter(RouterControls):
             raise not_started()
         if self._acc.full():
             raise QueueFull(f"the queue holds {self._acc.capacity} intents")
-        live = (kind, key)
-        if live in self._live:
+        if (kind, key) in self._live:
             field = "client_order_id" if kind == "create" else "order_id"
             raise IntentError(field, f"{key!r} already has a pending {kind}")
+        now = self._now()
+        future = self._admit(kind, key, ticker, payload, client, now, now + timeout, time.time())
+        if not future.done():
+            dispatcher.queued(now + timeout, priority=kind != "create")
+        return future
+
+    def _enqueue_all(
+        self,
+        kind: Kind,
+        keys: list[str],
+        payloads: Sequence[Intent],
+        deadline_s: float | None,
+        client: str | None,
+    ) -> list[asyncio.Future[Any]]:
+        """``_enqueue`` for a batch, all or none: every check first, then one clock reading
+        and one wake-up of the dispatcher for all of them."""
+        timeout = self._config.deadline_s if deadline_s is None else checked_deadline(deadline_s)
+        self._check_open()
+        check_batch(kind, keys, self._live, len(self._acc), self._acc.capacity)
+        now, wall = self._now(), time.time()
+        deadline = now + timeout
+        admit = self._admit
+        futures = [
+            admit(kind, key, payload.ticker, payload, client, now, deadline, wall)
+            for key, payload in zip(keys, payloads, strict=True)
+        ]
+        if futures and self._dispatcher is not None:
+            self._dispatcher.queued(deadline, priority=kind != "create")
+        return futures
+
+    def _admit(
+        self,
+        kind: Kind,
+        key: str,
+        ticker: str,
+        payload: Intent,
+        client: str | None,
+        now: float,
+        deadline: float,
+        wall: float,
+    ) -> asyncio.Future[Any]:
+        """Queue one intent, checked and with room, unless the risk gate refuses it: the gate
+        last, so that what it reserves is always queued (cancels and decreases only take
+        exposure off: never checked). The caller wakes the dispatcher."""
         if type(payload) is OrderIntent:
             refusal = self._gate.check_create(payload, client)
         elif type(payload) is AmendIntent:
@@ -251,20 +283,16 @@ class OrderRouter(RouterControls):
             refusal = None
         if refusal is not None:
             return self._refused(kind, key, refusal)
-        now = self._now()
-        deadline = now + timeout
         future = IntentFuture(loop=self._loop)
+        future.key = live = (kind, key)
+        future.give_up = self._give_up
         pending = Pending(
-            kind, key, ticker, payload, future, now, deadline, time.time(), queued_at=now
+            kind, key, ticker, payload, future, now, deadline, wall, queued_at=now, client=client
         )
-        pending.client = client
-        future.pending = pending
-        future.dispatcher = dispatcher
         self._live[live] = pending
         self._acc.push(pending)
         if self._journal is not None:
             self._journal.taken(pending)
-        dispatcher.queued(pending)
         return future
 
     def _refused(self, kind: Kind, key: str, refusal: Rejected) -> asyncio.Future[Any]:
@@ -281,20 +309,32 @@ class OrderRouter(RouterControls):
     # Outcomes.
 
     def _settle(self, pending: Pending, outcome: Outcome) -> None:
-        """The only place an intent gets its outcome; a second one raises IllegalTransition."""
-        pending.move("settled")
-        self._live.pop((pending.kind, pending.key), None)
-        seconds = self._now() - pending.submitted
-        self._observers.settled(pending.kind, outcome, seconds)
-        if self._journal is not None:
-            self._journal.settled(pending, outcome)
-        self._gate.settled(pending.key, outcome, pending.kind)
-        if self._tracker is not None and pending.kind == "create":
-            self._tracker.settled(pending.payload, outcome, pending.submitted_wall)
-        log_outcome(pending, outcome)
-        # Its caller may have cancelled the future: then nobody reads the outcome.
-        if not pending.future.cancelled():
-            pending.future.set_result(outcome)
+        """The only way an intent gets its outcome; a second one raises IllegalTransition."""
+        self._settle_all({pending: outcome})
+
+    def _settle_all(self, outcomes: Mapping[Pending, Outcome]) -> None:
+        """``_settle`` for each, in one call: a batch's answers settle together."""
+        live, observers, gate = self._live, self._observers, self._gate
+        journal, tracker = self._journal, self._tracker
+        now = self._now()
+        # Outcomes that went through are logged at debug: asked once, not once an intent.
+        every = log.isEnabledFor(logging.DEBUG)
+        for pending, outcome in outcomes.items():
+            pending.move("settled")
+            kind = pending.kind
+            live.pop((kind, pending.key), None)
+            observers.settled(kind, outcome, now - pending.submitted)
+            if journal is not None:
+                journal.settled(pending, outcome)
+            gate.settled(pending.key, outcome, kind)
+            if tracker is not None and kind == "create":
+                tracker.settled(pending.payload, outcome, pending.submitted_wall)
+            if every or not outcome.ok:
+                log_outcome(pending, outcome)
+            # Its caller may have cancelled the future: then nobody reads the outcome.
+            future = pending.future
+            if not future.cancelled():
+                future.set_result(outcome)
 
     def _runner_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
