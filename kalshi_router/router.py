@@ -166,9 +166,10 @@ class OrderRouter(RouterControls):
     ) -> list[asyncio.Future[OrderOutcome]]:
         """Queue all or none: raises before queueing any if one is invalid or there is no room."""
         batch = list(intents)
+        check = self._client.dialect.check
         for intent in batch:
             expect(intent, OrderIntent)
-            self._client.dialect.check(intent)
+            check(intent)
         keys = [intent.client_order_id for intent in batch]
         return self._enqueue_all("create", keys, batch, deadline_s, client)
 
@@ -317,8 +318,10 @@ class OrderRouter(RouterControls):
         live, observers, gate = self._live, self._observers, self._gate
         journal, tracker = self._journal, self._tracker
         now = self._now()
-        # Outcomes that went through are logged at debug: asked once, not once an intent.
+        # Asked once, not once an intent: outcomes that went through are logged at debug only,
+        # and the risk gate has nothing to release unless it reserved something.
         every = log.isEnabledFor(logging.DEBUG)
+        reserving = gate.reserving()
         for pending, outcome in outcomes.items():
             pending.move("settled")
             kind = pending.kind
@@ -326,7 +329,8 @@ class OrderRouter(RouterControls):
             observers.settled(kind, outcome, now - pending.submitted)
             if journal is not None:
                 journal.settled(pending, outcome)
-            gate.settled(pending.key, outcome, kind)
+            if reserving:
+                gate.settled(pending.key, outcome, kind)
             if tracker is not None and kind == "create":
                 tracker.settled(pending.payload, outcome, pending.submitted_wall)
             if every or not outcome.ok:

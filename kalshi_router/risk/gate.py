@@ -208,6 +208,12 @@ class RiskGate:
 
     # --- outcomes ---
 
+    def reserving(self) -> bool:
+        """Some create or amend is reserved: ``settled`` has work only then (settling only ever
+        takes reservations away)."""
+        exposure = self._exposure
+        return bool(exposure.reserved_creates() or exposure.reserved_amends())
+
     def settled(
         self, key: str, outcome: Outcome, kind: Literal["create", "single", "cancel"] = "create"
     ) -> None:
