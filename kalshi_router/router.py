@@ -117,9 +117,7 @@ class OrderRouter(RouterControls):
         ``client``: who sends it; the intents of different clients take turns in each lane."""
         expect(intent, OrderIntent)
         self._client.dialect.check(intent)
-        return self._enqueue(
-            "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
-        )
+        return self._enqueue("create", intent.client_order_id, intent, deadline_s, client)
 
     async def submit_wait(
         self,
@@ -168,7 +166,8 @@ class OrderRouter(RouterControls):
         batch = list(intents)
         check = self._client.dialect.check
         for intent in batch:
-            expect(intent, OrderIntent)
+            if type(intent) is not OrderIntent:  # a subclass, or the wrong type: checked
+                expect(intent, OrderIntent)
             check(intent)
         keys = [intent.client_order_id for intent in batch]
         return self._enqueue_all("create", keys, batch, deadline_s, client)
@@ -187,7 +186,7 @@ class OrderRouter(RouterControls):
             if ticker is None:
                 raise IntentError("ticker", "required: Kalshi routes cancels by market ticker")
             intent = CancelIntent(order_id=str(order_id), ticker=ticker)
-        return self._enqueue("cancel", intent.order_id, intent.ticker, intent, deadline_s, client)
+        return self._enqueue("cancel", intent.order_id, intent, deadline_s, client)
 
     def cancel_many(
         self, cancels: Iterable[CancelIntent], *, client: str | None = None
@@ -203,28 +202,21 @@ class OrderRouter(RouterControls):
         self, intent: AmendIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         expect(intent, AmendIntent)
-        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
+        return self._enqueue("single", intent.order_id, intent, deadline_s, client)
 
     def decrease(
         self, intent: DecreaseIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         expect(intent, DecreaseIntent)
-        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
+        return self._enqueue("single", intent.order_id, intent, deadline_s, client)
 
     def _enqueue(
-        self,
-        kind: Kind,
-        key: str,
-        ticker: str,
-        payload: Intent,
-        deadline_s: float | None,
-        client: str | None = None,
+        self, kind: Kind, key: str, payload: Intent, deadline_s: float | None, client: str | None
     ) -> asyncio.Future[Any]:
         # The arguments are checked before the router's state, so a bad argument is named
         # whatever that state is.
         timeout = self._config.deadline_s if deadline_s is None else checked_deadline(deadline_s)
-        dispatcher = self._dispatcher
-        if not self._accepting or dispatcher is None:
+        if not self._accepting or self._dispatcher is None:
             self._check_open()
             raise not_started()
         if self._acc.full():
@@ -232,11 +224,7 @@ class OrderRouter(RouterControls):
         if (kind, key) in self._live:
             field = "client_order_id" if kind == "create" else "order_id"
             raise IntentError(field, f"{key!r} already has a pending {kind}")
-        now = self._now()
-        future = self._admit(kind, key, ticker, payload, client, now, now + timeout, time.time())
-        if not future.done():
-            dispatcher.queued(now + timeout, priority=kind != "create")
-        return future
+        return self._queue(kind, [key], [payload], timeout, client)[0]
 
     def _enqueue_all(
         self,
@@ -246,55 +234,57 @@ class OrderRouter(RouterControls):
         deadline_s: float | None,
         client: str | None,
     ) -> list[asyncio.Future[Any]]:
-        """``_enqueue`` for a batch, all or none: every check first, then one clock reading
-        and one wake-up of the dispatcher for all of them."""
+        """``_enqueue`` for a batch, all or none: every check before any is queued."""
         timeout = self._config.deadline_s if deadline_s is None else checked_deadline(deadline_s)
         self._check_open()
         check_batch(kind, keys, self._live, len(self._acc), self._acc.capacity)
-        now, wall = self._now(), time.time()
-        deadline = now + timeout
-        admit = self._admit
-        futures = [
-            admit(kind, key, payload.ticker, payload, client, now, deadline, wall)
-            for key, payload in zip(keys, payloads, strict=True)
-        ]
-        if futures and self._dispatcher is not None:
-            self._dispatcher.queued(deadline, priority=kind != "create")
-        return futures
+        return self._queue(kind, keys, payloads, timeout, client)
 
-    def _admit(
+    def _queue(
         self,
         kind: Kind,
-        key: str,
-        ticker: str,
-        payload: Intent,
+        keys: list[str],
+        payloads: Sequence[Intent],
+        timeout: float,
         client: str | None,
-        now: float,
-        deadline: float,
-        wall: float,
-    ) -> asyncio.Future[Any]:
-        """Queue one intent, checked and with room, unless the risk gate refuses it: the gate
-        last, so that what it reserves is always queued (cancels and decreases only take
-        exposure off: never checked). The caller wakes the dispatcher."""
-        if type(payload) is OrderIntent:
-            refusal = self._gate.check_create(payload, client)
-        elif type(payload) is AmendIntent:
-            refusal = self._gate.check_amend(payload, client)
-        else:
+    ) -> list[asyncio.Future[Any]]:
+        """Queue intents of one kind from one client, checked and with room, unless the risk
+        gate refuses them: the gate last, so that what it reserves is always queued (cancels
+        and decreases only take exposure off: never checked). One clock reading, one push and
+        one wake-up of the dispatcher for them all: this runs for every intent."""
+        now, wall = self._now(), time.time()
+        deadline = now + timeout
+        gate, live, give_up, loop = self._gate, self._live, self._give_up, self._loop
+        futures: list[asyncio.Future[Any]] = []
+        queued: list[Pending] = []
+        for key, payload in zip(keys, payloads, strict=True):
             refusal = None
-        if refusal is not None:
-            return self._refused(kind, key, refusal)
-        future = IntentFuture(loop=self._loop)
-        future.key = live = (kind, key)
-        future.give_up = self._give_up
-        pending = Pending(
-            kind, key, ticker, payload, future, now, deadline, wall, queued_at=now, client=client
-        )
-        self._live[live] = pending
-        self._acc.push(pending)
-        if self._journal is not None:
-            self._journal.taken(pending)
-        return future
+            if not gate.plain:
+                if type(payload) is OrderIntent:
+                    refusal = gate.check_create(payload, client)
+                elif type(payload) is AmendIntent:
+                    refusal = gate.check_amend(payload, client)
+            if refusal is not None:
+                futures.append(self._refused(kind, key, refusal))
+                continue
+            future = IntentFuture(loop=loop)
+            future.key = (kind, key)
+            future.give_up = give_up
+            # Positional: a keyword costs a lookup, for every intent.
+            pending = Pending(
+                kind, key, payload.ticker, payload, future, now, deadline, wall, now, client
+            )
+            live[kind, key] = pending
+            futures.append(future)
+            queued.append(pending)
+        if queued:
+            self._acc.push_all(queued)
+            if self._journal is not None:
+                for pending in queued:
+                    self._journal.taken(pending)
+            if self._dispatcher is not None:
+                self._dispatcher.queued(deadline, priority=kind != "create")
+        return futures
 
     def _refused(self, kind: Kind, key: str, refusal: Rejected) -> asyncio.Future[Any]:
         """The risk gate refused it: settled now, never queued, sent or journaled."""
