@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kalshi_router.pending import Client, Kind, Pending
@@ -84,19 +84,29 @@ class Accumulator:
         return self._size >= self.capacity
 
     def push(self, pending: Pending) -> None:
-        pending.move("queued")
-        self._size += 1
-        self._counts[pending.kind] += 1
-        lane = self._lanes[pending.kind]
-        queue = lane.queues.get(pending.client)
+        self.push_all([pending])
+
+    def push_all(self, batch: Sequence[Pending]) -> None:
+        """``push`` each of ``batch``, in order: intents of one kind from one client (a
+        ``submit_many``), so their lane, queue and deadline order are looked up once."""
+        if not batch:
+            return
+        first = batch[0]
+        for pending in batch:
+            pending.move("queued")
+        self._size += len(batch)
+        self._counts[first.kind] += len(batch)
+        lane = self._lanes[first.kind]
+        queue = lane.queues.get(first.client)
         if queue is None:
-            queue = lane.queue(pending.client)
-        queue.append(pending)
+            queue = lane.queue(first.client)
+        queue.extend(batch)
         deadlines = self._deadlines
-        if not deadlines or deadlines[-1].deadline <= pending.deadline:
-            deadlines.append(pending)
-        else:
-            heapq.heappush(self._late, (pending.deadline, next(self._order), pending))
+        for pending in batch:
+            if not deadlines or deadlines[-1].deadline <= pending.deadline:
+                deadlines.append(pending)
+            else:
+                heapq.heappush(self._late, (pending.deadline, next(self._order), pending))
 
     def push_retry(self, pending: Pending, not_before: float) -> None:
         pending.move("waiting_retry")
@@ -217,7 +227,9 @@ class Accumulator:
                     pending.move("leaving")
                     cut.expired.append(pending)
                 else:
-                    pending.move("sending")
+                    # queued -> sending, legal (TABLE) and just checked: set, not ``move``d,
+                    # which would look it up again, a call per intent sent.
+                    pending.state = "sending"
                     batch.append(pending)
             if alone:
                 break

@@ -4,7 +4,7 @@ start-up discovered of the account (``discover_budget``) and the config."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from aiolimiter import AsyncLimiter
@@ -59,7 +59,7 @@ def assemble(
     config: RouterConfig,
     *,
     stats: RouterObserver,
-    settle: Callable[[Pending, Outcome], None],
+    settle: Callable[[Mapping[Pending, Outcome]], None],
     journal: IntentJournal | None,
     rng: random.Random,
     seen: Callable[[str], Order | None] | None = None,

@@ -43,7 +43,8 @@ from kalshi_router.wire.models import Order
 from kalshi_router.wire.reply import BatchReply
 
 log = logging.getLogger("kalshi_router.dispatcher")
-Settle = Callable[[Pending, Outcome], None]
+Settle = Callable[[Mapping[Pending, Outcome]], None]
+"""Gives each intent its outcome (the router's)."""
 
 
 class Dispatcher:
@@ -96,10 +97,11 @@ class Dispatcher:
     def batch_limits(self) -> dict[str, int]:
         return dict(self._limits)
 
-    def queued(self, pending: Pending) -> None:
-        """``pending`` was pushed to the accumulator: watch its deadline, wake the loop."""
-        self._expiry.watch(pending.deadline)
-        self.notify(priority=pending.kind != "create")
+    def queued(self, deadline: float, *, priority: bool) -> None:
+        """Intents were pushed to the accumulator, the earliest due at ``deadline``: watch it,
+        wake the loop (``priority``: as ``notify``)."""
+        self._expiry.watch(deadline)
+        self.notify(priority=priority)
 
     def notify(self, *, priority: bool = False) -> None:
         """Something was queued; ``priority``: in a lane above creates, so a create batch
@@ -119,8 +121,7 @@ class Dispatcher:
         or their callers cancelled them. That makes room, and a create batch waiting for tokens
         may now be waiting for more than it needs."""
         blocked = self._budget.blocked
-        for pending in taken:
-            self._settle(pending, never_sent(pending, expired=expired, blocked=blocked))
+        self._settle({p: never_sent(p, expired=expired, blocked=blocked) for p in taken})
         self._space.set()
         self._urgent.set()
 
@@ -230,8 +231,12 @@ class Dispatcher:
             want += extra
         now = self._time()
         cut = self._acc.cut(kind, want, now)
-        self._unsent(cut.expired)
-        self._unsent(cut.dropped, expired=False)
+        if cut.expired:
+            self._unsent(cut.expired)
+        if cut.dropped:
+            self._unsent(cut.dropped, expired=False)
+        # The cut made room in the queue.
+        self._space.set()
         if unused := want - len(cut.batch):
             self._budget.refund(kind, cost * unused)
         if not cut.batch:
@@ -365,16 +370,19 @@ class Dispatcher:
         if plan.drain:
             self._stats.rate_limited()
             self._budget.rate_limited()
-        for pending, outcome in plan.settle.items():
-            self._settle(pending, outcome)
+        if plan.settle:
+            self._settle(plan.settle)
         if plan.retry:
             self._stats.retried(len(plan.retry))
+            halted: dict[Pending, Outcome] = {}
             for pending in plan.retry:
                 if pending.kind == "create" and self.creates_halted is not None:
                     # Halted: a create is never sent again (unknown if it may have landed).
-                    self._settle(pending, given_up(pending, self.creates_halted, Closed))
+                    halted[pending] = given_up(pending, self.creates_halted, Closed)
                 else:
                     self._acc.push_retry(pending, plan.retry_at)
+            if halted:
+                self._settle(halted)
             # A create batch waiting for tokens must learn when a cancel's retry comes due.
             self.notify(priority=plan.retry[0].kind != "create")
         for look in plan.look_up:

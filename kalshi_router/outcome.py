@@ -122,3 +122,8 @@ _NAMES: dict[type, str] = {
 def outcome_name(outcome: Outcome) -> str:
     """``accepted``, ``rejected``, ...: the outcome's kind, as in its ``type`` tag."""
     return _NAMES[type(outcome)]
+
+
+def type_name(kind: type) -> str:
+    """``outcome_name`` of every outcome of type ``kind``."""
+    return _NAMES[kind]

@@ -70,11 +70,11 @@ class Pending:
     submitted: float
     deadline: float
     submitted_wall: float = 0.0
-    attempts: int = 0
-    not_before: float = 0.0
     queued_at: float = 0.0
     client: Client = None
     """Who sent it: intents of different clients take turns in their lane."""
+    attempts: int = 0
+    not_before: float = 0.0
     state: State = field(default="new", init=False)
     maybe_placed: bool = field(default=False, init=False)
     """A previous attempt may have reached the exchange: a resend is safe only with the same id,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -93,7 +93,7 @@ class OrderRouter(RouterControls):
             self._budget,
             self._config,
             stats=self._observers,
-            settle=self._settle,
+            settle=self._settle_all,
             journal=self._journal,
             rng=self._rng,
             seen=self._tracker.seen if self._tracker else None,
@@ -117,9 +117,7 @@ class OrderRouter(RouterControls):
         ``client``: who sends it; the intents of different clients take turns in each lane."""
         expect(intent, OrderIntent)
         self._client.dialect.check(intent)
-        return self._enqueue(
-            "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
-        )
+        return self._enqueue("create", intent.client_order_id, intent, deadline_s, client)
 
     async def submit_wait(
         self,
@@ -166,16 +164,13 @@ class OrderRouter(RouterControls):
     ) -> list[asyncio.Future[OrderOutcome]]:
         """Queue all or none: raises before queueing any if one is invalid or there is no room."""
         batch = list(intents)
+        check = self._client.dialect.check
         for intent in batch:
-            expect(intent, OrderIntent)
-            self._client.dialect.check(intent)
-        self._check_batch("create", [intent.client_order_id for intent in batch])
-        return [
-            self._enqueue(
-                "create", intent.client_order_id, intent.ticker, intent, deadline_s, client
-            )
-            for intent in batch
-        ]
+            if type(intent) is not OrderIntent:  # a subclass, or the wrong type: checked
+                expect(intent, OrderIntent)
+            check(intent)
+        keys = [intent.client_order_id for intent in batch]
+        return self._enqueue_all("create", keys, batch, deadline_s, client)
 
     def cancel(
         self,
@@ -191,7 +186,7 @@ class OrderRouter(RouterControls):
             if ticker is None:
                 raise IntentError("ticker", "required: Kalshi routes cancels by market ticker")
             intent = CancelIntent(order_id=str(order_id), ticker=ticker)
-        return self._enqueue("cancel", intent.order_id, intent.ticker, intent, deadline_s, client)
+        return self._enqueue("cancel", intent.order_id, intent, deadline_s, client)
 
     def cancel_many(
         self, cancels: Iterable[CancelIntent], *, client: str | None = None
@@ -200,72 +195,96 @@ class OrderRouter(RouterControls):
         batch = list(cancels)
         for cancel in batch:
             expect(cancel, CancelIntent)
-        self._check_batch("cancel", [cancel.order_id for cancel in batch])
-        return [self.cancel(cancel, client=client) for cancel in batch]
-
-    def _check_batch(self, kind: Kind, keys: list[str]) -> None:
-        self._check_open()
-        check_batch(kind, keys, self._live, len(self._acc), self._acc.capacity)
+        keys = [cancel.order_id for cancel in batch]
+        return self._enqueue_all("cancel", keys, batch, None, client)
 
     def amend(
         self, intent: AmendIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         expect(intent, AmendIntent)
-        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
+        return self._enqueue("single", intent.order_id, intent, deadline_s, client)
 
     def decrease(
         self, intent: DecreaseIntent, *, deadline_s: float | None = None, client: str | None = None
     ) -> asyncio.Future[AmendOutcome]:
         expect(intent, DecreaseIntent)
-        return self._enqueue("single", intent.order_id, intent.ticker, intent, deadline_s, client)
+        return self._enqueue("single", intent.order_id, intent, deadline_s, client)
 
     def _enqueue(
-        self,
-        kind: Kind,
-        key: str,
-        ticker: str,
-        payload: Intent,
-        deadline_s: float | None,
-        client: str | None = None,
+        self, kind: Kind, key: str, payload: Intent, deadline_s: float | None, client: str | None
     ) -> asyncio.Future[Any]:
-        # Every intent passes here: kept to what each one needs. The arguments are checked
-        # before the router's state, so a bad argument is named whatever that state is; the
-        # risk gate last, so that what it reserves is always queued (cancels and decreases only
-        # take exposure off: never checked).
+        # The arguments are checked before the router's state, so a bad argument is named
+        # whatever that state is.
         timeout = self._config.deadline_s if deadline_s is None else checked_deadline(deadline_s)
-        dispatcher = self._dispatcher
-        if not self._accepting or dispatcher is None:
+        if not self._accepting or self._dispatcher is None:
             self._check_open()
             raise not_started()
         if self._acc.full():
             raise QueueFull(f"the queue holds {self._acc.capacity} intents")
-        live = (kind, key)
-        if live in self._live:
+        if (kind, key) in self._live:
             field = "client_order_id" if kind == "create" else "order_id"
             raise IntentError(field, f"{key!r} already has a pending {kind}")
-        if type(payload) is OrderIntent:
-            refusal = self._gate.check_create(payload, client)
-        elif type(payload) is AmendIntent:
-            refusal = self._gate.check_amend(payload, client)
-        else:
-            refusal = None
-        if refusal is not None:
-            return self._refused(kind, key, refusal)
-        now = self._now()
+        return self._queue(kind, [key], [payload], timeout, client)[0]
+
+    def _enqueue_all(
+        self,
+        kind: Kind,
+        keys: list[str],
+        payloads: Sequence[Intent],
+        deadline_s: float | None,
+        client: str | None,
+    ) -> list[asyncio.Future[Any]]:
+        """``_enqueue`` for a batch, all or none: every check before any is queued."""
+        timeout = self._config.deadline_s if deadline_s is None else checked_deadline(deadline_s)
+        self._check_open()
+        check_batch(kind, keys, self._live, len(self._acc), self._acc.capacity)
+        return self._queue(kind, keys, payloads, timeout, client)
+
+    def _queue(
+        self,
+        kind: Kind,
+        keys: list[str],
+        payloads: Sequence[Intent],
+        timeout: float,
+        client: str | None,
+    ) -> list[asyncio.Future[Any]]:
+        """Queue intents of one kind from one client, checked and with room, unless the risk
+        gate refuses them: the gate last, so that what it reserves is always queued (cancels
+        and decreases only take exposure off: never checked). One clock reading, one push and
+        one wake-up of the dispatcher for them all: this runs for every intent."""
+        now, wall = self._now(), time.time()
         deadline = now + timeout
-        future = IntentFuture(loop=self._loop)
-        pending = Pending(
-            kind, key, ticker, payload, future, now, deadline, time.time(), queued_at=now
-        )
-        pending.client = client
-        future.pending = pending
-        future.dispatcher = dispatcher
-        self._live[live] = pending
-        self._acc.push(pending)
-        if self._journal is not None:
-            self._journal.taken(pending)
-        dispatcher.queued(pending)
-        return future
+        gate, live, give_up, loop = self._gate, self._live, self._give_up, self._loop
+        futures: list[asyncio.Future[Any]] = []
+        queued: list[Pending] = []
+        for key, payload in zip(keys, payloads, strict=True):
+            refusal = None
+            if not gate.plain:
+                if type(payload) is OrderIntent:
+                    refusal = gate.check_create(payload, client)
+                elif type(payload) is AmendIntent:
+                    refusal = gate.check_amend(payload, client)
+            if refusal is not None:
+                futures.append(self._refused(kind, key, refusal))
+                continue
+            future = IntentFuture(loop=loop)
+            future.key = (kind, key)
+            future.give_up = give_up
+            # Positional: a keyword costs a lookup, for every intent.
+            pending = Pending(
+                kind, key, payload.ticker, payload, future, now, deadline, wall, now, client
+            )
+            live[kind, key] = pending
+            futures.append(future)
+            queued.append(pending)
+        if queued:
+            self._acc.push_all(queued)
+            if self._journal is not None:
+                for pending in queued:
+                    self._journal.taken(pending)
+            if self._dispatcher is not None:
+                self._dispatcher.queued(deadline, priority=kind != "create")
+        return futures
 
     def _refused(self, kind: Kind, key: str, refusal: Rejected) -> asyncio.Future[Any]:
         """The risk gate refused it: settled now, never queued, sent or journaled."""
@@ -281,20 +300,35 @@ class OrderRouter(RouterControls):
     # Outcomes.
 
     def _settle(self, pending: Pending, outcome: Outcome) -> None:
-        """The only place an intent gets its outcome; a second one raises IllegalTransition."""
-        pending.move("settled")
-        self._live.pop((pending.kind, pending.key), None)
-        seconds = self._now() - pending.submitted
-        self._observers.settled(pending.kind, outcome, seconds)
-        if self._journal is not None:
-            self._journal.settled(pending, outcome)
-        self._gate.settled(pending.key, outcome, pending.kind)
-        if self._tracker is not None and pending.kind == "create":
-            self._tracker.settled(pending.payload, outcome, pending.submitted_wall)
-        log_outcome(pending, outcome)
-        # Its caller may have cancelled the future: then nobody reads the outcome.
-        if not pending.future.cancelled():
-            pending.future.set_result(outcome)
+        """The only way an intent gets its outcome; a second one raises IllegalTransition."""
+        self._settle_all({pending: outcome})
+
+    def _settle_all(self, outcomes: Mapping[Pending, Outcome]) -> None:
+        """``_settle`` for each, in one call: a batch's answers settle together."""
+        live, observers, gate = self._live, self._observers, self._gate
+        journal, tracker = self._journal, self._tracker
+        now = self._now()
+        # Asked once, not once an intent: outcomes that went through are logged at debug only,
+        # and the risk gate has nothing to release unless it reserved something.
+        every = log.isEnabledFor(logging.DEBUG)
+        reserving = gate.reserving()
+        for pending, outcome in outcomes.items():
+            pending.move("settled")
+            kind = pending.kind
+            live.pop((kind, pending.key), None)
+            observers.settled(kind, outcome, now - pending.submitted)
+            if journal is not None:
+                journal.settled(pending, outcome)
+            if reserving:
+                gate.settled(pending.key, outcome, kind)
+            if tracker is not None and kind == "create":
+                tracker.settled(pending.payload, outcome, pending.submitted_wall)
+            if every or not outcome.ok:
+                log_outcome(pending, outcome)
+            # Its caller may have cancelled the future: then nobody reads the outcome.
+            future = pending.future
+            if not future.cancelled():
+                future.set_result(outcome)
 
     def _runner_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:

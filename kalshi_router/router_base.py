@@ -17,7 +17,7 @@ from kalshi_router.budget import BudgetView, WriteBudget
 from kalshi_router.config import BudgetConfig, LimitsConfig, RouterConfig
 from kalshi_router.dispatcher import Dispatcher
 from kalshi_router.errors import ConfigError, RouterClosed, RouterCrashed
-from kalshi_router.intake import not_started
+from kalshi_router.intake import IntentFuture, not_started
 from kalshi_router.journal import IntentJournal
 from kalshi_router.order_groups import OrderGroups
 from kalshi_router.orders.tracker import OrderTracker
@@ -79,7 +79,10 @@ class RouterBase:
         self._now = time.monotonic
         self._acc = Accumulator(self._config.queue_size)
         self._stats = StatsRecorder()
-        self._observers = Observers([self._stats, *observers])
+        # Alone, the recorder needs no fan-out: one call less per report (one per intent).
+        self._observers: RouterObserver = (
+            Observers([self._stats, *observers]) if observers else self._stats
+        )
         self._live: dict[tuple[Kind, str], Pending] = {}
         self._dispatcher: Dispatcher | None = None
         self._budget: WriteBudget | None = None
@@ -88,6 +91,14 @@ class RouterBase:
         self._accepting = False
         self._closed = False
         self._crashed: BaseException | None = None
+        # Bound once: every intent's future holds this one object.
+        self._give_up = self._give_up_waiting
+
+    def _give_up_waiting(self, key: tuple[Kind, str], future: IntentFuture) -> None:
+        """``future``'s caller cancelled it: settle its intent now if it still waits."""
+        pending = self._live.get(key)
+        if pending is not None and pending.future is future and self._dispatcher is not None:
+            self._dispatcher.give_up_waiting(pending)
 
     @property
     def budget(self) -> BudgetView:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from kalshi_router.outcome import Outcome, Rejected, outcome_name
+from kalshi_router.outcome import Outcome, Rejected, outcome_name, type_name
 from kalshi_router.redis_budget.figures import SharedBudgetFigures
 from kalshi_router.risk.gate import RiskFigures
 from kalshi_router.wire.presign import SignatureFigures
@@ -164,7 +164,8 @@ class StatsRecorder:
     """The tallies behind ``OrderRouter.stats()``."""
 
     def __init__(self) -> None:
-        self.outcomes: Counter[str] = Counter()
+        # By type, named in ``snapshot``: naming each outcome as it settles cost a call apiece.
+        self._outcomes: Counter[type] = Counter()
         self.rejected_codes: Counter[str] = Counter()
         self.batches = 0
         self.batched_items = 0
@@ -197,7 +198,7 @@ class StatsRecorder:
         self.reconciliations += count
 
     def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
-        self.outcomes[outcome_name(outcome)] += 1
+        self._outcomes[type(outcome)] += 1
         if isinstance(outcome, Rejected):
             self.rejected_codes[outcome.code] += 1
         self.submit_to_outcome.append(seconds)
@@ -214,7 +215,7 @@ class StatsRecorder:
         signatures: SignatureFigures | None = None,
     ) -> RouterStats:
         return RouterStats(
-            outcomes=dict(self.outcomes),
+            outcomes={type_name(kind): n for kind, n in self._outcomes.items()},
             rejected_codes=dict(self.rejected_codes),
             batches_sent=self.batches,
             items_sent=self.batched_items,

@@ -100,7 +100,8 @@ class RiskGate:
         self._wall_clock = wall_clock
         self._state: TradingState = check_state(config.state)
         self._limited = config.limited()
-        self._plain = not self._limited and self._state == "active"
+        self.plain = not self._limited and self._state == "active"
+        """No limit and trading active: every check passes, reserving nothing (read-only)."""
         self._resolved: dict[tuple[str, str | None], tuple[Applicable, _Buckets]] = {}
         self._buckets: dict[tuple[int, str | None], TokenBucket] = {}
         self._refusals: dict[str, int] = {}
@@ -117,14 +118,14 @@ class RiskGate:
         """``active``, ``reducing`` or ``halted``, from now on; anything else raises
         :class:`ConfigError` naming the values allowed."""
         self._state = check_state(state, "state")
-        self._plain = not self._limited and self._state == "active"
+        self.plain = not self._limited and self._state == "active"
 
     # --- creates ---
 
     def check_create(self, intent: OrderIntent, client: str | None = None) -> Rejected | None:
         """``None``: the create passes and is reserved (key: its client_order_id); else the
         refusal to settle it with, and nothing changed."""
-        if self._plain:
+        if self.plain:
             return None
         refusal = self._refuse_create(intent, client)
         if refusal is not None:
@@ -173,7 +174,7 @@ class RiskGate:
     def check_amend(self, intent: AmendIntent, client: str | None = None) -> Rejected | None:
         """``None``: the amend passes (and, if it raises the order's count, is reserved under
         its order_id); else the refusal. See the module's docstring for the rules."""
-        if self._plain:
+        if self.plain:
             return None
         refusal = self._refuse_amend(intent, client)
         if refusal is not None:
@@ -207,6 +208,12 @@ class RiskGate:
         return refusal
 
     # --- outcomes ---
+
+    def reserving(self) -> bool:
+        """Some create or amend is reserved: ``settled`` has work only then (settling only ever
+        takes reservations away)."""
+        exposure = self._exposure
+        return bool(exposure.reserved_creates() or exposure.reserved_amends())
 
     def settled(
         self, key: str, outcome: Outcome, kind: Literal["create", "single", "cancel"] = "create"

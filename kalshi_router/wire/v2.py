@@ -22,7 +22,6 @@ from kalshi_router.wire.models import (
     CreateOrderV2Item,
     CreateOrderV2Request,
     GetAccountEndpointCostsResponse,
-    impossible_amount,
     impossible_count,
 )
 from kalshi_router.wire.reply import BatchItems, Outcome, rejection
@@ -33,7 +32,18 @@ _cancel_decoder = msgspec.json.Decoder(BatchCancelOrdersV2Response)
 _ZERO = Decimal(0)
 
 
+def check_v2(intent: OrderIntent) -> None:
+    if intent.buy_max_cost is not None:
+        raise DialectError("buy_max_cost", "V1-only field; the V2 API has no cost cap")
+    if intent.sell_position_floor is not None:
+        raise DialectError("sell_position_floor", "V1-only field; use reduce_only in V2")
+
+
 def to_v2(intent: OrderIntent) -> CreateOrderV2Request:
+    """The V2 body of ``intent``; raises ``DialectError`` for a V1-only field (the router checks
+    at submit; this keeps any other caller from sending an order without it)."""
+    if intent.buy_max_cost is not None or intent.sell_position_floor is not None:
+        check_v2(intent)
     return CreateOrderV2Request(
         ticker=intent.ticker,
         side=intent.side,
@@ -75,8 +85,8 @@ def _settle_create(item: CreateOrderV2Item) -> tuple[str | None, Outcome | None]
         or fill is None
         or left is None
         or not (fill.is_finite() and left.is_finite() and fill >= _ZERO and left >= _ZERO)
-        or impossible_amount(item.average_fill_price)
-        or impossible_amount(item.average_fee_paid)
+        or (item.average_fill_price is not None and not item.average_fill_price.is_finite())
+        or (item.average_fee_paid is not None and not item.average_fee_paid.is_finite())
     ):
         return key, None
     return key, Accepted(
@@ -127,18 +137,13 @@ class V2Dialect(AnswerDecoder[CreateOrderV2Item, CancelOrderV2Result]):
             _settle_cancel,
         )
 
-    def check(self, intent: OrderIntent) -> None:
-        if intent.buy_max_cost is not None:
-            raise DialectError("buy_max_cost", "V1-only field; the V2 API has no cost cap")
-        if intent.sell_position_floor is not None:
-            raise DialectError("sell_position_floor", "V1-only field; use reduce_only in V2")
+    # The function itself, not a method calling it: the router checks every intent it takes.
+    check = staticmethod(check_v2)
 
     def costs(self, table: GetAccountEndpointCostsResponse | None) -> dict[str, int]:
         return v2_costs(table)
 
     def encode_create(self, intents: Sequence[OrderIntent]) -> bytes:
-        for intent in intents:
-            self.check(intent)
         return _encoder.encode(BatchCreateOrdersV2Request(orders=[to_v2(i) for i in intents]))
 
     def encode_cancel(self, cancels: Sequence[CancelIntent]) -> bytes:

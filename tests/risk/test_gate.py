@@ -78,6 +78,7 @@ def test_no_limits_passes_everything_and_reserves_nothing() -> None:
     assert figures.state == "active"
     assert figures.reserved_creates == 0
     assert figures.refusals == {}
+    assert not risk.reserving()  # so the router skips ``settled`` altogether
 
 
 def test_max_contracts_edge_and_over() -> None:
@@ -330,8 +331,10 @@ def test_amends_are_checked_on_the_new_price_size_and_increase() -> None:
 def test_outcomes_release_or_keep_the_reservation() -> None:
     risk = gate(RiskConfig(max_position=D(100)))
     intents = [bid(10) for _ in range(6)]
+    assert not risk.reserving()
     for intent in intents:
         assert risk.check_create(intent) is None
+    assert risk.reserving()
     assert risk.figures().reserved_creates == 6
     keys = [intent.client_order_id for intent in intents]
     risk.settled(keys[0], Rejected(code="x", message="no"))
@@ -347,6 +350,9 @@ def test_outcomes_release_or_keep_the_reservation() -> None:
     assert risk.figures().reserved_creates == 2  # the unknown keeps its key, for release
     risk.exposure.release(keys[4])
     assert risk.exposure.worst_long(T) == 20
+    assert risk.reserving()  # the last one, still pending
+    risk.settled(keys[5], Closed(reason="shut"))
+    assert not risk.reserving()
 
 
 def test_a_refused_intent_changes_nothing() -> None:
