@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from _keys import BenchKey
 from _runner import HERE
@@ -60,10 +61,22 @@ def _status_kb(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
-def _fds(pid: int) -> tuple[int, int, list[str]]:
-    """Open file descriptors of ``pid``, how many are sockets, and what the others are."""
-    fds = sockets = 0
+def _remote_ports(pid: int) -> dict[str, int]:
+    """``socket:[inode]`` -> remote port, for every TCP socket in ``pid``'s network namespace."""
+    ports = {}
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            ports[f"socket:[{fields[9]}]"] = int(fields[2].rpartition(":")[2], 16)
+    return ports
+
+
+def _fds(pid: int, exchange_port: int) -> tuple[int, int, int, list[str]]:
+    """Open file descriptors of ``pid``, how many are sockets, how many of those are connected
+    to the exchange (``exchange_port``), and what the non-sockets are."""
+    fds = sockets = exchange = 0
     files = []
+    remote = _remote_ports(pid)
     for entry in Path(f"/proc/{pid}/fd").iterdir():
         try:
             target = os.readlink(entry)
@@ -72,9 +85,10 @@ def _fds(pid: int) -> tuple[int, int, list[str]]:
         fds += 1
         if target.startswith("socket:"):
             sockets += 1
+            exchange += remote.get(target) == exchange_port
         else:
             files.append(target)
-    return fds, sockets, sorted(files)
+    return fds, sockets, exchange, sorted(files)
 
 
 class Service:
@@ -82,6 +96,9 @@ class Service:
 
     def __init__(self, directory: Path, sim_url: str, key: BenchKey, keep_outcomes: int) -> None:
         self._dir = directory
+        port = urlsplit(sim_url).port
+        assert port is not None, sim_url
+        self._exchange_port = port
         key_path = directory / "soak-key.pem"
         key_path.write_bytes(key.private_pem)
         key_path.chmod(0o600)
@@ -153,12 +170,15 @@ token_file = "{directory / "token"}"
         return _status_kb(self.pid, "VmRSS")
 
     async def sample(self, label: str) -> dict[str, Any]:
-        fds, sockets, files = _fds(self.pid)
+        fds, sockets, exchange, files = _fds(self.pid, self._exchange_port)
         return {
             "at": label,
             "rss_kb": self.rss_kb(),
             "fds": fds,
             "sockets": sockets,
+            # The router's pool to the exchange: it opens connections as the load calls for
+            # them (up to its limit), so it may grow under load without leaking.
+            "exchange_sockets": exchange,
             "tasks": await self.tasks(),
             "files": files,
         }

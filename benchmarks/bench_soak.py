@@ -11,9 +11,11 @@ SIGUSR2 by writing its asyncio task count to a file), and this one: ``--clients`
 orders that never trade.
 
 Measured on the service process: RSS (``/proc/PID/status``), open fds and sockets
-(``/proc/PID/fd``) and asyncio tasks, at four points: *idle* (started, no client), *warm*
-(clients connected, 2 % of the intents done), *end* (every outcome in, clients still
-connected) and *after* (clients gone). A leak shows as end > warm or after > idle; RSS is also
+(``/proc/PID/fd``; those connected to the exchange counted apart) and asyncio tasks, at four
+points: *idle* (started, no client), *warm* (clients connected, 2 % of the intents done), *end*
+(every outcome in, clients still connected) and *after* (clients gone). A leak shows as end >
+warm or after > idle (but for the router's pool to the exchange, which opens connections as the
+load calls for them, up to its limit); RSS is also
 sampled at every tenth of the run. The service keeps its last ``--keep-outcomes`` outcomes for
 ``GET /v1/orders/{key}`` by design, so RSS grows until that many intents have settled and
 should be flat after. Latency (submit to outcome, per intent, perf_counter) is reported per
@@ -210,11 +212,11 @@ def _result(
         "rss_by_tenth": rss_tenths,
         "growth": {
             name: at["end"][name] - at["warm"][name]
-            for name in ("rss_kb", "fds", "sockets", "tasks")
+            for name in ("rss_kb", "fds", "sockets", "exchange_sockets", "tasks")
         }
         | {
             f"{name}_after_vs_idle": at["after"][name] - at["idle"][name]
-            for name in ("fds", "sockets", "tasks")
+            for name in ("fds", "sockets", "exchange_sockets", "tasks")
         },
         "latency_ms_by_tenth": by_tenth,
         "latency_last_vs_first": {
@@ -236,11 +238,12 @@ def _print(result: dict[str, Any]) -> None:
     )
     print(f"outcomes: {result['outcomes']}; one outcome each: {result['one_outcome_each']}")
     print(f"books: {result['books']}")
+    counts = ("fds", "sockets", "exchange_sockets", "tasks")
     service = [
-        [x["at"], f"{x['rss_kb'] / 1024:.1f}", *(str(x[k]) for k in ("fds", "sockets", "tasks"))]
+        [x["at"], f"{x['rss_kb'] / 1024:.1f}", *(str(x[k]) for k in counts)]
         for x in result["samples"]
     ]
-    columns = ["service", "rss MB", "fds", "sockets", "tasks"]
+    columns = ["service", "rss MB", "fds", "sockets", "of which to the exchange", "tasks"]
     print(
         "\n"
         + table("the service at each point (a leak: end > warm, after > idle)", columns, service)

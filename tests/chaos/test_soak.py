@@ -51,9 +51,13 @@ def test_a_short_soak_leaks_nothing(tmp_path: Path) -> None:
         "held_not_accepted": 0,
     }
     growth = result["growth"]
-    # Under load and after it, with the same clients connected: the same tasks and sockets.
+    # Under load and after it, with the same clients connected: the same tasks and sockets,
+    # but for the pool to the exchange, which opens a connection when the load calls for one
+    # (a slow answer, on a busy machine): never more than its limit.
     # Files may be opened once, lazily (SQLite reopens the journal's WAL): a few, not more.
-    assert (growth["tasks"], growth["sockets"]) == (0, 0), growth
+    assert growth["tasks"] == 0, growth
+    assert growth["sockets"] == growth["exchange_sockets"], growth
+    assert all(s["exchange_sockets"] <= POOL for s in result["samples"]), result["samples"]
     assert 0 <= growth["fds"] <= FILES_OPENED_LAZILY, growth
     # Clients gone: back to idle, but for the pool of connections to the exchange.
     assert growth["tasks_after_vs_idle"] == 0, growth
