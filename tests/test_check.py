@@ -149,8 +149,8 @@ async def test_a_key_that_cannot_be_loaded_is_the_reason(
     assert the_problem(err).startswith(problem)
 
 
-async def test_nothing_listening_is_the_reason(unused_tcp_port: int, tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{unused_tcp_port}/trade-api/v2"
+async def test_nothing_listening_is_the_reason(refused_port: int, tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{refused_port}/trade-api/v2"
     code, _, err = await run(write_config(tmp_path, url), key_env(tmp_path))
     assert code == 1
     assert the_problem(err).startswith(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import sys
 from pathlib import Path
 
@@ -138,20 +137,13 @@ def test_desk_commands_need_a_config_naming_the_service(
 
 
 def test_a_service_that_is_not_there_exits_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, refused_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "gone.toml"
-    path.write_text(f"[service]\nport = {free_port()}\n")
+    path.write_text(f"[service]\nport = {refused_port}\n")
     assert main(["kill", "--config", str(path)]) == 1
     assert "kalshi-router: cannot reach the service at http://127.0.0.1:" in capsys.readouterr().err
     assert main(["state", "--config", str(path)]) == 1
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -140,15 +139,8 @@ async def test_batch_cancel_is_a_signed_delete_with_a_body(server: Server) -> No
     assert json.loads(body) == {"orders": [{"order_id": "o1", "market_ticker": "KX-1"}]}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-async def test_connection_refused_is_not_sent_and_batch_is_retryable() -> None:
-    url = f"http://127.0.0.1:{free_port()}/trade-api/v2"
+async def test_connection_refused_is_not_sent_and_batch_is_retryable(refused_port: int) -> None:
+    url = f"http://127.0.0.1:{refused_port}/trade-api/v2"
     async with HttpTransport(url, signer()) as transport:
         with pytest.raises(TransportError) as caught:
             await transport.request("GET", "/account/limits")

@@ -320,8 +320,8 @@ async def test_a_wrong_token_is_refused_at_connect(running: Running) -> None:
         await client.connect()
 
 
-async def test_nothing_listening_is_a_service_error(unused_tcp_port: int) -> None:
-    client = RouterClient(f"http://127.0.0.1:{unused_tcp_port}", token=TOKEN)
+async def test_nothing_listening_is_a_service_error(refused_port: int) -> None:
+    client = RouterClient(f"http://127.0.0.1:{refused_port}", token=TOKEN)
     with pytest.raises(ServiceError, match="cannot open the stream"):
         await client.connect()
 
