@@ -2,7 +2,7 @@
 empty of our orders, no create is written after the halt, and the router takes creates again
 once resumed. ``KALSHI_ROUTER_CHAOS_LONG=1`` runs more seeds, more orders, longer loads:
 
-    KALSHI_ROUTER_CHAOS_LONG=1 python -m pytest tests/chaos/test_kill_chaos.py -s
+    KALSHI_ROUTER_CHAOS_LONG=1 python -m pytest tests/chaos/test_kill_chaos.py -s -n0
 """
 
 from __future__ import annotations
