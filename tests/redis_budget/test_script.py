@@ -8,6 +8,7 @@ creates tolerate 40 and cancels 50."""
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -28,6 +29,8 @@ CREATE = CAP - RESERVE
 SIG = "test model"
 T = 1_000_000_000  # µs: the injected "now" of most cases
 _keys = itertools.count()
+# Keys of this process's own: a parallel run's workers may share one server (REDIS_URL).
+_RUN = uuid.uuid4().hex
 
 
 class Bucket:
@@ -37,7 +40,7 @@ class Bucket:
         self, client: redis.Redis, *, rate: float = RATE, cap: float = CAP, sig: str = SIG
     ) -> None:
         self.client = client
-        self.key = f"test-script:{next(_keys)}:write"
+        self.key = f"test-script:{_RUN}:{next(_keys)}:write"
         self.script = client.register_script(LUA)
         self.rate, self.cap, self.sig = rate, cap, sig
 
