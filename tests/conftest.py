@@ -5,7 +5,6 @@ test."""
 
 from __future__ import annotations
 
-import random
 import socket
 from collections.abc import Callable, Iterator
 
@@ -13,6 +12,7 @@ import pytest
 from hypothesis import settings
 
 from tests.long import hypothesis_profile
+from tests.ports import bindable_port
 
 settings.register_profile("deterministic", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False, max_examples=1_000)
@@ -31,33 +31,12 @@ def refused_port() -> Iterator[int]:
         yield int(held.getsockname()[1])
 
 
-# Ports a test hands to something that binds them itself: a service restarted on the same
-# port, a port that must be taken, a token file named after it. pytest-asyncio's fixtures of
-# these names bind port 0 and let go, so the port is in the kernel's ephemeral range, where the
-# next bind to port 0 or outgoing connection of any process (a parallel worker's, say) may take
-# it before the test's service binds it. These override them with free ports below that range
-# (it starts at 32768 on Linux, 49152 elsewhere), which only a bind to that very port can take.
-_BELOW_EPHEMERAL = range(20_000, 32_768)
-_ports = random.Random()
-
-
-def _bindable_port(taken: set[int]) -> int:
-    for port in _ports.sample(_BELOW_EPHEMERAL, 200):
-        if port in taken:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError(f"no free loopback port in {_BELOW_EPHEMERAL}")
-
-
 @pytest.fixture
 def unused_tcp_port() -> int:
-    """A free loopback port below the ephemeral range."""
-    return _bindable_port(set())
+    """A free loopback port below the ephemeral range (``tests.ports``): pytest-asyncio's
+    binds port 0 and lets go, so a parallel worker's traffic may take it before the test's
+    service binds it."""
+    return bindable_port()
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +45,7 @@ def unused_tcp_port_factory() -> Callable[[], int]:
     produced: set[int] = set()
 
     def factory() -> int:
-        port = _bindable_port(produced)
+        port = bindable_port(produced)
         produced.add(port)
         return port
 

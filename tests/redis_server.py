@@ -1,11 +1,11 @@
 """Real Redis servers for the shared-budget tests.
 
 ``redis_url``: the server at ``REDIS_URL`` when that is set, else a ``redis-server`` started on a
-free loopback port for the test session. ``redis_server``: a private server the test may stop,
-restart or kill (always started here, never the one at ``REDIS_URL``). Without a
-``redis-server`` binary (and no ``REDIS_URL`` for the first), the tests are skipped saying so,
-except under CI (``CI=true``), where a missing Redis is a failure: CI must not go green by not
-testing the shared budget.
+free loopback port (``tests.ports``) for the test session. ``redis_server``: a private server
+the test may stop, restart or kill (always started here, never the one at ``REDIS_URL``).
+Without a ``redis-server`` binary (and no ``REDIS_URL`` for the first), the tests are skipped
+saying so, except under CI (``CI=true``), where a missing Redis is a failure: CI must not go
+green by not testing the shared budget.
 """
 
 from __future__ import annotations
@@ -20,18 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import bindable_port
+
 
 def _unavailable(why: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{why}; CI needs Redis (.ci/run makes sure there is one)")
     pytest.skip(why)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisServer:
@@ -40,7 +35,7 @@ class RedisServer:
     def __init__(self, binary: str, workdir: Path) -> None:
         self._binary = binary
         self._workdir = workdir
-        self.port = _free_port()
+        self.port = bindable_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
