@@ -43,8 +43,7 @@ from kalshi_router.wire.models import Order
 from kalshi_router.wire.reply import BatchReply
 
 log = logging.getLogger("kalshi_router.dispatcher")
-Settle = Callable[[Mapping[Pending, Outcome]], None]
-"""Gives each intent its outcome (the router's)."""
+Settle = Callable[[Mapping[Pending, Outcome]], None]  # the router's: each intent its outcome
 
 
 class Dispatcher:
@@ -104,15 +103,13 @@ class Dispatcher:
         self.notify(priority=priority)
 
     def notify(self, *, priority: bool = False) -> None:
-        """Something was queued; ``priority``: in a lane above creates, so a create batch
-        waiting for tokens must give way."""
+        """Something was queued; ``priority``: above creates (a create's token wait yields)."""
         self._wakeup.set()
         if priority:
             self._urgent.set()
 
     def give_up_waiting(self, pending: Pending) -> None:
-        """Settle ``pending`` now if it is still waiting to be sent (its caller cancelled it);
-        one already sent is left to its answer."""
+        """Settle ``pending`` if it still waits to be sent (its caller cancelled it)."""
         if self._acc.discard(pending):
             self._unsent([pending], expired=False)
 
@@ -120,6 +117,8 @@ class Dispatcher:
         """Settle ``taken``, out of the queue unsent because their deadlines passed (``expired``)
         or their callers cancelled them. That makes room, and a create batch waiting for tokens
         may now be waiting for more than it needs."""
+        if not taken:
+            return
         blocked = self._budget.blocked
         self._settle({p: never_sent(p, expired=expired, blocked=blocked) for p in taken})
         self._space.set()
@@ -231,12 +230,9 @@ class Dispatcher:
             want += extra
         now = self._time()
         cut = self._acc.cut(kind, want, now)
-        if cut.expired:
-            self._unsent(cut.expired)
-        if cut.dropped:
-            self._unsent(cut.dropped, expired=False)
-        # The cut made room in the queue.
-        self._space.set()
+        self._unsent(cut.expired)
+        self._unsent(cut.dropped, expired=False)
+        self._space.set()  # the cut made room in the queue
         if unused := want - len(cut.batch):
             self._budget.refund(kind, cost * unused)
         if not cut.batch:
@@ -374,15 +370,12 @@ class Dispatcher:
             self._settle(plan.settle)
         if plan.retry:
             self._stats.retried(len(plan.retry))
-            halted: dict[Pending, Outcome] = {}
             for pending in plan.retry:
                 if pending.kind == "create" and self.creates_halted is not None:
                     # Halted: a create is never sent again (unknown if it may have landed).
-                    halted[pending] = given_up(pending, self.creates_halted, Closed)
+                    self._settle({pending: given_up(pending, self.creates_halted, Closed)})
                 else:
                     self._acc.push_retry(pending, plan.retry_at)
-            if halted:
-                self._settle(halted)
             # A create batch waiting for tokens must learn when a cancel's retry comes due.
             self.notify(priority=plan.retry[0].kind != "create")
         for look in plan.look_up:
