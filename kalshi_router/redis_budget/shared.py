@@ -38,6 +38,7 @@ from kalshi_router.errors import ConfigError
 from kalshi_router.redis_budget.config import BudgetConfig
 from kalshi_router.redis_budget.figures import SharedBudgetFigures
 from kalshi_router.redis_budget.script import LUA, STATE_TTL_MS, Answer, Model
+from kalshi_router.stats import percentiles
 
 log = logging.getLogger("kalshi_router.budget.redis")
 
@@ -223,16 +224,12 @@ class RedisBudget:
         self._inform(self._call("drain"))
 
     def figures(self) -> SharedBudgetFigures:
-        ordered = sorted(self._durations)
-
-        def pick(q: float) -> float:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6 if ordered else 0
-
+        durations = percentiles(self._durations)
         return SharedBudgetFigures(
             calls=self._calls,
             failures=self._failures,
-            call_p50_us=pick(0.5),
-            call_p99_us=pick(0.99),
+            call_p50_us=durations.p50 * 1e6,
+            call_p99_us=durations.p99 * 1e6,
             forfeited=self._forfeited,
             fresh_starts=self._fresh,
             credit_spent=self._credit_spent,

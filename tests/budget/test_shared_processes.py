@@ -33,6 +33,8 @@ MATRIX = [(t, n) for t in TIERS for n in (2, 4, 8)]
 # N = 2 at Basic runs in the default suite too, in tests/benchmarks/test_bench_shared_budget.py.
 RUNS = MATRIX if LONG else [("premier", 4), ("prime", 8)]
 USED = 0.98
+CANCEL_COST = 2
+"""Tokens per cancel (V2's, and the simulator's)."""
 MAX_LATE_MS = 250.0
 """A booking may be sent up to the whole headroom late (``limits.headroom_s``, 0.25 s): the
 most lateness the model absorbs, so the hardest case for 429s. And a busy machine (8 routers,
@@ -76,11 +78,12 @@ async def test_routers_in_processes_use_the_budget_without_a_429(
     _no_429(result)
     # At most the modelled refill (0.995 of the exchange's), give or take the fit's noise.
     assert USED <= result["utilization"] <= 1.02, _show(result)
-    # Every cancel booked was booked to go at once: none queued behind anyone's creates. (A
-    # cancel may also go on credit, unbooked, when a stall on a busy machine made Redis's
-    # answer later than max_late_ms: seen once in a full run, 257 booked of 258.)
+    # Every cancel was booked to go at once: none queued behind anyone's creates. One may go on
+    # credit instead, unbooked, when a stall on a busy machine made Redis's answer later than
+    # max_late_ms (seen once in a full run: 257 booked of 258); those are counted apart.
     booked = result["cancel_booked_wait_us"]
-    assert booked["count"] >= 0.95 * result["cancel_queue_wait_ms"]["count"] > 0, booked
+    on_credit = result["shared_budget"]["credit_spent"] // CANCEL_COST
+    assert booked["count"] + on_credit >= result["cancel_queue_wait_ms"]["count"] > 0, booked
     assert booked["nonzero"] == 0, booked
     assert list(result["outcomes"]["cancel"]) == ["cancelled"]
 
