@@ -151,6 +151,9 @@ class RouterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, fro
     drain_timeout_s: float = 5.0
     backoff_base_s: float = 0.05
     backoff_cap_s: float = 2.0
+    idle_fast_path: bool = True
+    """``place()`` on an idle router (nothing queued, a slot free, the local bucket holding the
+    tokens, no linger) sends in the caller's own turn instead of waking the dispatcher."""
 
     def __post_init__(self) -> None:
         if not 0 < self.backoff_base_s <= self.backoff_cap_s:

@@ -1,18 +1,27 @@
-"""The one sender: a chain of links, one dispatching at a time. A link takes an in-flight slot,
-has the next batch paid for and cut (``batching``), hands the loop on to a new link and sends
-the batch itself (``sending``). A task of ours that fails (our bug) stops everything at once.
+"""The one sender: a chain of links, one dispatching at a time. A link waits for work, takes an
+in-flight slot, has the next batch paid for and cut (``batching``), hands the loop on to a new
+link and sends the batch itself (``sending``). A task of ours that fails (our bug) stops
+everything at once.
+
+The idle fast path: ``place()`` on a router with nothing queued, nothing being dispatched and a
+slot free, whose budget pays at once, takes the steps a link would (the same cut, the same
+send, the same answer) in its caller's task, so its request goes out in the caller's turn and
+its outcome comes back without another. Nothing is queued ahead of it and no link is between
+seeing work and cutting it, so the order of the wire is still the order of the lanes, and the
+budget is still spent one batch at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from kalshi_router.accumulator import Accumulator
 from kalshi_router.answers import Backoff
 from kalshi_router.batching import Batcher, Settle
 from kalshi_router.budget import WriteBudget
+from kalshi_router.budget.protocol import SpendsAtOnce
 from kalshi_router.expiry import ExpiryTimer
 from kalshi_router.journal import IntentJournal
 from kalshi_router.pending import Kind, Pending
@@ -20,6 +29,9 @@ from kalshi_router.reconcile import Reconciler
 from kalshi_router.sending import Sender
 from kalshi_router.stats import RouterObserver
 from kalshi_router.wire.client import ExchangeClient
+from kalshi_router.wire.reply import BatchReply
+
+T = TypeVar("T")
 
 
 class Dispatcher:
@@ -60,7 +72,15 @@ class Dispatcher:
             notify=self._batcher.notify,
             spawn=self._spawn,
         )
+        self._budget = budget
+        # The fast path needs tokens granted without a wait (and no linger to honour).
+        self._take = budget.take if isinstance(budget, SpendsAtOnce) and linger_s == 0 else None
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._dispatching = False
+        """A link has seen work and has not cut it yet."""
+        self._taking = False
+        self._sending_now = 0
+        """Fast-path requests on the wire: ``run`` does not end before them."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._crash: BaseException | None = None
         self._runner: asyncio.Task[Any] | None = None
@@ -90,7 +110,10 @@ class Dispatcher:
 
     def queued(self, deadline: float, *, priority: bool) -> None:
         """Intents were pushed to the accumulator, the earliest due at ``deadline``: watch it,
-        wake the loop (``priority``: as ``notify``)."""
+        wake the loop (``priority``: as ``notify``). Not for an intent the fast path is
+        taking: it is cut before anything else runs."""
+        if self._taking:
+            return
         self._expiry.watch(deadline)
         self._batcher.notify(priority=priority)
 
@@ -128,11 +151,82 @@ class Dispatcher:
         """Let callers waiting for room look again (the router closed or crashed)."""
         self._batcher.space.set()
 
+    def idle(self) -> bool:
+        """``place_now`` may send in its caller's turn: nothing queued or being dispatched, a
+        slot free, a budget that pays at once, no linger, not closing, not crashed, creates
+        not halted."""
+        return (
+            not self._acc
+            and not self._dispatching
+            and self._take is not None
+            and not self._slots.locked()
+            and self._crash is None
+            and not self._batcher.closing
+            and not self._stopped
+            and self._sender.creates_halted is None
+        )
+
+    async def place_now(
+        self, enqueue: Callable[[], asyncio.Future[T]], sent: Callable[[], None]
+    ) -> T:
+        """The outcome of the create ``enqueue`` queues (the router's checks, risk gate, live
+        table and journal, as for any submit), cut and sent in this task, as a link would,
+        once ``idle`` says so; ``sent`` as it goes out. If the bucket cannot pay at once, it
+        waits in the queue the usual way.
+
+        A caller cancelled mid-send gets its future cancelled, and its intent is looked up as
+        after a dropped connection (the request may have reached the exchange): still exactly
+        one outcome, for nobody. A bug of ours crashes the dispatcher as in a link."""
+        cost = self._budget.costs["create"]
+        if self._take is None or not self._take("create", cost):
+            return await enqueue()
+        self._taking = True
+        try:
+            future = enqueue()
+        except BaseException:
+            self._budget.refund("create", cost)
+            if self._acc:  # half-queued (a journal that failed): let a link see it
+                self._batcher.notify()
+            raise
+        finally:
+            self._taking = False
+        # The cut a link makes: the tokens of an intent refused or expired go back.
+        batch = self._batcher.cut("create", 1, 0.0)
+        if batch:
+            sent()
+            await self._slots.acquire()  # free (``idle``): taken without a wait
+            self._sending_now += 1
+            try:
+                reply = await self._sender.request("create", batch)
+            except asyncio.CancelledError:
+                self._answered(batch, BatchReply("ambiguous", 0, unanswered=[batch[0].key]))
+                future.cancel()
+                raise
+            except Exception as exc:
+                self._fail(exc)
+            else:
+                self._answered(batch, reply)
+            finally:
+                self._slots.release()
+                self._sending_now -= 1
+                if self._batcher.closing:
+                    self._batcher.notify()  # ``run`` waits for this send
+        return await future
+
+    def _answered(self, batch: list[Pending], reply: BatchReply) -> None:
+        if self._crash is not None or self._stopped:
+            # Everything pending was failed by the crash, or is settled by the close.
+            return
+        try:
+            self._sender.handle("create", batch, reply)
+        except Exception as exc:
+            self._fail(exc)
+
     async def run(self) -> None:
         """Dispatch until closed and drained. A send or reconcile task that fails (our bug)
         ends this at once with its exception, even mid-wait, so nothing more is sent.
 
-        The loop runs in links: a link takes a slot, waits for work and tokens, cuts a batch,
+        The loop runs in links: a link waits for work, takes a slot and tokens, cuts a batch,
         hands the loop on to a new link and sends the batch itself. So a request goes out in
         the turn its batch is cut, not one turn of the loop later in a task of its own (a turn
         costs tens of µs of latency on a busy machine)."""
@@ -151,20 +245,29 @@ class Dispatcher:
 
     async def _link(self) -> None:
         while True:
-            # The slot first and the lane after: whatever arrived while every slot was busy
-            # then competes for this one in priority order.
-            await self._slots.acquire()
+            # Work first, holding no slot while idle (one is then free for the fast path).
+            kind = await self._next_kind()
+            if kind is None:
+                if not self._finished.done():
+                    self._finished.set_result(None)
+                return
+            self._dispatching = True
             batch = None
             try:
-                kind = await self._next_kind()
-                if kind is None:
-                    if not self._finished.done():
-                        self._finished.set_result(None)
-                    return
-                batch = await self._batcher.dispatch(kind)
+                await self._slots.acquire()
+                try:
+                    # The lanes again: whatever arrived while every slot was busy competes
+                    # for this one in priority order.
+                    self._acc.promote(self._time())
+                    now_kind = self._acc.next_kind()
+                    if now_kind is not None:
+                        kind = now_kind
+                        batch = await self._batcher.dispatch(kind)
+                finally:
+                    if batch is None:
+                        self._slots.release()
             finally:
-                if batch is None:
-                    self._slots.release()
+                self._dispatching = False
             if batch is not None:
                 # The successor's task is made next turn, not before this request goes out.
                 asyncio.get_running_loop().call_soon(self._next_link)
@@ -181,7 +284,12 @@ class Dispatcher:
             if kind is not None:
                 return kind
             # The only task left is this link: nothing is sending or reconciling.
-            if self._batcher.closing and not self._acc and len(self._tasks) == 1:
+            if (
+                self._batcher.closing
+                and not self._acc
+                and len(self._tasks) == 1
+                and not self._sending_now
+            ):
                 return None
             due = self._acc.next_due()
             await self._batcher.wait(None if due is None else max(0.0, due - now))
@@ -195,19 +303,22 @@ class Dispatcher:
         try:
             await coro
         except Exception as exc:
-            # Our own bug, not the network's (the client turns those into replies). Stop
-            # dispatching before anything else runs: a send's slot is already free, and the
-            # dispatcher must not use it; nor may an answer or a deadline settle an intent
-            # after the router has failed every pending one loudly.
-            if self._crash is None:
-                self._crash = exc
-                if self._runner is not None:
-                    self._runner.cancel()
-                self._expiry.cancel()
-                for task in self._tasks:
-                    if task is not asyncio.current_task():
-                        task.cancel()
+            self._fail(exc)
             raise
+
+    def _fail(self, exc: Exception) -> None:
+        """Our own bug, not the network's (the client turns those into replies). Stop
+        dispatching before anything else runs: a send's slot is already free, and the
+        dispatcher must not use it; nor may an answer or a deadline settle an intent after the
+        router has failed every pending one loudly (``run`` ends with ``exc``)."""
+        if self._crash is None:
+            self._crash = exc
+            if self._runner is not None:
+                self._runner.cancel()
+            self._expiry.cancel()
+            for task in self._tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

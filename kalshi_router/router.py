@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -139,7 +140,12 @@ class OrderRouter(RouterControls):
         deadline_s: float | None = None,
         client: str | None = None,
     ) -> OrderOutcome:
-        """Submit (waiting for room, as ``submit_wait``) and wait for the outcome."""
+        """Submit (waiting for room, as ``submit_wait``) and wait for the outcome. On an idle
+        router (``[router] idle_fast_path``), sent in this task, in this turn."""
+        dispatcher = self._dispatcher
+        if self._config.idle_fast_path and dispatcher is not None and dispatcher.idle():
+            enqueue = partial(self.submit, intent, deadline_s=deadline_s, client=client)
+            return await dispatcher.place_now(enqueue, self._stats.sent_at_once)
         future = await self.submit_wait(
             intent, queue_timeout=queue_timeout, deadline_s=deadline_s, client=client
         )

@@ -94,6 +94,9 @@ class RouterStats(msgspec.Struct, frozen=True, kw_only=True):
     signatures: SignatureFigures | None = None
     """Batch requests sent with a signature made ahead or signed inline; None when
     ``[exchange] presign`` is off (or the router has no HTTP transport of its own making)."""
+    fast_path_sends: int = 0
+    """Requests ``place()`` sent in its caller's own turn, the router being idle
+    (``[router] idle_fast_path``); counted in ``batches_sent`` too."""
 
 
 def percentiles(samples: deque[float]) -> Percentiles:
@@ -173,6 +176,7 @@ class StatsRecorder:
         self.http_429 = 0
         self.retries = 0
         self.reconciliations = 0
+        self.fast_path_sends = 0
         self.queue_wait: deque[float] = deque(maxlen=SAMPLES)
         self.limiter_wait: deque[float] = deque(maxlen=SAMPLES)
         self.round_trip: deque[float] = deque(maxlen=SAMPLES)
@@ -235,7 +239,12 @@ class StatsRecorder:
             risk=risk,
             shared_budget=shared_budget,
             signatures=signatures,
+            fast_path_sends=self.fast_path_sends,
         )
+
+    def sent_at_once(self) -> None:
+        """``place()`` sent its request in its caller's own turn."""
+        self.fast_path_sends += 1
 
 
 class ClientTally:

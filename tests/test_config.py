@@ -109,6 +109,12 @@ def test_values_are_read(tmp_path: Path) -> None:
     assert config.sim.tier == "advanced"
 
 
+def test_the_idle_fast_path_is_on_by_default_and_can_be_switched_off(tmp_path: Path) -> None:
+    assert Config().router.idle_fast_path is True
+    assert _load(tmp_path, "[router]\nidle_fast_path = false\n").router.idle_fast_path is False
+    assert "bool" in _error(tmp_path, "[router]\nidle_fast_path = 1\n")
+
+
 def test_config_is_frozen() -> None:
     config = Config()
     with pytest.raises(AttributeError):

@@ -146,15 +146,16 @@ class LocalBudget:
     def tokens(self) -> float:
         return self._bucket.tokens()
 
-    def take(self, amount: int) -> bool:
-        """Take ``amount`` if the bucket holds it now; False (and nothing taken) if not."""
+    def take(self, kind: str, amount: int) -> bool:
+        """``spend_now`` without a coroutine: this bucket answers at once (see
+        ``SpendsAtOnce``)."""
         if not self._bucket.take(amount):
             return False
         self.spent += amount
         return True
 
     async def spend_now(self, kind: str, amount: int) -> bool:
-        return self.take(amount)
+        return self.take(kind, amount)
 
     async def spend(self, kind: str, amount: int) -> None:
         """Wait until the bucket covers ``amount``, then take it. Cancellation-safe: a

@@ -16,7 +16,7 @@ different order from the one the dispatcher asks in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kalshi_router.redis_budget.figures import SharedBudgetFigures
 
@@ -81,3 +81,13 @@ class WriteBudget(BudgetView, Protocol):
     async def aclose(self) -> None:
         """Let go of what the budget holds (a connection, tasks telling a server); the router
         calls it last, once nothing spends any more."""
+
+
+@runtime_checkable
+class SpendsAtOnce(Protocol):
+    """A ``WriteBudget`` that can grant tokens without awaiting anything (the local bucket; not a
+    shared one, which asks its server first): what the idle fast path needs, to take a batch's
+    tokens and send it in one turn."""
+
+    def take(self, kind: str, amount: int) -> bool:
+        """Take ``amount`` if the budget holds it now; False (and nothing taken) if not."""

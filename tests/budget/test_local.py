@@ -88,7 +88,7 @@ def test_the_bucket_starts_full_less_the_headroom_and_refills_up_to_that() -> No
     clock = HandClock()
     made = budget(clock)
     assert made.tokens() == 95
-    assert made.take(95)
+    assert made.take("create", 95)
     assert made.tokens() == 0
     clock.now += 0.5
     assert made.tokens() == pytest.approx(50)
@@ -99,43 +99,43 @@ def test_the_bucket_starts_full_less_the_headroom_and_refills_up_to_that() -> No
 def test_take_takes_only_what_the_bucket_holds() -> None:
     clock = HandClock()
     made = budget(clock)
-    assert made.take(90)
-    assert not made.take(10)  # 5 left: nothing taken
+    assert made.take("create", 90)
+    assert not made.take("create", 10)  # 5 left: nothing taken
     assert made.spent == 90
     assert made.tokens() == pytest.approx(5)
     clock.advance(0.05)  # 5 more refilled
-    assert made.take(10)
+    assert made.take("create", 10)
     assert made.spent == 100
     assert made.tokens() == pytest.approx(0, abs=EPSILON)
 
 
 def test_more_than_the_local_bucket_is_never_taken() -> None:
     made = budget()
-    assert not made.take(96)
+    assert not made.take("create", 96)
     assert made.spent == 0
 
 
 def test_a_refund_gives_tokens_back_and_uncounts_them() -> None:
     clock = HandClock()
     made = budget(clock)
-    assert made.take(95)
+    assert made.take("create", 95)
     made.refund("create", 40)
     assert made.spent == 55
     assert made.tokens() == pytest.approx(40)
-    assert made.take(40)
-    assert not made.take(10)
+    assert made.take("create", 40)
+    assert not made.take("create", 10)
     clock.now += 0.1
-    assert made.take(10)
+    assert made.take("create", 10)
 
 
 def test_a_refund_never_fills_the_bucket_beyond_its_local_capacity() -> None:
     clock = HandClock()
     made = budget(clock)
-    assert made.take(50)
+    assert made.take("create", 50)
     clock.now += 1  # full again
     made.refund("create", 50)
     assert made.tokens() == pytest.approx(95)
-    assert not made.take(96)
+    assert not made.take("create", 96)
 
 
 def test_a_429_empties_the_bucket_and_owes_the_headroom() -> None:
@@ -143,13 +143,13 @@ def test_a_429_empties_the_bucket_and_owes_the_headroom() -> None:
     made = budget(clock)
     made.rate_limited()
     assert made.tokens() == pytest.approx(-5)
-    assert not made.take(2)
+    assert not made.take("create", 2)
     clock.now += 0.05  # the headroom is rebuilt first ...
     assert made.tokens() == pytest.approx(0, abs=EPSILON)
     clock.now += 0.0999  # ... then 10 tokens take 0.1 s
-    assert not made.take(10)
+    assert not made.take("create", 10)
     clock.advance(0.0001)
-    assert made.take(10)
+    assert made.take("create", 10)
 
 
 def test_a_429_without_headroom_only_empties_the_bucket() -> None:
@@ -158,7 +158,7 @@ def test_a_429_without_headroom_only_empties_the_bucket() -> None:
     made.rate_limited()
     assert made.tokens() == pytest.approx(0)
     clock.now += 0.1
-    assert made.take(10)
+    assert made.take("create", 10)
 
 
 # The property: whatever happens, the bucket never grants more than Kalshi's would.
@@ -196,7 +196,7 @@ def test_granted_tokens_never_exceed_the_bucket(
         elif action == "429":
             made.rate_limited()
             since_429 = (clock.now, len(grants))
-        elif made.take(int(value)):
+        elif made.take("create", int(value)):
             back = min(refund, int(value))
             made.refund("create", back)
             grants.append((clock.now, value - back))
