@@ -174,7 +174,8 @@ SENDERS: dict[str, Sender] = {
 
 
 async def via_router(router: OrderRouter, intent: OrderIntent) -> str:
-    return outcome_label(await router.submit(intent))
+    """``place``: on an idle router, its request goes out in this task (``idle_fast_path``)."""
+    return outcome_label(await router.place(intent))
 
 
 async def via_floor(poster: SignedPoster, single: bool, intent: OrderIntent) -> str:

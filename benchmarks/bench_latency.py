@@ -9,8 +9,11 @@ question is latency, not budget). Single orders arrive at exponential random int
 ``--mean-ms``, fixed seed), taking turns (the first of each round rotates, which spreads drift
 in the machine's load over all of them) between
 
-router               an idle ``OrderRouter`` (V2, default config): ``submit`` to the outcome;
-                     its batches take signatures made ahead (``[exchange] presign``);
+router               an idle ``OrderRouter`` (V2, default config): ``place``, which on an idle
+                     router sends in the caller's own task and turn (``[router]
+                     idle_fast_path``); its batches take signatures made ahead
+                     (``[exchange] presign``);
+router-fast-path-off the same with ``idle_fast_path = false``: the dispatcher's link sends it;
 router-presign-off   the same with ``presign = false``: every batch signed as it goes out;
 floor                a bare signed aiohttp POST of the same order on a pre-warmed session:
                      stdlib json encode, sign, POST, read, ``json.loads``. By default a batch of
@@ -31,8 +34,9 @@ twice over (on, off, on, off), each placing one order and then left idle; the pr
 ``results`` has one row per contender with contender, key, loop, endpoint ("batched" or
 "single"), status ("ok" or "skipped: why"/"failed: why"), and where it ran count, p50, p90,
 p99, max (µs), p50_vs_router, outcomes (label -> count), python and samples_us (the timed
-samples, sorted), and for the routers signatures (premade and inline batches); a row that did
-not run has ``skipped`` (the status again) instead. ``added_median_us`` is the router's p50
+samples, sorted), and for the routers signatures (premade and inline batches) and fast_path
+(requests sent on the idle fast path); a row that did not run has ``skipped`` (the status
+again) instead. ``added_median_us`` is the router's p50
 minus the floor's; ``idle`` has the CPU µs per second idle with presign on and off, and the
 ratio.
 """
@@ -75,12 +79,19 @@ from _runner import CHILD_TIMEOUT_S, LOOPS, default_loop, run_child, run_on, uvl
 from _sim import UNLIMITED_WRITES, SimProcess
 
 from kalshi_router import Config, OrderIntent, OrderRouter
-from kalshi_router.config import ExchangeConfig
+from kalshi_router.config import ExchangeConfig, RouterConfig
 
 QUANTILES = ("p50", "p90", "p99")
 Place = Callable[[OrderIntent], Awaitable[str]]
 PRESIGN_OFF = "router-presign-off"
-ROUTERS = {"router": Config(), PRESIGN_OFF: Config(exchange=ExchangeConfig(presign=False))}
+FAST_PATH_OFF = "router-fast-path-off"
+ROUTERS = {
+    "router": Config(),
+    FAST_PATH_OFF: Config(router=RouterConfig(idle_fast_path=False)),
+    PRESIGN_OFF: Config(exchange=ExchangeConfig(presign=False)),
+}
+PRESIGN = ("router", PRESIGN_OFF)
+"""The idle CPU's pair: presign on, and off."""
 
 
 def summary(samples_s: Sequence[float], outcomes: dict[str, int]) -> dict[str, Any]:
@@ -136,8 +147,8 @@ async def kpa_series(url: str, key: BenchKey, python: str, args: argparse.Namesp
 
 async def idle_cpu(url: str, key: BenchKey, args: argparse.Namespace) -> dict[str, Any]:
     """CPU µs per second of this process with one idle router, presign on and off in turns."""
-    spent = {"router": 0.0, PRESIGN_OFF: 0.0}
-    for turn, name in enumerate([*ROUTERS, *ROUTERS]):
+    spent = dict.fromkeys(PRESIGN, 0.0)
+    for turn, name in enumerate([*PRESIGN, *PRESIGN]):
         async with OrderRouter.connect(ROUTERS[name], key.signer(), base_url=url) as router:
             # One order first, as a bot's router has sent some: the pool has been taken from.
             await router.place(make_intents(1, args.seed, f"idle-{turn}")[0])
@@ -145,7 +156,7 @@ async def idle_cpu(url: str, key: BenchKey, args: argparse.Namespace) -> dict[st
             started = time.process_time()
             await asyncio.sleep(args.idle_s / 2)
             spent[name] += time.process_time() - started
-    on, off = (spent[name] / args.idle_s * 1e6 for name in ROUTERS)
+    on, off = (spent[name] / args.idle_s * 1e6 for name in PRESIGN)
     return {
         "seconds": args.idle_s,
         "presign_on_cpu_us_per_s": on,
@@ -182,7 +193,7 @@ async def run(
                     "python": kpa_run["python"],
                 }
         idle = await idle_cpu(sim.url, key, args) if args.idle_s > 0 else None
-    endpoints = {"router": "batched", PRESIGN_OFF: "batched", "floor": args.floor_endpoint}
+    endpoints = {**dict.fromkeys(ROUTERS, "batched"), "floor": args.floor_endpoint}
     rows = []
     for name, r in results.items():
         row = {
@@ -194,7 +205,7 @@ async def run(
             **r,
         }
         if name in signatures:
-            row["signatures"] = signatures[name]
+            row["signatures"], row["fast_path"] = signatures[name]
         if r["status"] != "ok":
             row["skipped"] = r["status"]
         rows.append(row)
@@ -207,8 +218,9 @@ async def run(
 
 async def series(
     url: str, key: BenchKey, args: argparse.Namespace, single: bool, pykalshi_reason: str | None
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, int] | None]]:
-    """The interleaved series of the routers, the floor and pykalshi; the routers' signatures."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[dict[str, int] | None, int]]]:
+    """The interleaved series of the routers, the floor and pykalshi; each router's signatures
+    and its requests sent on the idle fast path."""
     async with contextlib.AsyncExitStack() as stack:
         routers = {
             name: await stack.enter_async_context(
@@ -227,7 +239,10 @@ async def series(
             places[_peers.PYKALSHI] = lambda i: _peers.pykalshi_single(client, stdlib_order(i))
         results = await interleaved(places, args)
         signatures = {
-            name: None if (figures := router.signatures) is None else msgspec.to_builtins(figures)
+            name: (
+                None if (figures := router.signatures) is None else msgspec.to_builtins(figures),
+                router.stats().fast_path_sends,
+            )
             for name, router in routers.items()
         }
         if pykalshi_reason is not None:
@@ -246,6 +261,8 @@ def render(
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items()))
         if signed := r.get("signatures"):
             outcomes += f"; signatures premade {signed['premade']}, inline {signed['inline']}"
+        if "fast_path" in r:
+            outcomes += f"; fast path {r['fast_path']}"
         cells = [f"{r[q]:.0f}" for q in QUANTILES]
         figures = [str(r["count"]), *cells, f"{r['max']:.0f}", format_ratio(r["p50_vs_router"])]
         lines.append([r["contender"], r["endpoint"], *figures, outcomes])

@@ -10,6 +10,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from kalshi_router import router as router_module
 from kalshi_router.accumulator import Accumulator
@@ -34,9 +36,11 @@ from tests.fakes import (
     make_router,
     order,
     orders,
+    run_virtual,
     timeline,
 )
 from tests.fakes import clock_fixture as clock_fixture
+from tests.test_dispatcher import FAILURES, LOOKUPS
 
 BASIC = account_limits(100, 100)
 
@@ -403,3 +407,78 @@ async def test_a_fast_send_past_the_drain_timeout_is_unknown_once(clock: Virtual
     assert isinstance(outcome, Unknown)
     await asyncio.sleep(1.0)  # the answer comes, and settles nothing again
     assert router.stats().outcomes == {"unknown": 1}
+
+
+# Invariants under random traffic and failures, places and their callers giving up included.
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    calls=st.lists(
+        st.tuples(st.sampled_from(["place", "place", "submit", "cancel"]), st.floats(0.0, 0.02)),
+        min_size=1,
+        max_size=30,
+    ),
+    script=st.lists(st.sampled_from(sorted(FAILURES)), max_size=12),
+    lookups=st.lists(st.sampled_from(["truthful", "failing"]), max_size=6),
+    given_up=st.lists(st.tuples(st.integers(0, 29), st.floats(0.0, 0.05)), max_size=6),
+    max_in_flight=st.integers(1, 3),
+    token_bound=st.booleans(),
+    round_trip=st.sampled_from([0.0, 0.005]),
+)
+def test_every_intent_gets_exactly_one_truthful_outcome_with_places_among_them(
+    calls: list[tuple[str, float]],
+    script: list[str],
+    lookups: list[str],
+    given_up: list[tuple[int, float]],
+    max_in_flight: int,
+    token_bound: bool,
+    round_trip: float,
+) -> None:
+    async def main(clock: VirtualClock) -> tuple[ScriptedClient, dict[str, asyncio.Future[Any]]]:
+        client = ScriptedClient(limits=BASIC) if token_bound else ScriptedClient()
+        client.then(*(delayed(round_trip, FAILURES[name]) for name in script))
+        client.default = delayed(round_trip)
+        client.lookups.extend(LOOKUPS[name] for name in lookups)
+        waited: dict[str, asyncio.Future[Any]] = {}
+        router = make_router(client, RouterConfig(max_in_flight=max_in_flight))
+        async with router:
+            await settle_down()
+            for index, (call, pause) in enumerate(calls):
+                await asyncio.sleep(pause)
+                key = f"a{index}"
+                if call == "cancel":
+                    waited[key] = router.cancel(key, TICKER)
+                elif call == "submit":
+                    waited[key] = router.submit(order(key))
+                else:
+                    waited[key] = asyncio.ensure_future(router.place(order(key)))
+            loop = asyncio.get_running_loop()
+            futures = list(waited.values())
+            for index, delay in given_up:
+                if index < len(futures):
+                    loop.call_later(delay, futures[index].cancel)
+            await asyncio.wait(futures)
+            stats = router.stats()
+        event(f"fast path: {'some' if stats.fast_path_sends else 'none'}")
+        assert sum(router.stats().outcomes.values()) == len(waited)
+        return client, waited
+
+    client, waited = run_virtual(main)
+    held = client.exchange.orders
+    arrivals = client.exchange.arrivals
+    assert len(arrivals) == len(set(arrivals)), "an order that was there was sent again"
+    for (call, _), (key, future) in zip(calls, waited.items(), strict=True):
+        if future.cancelled():
+            continue
+        outcome = future.result()
+        event(f"{call} {type(outcome).__name__}")
+        if isinstance(outcome, Accepted):
+            assert held[key].order_id == outcome.order_id
+        elif call != "cancel" and not isinstance(outcome, Unknown):
+            assert key not in held, f"{outcome} but the exchange holds it"
