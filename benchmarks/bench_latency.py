@@ -6,8 +6,11 @@
 
 The simulator runs in its own subprocess with the write limits off (``UNLIMITED_WRITES``: the
 question is latency, not budget). Single orders arrive at exponential random intervals (mean
-``--mean-ms``, fixed seed), taking turns (the first of each round rotates, which spreads drift
-in the machine's load over all of them) between
+``--mean-ms``, fixed seed), taking turns in an order drawn afresh each round (fixed seed), which
+spreads drift in the machine's load over all of them, and gives each as many of each of the
+others as its predecessor (what one leaves behind, the next may pay for: with a fixed rotation
+the first contender followed the floor three rounds in four, and measured a few hundred µs
+slower for it on a busy machine) between
 
 router               an idle ``OrderRouter`` (V2, default config): ``place``, which on an idle
                      router sends in the caller's own task and turn (``[router]
@@ -114,12 +117,13 @@ async def interleaved(
     # The same orders for all (same seed); other ids each, as the sim refuses reuse.
     orders = {name: make_intents(total, args.seed, f"lat-{name}") for name in places}
     rng = random.Random(args.seed)
+    shuffle = random.Random(args.seed + 1).shuffle
     latencies: dict[str, list[float]] = {name: [] for name in places}
     labels: dict[str, Counter[str]] = {name: Counter() for name in places}
     turns = list(places)
     for i in range(total):
-        shift = i % len(turns)
-        for name in turns[shift:] + turns[:shift]:
+        shuffle(turns)
+        for name in turns:
             await asyncio.sleep(rng.expovariate(1000.0 / args.mean_ms))
             started = time.perf_counter()
             label = await places[name](orders[name][i])
