@@ -14,6 +14,7 @@ budget is still spent one batch at a time.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.reply import BatchReply
 
 T = TypeVar("T")
+log = logging.getLogger("kalshi_router.dispatcher")
 
 
 class Dispatcher:
@@ -110,12 +112,12 @@ class Dispatcher:
 
     def queued(self, deadline: float, *, priority: bool) -> None:
         """Intents were pushed to the accumulator, the earliest due at ``deadline``: watch it,
-        wake the loop (``priority``: as ``notify``). Not for an intent the fast path is
-        taking: it is cut before anything else runs."""
-        if self._taking:
-            return
+        wake the loop (``priority``: as ``notify``); not for an intent the fast path is
+        taking, which is cut before anything else runs (its deadline is watched all the same:
+        a retry of it may wait in the queue)."""
         self._expiry.watch(deadline)
-        self._batcher.notify(priority=priority)
+        if not self._taking:
+            self._batcher.notify(priority=priority)
 
     def notify(self, *, priority: bool = False) -> None:
         """Something was queued; ``priority``: above creates (a create's token wait yields)."""
@@ -231,6 +233,8 @@ class Dispatcher:
         the turn its batch is cut, not one turn of the loop later in a task of its own (a turn
         costs tens of µs of latency on a busy machine)."""
         self._runner = asyncio.current_task()
+        if self._crash is not None:
+            raise self._crash
         self._spawn(self._link())
         try:
             await self._finished
@@ -313,8 +317,13 @@ class Dispatcher:
         router has failed every pending one loudly (``run`` ends with ``exc``)."""
         if self._crash is None:
             self._crash = exc
-            if self._runner is not None:
+            if self._runner is None:
+                pass  # a fast send's, before ``run`` began: it ends with ``exc`` at once
+            elif not self._runner.done():
                 self._runner.cancel()
+            else:
+                # A fast send's, after close: nobody is left to report it.
+                log.error("dispatcher bug after it stopped", exc_info=exc)
             self._expiry.cancel()
             for task in self._tasks:
                 if task is not asyncio.current_task():

@@ -19,7 +19,7 @@ from kalshi_router.budget import WriteBudget
 from kalshi_router.budget.opening import open_budget
 from kalshi_router.config import RouterConfig
 from kalshi_router.errors import RouterClosed, RouterCrashed
-from kalshi_router.outcome import Accepted, Rejected, Unknown
+from kalshi_router.outcome import Accepted, Expired, Rejected, Unknown
 from kalshi_router.router import OrderRouter
 from tests.fakes import (
     TICKER,
@@ -32,6 +32,7 @@ from tests.fakes import (
     delayed,
     explode,
     gated,
+    http,
     kinds,
     make_router,
     order,
@@ -144,6 +145,20 @@ async def test_an_intent_past_its_deadline_on_the_fast_path_is_expired_and_never
     assert type(outcome).__name__ == "Expired"
     assert client.sent() == []
     assert (stats.fast_path_sends, stats.tokens_spent) == (0, 0)
+
+
+async def test_a_fast_send_retried_and_waiting_for_tokens_expires_at_its_deadline(
+    clock: VirtualClock,
+) -> None:
+    # At Basic a 429 leaves the bucket owing: the retry's 10 tokens take until 0.15 s.
+    client = ScriptedClient(limits=BASIC).then(http(429))
+    async with make_router(client) as router:
+        await settle_down()
+        expired = await router.place(order("a0"), deadline_s=0.1)
+        assert clock.elapsed() == pytest.approx(0.1)
+        assert fast(router) == 1
+    assert isinstance(expired, Expired)
+    assert client.sent() == [["a0"]]
 
 
 # Not taken.
@@ -482,3 +497,29 @@ def test_every_intent_gets_exactly_one_truthful_outcome_with_places_among_them(
             assert held[key].order_id == outcome.order_id
         elif call != "cancel" and not isinstance(outcome, Unknown):
             assert key not in held, f"{outcome} but the exchange holds it"
+
+
+async def test_a_bug_in_a_fast_send_after_the_router_stopped_is_still_logged(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = ScriptedClient().then(delayed(0.5, explode(RuntimeError("bug in a late send"))))
+    router = make_router(client)
+    await router.start()
+    await settle_down()
+    placing = asyncio.ensure_future(router.place(order("a0")))
+    await asyncio.sleep(0.01)
+    await router.aclose(drain_timeout=0.1)
+    assert isinstance(await placing, Unknown)  # given at close; the bug came after
+    assert "bug in a late send" in caplog.text
+
+
+async def test_a_bug_in_a_fast_send_before_the_dispatcher_ran_crashes_it_all_the_same(
+    clock: VirtualClock,
+) -> None:
+    client = ScriptedClient().then(explode(RuntimeError("bug in the first send")))
+    router = make_router(client)
+    await router.start()  # the dispatcher's task is made, and has not run yet
+    with pytest.raises(RouterCrashed):
+        await router.place(order("a0"))
+    assert isinstance(router.crashed, RuntimeError)
+    await router.aclose(drain_timeout=1.0)
