@@ -317,12 +317,12 @@ class Dispatcher:
         router has failed every pending one loudly (``run`` ends with ``exc``)."""
         if self._crash is None:
             self._crash = exc
-            if self._runner is None:
-                pass  # a fast send's, before ``run`` began: it ends with ``exc`` at once
-            elif not self._runner.done():
-                self._runner.cancel()
-            else:
-                # A fast send's, after close: nobody is left to report it.
+            # A fast send's bug may come before ``run`` began (which then ends with it at
+            # once) or after it ended (at close: nobody is left to report it but us).
+            runner = self._runner
+            if runner is not None and not runner.done():
+                runner.cancel()
+            elif runner is not None:
                 log.error("dispatcher bug after it stopped", exc_info=exc)
             self._expiry.cancel()
             for task in self._tasks:
