@@ -227,19 +227,43 @@ async def test_a_fold_spread_over_loop_turns_commits_once_and_misses_nothing(
 ) -> None:
     folder = journal._folder
     assert folder is not None
-    for i in range(fold._SLICE + 1):
+    rows = fold._SLICE_ROWS + 1
+    for i in range(rows):
         journal.taken(pending(f"k{i}"))
-        journal.commit()
-    assert folder._slice(fold._SLICE) is False  # a slice: its transaction stays open
-    assert (folded(path), log_rows(path)) == ([], fold._SLICE + 1)
-    assert len(committed(path)) == fold._SLICE + 1  # readers see it all meanwhile
-    journal.taken(pending("later"))  # after the open transaction began
+    journal.commit()
+    # The run read, and its first rows written: its transaction stays open.
+    assert folder._step(fold._SLICE, fold._SLICE_ROWS, eager=True) is False
+    assert (folded(path), log_rows(path)) == ([], 1)
+    assert len(committed(path)) == rows  # readers see it all meanwhile
+    journal.taken(pending("later"))  # after the run was read
     journal.commit()
     journal.fold()
-    assert [key for key, _, _ in folded(path)] == [f"k{i}" for i in range(fold._SLICE + 1)] + [
-        "later"
-    ]
+    assert [key for key, _, _ in folded(path)] == [f"k{i}" for i in range(rows)] + ["later"]
     assert log_rows(path) == 0
+
+
+async def test_under_load_the_fold_waits_for_a_whole_run(
+    journal: SqliteJournal, path: Path
+) -> None:
+    folder = journal._folder
+    assert folder is not None
+    journal.taken(pending("k"))
+    journal.commit()
+    # Not eager (the writer is busy): one commit is not a run yet, and nothing is written.
+    assert folder._step(fold._SLICE, fold._SLICE_ROWS, eager=False) is False
+    assert folder._waits()
+    assert folded(path) == []
+    commits = fold._CHUNK + 2 * fold._SLICE
+    for i in range(commits - 1):
+        journal.taken(pending(f"k{i}"))
+        journal.commit()
+    while folder._plan is None:  # read until the run is whole
+        folder._step(fold._SLICE, fold._SLICE_ROWS, eager=False)
+    while folder._plan is not None:
+        folder._step(fold._SLICE, fold._SLICE_ROWS, eager=False)
+    # One run of _CHUNK commits (or the few more its last read took); the rest waits.
+    assert fold._CHUNK <= len(folded(path)) <= fold._CHUNK + fold._SLICE
+    assert log_rows(path) == commits - len(folded(path))
 
 
 async def test_the_journal_folds_by_itself_once_the_writer_is_quiet(
