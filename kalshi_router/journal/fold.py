@@ -32,9 +32,15 @@ from kalshi_router.journal.sqlite_file import Checkpointer
 
 log = logging.getLogger("kalshi_router.journal")
 
-# Commits per fold transaction (about 5,000 intents at full batches): the more rows share the
-# writing of each index page they touch, the cheaper each.
+# Commits per fold transaction while the writer is busy (about 5,000 intents at full batches):
+# the more rows share the writing of each index page they touch, the cheaper each. A run that
+# took many rows it has not settled yet (a burst queued at once) reads on, up to _LONG_RUN
+# commits or _LONG_RUN_ROWS rows, until no more than 1/_OPEN_SHARE of them are open: each row
+# it writes open is written again when it settles.
 _CHUNK = 256
+_LONG_RUN = 2048
+_LONG_RUN_ROWS = 100_000
+_OPEN_SHARE = 4
 # The fold's own page cache (KiB): a transaction's dirty pages stay in memory.
 CACHE_KIB = 16_384
 # When the journal folds (``due``): it looks every _POLL_S while commits wait. Once the writer
@@ -196,8 +202,7 @@ class Folder:
         for seq, body in found:
             changes.add(seq, commit_log.decode(body))
         self._caught_up = len(found) < limit
-        whole = changes.commits >= _CHUNK or (eager and self._caught_up)
-        return changes if whole else None
+        return changes if whole(changes, caught_up=self._caught_up, eager=eager) else None
 
     def _write(self, mark: int, plan: list[Statement], rows: int | None) -> bool:
         conn = self._conn
@@ -270,6 +275,16 @@ class Folder:
     def _waits(self) -> bool:
         """Read all there is, and the run is not whole yet: more commits must come first."""
         return self._plan is None and self._changes is not None and self._caught_up
+
+
+def whole(changes: Changes, *, caught_up: bool, eager: bool) -> bool:
+    """Whether a run is ready to be written (see _CHUNK): ``eager`` (the writer is quiet, or
+    everything is to be folded now), once there is nothing more to read."""
+    if eager and caught_up:
+        return True
+    if changes.commits >= _LONG_RUN or changes.rows >= _LONG_RUN_ROWS:
+        return True
+    return changes.commits >= _CHUNK and changes.open * _OPEN_SHARE <= changes.rows
 
 
 def due(waiting: int, *, quiet: bool, waited_s: float) -> bool:

@@ -156,6 +156,8 @@ class Changes:
         self.commits = 0
         self.rows = 0
         """Rows touched (the statements' executions, about)."""
+        self.open = 0
+        """Rows the run took and has not settled: written now, they are written again later."""
         self._new: dict[int, Row] = {}
         # Rows taken before the run: their last attempt, their settlement, a resolution of a
         # settlement made before the run; the settlements the run's resolutions replaced.
@@ -170,6 +172,7 @@ class Changes:
         # In the order the writer made them, as ``apply``.
         for i, kind, key, ticker, payload, submitted in commit.taken:
             new[i] = [i, kind, key, ticker, bytearray(payload), submitted, "taken", 0, *_NONE]
+        self.open += len(commit.taken)
         for attempts, at, ids in commit.sending:
             for i in ids:
                 if (row := new.get(i)) is not None:
@@ -180,6 +183,7 @@ class Changes:
             if (row := new.get(i)) is not None:
                 row[6] = "settled"
                 row[9:12] = (result, bytearray(outcome), at)
+                self.open -= 1
             else:
                 settled[i] = (result, bytearray(outcome), at)
         for i, result, outcome, at in commit.resolved:

@@ -254,9 +254,11 @@ async def test_under_load_the_fold_waits_for_a_whole_run(
     assert folder._waits()
     assert folded(path) == []
     commits = fold._CHUNK + 2 * fold._SLICE
-    for i in range(commits - 1):
-        journal.taken(pending(f"k{i}"))
+    for i in range(commits - 1):  # each intent settled in the commit after the one taking it
+        item = pending(f"k{i}")
+        journal.taken(item)
         journal.commit()
+        journal.settled(item, accepted(item.key))
     while folder._plan is None:  # read until the run is whole
         folder._step(fold._SLICE, fold._SLICE_ROWS, eager=False)
     while folder._plan is not None:
