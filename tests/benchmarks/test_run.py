@@ -150,8 +150,18 @@ def test_journal_rows_are_on_over_off_per_shape_and_the_goal_says_which() -> Non
     raw = {
         "settings": {"orders": 5000, "sustained": 20000, "rounds": 2},
         "figures": {
-            "burst": {"orders": 5000, "off": medians(10_000, 50), "on": medians(9_000, 60)},
-            "sustained": {"orders": 20000, "off": medians(10_000, 50), "on": medians(8_000, 70)},
+            "burst": {
+                "orders": 5000,
+                "off": medians(10_000, 50),
+                "on": medians(9_000, 60),
+                "on_vs_off": 0.9,
+            },
+            "sustained": {
+                "orders": 20000,
+                "off": medians(10_000, 50),
+                "on": medians(8_000, 70),
+                "on_vs_off": 0.8,
+            },
         },
     }
     [tab] = journal_tables(raw)
