@@ -10,11 +10,13 @@ the log's rows up to that mark. Readers apply the commits past the mark to table
 
 Folding costs more CPU than committing (a row and its index entries per intent, against a share
 of one log row), so it waits for the loop thread to be quiet (``Folder``, ``due``): under a
-burst, the loop thread pays only for its commits, and the fold comes after, a step per loop turn
-(_SLICE commits read, or _SLICE_ROWS rows written), unless the tail grows too long or too old.
-It runs on the loop thread, as the commits do: a thread of its own would fight the loop thread
-for the GIL at every statement. What blocks for long (checkpoints, which fsync) runs on
-``sqlite_file.Checkpointer``'s thread, which holds no GIL while it works.
+burst, the loop thread pays only for its commits, and the fold comes after, unless the tail
+grows too long or too old. Reading the log and gathering a run is Python, on the loop thread, a
+step (_SLICE commits) per loop turn; writing it is SQLite's work, on a thread of its own
+(``RunWriter``), which holds the GIL only to bind each row's values: a thread that also ran the
+Python part fought the loop thread for the GIL at every row, and the loop thread writing the
+runs itself paid for every index entry between two answers. What blocks for long (checkpoints,
+which fsync) runs on ``sqlite_file.Checkpointer``'s thread.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 
@@ -44,17 +48,18 @@ _OPEN_SHARE = 4
 # The fold's own page cache (KiB): a transaction's dirty pages stay in memory.
 CACHE_KIB = 16_384
 # When the journal folds (``due``): it looks every _POLL_S while commits wait. Once the writer
-# has been quiet for _POLL_S, it folds step after step (_SLICE commits read, about 0.2 ms at full
-# batches, or _SLICE_ROWS rows written, about 1 ms), runs of whatever there is. While the writer
-# is busy, it folds only once the tail has grown to _TAIL_COMMITS (a read applies the tail, a few
-# microseconds an intent: about 25 ms at full batches) or began _LAG_S ago, in runs of _CHUNK
-# commits (so most rows are written once, settled), and only in the time the loop thread would
-# have slept (``_credit``: looked at every _IDLE_POLL_S, at most _CREDIT_S saved up) plus
-# _SHARE of its time, so that a step rarely delays an answer the loop is waiting for.
+# has been quiet for _POLL_S, it reads step after step (_SLICE commits, about 0.3 ms at full
+# batches), runs of whatever there is. While the writer is busy, it folds only once the tail has
+# grown to _TAIL_COMMITS (a read applies the tail, a few microseconds an intent: about 25 ms at
+# full batches) or began _LAG_S ago, in whole runs (so most rows are written once, settled), and
+# reads only in the time the loop thread would have slept (``_credit``: looked at every
+# _IDLE_POLL_S, at most _CREDIT_S saved up) plus _SHARE of its time, so that a step rarely
+# delays an answer the loop is waiting for. While a run is being written, it looks every
+# _WRITING_POLL_S for the writer to be done.
 _POLL_S = 0.05
 _IDLE_POLL_S = 0.001
 _SLICE = 4
-_SLICE_ROWS = 64
+_WRITING_POLL_S = 0.01
 _TAIL_COMMITS = 512
 _LAG_S = 1.0
 _CREDIT_S = 0.005
@@ -91,16 +96,17 @@ def compact(conn: sqlite3.Connection, cutoff: float) -> int:
 
 
 class Folder:
-    """Folds the log into the journal on the loop thread when it is due (see the module
-    docstring), and compacts the journal every ``compact_every_s``.
+    """Folds the log into the journal when it is due (see the module docstring), and compacts
+    the journal every ``compact_every_s``.
 
-    It writes through a connection of its own (``conn``: the journal, its log attached). A step
-    reads commits past those it holds (``_changes``, from the committed mark on) until it has a
-    run of _CHUNK or all there are; then the steps write the run's statements (``_plan``) in
-    one transaction, however many loop turns that takes, and commit it with its mark. Its
-    readers see the journal as of the last such commit, and the log past it. ``written`` is the
-    writer's last ``seq`` (``wrote``), ``folded`` the committed mark. Without a running loop
-    nothing is scheduled: opening and closing the journal fold whatever is left."""
+    It reads and writes through a connection of its own (``conn``: the journal, its log
+    attached). A step, on the loop thread, reads commits past those it holds (``_changes``, from
+    the committed mark on) until it has a whole run (``whole``); the run's statements then go to
+    ``RunWriter``'s thread, which commits them with the run's mark; the next step takes that
+    mark (``_collect``). Its readers see the journal as of the last such commit, and the log past
+    it. ``written`` is the writer's last ``seq`` (``wrote``), ``folded`` the committed mark.
+    Without a running loop nothing is scheduled: opening and closing the journal fold whatever
+    is left, on the caller's thread."""
 
     def __init__(
         self,
@@ -122,16 +128,17 @@ class Folder:
         self._credit = 0.0
         self._changes: Changes | None = None
         """The commits read and not yet written, past ``folded``."""
-        self._plan: tuple[int, list[Statement]] | None = None
-        """In an open transaction: the run's mark, and the statements left to run (the first
-        one from ``_done``)."""
-        self._done = 0
         self._caught_up = False
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
-        self.cpu_s = 0.0
-        """CPU time spent folding (benchmarks)."""
+        self._writer = RunWriter(conn, checkpointer)
+        self._cpu_s = 0.0
         self.error: Exception | None = None
         """The last scheduled fold's error, if it failed (the next one tries again)."""
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU time spent folding, on either thread (benchmarks)."""
+        return self._cpu_s + self._writer.cpu_s
 
     def wrote(self, seq: int) -> None:
         """The writer committed ``seq``."""
@@ -140,8 +147,10 @@ class Folder:
             self._schedule(_POLL_S)
 
     def fold(self) -> int:
-        """Fold every commit written so far, now; the new mark."""
-        while not self._step(_SLICE, None, eager=True):
+        """Fold every commit written so far, now, on this thread; the new mark."""
+        self._writer.idle.wait()
+        self._collect()
+        while not self._step(_SLICE, eager=True, threaded=False):
             pass
         return self.folded
 
@@ -160,34 +169,44 @@ class Folder:
         try:
             self.fold()
         finally:
+            self._writer.close()
             self._conn.close()
 
-    def _step(self, commits: int, rows: int | None, *, eager: bool) -> bool:
-        """Read up to ``commits`` more commits, or, once the run is whole, write up to ``rows``
-        more rows of it (None: all) and commit it when they are all in; whether it found nothing
-        (more) to fold. ``eager``: a run is whole once
-        there is nothing more to read, not only at _CHUNK commits."""
+    def _collect(self) -> None:
+        """Take the mark (or the error) of the run the writer's thread finished, if any."""
+        if (done := self._writer.take()) is not None:
+            mark, error = done
+            if error is not None:
+                raise error
+            self.folded = mark
+
+    def _step(self, commits: int, *, eager: bool, threaded: bool) -> bool:
+        """Read up to ``commits`` more commits; once the run is whole, write it (``threaded``:
+        hand it to the writer's thread); whether there was nothing (more) to fold. ``eager``: a
+        run is whole once there is nothing more to read, not only when ``whole`` says."""
         started = time.thread_time()
         try:
-            if self._plan is None:
-                changes = self._read(commits, eager=eager)
-                if changes is None:
-                    return False
-                if not changes.commits:
-                    self._changes = None
-                    return True
-                self._conn.execute("BEGIN")
-                self._plan, self._done = (changes.mark, changes.statements()), 0
-            return self._write(*self._plan, rows)
+            changes = self._read(commits, eager=eager)
+            if changes is None:
+                return False
+            self._changes = None
+            if not changes.commits:
+                return True
+            run = (changes.mark, changes.statements())
+            if threaded:
+                self._writer.submit(*run)
+            else:
+                write_run(self._conn, *run)
+                self.folded = changes.mark
+                self.checkpointer.wake()
+            return False  # more may have come meanwhile: the next step reads them, or none
         except BaseException:
             # Nothing is lost: the log keeps every commit until a fold takes it in, and the
             # next step reads them again from the committed mark.
-            self._changes = self._plan = None
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            self._changes = None
             raise
         finally:
-            self.cpu_s += time.thread_time() - started
+            self._cpu_s += time.thread_time() - started
 
     def _read(self, limit: int, *, eager: bool) -> Changes | None:
         """Up to ``limit`` more commits into ``_changes``; those changes once the run is whole
@@ -204,32 +223,6 @@ class Folder:
         self._caught_up = len(found) < limit
         return changes if whole(changes, caught_up=self._caught_up, eager=eager) else None
 
-    def _write(self, mark: int, plan: list[Statement], rows: int | None) -> bool:
-        conn = self._conn
-        while plan:
-            sql, params = plan[0]
-            end = len(params) if rows is None else min(len(params), self._done + rows)
-            conn.executemany(sql, params[self._done : end])
-            if rows is not None:
-                rows -= end - self._done
-            if end < len(params):
-                self._done = end
-                return False
-            plan.pop(0)
-            self._done = 0
-            if rows == 0 and plan:
-                return False
-        conn.execute("INSERT OR REPLACE INTO main.meta VALUES ('folded', ?)", (mark,))
-        conn.execute("COMMIT")
-        self._changes = self._plan = None
-        self.folded = mark
-        # In the journal now (and should this fail, the mark keeps them from being applied
-        # twice).
-        with transaction(conn):
-            conn.execute("DELETE FROM log.commits WHERE seq <= ?", (mark,))
-        self.checkpointer.wake()
-        return False  # more may have come meanwhile: the next step reads them, or finds none
-
     def _schedule(self, delay: float) -> None:
         try:
             loop = asyncio.get_running_loop()
@@ -244,16 +237,19 @@ class Folder:
         if self.written != self._seen:
             self._seen, self._changed = self.written, now
         quiet = now - self._changed >= _POLL_S
+        busy = not self._writer.idle.is_set()
         folding = due(self.written - self.folded, quiet=quiet, waited_s=now - self._since)
         if folding and not quiet:
             self._credit = min(_CREDIT_S, self._credit + max(slept, 0.0) + wall * _SHARE)
-        stepped = folding and (quiet or self._credit > 0)
+        stepped = folding and not busy and (quiet or self._credit > 0)
         try:
+            if not busy:
+                self._collect()
             if stepped:
-                spent = self.cpu_s
-                self._step(_SLICE, _SLICE_ROWS, eager=quiet)
-                self._credit -= self.cpu_s - spent
-            if now >= self._next_compact:
+                spent = self._cpu_s
+                self._step(_SLICE, eager=quiet, threaded=True)
+                self._credit -= self._cpu_s - spent
+            if now >= self._next_compact and not busy:
                 self.compact()
             self.error = None
         except (sqlite3.Error, ValueError) as exc:
@@ -265,6 +261,8 @@ class Folder:
         if self.written <= self.folded:
             self._since = now  # the tail is empty: nothing to do until the next commit
             self._credit = 0.0
+        elif busy or not self._writer.idle.is_set():
+            self._schedule(_WRITING_POLL_S)
         elif not folding or self.error is not None or self._waits():
             self._schedule(_POLL_S)
         elif stepped and (quiet or self._credit > 0):
@@ -274,7 +272,68 @@ class Folder:
 
     def _waits(self) -> bool:
         """Read all there is, and the run is not whole yet: more commits must come first."""
-        return self._plan is None and self._changes is not None and self._caught_up
+        return self._changes is not None and self._caught_up
+
+
+def write_run(conn: sqlite3.Connection, mark: int, statements: list[Statement]) -> None:
+    """A run's statements and its mark in one transaction; then the log's rows up to the mark
+    go (should that fail, the mark keeps them from being applied twice, and the next run's
+    delete takes them)."""
+    with transaction(conn):
+        for sql, params in statements:
+            conn.executemany(sql, params)
+        conn.execute("INSERT OR REPLACE INTO main.meta VALUES ('folded', ?)", (mark,))
+    with contextlib.suppress(sqlite3.Error), transaction(conn):
+        conn.execute("DELETE FROM log.commits WHERE seq <= ?", (mark,))
+
+
+class RunWriter:
+    """Writes the runs the loop thread hands it (``submit``) on a thread of its own, one at a
+    time: SQLite releases the GIL while it works on a row, and takes it back only to bind the
+    next one's values, so the loop thread keeps running meanwhile (it is never kept waiting
+    for more than that, and the thread mostly gets the GIL when the loop sleeps). ``idle`` is
+    set when no run is being written; ``take`` gives the last one's mark, and its error if it
+    failed (then nothing of it was written)."""
+
+    def __init__(self, conn: sqlite3.Connection, checkpointer: Checkpointer) -> None:
+        self._conn = conn
+        self._checkpointer = checkpointer
+        self._runs: queue.SimpleQueue[tuple[int, list[Statement]] | None] = queue.SimpleQueue()
+        self._done: tuple[int, Exception | None] | None = None
+        self.idle = threading.Event()
+        self.idle.set()
+        self.cpu_s = 0.0
+        self._thread: threading.Thread | None = None
+
+    def submit(self, mark: int, statements: list[Statement]) -> None:
+        if self._thread is None:  # started at the first run: opening and closing fold inline
+            # A daemon: a journal nobody closed must not keep the interpreter from exiting.
+            self._thread = threading.Thread(target=self._run, name="journal-fold", daemon=True)
+            self._thread.start()
+        self.idle.clear()
+        self._runs.put((mark, statements))
+
+    def take(self) -> tuple[int, Exception | None] | None:
+        done, self._done = self._done, None
+        return done
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._runs.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (run := self._runs.get()) is not None:
+            started = time.thread_time()
+            try:
+                write_run(self._conn, *run)
+                self._done = (run[0], None)
+            except (sqlite3.Error, ValueError) as exc:
+                self._done = (run[0], exc)
+            finally:
+                self.cpu_s += time.thread_time() - started
+                self.idle.set()
+            self._checkpointer.wake()
 
 
 def whole(changes: Changes, *, caught_up: bool, eager: bool) -> bool:

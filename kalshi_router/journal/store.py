@@ -116,7 +116,8 @@ class SqliteJournal(JournalReads):
             sqlite_file.set_up(conn, path)
             sqlite_file.prepare_log(conn, path, writer=True)
             sqlite_file.attach_log(conn, path, readonly=False)
-            folding = sqlite_file.connect(path, create=False)
+            # Used by the loop thread and the fold's writer thread, one at a time.
+            folding = sqlite_file.connect(path, create=False, threaded=True)
             failing.callback(folding.close)
             sqlite_file.attach_log(folding, path, readonly=False)
             folding.execute(f"PRAGMA cache_size = -{CACHE_KIB}")

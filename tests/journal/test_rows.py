@@ -149,9 +149,11 @@ async def play(path: Path, ops: list[tuple[Any, ...]]) -> None:
             elif op[0] == "commit":
                 journal.commit()
             elif op[0] == "step":
+                folder._writer.idle.wait()  # the loop thread steps only then
+                folder._collect()
                 seen = everything(journal)
-                folder._step(op[1], op[2], eager=op[3])
-                assert everything(journal) == seen  # a step never changes what readers see
+                folder._step(op[1], eager=op[3], threaded=op[2] > 1)
+                assert everything(journal) == seen  # folding never changes what readers see
             elif op[0] == "fold":
                 journal.fold()
             await asyncio.sleep(0)  # the end of a loop turn: what waits is committed
