@@ -3,10 +3,11 @@
 On the hot path, the loop thread does not write those rows. Each commit is one row of the
 journal's commit log (``commit_log``, a file beside it), holding everything since the last
 commit as one JSON array: no index is touched, and the row's pages are written once. The rows
-of ``intents`` come from folding the log (``fold``), which waits for the loop to be quiet, and
-every read sees the commits not yet folded too (``reads``). Writing each intent's row three
-times, as this journal did before, kept a dozen pages of its indexes (two keyed by random ids)
-dirty in every commit, on the loop thread, between the batch and its request.
+of ``intents`` come from folding the log (``fold``), which waits for the loop to be quiet or the
+log to grow, and writes each row once per run of commits, in its last state, on a thread of its
+own; every read sees the commits not yet folded too (``reads``). Writing each intent's row
+three times, as this journal did before, kept a dozen pages of its indexes (two keyed by random
+ids) dirty in every commit, on the loop thread, between the batch and its request.
 
 Durability: both files are in WAL mode with ``synchronous=NORMAL``. A commit then appends to the
 log's WAL file (a ``write``, no ``fsync``), so what is committed survives the *process* dying
