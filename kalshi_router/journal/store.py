@@ -38,13 +38,13 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
 from kalshi_router.errors import JournalError
 from kalshi_router.journal import commit_log, sqlite_file
-from kalshi_router.journal.fold import CACHE_KIB, Folder, transaction
+from kalshi_router.journal.fold import CACHE_KIB, Folder
 from kalshi_router.journal.reads import UNKNOWN, JournalReads
 from kalshi_router.journal.sqlite_file import Checkpointer
 from kalshi_router.outcome import Outcome, Unknown, outcome_name
@@ -237,8 +237,12 @@ class SqliteJournal(JournalReads):
             raise JournalError(f"journal {self.path}: cannot write: opened to read")
         body = commit_log.encode(self._taken, self._sending, self._settled, self._resolved)
         seq = self._seq + 1
-        with self._writing():
+        try:
+            # One statement, so its own transaction: no BEGIN and COMMIT to run around it.
             self._conn.execute("INSERT INTO log.commits VALUES (?, ?)", (seq, body))
+        except sqlite3.Error as exc:
+            # Loud: the dispatcher does not send a batch it could not journal.
+            raise JournalError(f"journal {self.path}: cannot write: {exc}") from None
         self._seq = seq
         self._folder.wrote(seq)
         self.commits += 1
@@ -247,15 +251,6 @@ class SqliteJournal(JournalReads):
         self._taken.clear()
         self._settled.clear()
         self._resolved.clear()
-
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        try:
-            with transaction(self._conn):
-                yield
-        except sqlite3.Error as exc:
-            # Loud: the dispatcher does not send a batch it could not journal.
-            raise JournalError(f"journal {self.path}: cannot write: {exc}") from None
 
     # Maintenance.
 
