@@ -328,7 +328,7 @@ class RunWriter:
             try:
                 write_run(self._conn, *run)
                 self._done = (run[0], None)
-            except (sqlite3.Error, ValueError) as exc:
+            except Exception as exc:  # the loop thread raises it (``_collect``); this one lives on
                 self._done = (run[0], exc)
             finally:
                 self.cpu_s += time.thread_time() - started
