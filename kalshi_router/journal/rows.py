@@ -126,8 +126,9 @@ def _write(
 
 
 # The fold's statements. A row taken in the run is new: ids only grow past every row the journal
-# and its log hold (``store``), so a plain INSERT never meets one.
-_INSERT = f"INSERT INTO main.intents ({COLUMNS}) VALUES ({', '.join(['?'] * _WIDTH)})"  # noqa: S608
+# and its log hold (``store``), so a plain INSERT never meets one. Inserts go _ROWS to a
+# statement: the fold's thread takes the GIL once per execution, to bind its values (SQLite
+# gives it back while it works), so fewer executions keep the loop thread waiting less often.
 # The settlement a resolution replaces, kept the first time only: from the table when the row
 # was settled before the run, else as the run had it.
 _EARLIER_OF_TABLE = (
@@ -211,10 +212,26 @@ class Changes:
         found: list[Statement] = [
             (_EARLIER_OF_TABLE, [(i,) for i in self._earlier_of_table]),
             (_EARLIER, list(self._earlier.values())),
-            (_INSERT, list(self._new.values())),
+            *_inserts(list(self._new.values())),
             (_SENT, [(*at, i) for i, at in self._sent.items() if i not in both]),
             (_SENT_SETTLED, [(*self._sent[i], *self._settled[i], i) for i in both]),
             (_SETTLED, [(*done, i) for i, done in self._settled.items() if i not in both]),
             (_RESULT, [(*done, i) for i, done in self._result.items()]),
         ]
         return [(sql, params) for sql, params in found if params]
+
+
+def _inserts(rows: list[Row]) -> list[Statement]:
+    """``rows`` into the journal's table, _ROWS to an execution (the rest in one more)."""
+    whole = len(rows) - len(rows) % _ROWS
+    found: list[Statement] = []
+    if whole:
+        flat: list[Sequence[Any]] = [
+            [v for row in rows[i : i + _ROWS] for v in row] for i in range(0, whole, _ROWS)
+        ]
+        found.append((_insert("main.intents", "INSERT", _ROWS, _WIDTH), flat))
+    if rest := rows[whole:]:
+        found.append(
+            (_insert("main.intents", "INSERT", len(rest), _WIDTH), [[v for r in rest for v in r]])
+        )
+    return found

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kalshi_router.journal import SqliteJournal, commit_log
+from kalshi_router.journal import rows as rows_module
 from kalshi_router.journal.rows import COLUMNS, Changes
 from kalshi_router.outcome import Unknown
 from kalshi_router.pending import Pending
@@ -44,11 +45,22 @@ def test_a_row_taken_sent_and_settled_in_one_run_is_inserted_once_as_settled() -
     changes.add(2, commit(sending=[(1, 2.0, [1])]))
     changes.add(3, commit(settled=[(1, "accepted", {"a": 1}, 3.0)]))
     [(sql, params)] = changes.statements()
-    assert sql.startswith("INSERT INTO main.intents")
+    assert sql.startswith("INSERT INTO main.intents VALUES (")
     assert [list(row) for row in params] == [
         [1, "create", "k1", "T", b'{"n":1}', 1.0, "settled", 1, 2.0, "accepted", b'{"a":1}', 3.0]
     ]
     assert (changes.mark, changes.commits, changes.rows) == (3, 3, 1)
+
+
+def test_new_rows_go_in_a_few_to_an_execution() -> None:
+    changes = Changes(0)
+    rows = 2 * rows_module._ROWS + 3
+    changes.add(1, commit(taken=[taken(i) for i in range(rows)]))
+    [(full, chunks), (rest, last)] = changes.statements()
+    assert full.count("(") == rows_module._ROWS
+    assert rest.count("(") == 3
+    assert [len(chunk) for chunk in chunks + last] == [12 * rows_module._ROWS] * 2 + [12 * 3]
+    assert [chunk[0] for chunk in chunks + last] == [0, rows_module._ROWS, 2 * rows_module._ROWS]
 
 
 def test_rows_taken_before_the_run_are_updated_in_the_columns_it_set() -> None:
