@@ -289,11 +289,11 @@ def write_run(conn: sqlite3.Connection, mark: int, statements: list[Statement]) 
 
 class RunWriter:
     """Writes the runs the loop thread hands it (``submit``) on a thread of its own, one at a
-    time: SQLite releases the GIL while it works on a row, and takes it back only to bind the
-    next one's values, so the loop thread keeps running meanwhile (it is never kept waiting
-    for more than that, and the thread mostly gets the GIL when the loop sleeps). ``idle`` is
-    set when no run is being written; ``take`` gives the last one's mark, and its error if it
-    failed (then nothing of it was written)."""
+    time: SQLite releases the GIL while it works on an execution, and takes it back only to bind
+    the next one's values (32 rows to an insert), so the loop thread keeps running meanwhile
+    (it is never kept waiting for more than that, and the thread mostly gets the GIL when the
+    loop sleeps). ``idle`` is set when no run is being written; ``take`` gives the last one's
+    mark, and its error if it failed (then nothing of it was written)."""
 
     def __init__(self, conn: sqlite3.Connection, checkpointer: Checkpointer) -> None:
         self._conn = conn
