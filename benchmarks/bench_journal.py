@@ -93,8 +93,8 @@ async def calls_alone(directory: Path, intents_n: int = 20_000) -> dict[str, flo
     """The calls as the router makes them, per batch of 20, each row in a commit of its own
     state (the most commits the router makes): ``taken`` for each intent and the end-of-turn
     commit, ``sending`` (one committed transaction), ``settled`` for each and the commit. CPU
-    of the loop thread per call; then the CPU of folding all of it into the journal's table
-    (mostly on the journal's thread, meanwhile); the wall time of each ``sending``."""
+    of the loop thread per call; then the CPU of folding all of it into the journal's table (at
+    the end, as opening or closing a journal does); the wall time of each ``sending``."""
     loop = asyncio.get_running_loop()
     store = SqliteJournal.open(directory / "alone.sqlite3", exchange="bench")
     outcome = Accepted(
@@ -136,7 +136,7 @@ async def calls_alone(directory: Path, intents_n: int = 20_000) -> dict[str, flo
             store.commit()
             settled += clock() - start
         await asyncio.sleep(0)
-        store.fold()  # what the journal's thread has not folded yet
+        store.fold()  # nothing was folded meanwhile: no loop turn came
         fold = store.fold_cpu_s
     finally:
         store.close()
