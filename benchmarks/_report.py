@@ -106,6 +106,8 @@ NO_429 = Goal("no 429", 0.0)
 """429s, counted by the router and by the simulator."""
 ADDED_LATENCY_US = Goal("median added latency over the bare signed POST <= {:g} µs", 50.0)
 """The router's median submit-to-outcome over a bare signed POST's, at low load."""
+JOURNAL_ON_OFF = Goal("journal on >= {:g}x journal off orders/s", 0.85, "{:.3f}x", at_least=True)
+"""The router's orders/s with the intent journal over without it, limits off (bench_journal)."""
 
 
 def verdict(ok: bool) -> str:

@@ -30,6 +30,8 @@ from _report import (
     throughput_checks,
     verdict,
 )
+from bench_journal import goal_lines as journal_goals
+from bench_journal import summary_rows as journal_rows
 from bench_wire import SECTIONS
 from chart import quantile
 
@@ -183,12 +185,22 @@ def updates_tables(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [_table("updates", title, "updates_per_s", "-", [row])]
 
 
+def journal_tables(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Journal off and on, burst and sustained; "x off" is orders/s over journal off's."""
+    title = (
+        f"journal: on vs off, limits off, all orders at once (medians of "
+        f"{raw['settings']['rounds']} rounds; x off: orders/s)"
+    )
+    return [_table("journal", title, "orders_per_s", "journal off", journal_rows(raw))]
+
+
 ADAPTERS: dict[str, Callable[[Mapping[str, Any]], list[dict[str, Any]]]] = {
     "wire": wire_tables,
     "throughput": throughput_tables,
     "saturation": saturation_tables,
     "latency": latency_tables,
     "updates": updates_tables,
+    "journal": journal_tables,
 }
 
 
@@ -266,6 +278,14 @@ COLUMNS: dict[str, list[Column]] = {
         ("CPU µs/update", _fmt("cpu_us_per_update", ".1f")),
         ("ceiling/s", _fmt("ceiling_updates_per_s", ",.0f")),
     ],
+    "journal": [
+        ("orders/s", _fmt("orders_per_s", ",.0f")),
+        ("x off", _ratio_of("vs_off")),
+        ("CPU µs/order", _fmt("cpu_us_per_order", ".1f")),
+        ("CPU added", _fmt("cpu_added_us", "+.1f")),
+        ("fold µs/order", _fmt("fold_cpu_us_per_order", ".1f")),
+        ("commits", _fmt("commits", ",.0f")),
+    ],
 }
 
 
@@ -327,6 +347,7 @@ GOALS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "throughput": _throughput_goals,
     "saturation": _saturation_goals,
     "latency": _latency_goals,
+    "journal": journal_goals,
 }
 
 

@@ -1,21 +1,24 @@
 """The intent journal's cost: orders/s and router CPU per order with the journal on and off, in
-the same run, limits off, against a simulator subprocess; and the journal's own calls timed alone.
+the same run, limits off, against a simulator subprocess, in a burst and sustained; and the
+journal's own calls timed alone.
 
-    python benchmarks/bench_journal.py [--orders N] [--rounds R] [--json FILE]
+    python benchmarks/bench_journal.py [--orders N] [--sustained N] [--rounds R] [--json FILE]
 
 Each round runs the router twice on one fresh simulator (``UNLIMITED_WRITES``: no waiting on a
 budget), once without a journal and once with a new SqliteJournal in a temporary directory, in
-alternating order, all orders submitted at once (Ed25519 key, uvloop). CPU is this process's
-``time.process_time()`` over the timed orders, so it is the router's (the sim has its own
-process), the journal's folding thread included; "fold" is that thread's share of it (the
-journal folds its commit log into its table when the loop thread is quiet, or when the log has
-grown: with few orders, after the timed ones). The table shows the medians over the rounds.
+alternating order, all orders submitted at once (Ed25519 key, uvloop). Two shapes: a burst of
+``--orders`` (5,000: a few hundred batches, over before the journal folds its commit log into
+its table, which it does when the loop thread is quiet), and ``--sustained`` (50,000: several
+seconds of batches back to back, so the fold must keep up meanwhile; 0 skips it). CPU is this
+process's ``time.process_time()`` over the timed orders, so it is the router's (the sim has its
+own process), the journal's threads included; "fold" is the fold's share of it. The tables show
+the medians over the rounds; "vs off" is journal on over journal off, and the goal
+(``_report.JOURNAL_ON_OFF``) is about orders/s, for each shape.
 
 "calls alone" makes the journal's calls with no router and no network, as the router makes
 them on the loop thread: CPU per ``taken`` and ``settled`` (with their commits) and per
 ``sending`` of a batch of 20 (one committed transaction), then folds every commit into the
-table and gives the fold's CPU per intent (on whichever thread it ran), and the wall time of
-``sending``.
+table and gives the fold's CPU per intent, and the wall time of ``sending``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,7 @@ from typing import Any
 from _data import BATCH, make_intents
 from _keys import BenchKey
 from _machine import describe_machine, format_machine
-from _report import percentile, table
+from _report import JOURNAL_ON_OFF, percentile, table, verdict
 from _runner import loop_in_use, run_on
 from _sim import UNLIMITED_WRITES, SimProcess
 
@@ -45,6 +49,8 @@ from kalshi_router.pending import Pending
 from kalshi_router.router import OrderRouter
 
 SEED = 42
+SHAPES = ("burst", "sustained")
+FIGURES = ("orders_per_s", "cpu_us_per_order", "fold_cpu_us_per_order", "commits")
 
 
 async def route(
@@ -87,8 +93,8 @@ async def calls_alone(directory: Path, intents_n: int = 20_000) -> dict[str, flo
     """The calls as the router makes them, per batch of 20, each row in a commit of its own
     state (the most commits the router makes): ``taken`` for each intent and the end-of-turn
     commit, ``sending`` (one committed transaction), ``settled`` for each and the commit. CPU
-    of the loop thread per call; then the CPU of folding all of it into the journal's table
-    (mostly on the journal's thread, meanwhile); the wall time of each ``sending``."""
+    of the loop thread per call; then the CPU of folding all of it into the journal's table (at
+    the end, as opening or closing a journal does); the wall time of each ``sending``."""
     loop = asyncio.get_running_loop()
     store = SqliteJournal.open(directory / "alone.sqlite3", exchange="bench")
     outcome = Accepted(
@@ -130,7 +136,7 @@ async def calls_alone(directory: Path, intents_n: int = 20_000) -> dict[str, flo
             store.commit()
             settled += clock() - start
         await asyncio.sleep(0)
-        store.fold()  # what the journal's thread has not folded yet
+        store.fold()  # nothing was folded meanwhile: no loop turn came
         fold = store.fold_cpu_s
     finally:
         store.close()
@@ -150,46 +156,94 @@ async def calls_alone(directory: Path, intents_n: int = 20_000) -> dict[str, flo
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     key = BenchKey.generate("ed25519")
     rows: list[dict[str, Any]] = []
+    sizes = {"burst": args.orders, "sustained": args.sustained}
     with tempfile.TemporaryDirectory(prefix="kalshi-bench-journal-") as tmp:
         directory = Path(tmp)
-        for round_ in range(args.rounds):
-            async with SimProcess("prime", [key], sim_options=UNLIMITED_WRITES) as sim:
-                order = (None, directory / f"j{round_}.sqlite3")
-                for journal in order if round_ % 2 == 0 else order[::-1]:
-                    rows.append(await route(sim, key, args.orders, journal))
+        for shape in (s for s in SHAPES if sizes[s]):
+            for round_ in range(args.rounds):
+                async with SimProcess("prime", [key], sim_options=UNLIMITED_WRITES) as sim:
+                    order = (None, directory / f"{shape}-{round_}.sqlite3")
+                    for journal in order if round_ % 2 == 0 else order[::-1]:
+                        row = await route(sim, key, sizes[shape], journal)
+                        rows.append({"shape": shape, "orders": sizes[shape], **row})
         alone = await calls_alone(directory)
-    return {"rows": rows, "alone": alone}
+    settings = {"orders": args.orders, "sustained": args.sustained, "rounds": args.rounds}
+    return {"settings": settings, "rows": rows, "figures": figures(rows), "alone": alone}
+
+
+def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per shape that ran: the medians with the journal off and on, and on over off."""
+    found: dict[str, Any] = {}
+    for shape in SHAPES:
+        mine = [r for r in rows if r["shape"] == shape]
+        if not mine:
+            continue
+        medians = {
+            label: {
+                name: statistics.median(r[name] for r in mine if r["journal"] == label)
+                for name in FIGURES
+            }
+            for label in ("off", "on")
+        }
+        found[shape] = {
+            "orders": mine[0]["orders"],
+            **medians,
+            "on_vs_off": medians["on"]["orders_per_s"] / medians["off"]["orders_per_s"],
+        }
+    return found
+
+
+def summary_rows(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """run.py's table rows: journal off and on per shape, "vs_off" the ratio of orders/s."""
+    rows = []
+    for shape, f in raw["figures"].items():
+        off = f["off"]
+        for label in ("off", "on"):
+            m = f[label]
+            rows.append(
+                {
+                    "contender": f"journal {label}, {shape} ({f['orders']:,} orders)",
+                    **m,
+                    "vs_off": m["orders_per_s"] / off["orders_per_s"],
+                    "cpu_added_us": m["cpu_us_per_order"] - off["cpu_us_per_order"],
+                }
+            )
+    return rows
+
+
+def goal_lines(raw: Mapping[str, Any]) -> list[str]:
+    """The goal for each shape that ran: journal on over off, orders/s."""
+    return [
+        f"{JOURNAL_ON_OFF.text}, {shape} ({f['orders']:,} orders at once, "
+        f"{raw['settings']['rounds']} rounds): {JOURNAL_ON_OFF.figure.format(f['on_vs_off'])}, "
+        f"{verdict(JOURNAL_ON_OFF.met(f['on_vs_off']))}"
+        for shape, f in raw["figures"].items()
+    ]
 
 
 def render(result: dict[str, Any], args: argparse.Namespace) -> str:
-    medians: dict[str, dict[str, float]] = {}
-    for label in ("off", "on"):
-        mine = [r for r in result["rows"] if r["journal"] == label]
-        medians[label] = {
-            name: statistics.median(r[name] for r in mine)
-            for name in ("orders_per_s", "cpu_us_per_order", "fold_cpu_us_per_order", "commits")
-        }
-    off = medians["off"]
     rows = [
         [
-            f"journal {label}",
-            f"{m['orders_per_s']:,.0f}",
-            f"{m['orders_per_s'] / off['orders_per_s']:.2f}",
-            f"{m['cpu_us_per_order']:.1f}",
-            f"{m['cpu_us_per_order'] - off['cpu_us_per_order']:+.1f}",
-            f"{m['fold_cpu_us_per_order']:.1f}",
-            f"{m['commits']:.0f}",
+            r["contender"],
+            f"{r['orders_per_s']:,.0f}",
+            f"{r['vs_off']:.2f}",
+            f"{r['cpu_us_per_order']:.1f}",
+            f"{r['cpu_added_us']:+.1f}",
+            f"{r['fold_cpu_us_per_order']:.1f}",
+            f"{r['commits']:.0f}",
         ]
-        for label, m in medians.items()
+        for r in summary_rows(result)
     ]
     alone = result["alone"]
     return "\n".join(
         [
             table(
-                f"router, {args.orders} orders x {args.rounds} rounds, limits off (medians)",
+                f"router, {args.rounds} rounds, limits off (medians)",
                 ["", "orders/s", "vs off", "CPU us/order", "vs off", "of it fold", "commits"],
                 rows,
             ),
+            "",
+            *goal_lines(result),
             "",
             "calls alone: " + ", ".join(f"{name} {value:.1f}" for name, value in alone.items()),
         ]
@@ -198,7 +252,10 @@ def render(result: dict[str, Any], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=5000)
+    parser.add_argument("--orders", type=int, default=5000, help="orders in the burst")
+    parser.add_argument(
+        "--sustained", type=int, default=50_000, help="orders in the sustained run (0: none)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", help="write the results here as JSON")
     args = parser.parse_args(argv)

@@ -1,10 +1,10 @@
 """Every benchmark in one command: a short run of each scenario, one table each, JSON and PNG.
 
     python benchmarks/run.py [--json FILE] [--png FILE] [--long] [--only wire,latency,...]
-        [--number N] [--orders N] [--seconds S] [--samples N] [--fills N]
+        [--number N] [--orders N] [--seconds S] [--samples N] [--fills N] [--sustained N]
         [--tiers basic,prime,...] [--sequential-tiers] [--wire-args=ARGS]
         [--throughput-args=ARGS] [--saturation-args=ARGS] [--latency-args=ARGS]
-        [--updates-args=ARGS]
+        [--updates-args=ARGS] [--journal-args=ARGS]
 
 Scenarios, in this order, each script in its own process (and each of their contenders in one
 more, as the scripts arrange), one after the other so none measures while another runs:
@@ -18,10 +18,13 @@ saturation  bench_saturation.py: each tier's write budget, kept full: budget use
 latency     bench_latency.py: single orders at low load against a bare signed POST.
 updates     bench_order_updates.py: following orders after acceptance: match to fill event,
             CPU per update, updates per second.
+journal     bench_journal.py: orders/s and CPU per order with the intent journal on and off,
+            in a burst and sustained (the goal line says which).
 
 The default is a short run (about a minute and a half on 2 cores); ``--long`` runs each
 script at its own defaults, and ``--number`` (wire), ``--orders`` (throughput), ``--seconds``
-(saturation), ``--samples`` (latency) and ``--fills`` (updates) size one scenario.
+(saturation), ``--samples`` (latency), ``--fills`` (updates) and ``--sustained`` (journal) size
+one scenario.
 ``--<scenario>-args="OPTIONS"`` passes more options to a script verbatim, after run.py's own
 (so they win): for instance ``--throughput-args="--batch 20,100"``. Ratios are a contender's
 figure over the router's in the same table, for the table's metric. ``--json`` holds, besides
@@ -94,6 +97,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         ("--samples", "1000", "--fills", "10000", "--warmup", "200"),
         "fills",
     ),
+    Scenario(
+        "journal",
+        "bench_journal.py",
+        ("--orders", "5000", "--sustained", "20000", "--rounds", "2"),
+        "sustained",
+    ),
 )
 
 
@@ -156,6 +165,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="saturation: steady window per tier")
     p.add_argument("--samples", type=int, help="latency: timed samples per contender")
     p.add_argument("--fills", type=int, help="updates: fills in the flood")
+    p.add_argument("--sustained", type=int, help="journal: orders in the sustained run")
     p.add_argument(
         "--tiers", type=comma_list(TIER_NAMES), default=list(DEFAULT_TIERS), help="saturation tiers"
     )

@@ -11,8 +11,9 @@ never as sending was certainly never sent, and is settled closed rather than loo
 
 ``SqliteJournal`` (``store``) is the implementation the service uses: the loop thread appends
 one row per commit to a commit log (``commit_log``), which is folded into the journal's table
-when the loop is quiet (``fold``) and read along with it (``reads``), in files that
-``sqlite_file`` opens, locks and checks; ``recover`` settles what a dead process left open;
+when the loop is quiet or the log has grown (``fold``: each row's last state, ``rows``, written
+on a thread of its own) and read along with it (``reads``), in files that ``sqlite_file``
+opens, locks and checks; ``recover`` settles what a dead process left open;
 ``report`` is the summary ``kalshi-router journal`` prints.
 """
 

@@ -1,153 +1,69 @@
 """Folding the commit log (``commit_log``) into the journal's ``intents`` table, and when.
 
-Applying commits, oldest first, gives each row they touch its state after them (``apply``): a
-row taken, sent and settled within the commits folded together is written once, as settled. The
-fold writes those rows, the earlier settlements ``resolved`` records replaced, and the ``seq``
-of its last commit (``meta.folded``) in one transaction, so a commit is applied exactly once, and
-then deletes the log's rows up to that mark. Readers apply the commits past the mark the same
-way, to tables of their own (``reads``), so they see every commit at once, folded or not.
+The fold reads the commits past the journal's mark, oldest first, and gathers what they do to
+its rows (``rows.Changes``): each row's last state only, so a row taken, sent and settled within
+the commits folded together is inserted once, as settled, and a row taken earlier is updated in
+place. It writes a run of commits (up to _CHUNK, or all there are) in one transaction with the
+``seq`` of the last one (``meta.folded``), so a commit is applied exactly once, and then deletes
+the log's rows up to that mark. Readers apply the commits past the mark to tables of their own
+(``reads``), so they see every commit at once, folded or not.
 
-Folding costs more CPU than committing (a row and its four index entries per intent, against a
-share of one log row), so it waits for the loop thread to be quiet (``Folder``, ``due``): under
-a burst, the loop thread pays only for its commits, and the fold comes after, a slice of
-``_SLICE`` commits per loop turn, unless the tail grows too long or too old. It runs on the loop
-thread, as the commits do: a thread of its own would fight the loop thread for the GIL at every
-statement. What blocks for long (checkpoints, which fsync) runs on ``sqlite_file.Checkpointer``'s
-thread, which holds no GIL while it works.
+Folding costs more CPU than committing (a row and its index entries per intent, against a share
+of one log row), so it waits for the loop thread to be quiet (``Folder``, ``due``): under a
+burst, the loop thread pays only for its commits, and the fold comes after, unless the tail
+grows too long or too old. Reading the log and gathering a run is Python, on the loop thread, a
+step (_SLICE commits) per loop turn; writing it is SQLite's work, on a thread of its own
+(``RunWriter``), which holds the GIL only to bind each row's values: a thread that also ran the
+Python part fought the loop thread for the GIL at every row, and the loop thread writing the
+runs itself paid for every index entry between two answers. What blocks for long (checkpoints,
+which fsync) runs on ``sqlite_file.Checkpointer``'s thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
+import queue
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 from kalshi_router.journal import commit_log
-from kalshi_router.journal.commit_log import Commit
+from kalshi_router.journal.rows import Changes, Statement
 from kalshi_router.journal.sqlite_file import Checkpointer
 
 log = logging.getLogger("kalshi_router.journal")
 
-COLUMNS = (
-    "id, kind, key, ticker, payload, submitted, state, attempts, last_sent, result, outcome, "
-    "settled_at"
-)
-_WIDTH = 12
-_RESOLVED_WIDTH = 4
-# Rows per multi-row statement (12 values each): one statement for many rows costs much less
-# than one execution per row, and a bounded set of texts stays in sqlite3's statement cache.
-_ROWS = 32
-# Commits per fold transaction (about 5,000 intents at full batches): the more rows share the
-# writing of each index page they touch, the cheaper each (in a journal of 200,000 intents: 45 us
-# an intent at 16 commits a transaction, 28 at 512).
+# Commits per fold transaction while the writer is busy (about 5,000 intents at full batches):
+# the more rows share the writing of each index page they touch, the cheaper each. A run that
+# took many rows it has not settled yet (a burst queued at once) reads on, up to _LONG_RUN
+# commits or _LONG_RUN_ROWS rows, until no more than 1/_OPEN_SHARE of them are open: each row
+# it writes open is written again when it settles.
 _CHUNK = 256
+_LONG_RUN = 2048
+_LONG_RUN_ROWS = 100_000
+_OPEN_SHARE = 4
 # The fold's own page cache (KiB): a transaction's dirty pages stay in memory.
 CACHE_KIB = 16_384
-# When the journal folds (``due``): it looks every _POLL_S while commits wait, and folds a slice
-# of _SLICE commits (about 3 ms at full batches) when the writer was quiet since it last looked
-# (then the next slice at once, while it stays quiet), or when the tail has grown to
-# _TAIL_COMMITS (a read applies the tail, a few microseconds an intent: about 25 ms at full
-# batches), or began _LAG_S ago.
+# When the journal folds (``due``): it looks every _POLL_S while commits wait. Once the writer
+# has been quiet for _POLL_S, it reads step after step (_SLICE commits, about 0.3 ms at full
+# batches), runs of whatever there is. While the writer is busy, it folds only once the tail has
+# grown to _TAIL_COMMITS (a read applies the tail, a few microseconds an intent: about 25 ms at
+# full batches) or began _LAG_S ago, in whole runs (so most rows are written once, settled), and
+# reads only in the time the loop thread would have slept (``_credit``: looked at every
+# _IDLE_POLL_S, at most _CREDIT_S saved up) plus _SHARE of its time, so that a step rarely
+# delays an answer the loop is waiting for. While a run is being written, it looks every
+# _WRITING_POLL_S for the writer to be done.
 _POLL_S = 0.05
-_SLICE = 16
+_IDLE_POLL_S = 0.001
+_SLICE = 4
+_WRITING_POLL_S = 0.01
 _TAIL_COMMITS = 512
 _LAG_S = 1.0
-_IDS = 500
-
-_NONE = (None, None, None, None)  # last_sent, result, outcome, settled_at
-Row = list[Any]
-"""An ``intents`` row, COLUMNS in order."""
-Earlier = tuple[int, str, bytes | bytearray, float]
-"""A ``resolved`` row: the settlement a resolution replaced."""
-
-
-def apply(
-    commits: Sequence[Commit], base: Callable[[list[int]], Iterable[Sequence[Any]]]
-) -> tuple[dict[int, Row], dict[int, Earlier]]:
-    """Each row the commits touch, as they leave it, and the settlements their resolutions
-    replaced. ``base`` gives the rows as they were for ids the commits did not take (a record
-    of an id it has no row for is skipped: compacted away). Payloads and outcomes come out as
-    ``bytearray``: sqlite3 binds that as a BLOB at once, where ``bytes`` goes through its adapter
-    lookup first (which costs about as much as the rest of the row's binding)."""
-    taken = {row[0] for commit in commits for row in commit.taken}
-    touched: set[int] = set()
-    for commit in commits:
-        touched.update(i for _, _, ids in commit.sending for i in ids)
-        touched.update(row[0] for row in commit.settled)
-        touched.update(row[0] for row in commit.resolved)
-    rows: dict[int, Row] = {row[0]: list(row) for row in base(sorted(touched - taken))}
-    earlier: dict[int, Earlier] = {}
-    for commit in commits:
-        # In the order the writer made them: a row is taken before it is sent, sent before it
-        # is settled, and settled (perhaps in this very commit) before it is resolved.
-        for i, kind, key, ticker, payload, submitted in commit.taken:
-            rows[i] = [i, kind, key, ticker, bytearray(payload), submitted, "taken", 0, *_NONE]
-        for attempts, at, ids in commit.sending:
-            for i in ids:
-                if (row := rows.get(i)) is not None:
-                    row[6:9] = ("sending", attempts, at)
-        for i, result, outcome, at in commit.settled:
-            if (row := rows.get(i)) is not None:
-                row[6] = "settled"
-                row[9:12] = (result, bytearray(outcome), at)
-        for i, result, outcome, at in commit.resolved:
-            if (row := rows.get(i)) is not None:
-                earlier.setdefault(i, (i, row[9], row[10], row[11]))
-                row[9:12] = (result, bytearray(outcome), at)
-    return rows, earlier
-
-
-def base_rows(
-    conn: sqlite3.Connection, ids: list[int], *, table: str = "main.intents"
-) -> list[Sequence[Any]]:
-    """The rows of ``table`` (the journal's, or a reader's view of it) with these ids."""
-    found: list[Sequence[Any]] = []
-    for start in range(0, len(ids), _IDS):
-        part = ids[start : start + _IDS]
-        marks = ", ".join(["?"] * len(part))
-        query = f"SELECT {COLUMNS} FROM {table} WHERE id IN ({marks})"  # noqa: S608
-        found += conn.execute(query, part).fetchall()
-    return found
-
-
-# These repeat placeholders only: every value still goes in as a parameter.
-@functools.cache
-def _insert(table: str, verb: str, rows: int, width: int) -> str:
-    values = ", ".join(["(" + ", ".join(["?"] * width) + ")"] * rows)
-    return f"{verb} INTO {table} VALUES {values}"
-
-
-def write(
-    conn: sqlite3.Connection,
-    rows: Iterable[Row],
-    earlier: Iterable[Earlier],
-    *,
-    intents: str = "main.intents",
-    resolved: str = "main.resolved",
-) -> None:
-    """Rows into ``intents`` (replacing those with the same id) and earlier settlements into
-    ``resolved`` (keeping the first one an intent had)."""
-    _write(conn, _insert_rows(intents, "INSERT OR REPLACE", _WIDTH), rows, _WIDTH)
-    _write(conn, _insert_rows(resolved, "INSERT OR IGNORE", _RESOLVED_WIDTH), earlier, 4)
-
-
-def _insert_rows(table: str, verb: str, width: int) -> Callable[[int], str]:
-    return functools.partial(_insert, table, verb, width=width)
-
-
-def _write(
-    conn: sqlite3.Connection, statement: Callable[[int], str], rows: Iterable[Any], width: int
-) -> None:
-    flat: list[Any] = [value for row in rows for value in row]
-    step = _ROWS * width
-    for start in range(0, len(flat), step):
-        part = flat[start : start + step]
-        conn.execute(statement(len(part) // width), part)
+_CREDIT_S = 0.005
+_SHARE = 0.2
 
 
 def folded(conn: sqlite3.Connection) -> int:
@@ -168,20 +84,6 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def fold_step(conn: sqlite3.Connection, mark: int, limit: int) -> tuple[int, int]:
-    """Apply to the journal, in the transaction ``conn`` has open, up to ``limit`` commits past
-    ``mark``; the new mark, and how many commits there were."""
-    found = conn.execute(
-        "SELECT seq, body FROM log.commits WHERE seq > ? ORDER BY seq LIMIT ?", (mark, limit)
-    ).fetchall()
-    if found:
-        commits = [commit_log.decode(body) for _, body in found]
-        rows, earlier = apply(commits, functools.partial(base_rows, conn))
-        write(conn, rows.values(), earlier.values())
-        mark = found[-1][0]
-    return mark, len(found)
-
-
 def compact(conn: sqlite3.Connection, cutoff: float) -> int:
     """Delete intents settled before ``cutoff`` (Unix seconds), and what ``resolved`` holds of
     them; how many intents went."""
@@ -194,15 +96,17 @@ def compact(conn: sqlite3.Connection, cutoff: float) -> int:
 
 
 class Folder:
-    """Folds the log into the journal on the loop thread when it is due (see the module
-    docstring), and compacts the journal every ``compact_every_s``.
+    """Folds the log into the journal when it is due (see the module docstring), and compacts
+    the journal every ``compact_every_s``.
 
-    It writes through a connection of its own (``conn``: the journal, its log attached), in
-    one transaction per _CHUNK commits however many slices (loop turns) that takes: each page
-    of a random index is then written once for many rows. Its readers see the journal as of the
-    last such commit, and the log past it. ``written`` is the writer's last ``seq``
-    (``wrote``), ``folded`` the committed mark. Without a running loop nothing is scheduled:
-    opening and closing the journal fold whatever is left."""
+    It reads and writes through a connection of its own (``conn``: the journal, its log
+    attached). A step, on the loop thread, reads commits past those it holds (``_changes``, from
+    the committed mark on) until it has a whole run (``whole``); the run's statements then go to
+    ``RunWriter``'s thread, which commits them with the run's mark; the next step takes that
+    mark (``_collect``). Its readers see the journal as of the last such commit, and the log past
+    it. ``written`` is the writer's last ``seq`` (``wrote``), ``folded`` the committed mark.
+    Without a running loop nothing is scheduled: opening and closing the journal fold whatever
+    is left, on the caller's thread."""
 
     def __init__(
         self,
@@ -219,14 +123,22 @@ class Folder:
         self._next_compact = time.monotonic() + compact_every_s
         self.folded = folded(conn)
         self.written = self._seen = self.folded
-        self._since = time.monotonic()
-        self._open: tuple[int, int] | None = None
-        """In an open transaction: the mark so far, and how many commits it took in."""
+        self._since = self._changed = self._at = time.monotonic()
+        self._cpu_at = time.thread_time()
+        self._credit = 0.0
+        self._changes: Changes | None = None
+        """The commits read and not yet written, past ``folded``."""
+        self._caught_up = False
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
-        self.cpu_s = 0.0
-        """CPU time spent folding (benchmarks)."""
+        self._writer = RunWriter(conn, checkpointer)
+        self._cpu_s = 0.0
         self.error: Exception | None = None
         """The last scheduled fold's error, if it failed (the next one tries again)."""
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU time spent folding, on either thread (benchmarks)."""
+        return self._cpu_s + self._writer.cpu_s
 
     def wrote(self, seq: int) -> None:
         """The writer committed ``seq``."""
@@ -235,12 +147,12 @@ class Folder:
             self._schedule(_POLL_S)
 
     def fold(self) -> int:
-        """Fold every commit written so far, now; the new mark."""
-        while True:
-            # A transaction the slices left open sees the log as it was when it began.
-            fresh = self._open is None
-            if self._slice(_CHUNK) and fresh:
-                return self.folded
+        """Fold every commit written so far, now, on this thread; the new mark."""
+        self._writer.idle.wait()
+        self._collect()
+        while not self._step(_SLICE, eager=True, threaded=False):
+            pass
+        return self.folded
 
     def compact(self) -> int:
         """Fold, then delete settled intents older than the configured age, now; how many
@@ -257,44 +169,59 @@ class Folder:
         try:
             self.fold()
         finally:
+            self._writer.close()
             self._conn.close()
 
-    def _slice(self, limit: int) -> bool:
-        """Fold up to ``limit`` more commits into the open transaction (opening one), and commit
-        it once it has taken in _CHUNK of them or all it can see; whether it was committed with
-        nothing more to see."""
-        conn = self._conn
+    def _collect(self) -> None:
+        """Take the mark (or the error) of the run the writer's thread finished, if any."""
+        if (done := self._writer.take()) is not None:
+            mark, error = done
+            if error is not None:
+                raise error
+            self.folded = mark
+
+    def _step(self, commits: int, *, eager: bool, threaded: bool) -> bool:
+        """Read up to ``commits`` more commits; once the run is whole, write it (``threaded``:
+        hand it to the writer's thread); whether there was nothing (more) to fold. ``eager``: a
+        run is whole once there is nothing more to read, not only when ``whole`` says."""
         started = time.thread_time()
         try:
-            if self._open is None:
-                conn.execute("BEGIN")
-                self._open = (folded(conn), 0)
-            mark, taken = self._open
-            mark, found = fold_step(conn, mark, limit)
-            self._open = (mark, taken + found)
-            if found == limit and taken + found < _CHUNK:
+            changes = self._read(commits, eager=eager)
+            if changes is None:
                 return False
-            if taken + found == 0:
-                self._open = None
-                conn.execute("COMMIT")
+            self._changes = None
+            if not changes.commits:
                 return True
-            conn.execute("INSERT OR REPLACE INTO main.meta VALUES ('folded', ?)", (mark,))
-            conn.execute("COMMIT")
-            self._open = None
-            self.folded = mark
-            # In the journal now (and should this fail, the mark keeps them from being applied
-            # twice).
-            with transaction(conn):
-                conn.execute("DELETE FROM log.commits WHERE seq <= ?", (mark,))
+            run = (changes.mark, changes.statements())
+            if threaded:
+                self._writer.submit(*run)
+            else:
+                write_run(self._conn, *run)
+                self.folded = changes.mark
+                self.checkpointer.wake()
+            return False  # more may have come meanwhile: the next step reads them, or none
         except BaseException:
-            if self._open is not None:
-                self._open = None
-                conn.execute("ROLLBACK")
+            # Nothing is lost: the log keeps every commit until a fold takes it in, and the
+            # next step reads them again from the committed mark.
+            self._changes = None
             raise
         finally:
-            self.cpu_s += time.thread_time() - started
-        self.checkpointer.wake()
-        return found < limit
+            self._cpu_s += time.thread_time() - started
+
+    def _read(self, limit: int, *, eager: bool) -> Changes | None:
+        """Up to ``limit`` more commits into ``_changes``; those changes once the run is whole
+        (None: not yet)."""
+        changes = self._changes
+        if changes is None:
+            changes = self._changes = Changes(self.folded)
+        found = self._conn.execute(
+            "SELECT seq, body FROM log.commits WHERE seq > ? ORDER BY seq LIMIT ?",
+            (changes.mark, limit),
+        ).fetchall()
+        for seq, body in found:
+            changes.add(seq, commit_log.decode(body))
+        self._caught_up = len(found) < limit
+        return changes if whole(changes, caught_up=self._caught_up, eager=eager) else None
 
     def _schedule(self, delay: float) -> None:
         try:
@@ -305,13 +232,24 @@ class Folder:
 
     def _tick(self) -> None:
         self._timer = None
-        written, now = self.written, time.monotonic()
-        quiet, self._seen = written == self._seen, written
-        folding = due(written - self.folded, quiet=quiet, waited_s=now - self._since)
+        now, cpu = time.monotonic(), time.thread_time()
+        wall, slept = now - self._at, (now - self._at) - (cpu - self._cpu_at)
+        if self.written != self._seen:
+            self._seen, self._changed = self.written, now
+        quiet = now - self._changed >= _POLL_S
+        busy = not self._writer.idle.is_set()
+        folding = due(self.written - self.folded, quiet=quiet, waited_s=now - self._since)
+        if folding and not quiet:
+            self._credit = min(_CREDIT_S, self._credit + max(slept, 0.0) + wall * _SHARE)
+        stepped = folding and not busy and (quiet or self._credit > 0)
         try:
-            if folding:
-                self._slice(_SLICE)
-            if now >= self._next_compact:
+            if not busy:
+                self._collect()
+            if stepped:
+                spent = self._cpu_s
+                self._step(_SLICE, eager=quiet, threaded=True)
+                self._credit -= self._cpu_s - spent
+            if now >= self._next_compact and not busy:
                 self.compact()
             self.error = None
         except (sqlite3.Error, ValueError) as exc:
@@ -319,15 +257,97 @@ class Folder:
             if self.error is None:
                 log.warning("journal: cannot fold the commit log yet: %s", exc)
             self.error = exc
+        self._at, self._cpu_at = time.monotonic(), time.thread_time()
         if self.written <= self.folded:
             self._since = now  # the tail is empty: nothing to do until the next commit
+            self._credit = 0.0
+        elif busy or not self._writer.idle.is_set():
+            self._schedule(_WRITING_POLL_S)
+        elif not folding or self.error is not None or self._waits():
+            self._schedule(_POLL_S)
+        elif stepped and (quiet or self._credit > 0):
+            self._schedule(0.0)  # the next step after whatever else the loop has ready
         else:
-            # While it stays due, the next slice after whatever else the loop has ready.
-            self._schedule(0.0 if folding and self.error is None else _POLL_S)
+            self._schedule(_IDLE_POLL_S)  # to see whether the loop slept meanwhile
+
+    def _waits(self) -> bool:
+        """Read all there is, and the run is not whole yet: more commits must come first."""
+        return self._changes is not None and self._caught_up
+
+
+def write_run(conn: sqlite3.Connection, mark: int, statements: list[Statement]) -> None:
+    """A run's statements and its mark in one transaction; then the log's rows up to the mark
+    go (should that fail, the mark keeps them from being applied twice, and the next run's
+    delete takes them)."""
+    with transaction(conn):
+        for sql, params in statements:
+            conn.executemany(sql, params)
+        conn.execute("INSERT OR REPLACE INTO main.meta VALUES ('folded', ?)", (mark,))
+    with contextlib.suppress(sqlite3.Error), transaction(conn):
+        conn.execute("DELETE FROM log.commits WHERE seq <= ?", (mark,))
+
+
+class RunWriter:
+    """Writes the runs the loop thread hands it (``submit``) on a thread of its own, one at a
+    time: SQLite releases the GIL while it works on an execution, and takes it back only to bind
+    the next one's values (32 rows to an insert), so the loop thread keeps running meanwhile
+    (it is never kept waiting for more than that, and the thread mostly gets the GIL when the
+    loop sleeps). ``idle`` is set when no run is being written; ``take`` gives the last one's
+    mark, and its error if it failed (then nothing of it was written)."""
+
+    def __init__(self, conn: sqlite3.Connection, checkpointer: Checkpointer) -> None:
+        self._conn = conn
+        self._checkpointer = checkpointer
+        self._runs: queue.SimpleQueue[tuple[int, list[Statement]] | None] = queue.SimpleQueue()
+        self._done: tuple[int, Exception | None] | None = None
+        self.idle = threading.Event()
+        self.idle.set()
+        self.cpu_s = 0.0
+        self._thread: threading.Thread | None = None
+
+    def submit(self, mark: int, statements: list[Statement]) -> None:
+        if self._thread is None:  # started at the first run: opening and closing fold inline
+            # A daemon: a journal nobody closed must not keep the interpreter from exiting.
+            self._thread = threading.Thread(target=self._run, name="journal-fold", daemon=True)
+            self._thread.start()
+        self.idle.clear()
+        self._runs.put((mark, statements))
+
+    def take(self) -> tuple[int, Exception | None] | None:
+        done, self._done = self._done, None
+        return done
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._runs.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (run := self._runs.get()) is not None:
+            started = time.thread_time()
+            try:
+                write_run(self._conn, *run)
+                self._done = (run[0], None)
+            except Exception as exc:  # the loop thread raises it (``_collect``); this one lives on
+                self._done = (run[0], exc)
+            finally:
+                self.cpu_s += time.thread_time() - started
+                self.idle.set()
+            self._checkpointer.wake()
+
+
+def whole(changes: Changes, *, caught_up: bool, eager: bool) -> bool:
+    """Whether a run is ready to be written (see _CHUNK): ``eager`` (the writer is quiet, or
+    everything is to be folded now), once there is nothing more to read."""
+    if eager and caught_up:
+        return True
+    if changes.commits >= _LONG_RUN or changes.rows >= _LONG_RUN_ROWS:
+        return True
+    return changes.commits >= _CHUNK and changes.open * _OPEN_SHARE <= changes.rows
 
 
 def due(waiting: int, *, quiet: bool, waited_s: float) -> bool:
-    """Whether to fold a slice now, with ``waiting`` commits not folded yet: when the writer
-    made none since the folder last looked (``quiet``: the loop thread is idle), when the tail
-    is too long for cheap reads, or when it began ``waited_s`` ago, too long."""
+    """Whether to fold now, with ``waiting`` commits not folded yet: when the writer made none
+    for _POLL_S (``quiet``: the loop thread is idle), when the tail is too long for cheap reads,
+    or when it began ``waited_s`` ago, too long."""
     return waiting > 0 and (quiet or waiting >= _TAIL_COMMITS or waited_s >= _LAG_S)

@@ -1,12 +1,12 @@
 """Reading the journal as of its last commit, folded into ``intents`` or not yet.
 
 Each read applies the commits past the folded mark (and, for ``resolve_later``, the writer's
-waiting rows) to tables of the connection's own, ``temp.tail`` and ``temp.tail_resolved``, the
-way the fold will (``fold.apply``), and queries views that put those rows in place of the
-journal's (``all_intents``, ``all_resolved``). Those tables are kept from one read to the next,
-so a read applies only the commits that came since the last one: about 10 us an intent, tens of
-milliseconds for the first read after a burst (the tail is at most a second of commits, or
-``fold._TAIL_COMMITS``), little after. With no tail, a read costs what a plain query does.
+waiting rows) to tables of the connection's own, ``temp.tail`` and ``temp.tail_resolved``
+(``rows.apply``: as the fold's statements will), and queries views that put those rows in place
+of the journal's (``all_intents``, ``all_resolved``). Those tables are kept from one read to the
+next, so a read applies only the commits that came since the last one: about 10 us an intent,
+tens of milliseconds for the first read after a burst (the tail is at most a second of commits,
+or ``fold._TAIL_COMMITS``), little after. With no tail, a read costs what a plain query does.
 
 A read takes its snapshot of the log before that of the journal: the log rows it then finds past
 the journal's mark are all there (rows are deleted only once the mark has passed them), and a
@@ -24,7 +24,8 @@ from pathlib import Path
 from kalshi_router.journal import sqlite_file
 from kalshi_router.journal.commit_log import Commit, decode
 from kalshi_router.journal.entry import Entry, Settlement, entry_from_row, settlement_from_row
-from kalshi_router.journal.fold import COLUMNS, apply, base_rows, folded, transaction, write
+from kalshi_router.journal.fold import folded, transaction
+from kalshi_router.journal.rows import COLUMNS, apply, base_rows, write
 
 _SELECT = f"SELECT {COLUMNS} FROM all_intents"  # noqa: S608
 _FIND = f"{_SELECT} WHERE key = ? ORDER BY id DESC LIMIT 1"

@@ -3,10 +3,11 @@
 On the hot path, the loop thread does not write those rows. Each commit is one row of the
 journal's commit log (``commit_log``, a file beside it), holding everything since the last
 commit as one JSON array: no index is touched, and the row's pages are written once. The rows
-of ``intents`` come from folding the log (``fold``), which waits for the loop to be quiet, and
-every read sees the commits not yet folded too (``reads``). Writing each intent's row three
-times, as this journal did before, kept a dozen pages of its indexes (two keyed by random ids)
-dirty in every commit, on the loop thread, between the batch and its request.
+of ``intents`` come from folding the log (``fold``), which waits for the loop to be quiet or the
+log to grow, and writes each row once per run of commits, in its last state, on a thread of its
+own; every read sees the commits not yet folded too (``reads``). Writing each intent's row
+three times, as this journal did before, kept a dozen pages of its indexes (two keyed by random
+ids) dirty in every commit, on the loop thread, between the batch and its request.
 
 Durability: both files are in WAL mode with ``synchronous=NORMAL``. A commit then appends to the
 log's WAL file (a ``write``, no ``fsync``), so what is committed survives the *process* dying
@@ -37,13 +38,13 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
 from kalshi_router.errors import JournalError
 from kalshi_router.journal import commit_log, sqlite_file
-from kalshi_router.journal.fold import CACHE_KIB, Folder, transaction
+from kalshi_router.journal.fold import CACHE_KIB, Folder
 from kalshi_router.journal.reads import UNKNOWN, JournalReads
 from kalshi_router.journal.sqlite_file import Checkpointer
 from kalshi_router.outcome import Outcome, Unknown, outcome_name
@@ -116,7 +117,8 @@ class SqliteJournal(JournalReads):
             sqlite_file.set_up(conn, path)
             sqlite_file.prepare_log(conn, path, writer=True)
             sqlite_file.attach_log(conn, path, readonly=False)
-            folding = sqlite_file.connect(path, create=False)
+            # Used by the loop thread and the fold's writer thread, one at a time.
+            folding = sqlite_file.connect(path, create=False, threaded=True)
             failing.callback(folding.close)
             sqlite_file.attach_log(folding, path, readonly=False)
             folding.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
@@ -235,8 +237,12 @@ class SqliteJournal(JournalReads):
             raise JournalError(f"journal {self.path}: cannot write: opened to read")
         body = commit_log.encode(self._taken, self._sending, self._settled, self._resolved)
         seq = self._seq + 1
-        with self._writing():
+        try:
+            # One statement, so its own transaction: no BEGIN and COMMIT to run around it.
             self._conn.execute("INSERT INTO log.commits VALUES (?, ?)", (seq, body))
+        except sqlite3.Error as exc:
+            # Loud: the dispatcher does not send a batch it could not journal.
+            raise JournalError(f"journal {self.path}: cannot write: {exc}") from None
         self._seq = seq
         self._folder.wrote(seq)
         self.commits += 1
@@ -245,15 +251,6 @@ class SqliteJournal(JournalReads):
         self._taken.clear()
         self._settled.clear()
         self._resolved.clear()
-
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[None]:
-        try:
-            with transaction(self._conn):
-                yield
-        except sqlite3.Error as exc:
-            # Loud: the dispatcher does not send a batch it could not journal.
-            raise JournalError(f"journal {self.path}: cannot write: {exc}") from None
 
     # Maintenance.
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from _summary import (
     goals,
+    journal_tables,
     latency_tables,
     merge_tiers,
     render,
@@ -135,6 +136,47 @@ def test_wire_sections_each_get_a_table() -> None:
     tables = wire_tables({"results": {"encode": [row], "decode": [row], "sign": [row]}})
     assert [t["name"] for t in tables] == ["wire/encode", "wire/decode", "wire/sign"]
     assert "2.00x" in render(tables[0])
+
+
+def test_journal_rows_are_on_over_off_per_shape_and_the_goal_says_which() -> None:
+    def medians(orders_per_s: float, cpu: float) -> dict[str, float]:
+        return {
+            "orders_per_s": orders_per_s,
+            "cpu_us_per_order": cpu,
+            "fold_cpu_us_per_order": 0.0,
+            "commits": 0,
+        }
+
+    raw = {
+        "settings": {"orders": 5000, "sustained": 20000, "rounds": 2},
+        "figures": {
+            "burst": {
+                "orders": 5000,
+                "off": medians(10_000, 50),
+                "on": medians(9_000, 60),
+                "on_vs_off": 0.9,
+            },
+            "sustained": {
+                "orders": 20000,
+                "off": medians(10_000, 50),
+                "on": medians(8_000, 70),
+                "on_vs_off": 0.8,
+            },
+        },
+    }
+    [tab] = journal_tables(raw)
+    on = [(r["contender"], round(r["vs_off"], 2), r["cpu_added_us"]) for r in tab["rows"]]
+    assert on[1::2] == [
+        ("journal on, burst (5,000 orders)", 0.9, 10),
+        ("journal on, sustained (20,000 orders)", 0.8, 20),
+    ]
+    assert "x off" in render(tab)
+    lines = goals({"journal": raw})
+    assert [line.split(" orders/s, ")[1].split(" (")[0] for line in lines] == [
+        "burst",
+        "sustained",
+    ]
+    assert [line.rsplit(", ", 1)[1] for line in lines] == ["met", "MISSED"]
 
 
 @pytest.mark.parametrize(

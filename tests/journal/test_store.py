@@ -222,24 +222,50 @@ async def test_reads_see_every_commit_whether_folded_or_not(
     assert [key for key, state, _ in folded(path) if state == "settled"] == ["k0"]
 
 
-async def test_a_fold_spread_over_loop_turns_commits_once_and_misses_nothing(
+async def test_a_run_written_on_the_folds_thread_commits_once_and_misses_nothing(
     journal: SqliteJournal, path: Path
 ) -> None:
     folder = journal._folder
     assert folder is not None
-    for i in range(fold._SLICE + 1):
+    for i in range(3 * fold._SLICE):
         journal.taken(pending(f"k{i}"))
         journal.commit()
-    assert folder._slice(fold._SLICE) is False  # a slice: its transaction stays open
-    assert (folded(path), log_rows(path)) == ([], fold._SLICE + 1)
-    assert len(committed(path)) == fold._SLICE + 1  # readers see it all meanwhile
-    journal.taken(pending("later"))  # after the open transaction began
+    while folder._writer.idle.is_set():  # read a step a turn, until the run goes to the thread
+        assert folder._step(fold._SLICE, eager=True, threaded=True) is False
+    assert len(committed(path)) == 3 * fold._SLICE  # readers see it all meanwhile
+    folder._writer.idle.wait()
+    assert folder.folded == 0  # the loop thread takes the mark at its next look
+    journal.taken(pending("later"))  # after the run was read
     journal.commit()
     journal.fold()
-    assert [key for key, _, _ in folded(path)] == [f"k{i}" for i in range(fold._SLICE + 1)] + [
+    assert [key for key, _, _ in folded(path)] == [f"k{i}" for i in range(3 * fold._SLICE)] + [
         "later"
     ]
     assert log_rows(path) == 0
+
+
+async def test_under_load_the_fold_waits_for_a_whole_run(
+    journal: SqliteJournal, path: Path
+) -> None:
+    folder = journal._folder
+    assert folder is not None
+    journal.taken(pending("k"))
+    journal.commit()
+    # Not eager (the writer is busy): one commit is not a run yet, and nothing is written.
+    assert folder._step(fold._SLICE, eager=False, threaded=False) is False
+    assert folder._waits()
+    assert folded(path) == []
+    commits = fold._CHUNK + 2 * fold._SLICE
+    for i in range(commits - 1):  # each intent settled in the commit after the one taking it
+        item = pending(f"k{i}")
+        journal.taken(item)
+        journal.commit()
+        journal.settled(item, accepted(item.key))
+    while folder.folded == 0:  # read until the run is whole, then write it
+        folder._step(fold._SLICE, eager=False, threaded=False)
+    # One run of _CHUNK commits (or the few more its last read took); the rest waits.
+    assert fold._CHUNK <= len(folded(path)) <= fold._CHUNK + fold._SLICE
+    assert log_rows(path) == commits - len(folded(path))
 
 
 async def test_the_journal_folds_by_itself_once_the_writer_is_quiet(
