@@ -27,7 +27,7 @@ from _runner import CHILD_TIMEOUT_S
 from _sim import UNLIMITED_WRITES
 
 from kalshi_router import Config, OrderIntent, OrderRouter
-from kalshi_router.config import LimitsConfig, RouterConfig
+from kalshi_router.config import ExchangeConfig, LimitsConfig, RouterConfig
 from kalshi_router.outcome import Outcome, Rejected, outcome_name
 from kalshi_router.wire.signer import Signer
 
@@ -120,6 +120,8 @@ async def router_sender(
 ) -> AsyncIterator[_peers.Send[OrderIntent]]:
     count = spec["warmup"] + spec["orders"]
     config = Config(
+        # Signatures made ahead by default; bench_instructions may turn it off (see there).
+        exchange=ExchangeConfig(presign=spec.get("presign", True)),
         # The sim's bucket is unlimited; say so rather than rely on what it reports.
         limits=LimitsConfig(
             write_refill_rate=int(UNLIMITED_WRITES["write_refill"]),
