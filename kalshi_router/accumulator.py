@@ -93,7 +93,9 @@ class Accumulator:
             return
         first = batch[0]
         for pending in batch:
-            pending.move("queued")
+            if pending.state != "new":
+                pending.move("queued")  # raises IllegalTransition
+            pending.state = "queued"
         self._size += len(batch)
         self._counts[first.kind] += len(batch)
         lane = self._lanes[first.kind]

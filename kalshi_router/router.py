@@ -39,7 +39,7 @@ from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, Orde
 from kalshi_router.journal import IntentJournal
 from kalshi_router.order_groups import OrderGroups
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome, Outcome, Rejected
-from kalshi_router.pending import Kind, Pending
+from kalshi_router.pending import SETTLING, Kind, Pending
 from kalshi_router.router_controls import RouterControls
 from kalshi_router.stats import RouterObserver
 from kalshi_router.wire import connect
@@ -258,23 +258,24 @@ class OrderRouter(RouterControls):
         futures: list[asyncio.Future[Any]] = []
         queued: list[Pending] = []
         for key, payload in zip(keys, payloads, strict=True):
-            refusal = None
             if not gate.plain:
+                refusal = None
                 if type(payload) is OrderIntent:
                     refusal = gate.check_create(payload, client)
                 elif type(payload) is AmendIntent:
                     refusal = gate.check_amend(payload, client)
-            if refusal is not None:
-                futures.append(self._refused(kind, key, refusal))
-                continue
+                if refusal is not None:
+                    futures.append(self._refused(kind, key, refusal))
+                    continue
             future = IntentFuture(loop=loop)
-            future.key = (kind, key)
+            # One tuple for the future and the live table: an object fewer for every intent.
+            future.key = named = (kind, key)
             future.give_up = give_up
             # Positional: a keyword costs a lookup, for every intent.
             pending = Pending(
                 kind, key, payload.ticker, payload, future, now, deadline, wall, now, client
             )
-            live[kind, key] = pending
+            live[named] = pending
             futures.append(future)
             queued.append(pending)
         if queued:
@@ -313,7 +314,10 @@ class OrderRouter(RouterControls):
         every = log.isEnabledFor(logging.DEBUG)
         reserving = gate.reserving()
         for pending, outcome in outcomes.items():
-            pending.move("settled")
+            if pending.state not in SETTLING:
+                pending.move("settled")  # raises IllegalTransition
+            # Legal (just checked): set, not ``move``d, which would look it up again.
+            pending.state = "settled"
             kind = pending.kind
             live.pop((kind, pending.key), None)
             observers.settled(kind, outcome, now - pending.submitted)

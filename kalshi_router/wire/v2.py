@@ -44,21 +44,22 @@ def to_v2(intent: OrderIntent) -> CreateOrderV2Request:
     at submit; this keeps any other caller from sending an order without it)."""
     if intent.buy_max_cost is not None or intent.sell_position_floor is not None:
         check_v2(intent)
+    # Positional, in the fields' order.
     return CreateOrderV2Request(
-        ticker=intent.ticker,
-        side=intent.side,
-        count=intent.count,
-        price=intent.price,
-        time_in_force=intent.time_in_force,
-        self_trade_prevention_type=intent.self_trade_prevention,
-        client_order_id=intent.client_order_id,
-        expiration_time=intent.expiration_time,
-        post_only=intent.post_only,
-        cancel_order_on_pause=intent.cancel_order_on_pause,
-        reduce_only=intent.reduce_only,
-        subaccount=intent.subaccount,
-        order_group_id=intent.order_group_id,
-        exchange_index=intent.exchange_index,
+        intent.ticker,
+        intent.side,
+        intent.count,
+        intent.price,
+        intent.time_in_force,
+        intent.self_trade_prevention,
+        intent.client_order_id,
+        intent.expiration_time,
+        intent.post_only,
+        intent.cancel_order_on_pause,
+        intent.reduce_only,
+        intent.subaccount,
+        intent.order_group_id,
+        intent.exchange_index,
     )
 
 
