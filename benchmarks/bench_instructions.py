@@ -214,7 +214,7 @@ async def run_one(
             "warmup": args.warmup,
             "seed": args.seed,
             "in_flight": 1,
-            "batch": BATCH,
+            "batch": args.batch,
             "presign": presign,
         }
         result, out_file = await asyncio.to_thread(run_counted, contender, spec, args.loop, workdir)
@@ -280,7 +280,7 @@ def render(results: Sequence[dict[str, Any]], args: argparse.Namespace) -> str:
         for r in results
     ]
     title = (
-        f"instructions per order (callgrind), batch {BATCH}, one request in flight, "
+        f"instructions per order (callgrind), batch {args.batch}, one request in flight, "
         f"{args.orders} orders counted after {args.warmup} uncounted, {args.loop}\n"
         "(vs naive: over naive-batch with the same key; then by where they ran, per order)"
     )
@@ -317,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--presign", type=comma_list(PRESIGN), default=["off"], help="router rows: off,on"
     )
+    parser.add_argument("--batch", type=int, default=BATCH, help="orders per request")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--keep", metavar="DIR", help="keep callgrind's files here (for callgrind_annotate)"

@@ -22,7 +22,7 @@ from kalshi_router.awaiting import all_of
 from kalshi_router.budget import discover_budget
 from kalshi_router.budget.opening import open_budget
 from kalshi_router.config import Config
-from kalshi_router.errors import IntentError, QueueFull
+from kalshi_router.errors import IllegalTransition, IntentError, QueueFull
 from kalshi_router.intake import (
     IntentFuture,
     check_batch,
@@ -41,7 +41,7 @@ from kalshi_router.order_groups import OrderGroups
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome, Outcome, Rejected
 from kalshi_router.pending import SETTLING, Kind, Pending
 from kalshi_router.router_controls import RouterControls
-from kalshi_router.stats import RouterObserver
+from kalshi_router.stats import RouterObserver, settled_all, settled_before
 from kalshi_router.wire import connect
 from kalshi_router.wire.signer import Signer
 
@@ -313,26 +313,35 @@ class OrderRouter(RouterControls):
         # and the risk gate has nothing to release unless it reserved something.
         every = log.isEnabledFor(logging.DEBUG)
         reserving = gate.reserving()
-        for pending, outcome in outcomes.items():
-            if pending.state not in SETTLING:
-                pending.move("settled")  # raises IllegalTransition
-            # Legal (just checked): set, not ``move``d, which would look it up again.
-            pending.state = "settled"
-            kind = pending.kind
-            live.pop((kind, pending.key), None)
-            observers.settled(kind, outcome, now - pending.submitted)
-            if journal is not None:
-                journal.settled(pending, outcome)
-            if reserving:
-                gate.settled(pending.key, outcome, kind)
-            if tracker is not None and kind == "create":
-                tracker.settled(pending.payload, outcome, pending.submitted_wall)
-            if every or not outcome.ok:
-                log_outcome(pending, outcome)
-            # Its caller may have cancelled the future: then nobody reads the outcome.
-            future = pending.future
-            if not future.cancelled():
-                future.set_result(outcome)
+        # The observers are told after the loop, all at once (``stats.settled_all``); if it
+        # fails part way, of the intents settled until then.
+        try:
+            for pending, outcome in outcomes.items():
+                if pending.state not in SETTLING:
+                    settled_before(observers, outcomes, pending, now)
+                    pending.move("settled")  # raises IllegalTransition
+                # Legal (just checked): set, not ``move``d, which would look it up again.
+                pending.state = "settled"
+                kind = pending.kind
+                live.pop((kind, pending.key), None)
+                if journal is not None:
+                    journal.settled(pending, outcome)
+                if reserving:
+                    gate.settled(pending.key, outcome, kind)
+                if tracker is not None and kind == "create":
+                    tracker.settled(pending.payload, outcome, pending.submitted_wall)
+                if every or not outcome.ok:
+                    log_outcome(pending, outcome)
+                # Its caller may have cancelled the future: then nobody reads the outcome.
+                future = pending.future
+                if not future.cancelled():
+                    future.set_result(outcome)
+        except IllegalTransition:
+            raise  # told already: those before it
+        except BaseException:
+            settled_before(observers, outcomes, pending, now, including=True)
+            raise
+        settled_all(observers, outcomes, now)
 
     def _runner_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:

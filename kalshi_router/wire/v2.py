@@ -90,14 +90,15 @@ def _settle_create(item: CreateOrderV2Item) -> tuple[str | None, Outcome | None]
         or (item.average_fee_paid is not None and not item.average_fee_paid.is_finite())
     ):
         return key, None
+    # Positional, in the fields' order.
     return key, Accepted(
-        client_order_id=key,
-        order_id=item.order_id,
-        fill_count=fill,
-        remaining_count=left,
-        average_fill_price=item.average_fill_price,
-        average_fee_paid=item.average_fee_paid,
-        ts_ms=item.ts_ms,
+        key,
+        item.order_id,
+        fill,
+        left,
+        item.average_fill_price,
+        item.average_fee_paid,
+        item.ts_ms,
     )
 
 
