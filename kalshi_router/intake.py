@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Container
+from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from kalshi_router.accumulator import Accumulator
@@ -46,16 +47,18 @@ class IntentFuture(asyncio.Future[Any]):
 
 
 def check_batch(
-    kind: Kind, keys: list[str], live: Container[tuple[Kind, str]], queued: int, capacity: int
+    kind: Kind, keys: list[str], live: Mapping[tuple[Kind, str], object], queued: int, capacity: int
 ) -> None:
     """Everything that could stop one of ``keys`` from queueing, checked before any is (a
     batch queues all or none)."""
     field = "client_order_id" if kind == "create" else "order_id"
     if len(set(keys)) != len(keys):
         raise IntentError(field, f"used more than once in one {kind} batch")
-    for key in keys:
-        if (kind, key) in live:
-            raise IntentError(field, f"{key!r} already has a pending {kind}")
+    if not live.keys().isdisjoint(zip(repeat(kind), keys)):
+        # One tuple for the whole check (zip reuses its own); then which one, for the error.
+        for key in keys:
+            if (kind, key) in live:
+                raise IntentError(field, f"{key!r} already has a pending {kind}")
     if queued + len(keys) > capacity:
         raise QueueFull(f"no room for {len(keys)} intents ({queued} queued)")
 

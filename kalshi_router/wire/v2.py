@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
 import msgspec
@@ -16,7 +16,7 @@ from kalshi_router.wire.models import (
     BatchCancelOrdersV2Request,
     BatchCancelOrdersV2Response,
     BatchCreateOrdersV2Request,
-    BatchCreateOrdersV2Response,
+    BatchCreateOrdersV2ResponseText,
     CancelOrderV2Item,
     CancelOrderV2Result,
     CreateOrderV2Item,
@@ -27,9 +27,12 @@ from kalshi_router.wire.models import (
 from kalshi_router.wire.reply import BatchItems, Outcome, rejection
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
-_create_decoder = msgspec.json.Decoder(BatchCreateOrdersV2Response)
+_create_text_decoder = msgspec.json.Decoder(BatchCreateOrdersV2ResponseText)
 _cancel_decoder = msgspec.json.Decoder(BatchCancelOrdersV2Response)
 _ZERO = Decimal(0)
+# Count strings seen in answers and their Decimals ("0.00", "10.00", ...), up to a bound.
+_COUNTS: dict[str, Decimal] = {}
+_MAX_COUNTS = 1024
 
 
 def check_v2(intent: OrderIntent) -> None:
@@ -71,6 +74,48 @@ def cancel_item(cancel: CancelIntent) -> CancelOrderV2Item:
         exchange_index=cancel.exchange_index,
         market_ticker=cancel.ticker,
     )
+
+
+def _count(text: str | None) -> Decimal | None:
+    """``text``'s Decimal, as msgspec would decode it (it calls ``Decimal`` too); a string
+    ``Decimal`` refuses raises ``ValidationError``, as decoding into a Decimal would."""
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise msgspec.ValidationError(f"Invalid decimal string {text!r}") from None
+    if len(_COUNTS) < _MAX_COUNTS:
+        _COUNTS[text] = value
+    return value
+
+
+def _create_items(body: bytes) -> list[CreateOrderV2Item]:
+    """A create answer's items at once (``BatchItems``' fast path), their counts' Decimals made
+    once per distinct string. A count that is not a decimal raises ``ValidationError``, so
+    the answer is read again item by item with Decimal fields, as any misfit is."""
+    counts = _COUNTS
+    items = []
+    for text in _create_text_decoder.decode(body).orders:
+        fill = counts.get(text.fill_count)  # type: ignore[arg-type]
+        if fill is None:
+            fill = _count(text.fill_count)
+        left = counts.get(text.remaining_count)  # type: ignore[arg-type]
+        if left is None:
+            left = _count(text.remaining_count)
+        items.append(
+            CreateOrderV2Item(
+                text.order_id,
+                text.client_order_id,
+                fill,
+                left,
+                text.average_fill_price,
+                text.average_fee_paid,
+                text.ts_ms,
+                text.error,
+            )
+        )
+    return items
 
 
 def _settle_create(item: CreateOrderV2Item) -> tuple[str | None, Outcome | None]:
@@ -126,7 +171,7 @@ class V2Dialect(AnswerDecoder[CreateOrderV2Item, CancelOrderV2Result]):
     def __init__(self) -> None:
         super().__init__(
             BatchItems(
-                lambda raw: _create_decoder.decode(raw).orders,
+                _create_items,
                 CreateOrderV2Item,
                 lambda item: item.get("client_order_id"),
             ),
