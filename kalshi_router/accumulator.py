@@ -86,9 +86,10 @@ class Accumulator:
     def push(self, pending: Pending) -> None:
         self.push_all([pending])
 
-    def push_all(self, batch: Sequence[Pending]) -> None:
+    def push_all(self, batch: Sequence[Pending], deadline: float | None = None) -> None:
         """``push`` each of ``batch``, in order: intents of one kind from one client (a
-        ``submit_many``), so their lane, queue and deadline order are looked up once."""
+        ``submit_many``), so their lane, queue and deadline order are looked up once.
+        ``deadline``: every one of them is due then."""
         if not batch:
             return
         first = batch[0]
@@ -104,6 +105,9 @@ class Accumulator:
             queue = lane.queue(first.client)
         queue.extend(batch)
         deadlines = self._deadlines
+        if deadline is not None and (not deadlines or deadlines[-1].deadline <= deadline):
+            deadlines.extend(batch)  # all due at once, after everything there: in order
+            return
         for pending in batch:
             if not deadlines or deadlines[-1].deadline <= pending.deadline:
                 deadlines.append(pending)

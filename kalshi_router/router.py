@@ -257,6 +257,9 @@ class OrderRouter(RouterControls):
         gate, live, give_up, loop = self._gate, self._live, self._give_up, self._loop
         futures: list[asyncio.Future[Any]] = []
         queued: list[Pending] = []
+        # A future made without naming its loop takes the running one, at a fraction of the
+        # cost (no keyword to parse): so whenever that is ours, as it is on the loop's thread.
+        bare = asyncio._get_running_loop() is loop
         for key, payload in zip(keys, payloads, strict=True):
             if not gate.plain:
                 refusal = None
@@ -267,7 +270,7 @@ class OrderRouter(RouterControls):
                 if refusal is not None:
                     futures.append(self._refused(kind, key, refusal))
                     continue
-            future = IntentFuture(loop=loop)
+            future = IntentFuture() if bare else IntentFuture(loop=loop)
             # One tuple for the future and the live table: an object fewer for every intent.
             future.key = named = (kind, key)
             future.give_up = give_up
@@ -279,7 +282,7 @@ class OrderRouter(RouterControls):
             futures.append(future)
             queued.append(pending)
         if queued:
-            self._acc.push_all(queued)
+            self._acc.push_all(queued, deadline)
             if self._journal is not None:
                 for pending in queued:
                     self._journal.taken(pending)
