@@ -13,7 +13,8 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from kalshi_router.pending import Client, Kind, Pending
 
@@ -42,11 +43,12 @@ class _Lane:
         return queue
 
 
-@dataclass(slots=True)
-class Cut:
-    batch: list[Pending] = field(default_factory=list)
-    expired: list[Pending] = field(default_factory=list)
-    dropped: list[Pending] = field(default_factory=list)
+class Cut(msgspec.Struct):
+    """One batch cut (a Struct: one per request, built in C)."""
+
+    batch: list[Pending] = msgspec.field(default_factory=list)
+    expired: list[Pending] = msgspec.field(default_factory=list)
+    dropped: list[Pending] = msgspec.field(default_factory=list)
     """Cancelled by their callers before being sent."""
 
 

@@ -8,7 +8,7 @@ ids), ``ambiguous`` means the orders may exist (reconcile before any resend).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast
 
 import msgspec
@@ -32,17 +32,17 @@ _MAX_KEY_TEXT = 80
 _error_decoder = msgspec.json.Decoder(ErrorEnvelope)
 
 
-@dataclass(slots=True)
-class BatchReply:
+class BatchReply(msgspec.Struct):
     """``outcomes`` holds every key the answer settled; ``unanswered`` the keys it did not (all
-    of them unless the disposition is ``answered`` or ``rejected``)."""
+    of them unless the disposition is ``answered`` or ``rejected``). (A Struct: one per request,
+    built in C.)"""
 
     disposition: Disposition
     http_status: int
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    unanswered: list[str] = field(default_factory=list)
+    outcomes: dict[str, Outcome] = msgspec.field(default_factory=dict)
+    unanswered: list[str] = msgspec.field(default_factory=list)
     error: ApiError | None = None
-    anomalies: list[str] = field(default_factory=list)
+    anomalies: list[str] = msgspec.field(default_factory=list)
 
 
 def classify_status(status: int) -> Disposition:
