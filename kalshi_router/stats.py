@@ -235,10 +235,19 @@ class StatsRecorder:
 
     def settled_all(self, outcomes: Mapping[Pending, Outcome], now: float) -> None:
         """``settled`` for each, ``now`` being when they settled: a batch's answers at once."""
+        if not outcomes:
+            return
         counts = self._outcomes
-        rejected = counts[Rejected]
-        counts.update(map(type, outcomes.values()))
-        if counts[Rejected] != rejected:
+        kinds = list(map(type, outcomes.values()))
+        first = kinds[0]
+        # Mostly one kind of outcome (a batch accepted): one count. (``Counter.update`` asks
+        # whether its argument is a Mapping, an ABC check that costs more than this does.)
+        if kinds.count(first) == len(kinds):
+            counts[first] += len(kinds)
+        else:
+            for kind in kinds:
+                counts[kind] += 1
+        if Rejected in kinds:
             for outcome in outcomes.values():
                 if type(outcome) is Rejected:
                     self.rejected_codes[outcome.code] += 1
