@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import msgspec
 
@@ -20,6 +20,7 @@ from kalshi_router.wire.models import (
     CancelOrderV2Item,
     CancelOrderV2Result,
     CreateOrderV2Item,
+    CreateOrderV2ItemText,
     CreateOrderV2Request,
     GetAccountEndpointCostsResponse,
     impossible_count,
@@ -30,8 +31,9 @@ _encoder = msgspec.json.Encoder(decimal_format="string")
 _create_text_decoder = msgspec.json.Decoder(BatchCreateOrdersV2ResponseText)
 _cancel_decoder = msgspec.json.Decoder(BatchCancelOrdersV2Response)
 _ZERO = Decimal(0)
-# Count strings seen in answers and their Decimals ("0.00", "10.00", ...), up to a bound.
-_COUNTS: dict[str, Decimal] = {}
+# Count strings seen in answers ("0.00", "10.00", ...) that are possible counts, and their
+# Decimals, up to a bound.
+_COUNTS: dict[str | None, Decimal] = {}
 _MAX_COUNTS = 1024
 
 
@@ -76,49 +78,76 @@ def cancel_item(cancel: CancelIntent) -> CancelOrderV2Item:
     )
 
 
-def _count(text: str | None) -> Decimal | None:
-    """``text``'s Decimal, as msgspec would decode it (it calls ``Decimal`` too); a string
-    ``Decimal`` refuses raises ``ValidationError``, as decoding into a Decimal would."""
-    if text is None:
-        return None
+def _possible_count(text: str) -> Decimal | None:
+    """The Decimal of ``text`` if it is a count an order can have (finite, not negative), else
+    None; kept for the next answers, up to a bound. A string ``Decimal`` refuses raises
+    ``ValidationError``, as decoding it into a Decimal would (msgspec calls ``Decimal`` too)."""
     try:
         value = Decimal(text)
     except InvalidOperation:
         raise msgspec.ValidationError(f"Invalid decimal string {text!r}") from None
+    if impossible_count(value):
+        return None
     if len(_COUNTS) < _MAX_COUNTS:
         _COUNTS[text] = value
     return value
 
 
-def _create_items(body: bytes) -> list[CreateOrderV2Item]:
-    """A create answer's items at once (``BatchItems``' fast path), their counts' Decimals made
-    once per distinct string. A count that is not a decimal raises ``ValidationError``, so
-    the answer is read again item by item with Decimal fields, as any misfit is."""
+def _create_items(body: bytes) -> list[CreateOrderV2ItemText]:
+    """A create answer's items at once (``BatchItems``' fast path), their counts left as the
+    exchange's strings: ``_settle_create`` looks their Decimals up. A count that is not a
+    decimal raises ``ValidationError``, so the answer is read again item by item with Decimal
+    fields, as any misfit is."""
+    items = _create_text_decoder.decode(body).orders
     counts = _COUNTS
-    items = []
-    for text in _create_text_decoder.decode(body).orders:
-        fill = counts.get(text.fill_count)  # type: ignore[arg-type]
-        if fill is None:
-            fill = _count(text.fill_count)
-        left = counts.get(text.remaining_count)  # type: ignore[arg-type]
-        if left is None:
-            left = _count(text.remaining_count)
-        items.append(
-            CreateOrderV2Item(
-                text.order_id,
-                text.client_order_id,
-                fill,
-                left,
-                text.average_fill_price,
-                text.average_fee_paid,
-                text.ts_ms,
-                text.error,
-            )
-        )
+    for item in items:
+        fill, left = item.fill_count, item.remaining_count
+        if fill not in counts and fill is not None:
+            _possible_count(fill)
+        if left not in counts and left is not None:
+            _possible_count(left)
     return items
 
 
-def _settle_create(item: CreateOrderV2Item) -> tuple[str | None, Outcome | None]:
+def _settle_create(
+    item: CreateOrderV2ItemText | CreateOrderV2Item,
+) -> tuple[str | None, Outcome | None]:
+    if type(item) is not CreateOrderV2ItemText:
+        # Read item by item, with Decimal fields: the answer did not fit as a whole.
+        return _settle_decimals(cast("CreateOrderV2Item", item))
+    key = item.client_order_id
+    if key is None:
+        return None, None
+    if item.error is not None:
+        return key, rejection("client_order_id", key, item.error.api_error(), 201)
+    # Only possible counts are kept: one found needs no more checking.
+    fill, left = _COUNTS.get(item.fill_count), _COUNTS.get(item.remaining_count)
+    if fill is None and item.fill_count is not None:
+        fill = _possible_count(item.fill_count)
+    if left is None and item.remaining_count is not None:
+        left = _possible_count(item.remaining_count)
+    # Inline: this runs for every order placed.
+    if (
+        not item.order_id
+        or fill is None
+        or left is None
+        or (item.average_fill_price is not None and not item.average_fill_price.is_finite())
+        or (item.average_fee_paid is not None and not item.average_fee_paid.is_finite())
+    ):
+        return key, None
+    # Positional, in the fields' order.
+    return key, Accepted(
+        key,
+        item.order_id,
+        fill,
+        left,
+        item.average_fill_price,
+        item.average_fee_paid,
+        item.ts_ms,
+    )
+
+
+def _settle_decimals(item: CreateOrderV2Item) -> tuple[str | None, Outcome | None]:
     key = item.client_order_id
     if key is None:
         return None, None
@@ -163,14 +192,14 @@ def _settle_cancel(item: CancelOrderV2Result) -> tuple[str | None, Outcome | Non
     )
 
 
-class V2Dialect(AnswerDecoder[CreateOrderV2Item, CancelOrderV2Result]):
+class V2Dialect(AnswerDecoder[CreateOrderV2Item | CreateOrderV2ItemText, CancelOrderV2Result]):
     name: ClassVar[DialectName] = "v2"
     create_path: ClassVar[str] = "/portfolio/events/orders/batched"
     cancel_path: ClassVar[str] = "/portfolio/events/orders/batched"
 
     def __init__(self) -> None:
         super().__init__(
-            BatchItems(
+            BatchItems[CreateOrderV2Item | CreateOrderV2ItemText](
                 _create_items,
                 CreateOrderV2Item,
                 lambda item: item.get("client_order_id"),
