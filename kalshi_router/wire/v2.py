@@ -44,28 +44,34 @@ def check_v2(intent: OrderIntent) -> None:
         raise DialectError("sell_position_floor", "V1-only field; use reduce_only in V2")
 
 
-def to_v2(intent: OrderIntent) -> CreateOrderV2Request:
-    """The V2 body of ``intent``; raises ``DialectError`` for a V1-only field (the router checks
-    at submit; this keeps any other caller from sending an order without it)."""
-    if intent.buy_max_cost is not None or intent.sell_position_floor is not None:
-        check_v2(intent)
-    # Positional, in the fields' order.
-    return CreateOrderV2Request(
-        intent.ticker,
-        intent.side,
-        intent.count,
-        intent.price,
-        intent.time_in_force,
-        intent.self_trade_prevention,
-        intent.client_order_id,
-        intent.expiration_time,
-        intent.post_only,
-        intent.cancel_order_on_pause,
-        intent.reduce_only,
-        intent.subaccount,
-        intent.order_group_id,
-        intent.exchange_index,
-    )
+def to_v2(intents: Sequence[OrderIntent]) -> list[CreateOrderV2Request]:
+    """The V2 bodies of ``intents``; raises ``DialectError`` for a V1-only field (the router
+    checks at submit; this keeps any other caller from sending an order without it). One loop,
+    no call per order: this runs for every order sent."""
+    orders = []
+    for intent in intents:
+        if intent.buy_max_cost is not None or intent.sell_position_floor is not None:
+            check_v2(intent)
+        # Positional, in the fields' order.
+        orders.append(
+            CreateOrderV2Request(
+                intent.ticker,
+                intent.side,
+                intent.count,
+                intent.price,
+                intent.time_in_force,
+                intent.self_trade_prevention,
+                intent.client_order_id,
+                intent.expiration_time,
+                intent.post_only,
+                intent.cancel_order_on_pause,
+                intent.reduce_only,
+                intent.subaccount,
+                intent.order_group_id,
+                intent.exchange_index,
+            )
+        )
+    return orders
 
 
 def cancel_item(cancel: CancelIntent) -> CancelOrderV2Item:
@@ -220,7 +226,7 @@ class V2Dialect(AnswerDecoder[CreateOrderV2Item | CreateOrderV2ItemText, CancelO
         return v2_costs(table)
 
     def encode_create(self, intents: Sequence[OrderIntent]) -> bytes:
-        return _encoder.encode(BatchCreateOrdersV2Request(orders=[to_v2(i) for i in intents]))
+        return _encoder.encode(BatchCreateOrdersV2Request(orders=to_v2(intents)))
 
     def encode_cancel(self, cancels: Sequence[CancelIntent]) -> bytes:
         return _encoder.encode(BatchCancelOrdersV2Request(orders=[cancel_item(c) for c in cancels]))
