@@ -326,7 +326,10 @@ class OrderRouter(RouterControls):
                 # Legal (just checked): set, not ``move``d, which would look it up again.
                 pending.state = "settled"
                 kind = pending.kind
-                live.pop((kind, pending.key), None)
+                # The live table's key: the future holds it (a tuple made for every intent
+                # otherwise).
+                future = pending.future
+                live.pop(future.key if type(future) is IntentFuture else (kind, pending.key), None)
                 if journal is not None:
                     journal.settled(pending, outcome)
                 if reserving:
@@ -336,7 +339,6 @@ class OrderRouter(RouterControls):
                 if every or not outcome.ok:
                     log_outcome(pending, outcome)
                 # Its caller may have cancelled the future: then nobody reads the outcome.
-                future = pending.future
                 if not future.cancelled():
                     future.set_result(outcome)
         except IllegalTransition:
