@@ -20,12 +20,11 @@ from kalshi_router.wire.models import (
     CancelOrderV2Item,
     CancelOrderV2Result,
     CreateOrderV2Item,
-    CreateOrderV2ItemText,
     CreateOrderV2Request,
     GetAccountEndpointCostsResponse,
     impossible_count,
 )
-from kalshi_router.wire.reply import BatchItems, Outcome, rejection
+from kalshi_router.wire.reply import BatchItems, Outcome, Settled, SettledItem, rejection
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _create_text_decoder = msgspec.json.Decoder(BatchCreateOrdersV2ResponseText)
@@ -99,58 +98,55 @@ def _possible_count(text: str) -> Decimal | None:
     return value
 
 
-def _create_items(body: bytes) -> list[CreateOrderV2ItemText]:
-    """A create answer's items at once (``BatchItems``' fast path), their counts left as the
-    exchange's strings: ``_settle_create`` looks their Decimals up. A count that is not a
-    decimal raises ``ValidationError``, so the answer is read again item by item with Decimal
-    fields, as any misfit is."""
-    items = _create_text_decoder.decode(body).orders
+def _create_items(body: bytes) -> Settled:
+    """A create answer read at once (``BatchItems``' fast path) and settled as it is read,
+    ``(key, outcome)`` per item as ``_settle_create`` gives them: one loop, no call per order.
+    Counts are read as the exchange's strings and looked up (only possible ones are kept: one
+    found needs no checking). A count that is not a decimal raises ``ValidationError``, so the
+    answer is read again item by item with Decimal fields, as any misfit is."""
     counts = _COUNTS
-    for item in items:
-        fill, left = item.fill_count, item.remaining_count
-        if fill not in counts and fill is not None:
-            _possible_count(fill)
-        if left not in counts and left is not None:
-            _possible_count(left)
-    return items
+    settled = Settled()
+    for item in _create_text_decoder.decode(body).orders:
+        # Raises, whatever the item, for a count that is not a decimal: the whole answer is a
+        # misfit then, and what was settled of it goes.
+        fill_text, left_text = item.fill_count, item.remaining_count
+        fill, left = counts.get(fill_text), counts.get(left_text)
+        if fill is None and fill_text is not None:
+            fill = _possible_count(fill_text)
+        if left is None and left_text is not None:
+            left = _possible_count(left_text)
+        key = item.client_order_id
+        if key is None:
+            settled.append((None, None))
+        elif item.error is not None:
+            settled.append((key, rejection("client_order_id", key, item.error.api_error(), 201)))
+        elif (
+            not item.order_id
+            or fill is None
+            or left is None
+            or (item.average_fill_price is not None and not item.average_fill_price.is_finite())
+            or (item.average_fee_paid is not None and not item.average_fee_paid.is_finite())
+        ):
+            settled.append((key, None))
+        else:
+            # Positional, in the fields' order.
+            accepted = Accepted(
+                key,
+                item.order_id,
+                fill,
+                left,
+                item.average_fill_price,
+                item.average_fee_paid,
+                item.ts_ms,
+            )
+            settled.append((key, accepted))
+    return settled
 
 
-def _settle_create(
-    item: CreateOrderV2ItemText | CreateOrderV2Item,
-) -> tuple[str | None, Outcome | None]:
-    if type(item) is not CreateOrderV2ItemText:
-        # Read item by item, with Decimal fields: the answer did not fit as a whole.
-        return _settle_decimals(cast("CreateOrderV2Item", item))
-    key = item.client_order_id
-    if key is None:
-        return None, None
-    if item.error is not None:
-        return key, rejection("client_order_id", key, item.error.api_error(), 201)
-    # Only possible counts are kept: one found needs no more checking.
-    fill, left = _COUNTS.get(item.fill_count), _COUNTS.get(item.remaining_count)
-    if fill is None and item.fill_count is not None:
-        fill = _possible_count(item.fill_count)
-    if left is None and item.remaining_count is not None:
-        left = _possible_count(item.remaining_count)
-    # Inline: this runs for every order placed.
-    if (
-        not item.order_id
-        or fill is None
-        or left is None
-        or (item.average_fill_price is not None and not item.average_fill_price.is_finite())
-        or (item.average_fee_paid is not None and not item.average_fee_paid.is_finite())
-    ):
-        return key, None
-    # Positional, in the fields' order.
-    return key, Accepted(
-        key,
-        item.order_id,
-        fill,
-        left,
-        item.average_fill_price,
-        item.average_fee_paid,
-        item.ts_ms,
-    )
+def _settle_create(item: CreateOrderV2Item | SettledItem) -> SettledItem:
+    if type(item) is tuple:
+        return item  # settled as the answer was read (``_create_items``)
+    return _settle_decimals(cast("CreateOrderV2Item", item))
 
 
 def _settle_decimals(item: CreateOrderV2Item) -> tuple[str | None, Outcome | None]:
@@ -198,14 +194,14 @@ def _settle_cancel(item: CancelOrderV2Result) -> tuple[str | None, Outcome | Non
     )
 
 
-class V2Dialect(AnswerDecoder[CreateOrderV2Item | CreateOrderV2ItemText, CancelOrderV2Result]):
+class V2Dialect(AnswerDecoder[CreateOrderV2Item | SettledItem, CancelOrderV2Result]):
     name: ClassVar[DialectName] = "v2"
     create_path: ClassVar[str] = "/portfolio/events/orders/batched"
     cancel_path: ClassVar[str] = "/portfolio/events/orders/batched"
 
     def __init__(self) -> None:
         super().__init__(
-            BatchItems[CreateOrderV2Item | CreateOrderV2ItemText](
+            BatchItems[CreateOrderV2Item | SettledItem](
                 _create_items,
                 CreateOrderV2Item,
                 lambda item: item.get("client_order_id"),
