@@ -216,18 +216,16 @@ class Accumulator:
         turns, queues = lane.turns, lane.queues
         cut = Cut()
         batch = cut.batch
-        taken = 0
         while turns and len(batch) < limit:
             client = turns[0]
             queue = queues[client]
             # No one to take turns with: first in first out, up to the limit.
             alone = len(turns) == 1
-            wanted = limit if alone else len(batch) + 1
-            while queue and len(batch) < wanted:
+            room = limit - len(batch) if alone else 1
+            while queue and room:
                 pending = queue.popleft()
                 if pending.state != "queued":
                     continue
-                taken += 1
                 if pending.future.cancelled():
                     pending.move("leaving")
                     cut.dropped.append(pending)
@@ -239,6 +237,7 @@ class Accumulator:
                     # which would look it up again, a call per intent sent.
                     pending.state = "sending"
                     batch.append(pending)
+                    room -= 1
             if alone:
                 break
             if queue:
@@ -246,6 +245,8 @@ class Accumulator:
             else:
                 turns.popleft()
                 del queues[client]
+        # Every intent taken went into one of the three.
+        taken = len(batch) + len(cut.expired) + len(cut.dropped)
         self._counts[kind] -= taken
         self._size -= taken
         # Keeps the deadline deque about as long as the queue (each client's queue is FIFO, so
