@@ -22,7 +22,7 @@ from kalshi_router.awaiting import all_of
 from kalshi_router.budget import discover_budget
 from kalshi_router.budget.opening import open_budget
 from kalshi_router.config import Config
-from kalshi_router.errors import IllegalTransition, IntentError, QueueFull
+from kalshi_router.errors import IntentError, QueueFull
 from kalshi_router.intake import (
     IntentFuture,
     check_batch,
@@ -30,8 +30,8 @@ from kalshi_router.intake import (
     drain,
     expect,
     fail_all,
-    log_outcome,
     not_started,
+    settle_each,
     settle_the_rest,
     wait_for_room,
 )
@@ -39,9 +39,9 @@ from kalshi_router.intent import AmendIntent, CancelIntent, DecreaseIntent, Orde
 from kalshi_router.journal import IntentJournal
 from kalshi_router.order_groups import OrderGroups
 from kalshi_router.outcome import AmendOutcome, CancelOutcome, OrderOutcome, Outcome, Rejected
-from kalshi_router.pending import SETTLING, Kind, Pending
+from kalshi_router.pending import Kind, Pending
 from kalshi_router.router_controls import RouterControls
-from kalshi_router.stats import RouterObserver, settled_all, settled_before
+from kalshi_router.stats import RouterObserver
 from kalshi_router.wire import connect
 from kalshi_router.wire.signer import Signer
 
@@ -257,8 +257,7 @@ class OrderRouter(RouterControls):
         gate, live, give_up, loop = self._gate, self._live, self._give_up, self._loop
         futures: list[asyncio.Future[Any]] = []
         queued: list[Pending] = []
-        # A future made without naming its loop takes the running one, at a fraction of the
-        # cost (no keyword to parse): so whenever that is ours, as it is on the loop's thread.
+        # Made without naming its loop, a future takes the running one, with no keyword to parse.
         bare = asyncio._get_running_loop() is loop
         for key, payload in zip(keys, payloads, strict=True):
             if not gate.plain:
@@ -309,44 +308,15 @@ class OrderRouter(RouterControls):
 
     def _settle_all(self, outcomes: Mapping[Pending, Outcome]) -> None:
         """``_settle`` for each, in one call: a batch's answers settle together."""
-        live, observers, gate = self._live, self._observers, self._gate
-        journal, tracker = self._journal, self._tracker
-        now = self._now()
-        # Asked once, not once an intent: outcomes that went through are logged at debug only,
-        # and the risk gate has nothing to release unless it reserved something.
-        every = log.isEnabledFor(logging.DEBUG)
-        reserving = gate.reserving()
-        # The observers are told after the loop, all at once (``stats.settled_all``); if it
-        # fails part way, of the intents settled until then.
-        try:
-            for pending, outcome in outcomes.items():
-                if pending.state not in SETTLING:
-                    settled_before(observers, outcomes, pending, now)
-                    pending.move("settled")  # raises IllegalTransition
-                # Legal (just checked): set, not ``move``d, which would look it up again.
-                pending.state = "settled"
-                kind = pending.kind
-                # The live table's key: the future holds it (a tuple made for every intent
-                # otherwise).
-                future = pending.future
-                live.pop(future.key if type(future) is IntentFuture else (kind, pending.key), None)
-                if journal is not None:
-                    journal.settled(pending, outcome)
-                if reserving:
-                    gate.settled(pending.key, outcome, kind)
-                if tracker is not None and kind == "create":
-                    tracker.settled(pending.payload, outcome, pending.submitted_wall)
-                if every or not outcome.ok:
-                    log_outcome(pending, outcome)
-                # Its caller may have cancelled the future: then nobody reads the outcome.
-                if not future.cancelled():
-                    future.set_result(outcome)
-        except IllegalTransition:
-            raise  # told already: those before it
-        except BaseException:
-            settled_before(observers, outcomes, pending, now, including=True)
-            raise
-        settled_all(observers, outcomes, now)
+        settle_each(
+            outcomes,
+            self._live,
+            self._observers,
+            self._now(),
+            journal=self._journal,
+            gate=self._gate,
+            tracker=self._tracker,
+        )
 
     def _runner_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
