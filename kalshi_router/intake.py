@@ -148,9 +148,11 @@ def settle_each(
             # ``type() is`` first: ``ok`` is a class attribute, slower to read.
             if every or (type(outcome) is not Accepted and not outcome.ok):
                 log_outcome(pending, outcome)
-            # Its caller may have cancelled the future: then nobody reads the outcome.
-            if not future.cancelled():
+            # A try, not a question first (a call) nor ``suppress`` (two): every intent gets here.
+            try:  # noqa: SIM105
                 future.set_result(outcome)
+            except asyncio.InvalidStateError:
+                pass  # its caller cancelled it: nobody reads the outcome
     except BaseException as exc:
         # The one it failed at was settled, unless settling it was the illegal move.
         illegal = isinstance(exc, IllegalTransition)

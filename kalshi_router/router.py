@@ -259,8 +259,9 @@ class OrderRouter(RouterControls):
         queued: list[Pending] = []
         # Made without naming its loop, a future takes the running one, with no keyword to parse.
         bare = asyncio._get_running_loop() is loop
+        plain = gate.plain  # no limit, trading active: no check, so it stays so for them all
         for key, payload in zip(keys, payloads, strict=True):
-            if not gate.plain:
+            if not plain:
                 refusal = None
                 if type(payload) is OrderIntent:
                     refusal = gate.check_create(payload, client)
