@@ -117,7 +117,10 @@ SettledItem: TypeAlias = tuple[str | None, Outcome | None]
 class Settled(list[SettledItem]):
     """An answer's items read at once and settled as they were read, ``(key, outcome)`` each
     (a dialect's fast path, saving a call per item). ``build_reply`` takes them as they are;
-    the dialect's ``settle`` returns such an item unchanged."""
+    the dialect's ``settle`` returns such an item unchanged. ``flawed``: some item has no key
+    or no outcome (set by whoever appends one)."""
+
+    flawed = False
 
 
 class PartlyRead(list[Any]):
@@ -219,10 +222,11 @@ def build_reply(
         # item below.
         settled: dict[str | None, Outcome | None]
         if type(found) is Settled:
-            settled = dict(found)
+            settled, whole = dict(found), not found.flawed
         else:
             settled = dict(map(settle, cast("list[T]", found)))
-        if settled.keys() == wanted and None not in settled.values():
+            whole = None not in settled.values()
+        if whole and settled.keys() == wanted:
             return BatchReply("answered", status, cast("dict[str, Outcome]", settled))
     items = list(found)
     reply = BatchReply("answered", status)

@@ -118,6 +118,7 @@ def _create_items(body: bytes) -> Settled:
         key = item.client_order_id
         if key is None:
             settled.append((None, None))
+            settled.flawed = True
         elif item.error is not None:
             settled.append((key, rejection("client_order_id", key, item.error.api_error(), 201)))
         elif (
@@ -128,6 +129,7 @@ def _create_items(body: bytes) -> Settled:
             or (item.average_fee_paid is not None and not item.average_fee_paid.is_finite())
         ):
             settled.append((key, None))
+            settled.flawed = True
         else:
             # Positional, in the fields' order.
             accepted = Accepted(
