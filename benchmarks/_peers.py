@@ -66,16 +66,25 @@ INSTALL_HINT = "pip install -e '.[bench]'"
 
 
 async def measure(
-    sender: contextlib.AbstractAsyncContextManager[Send[T]], warm: Sequence[T], timed: Sequence[T]
+    sender: contextlib.AbstractAsyncContextManager[Send[T]],
+    warm: Sequence[T],
+    timed: Sequence[T],
+    mark: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Send ``warm`` untimed, then ``timed``: wall time from first send to last answer, and this
-    process's CPU over the same span, with the outcome labels of both."""
+    process's CPU over the same span, with the outcome labels of both. ``mark`` is called with
+    "start" just before the span and "stop" just after it (bench_instructions counts the
+    instructions between)."""
     async with sender as send:
         warm_labels = await send(warm)
         gc.collect()  # start the timed part with no garbage of the warm-up pending
+        if mark is not None:
+            mark("start")
         cpu0, t0 = time.process_time(), time.perf_counter()
         labels = await send(timed)
         t1, cpu1 = time.perf_counter(), time.process_time()
+        if mark is not None:
+            mark("stop")
     seconds, cpu = t1 - t0, cpu1 - cpu0
     return {
         "orders": len(timed),

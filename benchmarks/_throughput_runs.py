@@ -53,7 +53,7 @@ def plan(args: argparse.Namespace) -> list[Run]:
         for k in args.in_flight
     ]
     runs += [Run(NAIVE_SINGLE, key0, loop0, k, 1) for k in args.in_flight]
-    runs.append(Run(NAIVE_BATCH, key0, loop0, 1, BATCH))
+    runs += [Run(NAIVE_BATCH, key, loop0, 1, BATCH) for key in args.key]
     runs += [
         Run(peer, key, loop0, k, BATCH)
         for peer in args.peers

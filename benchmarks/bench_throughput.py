@@ -20,7 +20,8 @@ router               OrderRouter (V2 dialect), all orders submitted at once: eve
 naive-single         one signed aiohttp POST /portfolio/events/orders per order, stdlib json,
                      with as many concurrent workers as the router's in-flight requests.
 naive-batch          sequential signed POSTs of 20 to /portfolio/events/orders/batched, stdlib
-                     json: no queue, no pipelining (one request in flight).
+                     json: no queue, no pipelining (one request in flight); with each key, on
+                     the default loop (the router's CPU per order is held to it, key by key).
 pykalshi             pykalshi's ``portfolio.batch_place_orders`` (V2 batched path), retries
                      off, batches of 20 with as many concurrent callers as in-flight requests;
                      RSA only. Needs the ``bench`` extra.
@@ -60,7 +61,16 @@ from _keys import KEYS, BenchKey, child_key
 from _machine import describe_machine, format_machine
 from _options import comma_list, positive_ints
 from _peer_venv import PeerPython, ensure_venv
-from _report import OVER_BEST_PEER, OVER_NAIVE, Check, cell, format_ratio, table, throughput_checks
+from _report import (
+    BELOW_NAIVE_BATCH,
+    OVER_BEST_PEER,
+    OVER_NAIVE,
+    Check,
+    cell,
+    format_ratio,
+    table,
+    throughput_checks,
+)
 from _runner import LOOPS, read_child_spec, run_on, uvloop_available
 from _throughput_runs import ORDER_TAG, Peers, run_all
 
@@ -124,6 +134,8 @@ def _subject(check: Check) -> str:
         return f" at in-flight {r['in_flight']}"
     if check.goal is OVER_BEST_PEER:
         return f" at in-flight {r['in_flight']} ({r['contender']}, {r['key']})"
+    if check.goal is BELOW_NAIVE_BATCH:
+        return f" ({r['key']}, {r['loop']})"
     return f" at full batches ({r['key']}, {r['loop']}, in-flight {r['in_flight']})"
 
 

@@ -13,7 +13,8 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from kalshi_router.pending import Client, Kind, Pending
 
@@ -42,11 +43,12 @@ class _Lane:
         return queue
 
 
-@dataclass(slots=True)
-class Cut:
-    batch: list[Pending] = field(default_factory=list)
-    expired: list[Pending] = field(default_factory=list)
-    dropped: list[Pending] = field(default_factory=list)
+class Cut(msgspec.Struct):
+    """One batch cut (a Struct: one per request, built in C)."""
+
+    batch: list[Pending] = msgspec.field(default_factory=list)
+    expired: list[Pending] = msgspec.field(default_factory=list)
+    dropped: list[Pending] = msgspec.field(default_factory=list)
     """Cancelled by their callers before being sent."""
 
 
@@ -86,14 +88,17 @@ class Accumulator:
     def push(self, pending: Pending) -> None:
         self.push_all([pending])
 
-    def push_all(self, batch: Sequence[Pending]) -> None:
+    def push_all(self, batch: Sequence[Pending], deadline: float | None = None) -> None:
         """``push`` each of ``batch``, in order: intents of one kind from one client (a
-        ``submit_many``), so their lane, queue and deadline order are looked up once."""
+        ``submit_many``), so their lane, queue and deadline order are looked up once.
+        ``deadline``: every one of them is due then."""
         if not batch:
             return
         first = batch[0]
         for pending in batch:
-            pending.move("queued")
+            if pending.state != "new":
+                pending.move("queued")  # raises IllegalTransition
+            pending.state = "queued"
         self._size += len(batch)
         self._counts[first.kind] += len(batch)
         lane = self._lanes[first.kind]
@@ -102,6 +107,9 @@ class Accumulator:
             queue = lane.queue(first.client)
         queue.extend(batch)
         deadlines = self._deadlines
+        if deadline is not None and (not deadlines or deadlines[-1].deadline <= deadline):
+            deadlines.extend(batch)  # all due at once, after everything there: in order
+            return
         for pending in batch:
             if not deadlines or deadlines[-1].deadline <= pending.deadline:
                 deadlines.append(pending)
@@ -208,18 +216,16 @@ class Accumulator:
         turns, queues = lane.turns, lane.queues
         cut = Cut()
         batch = cut.batch
-        taken = 0
         while turns and len(batch) < limit:
             client = turns[0]
             queue = queues[client]
             # No one to take turns with: first in first out, up to the limit.
             alone = len(turns) == 1
-            wanted = limit if alone else len(batch) + 1
-            while queue and len(batch) < wanted:
+            room = limit - len(batch) if alone else 1
+            while queue and room:
                 pending = queue.popleft()
                 if pending.state != "queued":
                     continue
-                taken += 1
                 if pending.future.cancelled():
                     pending.move("leaving")
                     cut.dropped.append(pending)
@@ -231,6 +237,7 @@ class Accumulator:
                     # which would look it up again, a call per intent sent.
                     pending.state = "sending"
                     batch.append(pending)
+                    room -= 1
             if alone:
                 break
             if queue:
@@ -238,6 +245,8 @@ class Accumulator:
             else:
                 turns.popleft()
                 del queues[client]
+        # Every intent taken went into one of the three.
+        taken = len(batch) + len(cut.expired) + len(cut.dropped)
         self._counts[kind] -= taken
         self._size -= taken
         # Keeps the deadline deque about as long as the queue (each client's queue is FIFO, so

@@ -1,23 +1,35 @@
 """The pieces of ``OrderRouter`` around its queue that need none of its state: the intent's
 future, the checks before an intent is queued (the service's client makes the same ones), the
-log line of an outcome, and what happens to what is left at a crash or at close."""
+settling of outcomes and their log lines, and what happens to what is left at a crash or at
+close."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Container
+from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from kalshi_router.accumulator import Accumulator
 from kalshi_router.answers import given_up
-from kalshi_router.errors import IntentError, QueueFull, RouterClosed, RouterCrashed
-from kalshi_router.outcome import Closed, Outcome, Rejected, Unknown, outcome_name
-from kalshi_router.pending import Kind, Pending
+from kalshi_router.errors import (
+    IllegalTransition,
+    IntentError,
+    QueueFull,
+    RouterClosed,
+    RouterCrashed,
+)
+from kalshi_router.outcome import Accepted, Closed, Outcome, Rejected, Unknown, outcome_name
+from kalshi_router.pending import SETTLING, Kind, Pending
+from kalshi_router.stats import RouterObserver, settled_all, settled_before
 
 if TYPE_CHECKING:
     from kalshi_router.dispatcher import Dispatcher
+    from kalshi_router.journal import IntentJournal
+    from kalshi_router.orders.tracker import OrderTracker
+    from kalshi_router.risk.gate import RiskGate
 
 log = logging.getLogger("kalshi_router.router")
 
@@ -46,16 +58,18 @@ class IntentFuture(asyncio.Future[Any]):
 
 
 def check_batch(
-    kind: Kind, keys: list[str], live: Container[tuple[Kind, str]], queued: int, capacity: int
+    kind: Kind, keys: list[str], live: Mapping[tuple[Kind, str], object], queued: int, capacity: int
 ) -> None:
     """Everything that could stop one of ``keys`` from queueing, checked before any is (a
     batch queues all or none)."""
     field = "client_order_id" if kind == "create" else "order_id"
     if len(set(keys)) != len(keys):
         raise IntentError(field, f"used more than once in one {kind} batch")
-    for key in keys:
-        if (kind, key) in live:
-            raise IntentError(field, f"{key!r} already has a pending {kind}")
+    if not live.keys().isdisjoint(zip(repeat(kind), keys)):
+        # One tuple for the whole check (zip reuses its own); then which one, for the error.
+        for key in keys:
+            if (kind, key) in live:
+                raise IntentError(field, f"{key!r} already has a pending {kind}")
     if queued + len(keys) > capacity:
         raise QueueFull(f"no room for {len(keys)} intents ({queued} queued)")
 
@@ -93,6 +107,58 @@ def fail_all(live: dict[tuple[Kind, str], Pending], queue: Accumulator, why: str
         if not pending.future.cancelled():
             pending.future.set_exception(RouterCrashed(why))
     live.clear()
+
+
+def settle_each(
+    outcomes: Mapping[Pending, Outcome],
+    live: dict[tuple[Kind, str], Pending],
+    observers: RouterObserver,
+    now: float,
+    *,
+    journal: IntentJournal | None,
+    gate: RiskGate,
+    tracker: OrderTracker | None,
+) -> None:
+    """The router's ``_settle_all``: each intent its outcome (a second one raises
+    ``IllegalTransition``), out of the ``live`` table, told to the journal, the risk gate and
+    the order tracker, logged if it did not go through, and its future set; then the
+    ``observers`` are told of them all at once (of those settled, if it fails part way)."""
+    # Asked once, not once an intent: outcomes that went through are logged at debug only,
+    # and the risk gate has nothing to release unless it reserved something.
+    every = log.isEnabledFor(logging.DEBUG)
+    reserving = gate.reserving()
+    others = journal is not None or reserving or tracker is not None
+    try:
+        for pending, outcome in outcomes.items():
+            if pending.state not in SETTLING:
+                pending.move("settled")  # raises IllegalTransition
+            # Legal (just checked): set, not ``move``d, which would look it up again.
+            pending.state = "settled"
+            future = pending.future  # it holds the live table's key: no tuple made
+            key = future.key if type(future) is IntentFuture else (pending.kind, pending.key)
+            live.pop(key, None)
+            if others:
+                kind = pending.kind
+                if journal is not None:
+                    journal.settled(pending, outcome)
+                if reserving:
+                    gate.settled(pending.key, outcome, kind)
+                if tracker is not None and kind == "create":
+                    tracker.settled(pending.payload, outcome, pending.submitted_wall)
+            # ``type() is`` first: ``ok`` is a class attribute, slower to read.
+            if every or (type(outcome) is not Accepted and not outcome.ok):
+                log_outcome(pending, outcome)
+            # A try, not a question first (a call) nor ``suppress`` (two): every intent gets here.
+            try:  # noqa: SIM105
+                future.set_result(outcome)
+            except asyncio.InvalidStateError:
+                pass  # its caller cancelled it: nobody reads the outcome
+    except BaseException as exc:
+        # The one it failed at was settled, unless settling it was the illegal move.
+        illegal = isinstance(exc, IllegalTransition)
+        settled_before(observers, outcomes, pending, now, including=not illegal)
+        raise
+    settled_all(observers, outcomes, now)
 
 
 def log_outcome(pending: Pending, outcome: Outcome) -> None:

@@ -19,8 +19,11 @@ class ApiError(msgspec.Struct, frozen=True):
     details: str = ""
 
 
-class Accepted(msgspec.Struct, frozen=True, kw_only=True, tag="accepted"):
-    """The exchange took the order. ``remaining_count`` is what rests after placement."""
+class Accepted(msgspec.Struct, frozen=True, tag="accepted"):
+    """The exchange took the order. ``remaining_count`` is what rests after placement.
+
+    Positional as well as by keyword: the dialects build one per order placed, and a keyword
+    costs msgspec a search each."""
 
     client_order_id: str
     order_id: str

@@ -31,8 +31,8 @@ from kalshi_router.intake import (
     drain,
     expect,
     fail_all,
-    log_outcome,
     not_started,
+    settle_each,
     settle_the_rest,
     wait_for_room,
 )
@@ -263,28 +263,32 @@ class OrderRouter(RouterControls):
         gate, live, give_up, loop = self._gate, self._live, self._give_up, self._loop
         futures: list[asyncio.Future[Any]] = []
         queued: list[Pending] = []
+        # Made without naming its loop, a future takes the running one, with no keyword to parse.
+        bare = asyncio._get_running_loop() is loop
+        plain = gate.plain  # no limit, trading active: no check, so it stays so for them all
         for key, payload in zip(keys, payloads, strict=True):
-            refusal = None
-            if not gate.plain:
+            if not plain:
+                refusal = None
                 if type(payload) is OrderIntent:
                     refusal = gate.check_create(payload, client)
                 elif type(payload) is AmendIntent:
                     refusal = gate.check_amend(payload, client)
-            if refusal is not None:
-                futures.append(self._refused(kind, key, refusal))
-                continue
-            future = IntentFuture(loop=loop)
-            future.key = (kind, key)
+                if refusal is not None:
+                    futures.append(self._refused(kind, key, refusal))
+                    continue
+            future = IntentFuture() if bare else IntentFuture(loop=loop)
+            # One tuple for the future and the live table: an object fewer for every intent.
+            future.key = named = (kind, key)
             future.give_up = give_up
             # Positional: a keyword costs a lookup, for every intent.
             pending = Pending(
                 kind, key, payload.ticker, payload, future, now, deadline, wall, now, client
             )
-            live[kind, key] = pending
+            live[named] = pending
             futures.append(future)
             queued.append(pending)
         if queued:
-            self._acc.push_all(queued)
+            self._acc.push_all(queued, deadline)
             if self._journal is not None:
                 for pending in queued:
                     self._journal.taken(pending)
@@ -311,30 +315,15 @@ class OrderRouter(RouterControls):
 
     def _settle_all(self, outcomes: Mapping[Pending, Outcome]) -> None:
         """``_settle`` for each, in one call: a batch's answers settle together."""
-        live, observers, gate = self._live, self._observers, self._gate
-        journal, tracker = self._journal, self._tracker
-        now = self._now()
-        # Asked once, not once an intent: outcomes that went through are logged at debug only,
-        # and the risk gate has nothing to release unless it reserved something.
-        every = log.isEnabledFor(logging.DEBUG)
-        reserving = gate.reserving()
-        for pending, outcome in outcomes.items():
-            pending.move("settled")
-            kind = pending.kind
-            live.pop((kind, pending.key), None)
-            observers.settled(kind, outcome, now - pending.submitted)
-            if journal is not None:
-                journal.settled(pending, outcome)
-            if reserving:
-                gate.settled(pending.key, outcome, kind)
-            if tracker is not None and kind == "create":
-                tracker.settled(pending.payload, outcome, pending.submitted_wall)
-            if every or not outcome.ok:
-                log_outcome(pending, outcome)
-            # Its caller may have cancelled the future: then nobody reads the outcome.
-            future = pending.future
-            if not future.cancelled():
-                future.set_result(outcome)
+        settle_each(
+            outcomes,
+            self._live,
+            self._observers,
+            self._now(),
+            journal=self._journal,
+            gate=self._gate,
+            tracker=self._tracker,
+        )
 
     def _runner_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:

@@ -256,6 +256,19 @@ async def test_next_deadline_is_the_earliest_of_what_still_waits_in_any_order() 
     assert acc.next_deadline() is None
 
 
+async def test_a_batch_due_at_once_expires_as_its_intents_pushed_one_by_one_would() -> None:
+    acc = Accumulator(capacity=10)
+    acc.push(pending("later", deadline=40.0))
+    acc.push_all([pending(k, deadline=20.0) for k in ("a", "b")], deadline=20.0)  # before it
+    acc.push_all([pending(k, deadline=50.0) for k in ("c", "d")], deadline=50.0)  # after it
+    assert acc.next_deadline() == 20.0
+    assert keys(acc.expire(upto=20.0)) == ["a", "b"]
+    assert acc.next_deadline() == 40.0
+    assert keys(acc.expire(upto=45.0)) == ["later"]
+    assert keys(acc.expire(upto=50.0)) == ["c", "d"]
+    assert acc.next_deadline() is None
+
+
 async def test_expire_takes_out_only_what_waits_and_is_due() -> None:
     acc = Accumulator(capacity=10)
     for key, deadline in (("a", 5.0), ("b", 6.0), ("c", 9.0)):

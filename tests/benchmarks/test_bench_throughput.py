@@ -33,8 +33,10 @@ def test_plan_varies_batch_for_the_default_router_and_key_and_loop_at_batch_20()
     variants = [r for r in routers if (r.key, r.loop) != ("rsa", "uvloop")]
     assert len(variants) == 3 * 2
     assert all(r.batch == BATCH for r in variants)
+    # One per key: the router's CPU per order is held to it with each key.
     assert [r for r in runs if r.contender == NAIVE_BATCH] == [
-        Run(NAIVE_BATCH, "rsa", "uvloop", 1, BATCH)
+        Run(NAIVE_BATCH, "rsa", "uvloop", 1, BATCH),
+        Run(NAIVE_BATCH, "ed25519", "uvloop", 1, BATCH),
     ]
     assert {r.in_flight for r in runs if r.contender == NAIVE_SINGLE} == {1, 4}
     peers = [r for r in runs if r.contender not in (ROUTER, NAIVE_SINGLE, NAIVE_BATCH)]

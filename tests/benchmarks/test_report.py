@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from _report import (
     ADDED_LATENCY_US,
+    BELOW_NAIVE_BATCH,
     BUDGET_USED,
     OVER_BEST_PEER,
     ROUTER_CPU_US,
@@ -83,6 +84,36 @@ def test_the_best_peer_is_the_one_closest_to_the_router() -> None:
     [peer] = [c for c in throughput_checks(RESULTS) if c.goal is OVER_BEST_PEER]
     assert peer.row["contender"] == "pykalshi"
     assert peer.value == pytest.approx(1 / 0.6)
+
+
+def _cpu(row: dict[str, Any], cpu: float, in_flight: int = 1) -> dict[str, Any]:
+    return row | {"cpu_us_per_order": cpu, "in_flight": in_flight}
+
+
+def test_the_router_is_held_to_the_naive_batch_loop_per_key_at_batch_20_one_in_flight() -> None:
+    results = [
+        _cpu(_row("router", "rsa", 10_000.0, 1.0), 30.0),
+        _cpu(_row("router", "rsa", 20_000.0, 1.0), 25.0, in_flight=4),  # not this goal's
+        _cpu(_row("router", "ed25519", 20_000.0, 1.0), 21.0),
+        _cpu(_row("naive-batch", "rsa", 9_000.0, 0.9), 32.0),
+        _cpu(_row("naive-batch", "ed25519", 9_000.0, 0.45), 20.0),
+    ]
+    below = [c for c in throughput_checks(results) if c.goal is BELOW_NAIVE_BATCH]
+    assert [(c.row["key"], round(c.value, 6), c.met) for c in below] == [
+        ("rsa", round(30 / 32, 6), True),
+        ("ed25519", round(21 / 20, 6), False),
+    ]
+    assert BELOW_NAIVE_BATCH.text == "router CPU below naive-batch's (batch 20, in-flight 1)"
+    assert not BELOW_NAIVE_BATCH.met(1.0)
+    lines = script_goals(results).splitlines()
+    assert (
+        "goal: router CPU below naive-batch's (batch 20, in-flight 1) (rsa, uvloop): 0.94x, met"
+        in lines
+    )
+    assert (
+        "router CPU below naive-batch's (batch 20, in-flight 1), router (ed25519, uvloop) at 1 "
+        "in flight: 1.05x, MISSED"
+    ) in goals({"throughput": {"results": results}})
 
 
 def test_the_script_and_run_py_report_the_same_goals_in_their_own_words() -> None:

@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from kalshi_router.errors import DialectError, IntentError
@@ -318,6 +319,36 @@ def test_create_answer_anomalies_leave_the_key_unsettled(
     assert reply.outcomes == settled
     assert reply.unanswered == unanswered
     assert any(anomaly in text for text in reply.anomalies), reply.anomalies
+
+
+@pytest.mark.parametrize(
+    ("count", "settled", "anomaly"),
+    [
+        pytest.param("7.50", Decimal("7.50"), None, id="decimal-string"),
+        pytest.param(" 7.5", Decimal("7.5"), None, id="what-Decimal-takes"),
+        pytest.param(7.5, Decimal("7.5"), None, id="json-number"),
+        pytest.param("NaN", None, "impossible values", id="not-a-number"),
+        pytest.param("-1.00", None, "impossible values", id="negative"),
+        pytest.param("lots", None, "does not fit the schema", id="not-a-decimal"),
+    ],
+)
+def test_create_answer_counts_read_as_decimals_whatever_their_string(
+    count: Any, settled: Decimal | None, anomaly: str | None
+) -> None:
+    # Counts are read as strings and made Decimals once per string: the same as decoding them
+    # into Decimals, misfits included (not validated against the spec: some are not numbers).
+    for _ in range(2):  # the second time from the strings already seen
+        body = json.dumps({"orders": [RESTING_A | {"remaining_count": count}, FILLED_B]})
+        reply = V2.decode_create(201, body.encode(), [A, B])
+        assert reply.outcomes[B] == OUTCOME_B
+        if settled is None:
+            assert A not in reply.outcomes
+            assert reply.unanswered == [A]
+            assert anomaly is not None
+            assert anomaly in reply.anomalies[0], reply.anomalies
+        else:
+            assert reply.outcomes[A] == msgspec.structs.replace(OUTCOME_A, remaining_count=settled)
+            assert reply.anomalies == []
 
 
 def test_create_answer_with_fewer_items_than_sent() -> None:
