@@ -264,7 +264,10 @@ class OrderRouter(RouterControls):
         futures: list[asyncio.Future[Any]] = []
         queued: list[Pending] = []
         # Made without naming its loop, a future takes the running one, with no keyword to parse.
-        bare = asyncio._get_running_loop() is loop
+        try:
+            bare = asyncio.get_running_loop() is loop
+        except RuntimeError:  # called with no loop running: the future names the router's
+            bare = False
         plain = gate.plain  # no limit, trading active: no check, so it stays so for them all
         for key, payload in zip(keys, payloads, strict=True):
             if not plain:
