@@ -263,11 +263,6 @@ class OrderRouter(RouterControls):
         gate, live, give_up, loop = self._gate, self._live, self._give_up, self._loop
         futures: list[asyncio.Future[Any]] = []
         queued: list[Pending] = []
-        # Made without naming its loop, a future takes the running one, with no keyword to parse.
-        try:
-            bare = asyncio.get_running_loop() is loop
-        except RuntimeError:  # called with no loop running: the future names the router's
-            bare = False
         plain = gate.plain  # no limit, trading active: no check, so it stays so for them all
         for key, payload in zip(keys, payloads, strict=True):
             if not plain:
@@ -279,7 +274,9 @@ class OrderRouter(RouterControls):
                 if refusal is not None:
                     futures.append(self._refused(kind, key, refusal))
                     continue
-            future = IntentFuture() if bare else IntentFuture(loop=loop)
+            # Its loop named: on 3.11, a future that finds the running loop itself asks the
+            # kernel for the process id (a getpid syscall an intent, which callgrind misses).
+            future = IntentFuture(loop=loop)
             # One tuple for the future and the live table: an object fewer for every intent.
             future.key = named = (kind, key)
             future.give_up = give_up
