@@ -25,7 +25,7 @@ Threads: a request's pairs are one ``collections.deque``; the loop only ``pop``s
 freshest), the thread only ``append``s (a full deque drops its oldest) and copies it to read it,
 each one atomic under the GIL, so neither waits for the other. The only lock is the wake-up
 ``threading.Event``'s, held for a moment by either side; the loop sets it from a callback of
-its own, after the request that took a pair has been written.
+its own, after the request that took a request's last pair has been written.
 """
 
 from __future__ import annotations
@@ -112,18 +112,22 @@ class SignaturePool:
         # so one that is not empty here still is at the pop.
         pair = request.ready.pop() if request.ready else None
         request.taken += 1
-        if not self._wake_pending:
-            # Once this request is written: waking a thread is a syscall (~30 µs measured on a
-            # busy 2-core VM), which need not delay it. Takes in one loop turn share one wake.
-            self._wake_pending = True
-            asyncio.get_running_loop().call_soon(self._wake_thread)
-        if pair is not None:
-            if 0 <= self._signer.now_ms() - pair[0] <= self._max_age:
-                self.premade += 1
-                return pair[1]
+        if pair is not None and not 0 <= self._signer.now_ms() - pair[0] <= self._max_age:
             # The freshest is stale, so all of them are. A pair the thread added meanwhile
             # goes too: a signature wasted, never a stale one sent.
             request.ready.clear()
+            pair = None
+        if not request.ready and not self._wake_pending:
+            # Woken only once a request has no pair left: under load one wake (two context
+            # switches) per DEPTH requests, not one per request; the thread then tops it up
+            # to DEPTH. Once this request is written: waking a thread is a syscall (~30 µs
+            # measured on a busy 2-core VM), which need not delay it. Takes in one loop turn
+            # share one wake.
+            self._wake_pending = True
+            asyncio.get_running_loop().call_soon(self._wake_thread)
+        if pair is not None:
+            self.premade += 1
+            return pair[1]
         self.inline += 1
         return self._signer.headers(method, path)
 

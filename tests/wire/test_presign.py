@@ -234,3 +234,21 @@ def test_a_thread_that_fails_leaves_requests_signing_inline(
 def test_max_age_must_leave_the_thread_room() -> None:
     with pytest.raises(ValueError, match="max_age_ms"):
         SignaturePool(Signer("key-id", KEY), [CREATE], max_age_ms=9)
+
+
+async def test_the_thread_is_woken_only_once_a_request_has_no_pair_left() -> None:
+    pool = pool_on(Clock())
+    pool.fill()
+    pool.headers(*CREATE)
+    pool.fill()  # taken from: topped up to DEPTH
+    assert DEPTH == 2
+    await asyncio.sleep(0)
+    pool._wake.clear()
+    pool.headers(*CREATE)
+    await asyncio.sleep(0)
+    # One left: under load, a wake (two context switches) per DEPTH requests, not per request.
+    assert not pool._wake.is_set()
+    pool.headers(*CREATE)
+    await asyncio.sleep(0)
+    assert pool._wake.is_set()
+    assert pool.figures.premade == 3
