@@ -4,13 +4,13 @@ at once, by any other observer intent by intent."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, cast
 
 from kalshi_router.outcome import Accepted, Outcome, Rejected, Unknown
 from kalshi_router.pending import Kind, Pending
 from kalshi_router.stats import Observers, StatsRecorder, settled_all, settled_before
+from tests.observers import OutcomeListener
 
 NOW = 10.0
 
@@ -29,26 +29,11 @@ def _outcomes() -> dict[Pending, Outcome]:
     }
 
 
-class Listener:
+class Listener(OutcomeListener):
     """An observer of someone else's: told of each intent on its own."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Outcome, float]] = []
-
-    def sent(self, kind: str, size: int, queue_waits: Sequence[float], limiter_wait: float) -> None:
-        pass
-
-    def answered(self, kind: str, size: int, round_trip: float) -> None:
-        pass
-
-    def rate_limited(self) -> None:
-        pass
-
-    def retried(self, count: int) -> None:
-        pass
-
-    def reconciling(self, count: int) -> None:
-        pass
 
     def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
         self.calls.append((kind, outcome, seconds))

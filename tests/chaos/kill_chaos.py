@@ -21,7 +21,6 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,7 @@ from kalshi_router.wire.reply import BatchReply
 from tests.chaos.chaos import count_faults
 from tests.chaos.orders_chaos import HOUSE, ORDERS, ROUTER, WS_FAULTS, Side, Workload
 from tests.integration.conftest import KEY_ID, make_signer, running_sim
+from tests.observers import OutcomeListener
 
 READ_PATHS = ("GET /portfolio/orders", "GET /portfolio/orders/{order_id}", "GET /portfolio/fills")
 # About one request in five goes wrong, writes and reads alike; half of those may have been
@@ -117,7 +117,7 @@ class KillRecord:
         )
 
 
-class Settled:
+class Settled(OutcomeListener):
     """A router observer: how many outcomes each create's client_order_id got."""
 
     def __init__(self) -> None:
@@ -126,12 +126,6 @@ class Settled:
     def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
         if kind == "create":
             self.creates[getattr(outcome, "client_order_id", None) or "?"] += 1
-
-    def sent(self, kind: str, size: int, waits: Sequence[float], limiter_wait: float) -> None: ...
-    def answered(self, kind: str, size: int, round_trip: float) -> None: ...
-    def rate_limited(self) -> None: ...
-    def retried(self, count: int) -> None: ...
-    def reconciling(self, count: int) -> None: ...
 
 
 class Cancellations:

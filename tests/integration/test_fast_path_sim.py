@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from kalshi_router.wire.client import ExchangeClient
 from kalshi_router.wire.dialects import dialect_for
 from kalshi_router.wire.http import HttpTransport
 from tests.integration.conftest import KEY_ID, make_signer, running_sim
+from tests.observers import OutcomeListener
 
 TICKER = "KXFAST-A"
 Key = tuple[str, str]
@@ -40,26 +40,11 @@ OPS = ("place", "place", "submit", "cancel", "give-up")
 """``give-up``: a ``place()`` whose caller cancels it after a while."""
 
 
-class Recorder:
+class Recorder(OutcomeListener):
     """A ``RouterObserver`` that keeps every outcome the router gives, by (kind, id)."""
 
     def __init__(self) -> None:
         self.outcomes: dict[Key, list[Outcome]] = {}
-
-    def sent(self, kind: str, size: int, queue_waits: Sequence[float], limiter_wait: float) -> None:
-        pass
-
-    def answered(self, kind: str, size: int, round_trip: float) -> None:
-        pass
-
-    def rate_limited(self) -> None:
-        pass
-
-    def retried(self, count: int) -> None:
-        pass
-
-    def reconciling(self, count: int) -> None:
-        pass
 
     def settled(self, kind: str, outcome: Outcome, seconds: float) -> None:
         key = outcome.client_order_id if kind == "create" else getattr(outcome, "order_id", None)
