@@ -104,7 +104,9 @@ async def test_places_submits_cancels_and_give_ups_keep_the_invariants(
                 backoff_cap_s=0.1,
                 deadline_s=20.0,
             ),
-            LimitsConfig(),
+            # The sim's budget, given: start-up's read of it meets the faults too (a 500 or a
+            # reset there would fail the start, which is not what this test is about).
+            LimitsConfig(write_refill_rate=10_000, write_bucket_capacity=20_000),
             rng=random.Random(seed),
             owns_transport=True,
             observers=[recorder],
